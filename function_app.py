@@ -1,0 +1,8 @@
+"""The Azure Functions entry point: create the app, register the package's blueprints."""
+
+import azure.functions as func
+
+from sso_monitor.functions import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+app.register_functions(health.bp)

@@ -1,0 +1,1 @@
+"""Azure Functions blueprints. function_app.py registers them; each is thin."""

@@ -1,0 +1,14 @@
+"""A local, faithful stand-in for the parts of Microsoft's cloud the monitor uses.
+
+Graph, Entra ID, Key Vault, SmartTrace, a Teams Workflows webhook and SMTP,
+served over HTTPS on 127.0.0.1 with one generated CA, behind one in-memory
+World. The real SDKs talk to it unchanged except for endpoints and the CA.
+See docs/sandbox.md.
+"""
+
+from .clock import Clock
+from .faults import FaultPlan, FaultRule
+from .runtime import Endpoints, Sandbox
+from .world import World
+
+__all__ = ["Clock", "Endpoints", "FaultPlan", "FaultRule", "Sandbox", "World"]

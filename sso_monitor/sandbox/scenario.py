@@ -1,0 +1,404 @@
+"""Scenario files: seed a World (and a fault plan) from one JSON document.
+
+The format is documented in docs/sandbox.md; examples/scenario.json shows all
+of it. Dates are ISO 8601 or relative to the scenario's ``now``: "now",
+"+30d", "-300d", "+2h", "-90m", "+45s". Applications get a local ``key`` that
+owners, vault secrets and facilities refer to; password credentials get a
+``ref`` so a vault secret or a facility can hold *that* credential's value
+without the file spelling a secret out.
+
+Every error names where it is (``tenants[0].applications[1].web.logoutUrl``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import Clock, parse_iso
+from .faults import FaultPlan, FaultRule
+from .world import (
+    GRAPH_RESOURCE,
+    AppRoleAssignment,
+    Application,
+    PasswordCredential,
+    User,
+    World,
+    new_guid,
+    parse_duration,
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be loaded; the message names the field."""
+
+
+@dataclass
+class ScenarioRefs:
+    """Names the scenario gave to things, for the demo, the CLI and tests."""
+
+    apps: dict[str, Application] = field(default_factory=dict)  # key -> app
+    credentials: dict[str, PasswordCredential] = field(default_factory=dict)  # ref -> credential
+    monitors: dict[str, str] = field(default_factory=dict)  # tenant id -> appId of the monitor identity
+    description: str = ""
+
+
+_RELATIVE = re.compile(r"^(?P<sign>[+-])(?P<n>\d+(?:\.\d+)?)(?P<unit>[dhms])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+class _Loader:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.refs = ScenarioRefs()
+
+    # ---- small typed readers that name the field on error
+
+    def obj(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{where}: expected an object, got {type(value).__name__}")
+        return value
+
+    def arr(self, value: Any, where: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise ScenarioError(f"{where}: expected a list, got {type(value).__name__}")
+        return value
+
+    def text(self, value: Any, where: str, *, required: bool = True) -> str | None:
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ScenarioError(f"{where}: expected a non-empty string")
+        return value
+
+    def flag(self, value: Any, where: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false")
+        return value
+
+    def number(self, value: Any, where: str, default: float) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ScenarioError(f"{where}: expected a number >= 0")
+        return float(value)
+
+    def date(self, value: Any, where: str, now: datetime) -> datetime:
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: expected a date (ISO 8601, 'now' or relative like '+30d')")
+        if value == "now":
+            return now
+        match = _RELATIVE.match(value)
+        if match:
+            amount = float(match["n"]) * (1 if match["sign"] == "+" else -1)
+            return now + timedelta(**{_UNITS[match["unit"]]: amount})
+        try:
+            return parse_iso(value)
+        except ValueError:
+            raise ScenarioError(f"{where}: not a date: {value!r}") from None
+
+    def duration(self, value: Any, where: str) -> timedelta:
+        try:
+            return parse_duration(self.text(value, where) or "")
+        except ValueError:
+            raise ScenarioError(f"{where}: not an ISO 8601 duration (e.g. P90D): {value!r}") from None
+
+    def check_keys(self, item: dict[str, Any], allowed: set[str], where: str) -> None:
+        unknown = set(item) - allowed
+        if unknown:
+            raise ScenarioError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+
+    # ---- the document
+
+    def load(self) -> tuple[World, FaultPlan]:
+        root = self.obj(self.data, "scenario")
+        self.check_keys(root, {"$schema", "description", "now", "tenants", "vaults", "facilities", "webhooks", "smtpUsers", "faults"}, "scenario")
+        clock = Clock()
+        if root.get("now") is not None:
+            clock.freeze(self.date(root["now"], "now", clock.now()))
+        world = World(clock)
+        self.refs.description = root.get("description") or ""
+        now = world.now()
+        tenants = self.arr(root.get("tenants"), "tenants")
+        if not tenants:
+            raise ScenarioError("tenants: a scenario needs at least one tenant")
+        for index, tenant in enumerate(tenants):
+            self.tenant(world, self.obj(tenant, f"tenants[{index}]"), f"tenants[{index}]", now)
+        for index, tenant in enumerate(tenants):  # owners may name apps of later entries
+            self.ownership(world, tenant, f"tenants[{index}]")
+        for index, vault in enumerate(self.arr(root.get("vaults"), "vaults")):
+            self.vault(world, self.obj(vault, f"vaults[{index}]"), f"vaults[{index}]", now)
+        for index, facility in enumerate(self.arr(root.get("facilities"), "facilities")):
+            self.facility(world, self.obj(facility, f"facilities[{index}]"), f"facilities[{index}]")
+        for index, hook in enumerate(self.arr(root.get("webhooks"), "webhooks")):
+            where = f"webhooks[{index}]"
+            hook = self.obj(hook, where)
+            self.check_keys(hook, {"id", "mode"}, where)
+            mode = hook.get("mode", "ok")
+            if mode not in ("ok", "throttled", "error"):
+                raise ScenarioError(f"{where}.mode: expected ok, throttled or error")
+            world.add_webhook(self.text(hook.get("id"), f"{where}.id"), mode)
+        users = root.get("smtpUsers") or {}
+        for login, password in self.obj(users, "smtpUsers").items():
+            world.smtp_users[login] = self.text(password, f"smtpUsers.{login}") or ""
+        faults = FaultPlan()
+        for index, rule in enumerate(self.arr(root.get("faults"), "faults")):
+            try:
+                faults.rules.append(FaultRule.from_dict(self.obj(rule, f"faults[{index}]")))
+            except (TypeError, ValueError) as exc:
+                raise ScenarioError(f"faults[{index}]: {exc}") from None
+        world.scenario_refs = self.refs  # type: ignore[attr-defined]
+        return world, faults
+
+    def tenant(self, world: World, data: dict[str, Any], where: str, now: datetime) -> None:
+        self.check_keys(data, {"id", "name", "propagationDelaySeconds", "appManagementPolicy", "users", "groups", "applications", "monitor"}, where)
+        tenant_id = self.text(data.get("id"), f"{where}.id") or ""
+        if world.tenant(tenant_id):
+            raise ScenarioError(f"{where}.id: tenant {tenant_id} appears twice")
+        tenant = world.add_tenant(
+            tenant_id,
+            data.get("name") or tenant_id,
+            propagation_delay=timedelta(seconds=self.number(data.get("propagationDelaySeconds"), f"{where}.propagationDelaySeconds", 0)),
+        )
+        policy = data.get("appManagementPolicy")
+        if policy is not None:
+            pwhere = f"{where}.appManagementPolicy"
+            policy = self.obj(policy, pwhere)
+            self.check_keys(policy, {"passwordMaxLifetime", "restrictForAppsCreatedAfter", "enabled"}, pwhere)
+            if policy.get("passwordMaxLifetime") is not None:
+                tenant.password_max_lifetime = self.duration(policy["passwordMaxLifetime"], f"{pwhere}.passwordMaxLifetime")
+            if policy.get("restrictForAppsCreatedAfter") is not None:
+                tenant.policy_restrict_after = self.date(policy["restrictForAppsCreatedAfter"], f"{pwhere}.restrictForAppsCreatedAfter", now)
+            tenant.policy_enabled = self.flag(policy.get("enabled"), f"{pwhere}.enabled", True)
+        for index, user in enumerate(self.arr(data.get("users"), f"{where}.users")):
+            uwhere = f"{where}.users[{index}]"
+            user = self.obj(user, uwhere)
+            self.check_keys(user, {"id", "upn", "displayName", "mail"}, uwhere)
+            upn = self.text(user.get("upn"), f"{uwhere}.upn") or ""
+            record = User(id=user.get("id") or new_guid(), user_principal_name=upn, display_name=user.get("displayName") or upn, mail=user.get("mail") or upn)
+            tenant.users[record.id] = record
+        for index, group in enumerate(self.arr(data.get("groups"), f"{where}.groups")):
+            gwhere = f"{where}.groups[{index}]"
+            group = self.obj(group, gwhere)
+            self.check_keys(group, {"id", "displayName"}, gwhere)
+            tenant.groups[group.get("id") or new_guid()] = self.text(group.get("displayName"), f"{gwhere}.displayName") or ""
+        for index, app in enumerate(self.arr(data.get("applications"), f"{where}.applications")):
+            self.application(world, tenant.tenant_id, self.obj(app, f"{where}.applications[{index}]"), f"{where}.applications[{index}]", now)
+        monitor = data.get("monitor")
+        if monitor is not None:
+            app = self.refs.apps.get(self.text(monitor, f"{where}.monitor") or "")
+            if app is None or app.tenant_id != tenant.tenant_id:
+                raise ScenarioError(f"{where}.monitor: no application with key {monitor!r} in this tenant")
+            self.refs.monitors[tenant.tenant_id] = app.app_id
+
+    def application(self, world: World, tenant_id: str, data: dict[str, Any], where: str, now: datetime) -> None:
+        self.check_keys(
+            data,
+            {"key", "displayName", "appId", "id", "owners", "web", "identifierUris", "appRoles", "passwordMaxLifetime", "passwordCredentials", "servicePrincipal", "created", "notes"},
+            where,
+        )
+        key = self.text(data.get("key"), f"{where}.key") or ""
+        if key in self.refs.apps:
+            raise ScenarioError(f"{where}.key: {key!r} is used twice")
+        web = data.get("web") or {}
+        self.obj(web, f"{where}.web")
+        self.check_keys(web, {"homePageUrl", "logoutUrl", "redirectUris", "implicitGrantSettings"}, f"{where}.web")
+        app = world.add_application(
+            tenant_id,
+            self.text(data.get("displayName"), f"{where}.displayName") or "",
+            app_id=data.get("appId"),
+            object_id=data.get("id"),
+            web={
+                "homePageUrl": web.get("homePageUrl"),
+                "logoutUrl": web.get("logoutUrl"),
+                "redirectUris": list(self.arr(web.get("redirectUris"), f"{where}.web.redirectUris")),
+                "implicitGrantSettings": {
+                    "enableIdTokenIssuance": bool((web.get("implicitGrantSettings") or {}).get("enableIdTokenIssuance", False)),
+                    "enableAccessTokenIssuance": bool((web.get("implicitGrantSettings") or {}).get("enableAccessTokenIssuance", False)),
+                },
+            },
+            identifier_uris=list(self.arr(data.get("identifierUris"), f"{where}.identifierUris")),
+            app_roles=list(self.arr(data.get("appRoles"), f"{where}.appRoles")),
+            notes=data.get("notes"),
+        )
+        if data.get("created") is not None:
+            app.created = self.date(data["created"], f"{where}.created", now)
+        if data.get("passwordMaxLifetime") is not None:
+            app.password_max_lifetime = self.duration(data["passwordMaxLifetime"], f"{where}.passwordMaxLifetime")
+        self.refs.apps[key] = app
+        for index, cred in enumerate(self.arr(data.get("passwordCredentials"), f"{where}.passwordCredentials")):
+            cwhere = f"{where}.passwordCredentials[{index}]"
+            cred = self.obj(cred, cwhere)
+            self.check_keys(cred, {"ref", "displayName", "keyId", "secretText", "start", "end", "created"}, cwhere)
+            start = self.date(cred.get("start", "-1d"), f"{cwhere}.start", now)
+            end = self.date(cred.get("end", "+730d"), f"{cwhere}.end", now)
+            if end <= start:
+                raise ScenarioError(f"{cwhere}.end: must be after start")
+            credential = world.add_password(
+                app,
+                display_name=cred.get("displayName"),
+                start=start,
+                end=end,
+                created=self.date(cred["created"], f"{cwhere}.created", now) if cred.get("created") else start,
+                secret_text=cred.get("secretText"),
+                key_id=cred.get("keyId"),
+            )
+            ref = cred.get("ref")
+            if ref is not None:
+                ref = self.text(ref, f"{cwhere}.ref") or ""
+                if ref in self.refs.credentials:
+                    raise ScenarioError(f"{cwhere}.ref: {ref!r} is used twice")
+                self.refs.credentials[ref] = credential
+        sp = data.get("servicePrincipal", {})
+        if sp is not None and sp is not False:
+            self.service_principal(world, app, self.obj(sp, f"{where}.servicePrincipal"), f"{where}.servicePrincipal", now)
+
+    def service_principal(self, world: World, app: Application, data: dict[str, Any], where: str, now: datetime) -> None:
+        self.check_keys(data, {"id", "accountEnabled", "appRoleAssignmentRequired", "owners", "graphRoles", "roles", "assignments"}, where)
+        roles: dict[str, list[str]] = {}
+        if data.get("graphRoles") is not None:
+            roles[GRAPH_RESOURCE] = [self.text(r, f"{where}.graphRoles") or "" for r in self.arr(data["graphRoles"], f"{where}.graphRoles")]
+        for resource, granted in self.obj(data.get("roles") or {}, f"{where}.roles").items():
+            roles.setdefault(resource, []).extend(self.arr(granted, f"{where}.roles.{resource}"))
+        sp = world.add_service_principal(
+            app,
+            object_id=data.get("id"),
+            account_enabled=self.flag(data.get("accountEnabled"), f"{where}.accountEnabled", True),
+            app_role_assignment_required=self.flag(data.get("appRoleAssignmentRequired"), f"{where}.appRoleAssignmentRequired", False),
+            granted_roles=roles,
+        )
+        sp.owners = set()  # resolved in ownership(), once every app is known
+        tenant = world.tenant(app.tenant_id)
+        assert tenant is not None
+        for index, assignment in enumerate(self.arr(data.get("assignments"), f"{where}.assignments")):
+            awhere = f"{where}.assignments[{index}]"
+            assignment = self.obj(assignment, awhere)
+            self.check_keys(assignment, {"principalType", "displayName", "principalId", "appRoleId"}, awhere)
+            kind = assignment.get("principalType", "Group")
+            if kind not in ("User", "Group", "ServicePrincipal"):
+                raise ScenarioError(f"{awhere}.principalType: expected User, Group or ServicePrincipal")
+            sp.assigned_to.append(
+                AppRoleAssignment(
+                    id=new_guid(),
+                    principal_id=assignment.get("principalId") or new_guid(),
+                    principal_type=kind,
+                    principal_display_name=self.text(assignment.get("displayName"), f"{awhere}.displayName") or "",
+                    resource_id=sp.object_id,
+                    resource_display_name=sp.display_name,
+                    app_role_id=assignment.get("appRoleId") or "00000000-0000-0000-0000-000000000000",
+                    created=now,
+                )
+            )
+
+    def ownership(self, world: World, tenant_data: dict[str, Any], where: str) -> None:
+        for index, data in enumerate(tenant_data.get("applications") or []):
+            awhere = f"{where}.applications[{index}]"
+            app = self.refs.apps[data["key"]]
+            app.owners = {self.owner(o, f"{awhere}.owners") for o in self.arr(data.get("owners"), f"{awhere}.owners")}
+            sp_data = data.get("servicePrincipal", {})
+            tenant = world.tenant(app.tenant_id)
+            sp = tenant.sp_by_app_id(app.app_id) if tenant else None
+            if sp is not None and isinstance(sp_data, dict):
+                sp.owners = {self.owner(o, f"{awhere}.servicePrincipal.owners") for o in self.arr(sp_data.get("owners"), f"{awhere}.servicePrincipal.owners")}
+
+    def owner(self, value: Any, where: str) -> str:
+        name = self.text(value, where) or ""
+        if name in self.refs.apps:
+            return self.refs.apps[name].app_id
+        if re.fullmatch(r"[0-9a-fA-F-]{36}", name):
+            return name
+        raise ScenarioError(f"{where}: {name!r} is neither an application key nor an appId")
+
+    def credential(self, ref: Any, where: str) -> PasswordCredential:
+        name = self.text(ref, where) or ""
+        if name not in self.refs.credentials:
+            raise ScenarioError(f"{where}: no password credential has ref {name!r}")
+        return self.refs.credentials[name]
+
+    def vault(self, world: World, data: dict[str, Any], where: str, now: datetime) -> None:
+        self.check_keys(data, {"name", "tenant", "access", "secrets", "purgeProtection", "softDeleteDays"}, where)
+        name = self.text(data.get("name"), f"{where}.name") or ""
+        if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]", name):
+            raise ScenarioError(f"{where}.name: Key Vault names are 3-24 letters, digits and dashes, starting with a letter")
+        tenant_id = self.text(data.get("tenant"), f"{where}.tenant") or ""
+        if world.tenant(tenant_id) is None:
+            raise ScenarioError(f"{where}.tenant: unknown tenant {tenant_id}")
+        access = {self.owner(k, f"{where}.access"): self.text(v, f"{where}.access.{k}") or "" for k, v in self.obj(data.get("access") or {}, f"{where}.access").items()}
+        vault = world.add_vault(
+            name,
+            tenant_id,
+            access=access,
+            purge_protection=self.flag(data.get("purgeProtection"), f"{where}.purgeProtection", False),
+            soft_delete_days=int(self.number(data.get("softDeleteDays"), f"{where}.softDeleteDays", 90)),
+        )
+        for index, secret in enumerate(self.arr(data.get("secrets"), f"{where}.secrets")):
+            swhere = f"{where}.secrets[{index}]"
+            secret = self.obj(secret, swhere)
+            self.check_keys(secret, {"name", "value", "credential", "tags", "contentType", "expires", "enabled"}, swhere)
+            tags = {str(k): str(v) for k, v in self.obj(secret.get("tags") or {}, f"{swhere}.tags").items()}
+            expires = None
+            # 'credential' takes the value, keyId tag and expiry of that credential;
+            # a 'value' beside it stands in for a wrong value pasted by hand.
+            if secret.get("credential") is None and secret.get("value") is None:
+                raise ScenarioError(f"{swhere}: give 'credential' (a credential ref), 'value', or both")
+            value = ""
+            if secret.get("credential") is not None:
+                credential = self.credential(secret["credential"], f"{swhere}.credential")
+                value = credential.secret_text
+                tags.setdefault("keyId", credential.key_id)
+                expires = credential.end
+            if secret.get("value") is not None:
+                value = self.text(secret["value"], f"{swhere}.value") or ""
+            if secret.get("expires") is not None:
+                expires = self.date(secret["expires"], f"{swhere}.expires", now)
+            world.set_secret(
+                vault,
+                self.text(secret.get("name"), f"{swhere}.name") or "",
+                value,
+                content_type=secret.get("contentType", "text/plain"),
+                tags=tags,
+                enabled=self.flag(secret.get("enabled"), f"{swhere}.enabled", True),
+                expires=expires,
+            )
+
+    def facility(self, world: World, data: dict[str, Any], where: str) -> None:
+        self.check_keys(data, {"name", "app", "apiBase", "credential", "apiTokens", "online", "logoutCallbackOnline", "verifyOnPush"}, where)
+        name = self.text(data.get("name"), f"{where}.name") or ""
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            raise ScenarioError(f"{where}.name: a facility name is lower-case letters, digits and dashes")
+        app_key = self.text(data.get("app"), f"{where}.app") or ""
+        app = self.refs.apps.get(app_key)
+        if app is None:
+            raise ScenarioError(f"{where}.app: no application with key {app_key!r}")
+        secret = key_id = None
+        if data.get("credential") is not None:
+            credential = self.credential(data["credential"], f"{where}.credential")
+            secret, key_id = credential.secret_text, credential.key_id
+        world.add_facility(
+            name,
+            app.tenant_id,
+            app.app_id,
+            api_base=data.get("apiBase") or "https://api.smarttrace.ai/v1",
+            client_secret=secret,
+            key_id=key_id,
+            updated=world.now() if secret else None,
+            api_tokens=set(self.arr(data.get("apiTokens"), f"{where}.apiTokens")),
+            online=self.flag(data.get("online"), f"{where}.online", True),
+            logout_callback_online=self.flag(data.get("logoutCallbackOnline"), f"{where}.logoutCallbackOnline", True),
+            verify_on_push=self.flag(data.get("verifyOnPush"), f"{where}.verifyOnPush", True),
+        )
+
+
+def load_scenario(data: dict[str, Any]) -> tuple[World, FaultPlan]:
+    """Build a World and a FaultPlan from a parsed scenario document."""
+    return _Loader(data).load()
+
+
+def scenario_refs(world: World) -> ScenarioRefs:
+    return getattr(world, "scenario_refs", ScenarioRefs())

@@ -1,0 +1,493 @@
+"""The in-memory world behind every sandbox service.
+
+One World holds tenants (applications, service principals, users, policies),
+Key Vaults, SmartTrace facilities and what the alert channels received. The
+HTTP services only translate between wire formats and these objects, so a
+test can seed, inspect and assert on the world directly.
+
+Secret values live here (the sandbox *is* the other side), and every value
+the sandbox ever issued is recorded in ``issued_secrets`` so that tests can
+search everything the monitor emitted for leaks.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _secrets
+import string
+import threading
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .clock import Clock
+
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+VAULT_RESOURCE = "https://vault.azure.net"
+
+DEFAULT_PASSWORD_LIFETIME = timedelta(days=730)  # addPassword's documented default: 2 years
+
+
+def new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def new_secret_text() -> str:
+    """A value shaped like Entra's: 40 characters, a 3-character prefix, '~' in position 4."""
+    alphabet = string.ascii_letters + string.digits + "-_.~"
+    prefix = "".join(_secrets.choice(string.ascii_letters + string.digits) for _ in range(3))
+    body = "".join(_secrets.choice(alphabet) for _ in range(36))
+    return f"{prefix}8Q~{body}"
+
+
+_DURATION = re.compile(
+    r"^P(?:(?P<y>\d+)Y)?(?:(?P<mo>\d+)M)?(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?"
+    r"(?:T(?:(?P<h>\d+)H)?(?:(?P<mi>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """ISO 8601 durations as Graph policies use them (P90D, P1Y, P6M, PT12H).
+
+    Years count 365 days and months 30, as Entra evaluates policy lifetimes.
+    """
+    match = _DURATION.match(text.strip())
+    if not match or text.strip() in ("P", "PT"):
+        raise ValueError(f"not an ISO 8601 duration: {text!r}")
+    parts = {key: float(value) if value else 0.0 for key, value in match.groupdict().items()}
+    return timedelta(
+        days=parts["y"] * 365 + parts["mo"] * 30 + parts["w"] * 7 + parts["d"],
+        hours=parts["h"],
+        minutes=parts["mi"],
+        seconds=parts["s"],
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86400)
+    if rest == 0:
+        return f"P{days}D"
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"P{days}DT{hours}H{minutes}M{secs}S"
+
+
+# ---------------------------------------------------------------- directory
+
+
+@dataclass
+class PasswordCredential:
+    key_id: str
+    secret_text: str
+    start: datetime
+    end: datetime
+    created: datetime
+    display_name: str | None = None
+    custom_key_identifier: str | None = None
+
+    @property
+    def hint(self) -> str:
+        return self.secret_text[:3]
+
+
+@dataclass
+class Application:
+    object_id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    created: datetime
+    owners: set[str] = field(default_factory=set)  # appIds of the principals that own it
+    password_credentials: list[PasswordCredential] = field(default_factory=list)
+    web: dict[str, Any] = field(default_factory=dict)
+    sign_in_audience: str = "AzureADMyOrg"
+    identifier_uris: list[str] = field(default_factory=list)
+    app_roles: list[dict[str, Any]] = field(default_factory=list)
+    notes: str | None = None
+    # appManagementPolicy assigned to this app only (overrides the tenant default)
+    password_max_lifetime: timedelta | None = None
+
+    def credential(self, key_id: str) -> PasswordCredential | None:
+        wanted = key_id.lower()
+        return next((c for c in self.password_credentials if c.key_id.lower() == wanted), None)
+
+
+@dataclass
+class AppRoleAssignment:
+    id: str
+    principal_id: str
+    principal_type: str  # User, Group or ServicePrincipal
+    principal_display_name: str
+    resource_id: str
+    resource_display_name: str
+    app_role_id: str
+    created: datetime
+
+
+@dataclass
+class ServicePrincipal:
+    object_id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    account_enabled: bool = True
+    app_role_assignment_required: bool = False
+    owners: set[str] = field(default_factory=set)
+    assigned_to: list[AppRoleAssignment] = field(default_factory=list)
+    # Application permissions granted to this principal, by resource URI:
+    # {"https://graph.microsoft.com": ["Application.ReadWrite.OwnedBy"]}
+    granted_roles: dict[str, list[str]] = field(default_factory=dict)
+    service_principal_type: str = "Application"
+
+
+@dataclass
+class User:
+    id: str
+    user_principal_name: str
+    display_name: str
+    mail: str | None = None
+
+
+@dataclass
+class Tenant:
+    tenant_id: str
+    display_name: str
+    applications: dict[str, Application] = field(default_factory=dict)  # by object id
+    service_principals: dict[str, ServicePrincipal] = field(default_factory=dict)  # by object id
+    users: dict[str, User] = field(default_factory=dict)  # by object id
+    groups: dict[str, str] = field(default_factory=dict)  # object id -> display name
+    # defaultAppManagementPolicy: passwordLifetime restriction
+    password_max_lifetime: timedelta | None = None
+    policy_restrict_after: datetime | None = None
+    policy_enabled: bool = True
+    # how long a new client secret takes before the token endpoint accepts it
+    propagation_delay: timedelta = timedelta(0)
+
+    def app_by_app_id(self, app_id: str) -> Application | None:
+        wanted = app_id.lower()
+        return next((a for a in self.applications.values() if a.app_id.lower() == wanted), None)
+
+    def sp_by_app_id(self, app_id: str) -> ServicePrincipal | None:
+        wanted = app_id.lower()
+        return next((s for s in self.service_principals.values() if s.app_id.lower() == wanted), None)
+
+    def user(self, id_or_upn: str) -> User | None:
+        wanted = id_or_upn.lower()
+        return next(
+            (u for u in self.users.values() if u.id.lower() == wanted or u.user_principal_name.lower() == wanted),
+            None,
+        )
+
+
+# ---------------------------------------------------------------- Key Vault
+
+
+@dataclass
+class SecretVersion:
+    version: str
+    value: str
+    created: datetime
+    updated: datetime
+    content_type: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    not_before: datetime | None = None
+    expires: datetime | None = None
+
+
+@dataclass
+class VaultSecret:
+    name: str
+    versions: list[SecretVersion] = field(default_factory=list)  # oldest first
+
+    @property
+    def latest(self) -> SecretVersion:
+        return self.versions[-1]
+
+    def version(self, version_id: str) -> SecretVersion | None:
+        return next((v for v in self.versions if v.version == version_id), None)
+
+
+@dataclass
+class DeletedSecret:
+    secret: VaultSecret
+    deleted: datetime
+    scheduled_purge: datetime
+
+
+@dataclass
+class Vault:
+    name: str
+    tenant_id: str
+    secrets: dict[str, VaultSecret] = field(default_factory=dict)  # by lower-case name
+    deleted: dict[str, DeletedSecret] = field(default_factory=dict)
+    # appId of a principal -> "Key Vault Secrets Officer" | "Key Vault Secrets User" | ...
+    access: dict[str, str] = field(default_factory=dict)
+    soft_delete_days: int = 90
+    purge_protection: bool = False
+
+
+# ---------------------------------------------------------------- SmartTrace
+
+
+@dataclass
+class HandoffRecord:
+    """One push received by SmartTrace's integration-settings endpoint (metadata only)."""
+
+    at: datetime
+    key_id: str | None
+    status: int
+    reason: str
+
+
+@dataclass
+class Facility:
+    name: str
+    tenant_id: str
+    app_id: str
+    api_base: str = "https://api.smarttrace.ai/v1"
+    client_secret: str | None = None  # what SmartTrace holds today
+    key_id: str | None = None
+    updated: datetime | None = None
+    online: bool = True
+    logout_callback_online: bool = True
+    # bearer tokens accepted on the integration-settings endpoint
+    api_tokens: set[str] = field(default_factory=set)
+    # SmartTrace tests the pushed secret against Entra before accepting it
+    verify_on_push: bool = True
+    received: list[HandoffRecord] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- alerts
+
+
+@dataclass
+class TeamsWebhook:
+    id: str
+    mode: str = "ok"  # ok | throttled (200 with a 429 text) | error (500)
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SentMail:
+    via: str  # graph | smtp
+    sender: str
+    recipients: list[str]
+    subject: str
+    body: Any  # the Graph message object, or the raw RFC 5322 text
+    at: datetime
+
+
+# ---------------------------------------------------------------- world
+
+
+@dataclass
+class RequestRecord:
+    service: str
+    method: str
+    path: str
+    status: int
+    at: datetime
+    caller: str | None = None  # appId of the token's client
+
+
+class World:
+    """Everything the simulated cloud knows. All access goes through ``lock``."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or Clock()
+        self.lock = threading.RLock()
+        self.tenants: dict[str, Tenant] = {}
+        self.vaults: dict[str, Vault] = {}
+        self.facilities: dict[str, Facility] = {}
+        self.webhooks: dict[str, TeamsWebhook] = {}
+        self.mail: list[SentMail] = []
+        self.smtp_users: dict[str, str] = {}  # login -> password
+        self.issued_secrets: list[str] = []
+        self.requests: deque[RequestRecord] = deque(maxlen=200_000)
+
+    # ---- look-ups
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return self.tenants.get(tenant_id.lower())
+
+    def find_app(self, app_id: str) -> Application | None:
+        for tenant in self.tenants.values():
+            app = tenant.app_by_app_id(app_id)
+            if app:
+                return app
+        return None
+
+    def vault(self, name: str) -> Vault | None:
+        return self.vaults.get(name.lower())
+
+    def facility(self, name: str) -> Facility | None:
+        return self.facilities.get(name.lower())
+
+    # ---- building (used by the scenario loader and by tests)
+
+    def add_tenant(self, tenant_id: str, display_name: str = "", **options: Any) -> Tenant:
+        tenant = Tenant(tenant_id=tenant_id.lower(), display_name=display_name or tenant_id, **options)
+        self.tenants[tenant.tenant_id] = tenant
+        return tenant
+
+    def add_application(
+        self,
+        tenant_id: str,
+        display_name: str,
+        *,
+        app_id: str | None = None,
+        object_id: str | None = None,
+        **fields: Any,
+    ) -> Application:
+        tenant = self._require_tenant(tenant_id)
+        app = Application(
+            object_id=object_id or new_guid(),
+            app_id=app_id or new_guid(),
+            tenant_id=tenant.tenant_id,
+            display_name=display_name,
+            created=self.now(),
+            **fields,
+        )
+        tenant.applications[app.object_id] = app
+        return app
+
+    def add_service_principal(self, app: Application, *, object_id: str | None = None, **fields: Any) -> ServicePrincipal:
+        tenant = self._require_tenant(app.tenant_id)
+        sp = ServicePrincipal(
+            object_id=object_id or new_guid(),
+            app_id=app.app_id,
+            tenant_id=tenant.tenant_id,
+            display_name=fields.pop("display_name", app.display_name),
+            **fields,
+        )
+        tenant.service_principals[sp.object_id] = sp
+        return sp
+
+    def add_password(
+        self,
+        app: Application,
+        *,
+        display_name: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        secret_text: str | None = None,
+        key_id: str | None = None,
+        created: datetime | None = None,
+    ) -> PasswordCredential:
+        now = self.now()
+        begin = start or now
+        credential = PasswordCredential(
+            key_id=key_id or new_guid(),
+            secret_text=secret_text or new_secret_text(),
+            start=begin,
+            end=end or begin + DEFAULT_PASSWORD_LIFETIME,
+            created=created or now,
+            display_name=display_name,
+        )
+        app.password_credentials.append(credential)
+        self.issued_secrets.append(credential.secret_text)
+        return credential
+
+    def add_vault(self, name: str, tenant_id: str, **fields: Any) -> Vault:
+        vault = Vault(name=name.lower(), tenant_id=tenant_id.lower(), **fields)
+        self.vaults[vault.name] = vault
+        return vault
+
+    def set_secret(
+        self,
+        vault: Vault,
+        name: str,
+        value: str,
+        *,
+        content_type: str | None = None,
+        tags: dict[str, str] | None = None,
+        enabled: bool = True,
+        not_before: datetime | None = None,
+        expires: datetime | None = None,
+    ) -> SecretVersion:
+        now = self.now()
+        secret = vault.secrets.setdefault(name.lower(), VaultSecret(name=name))
+        version = SecretVersion(
+            version=uuid.uuid4().hex,
+            value=value,
+            created=now,
+            updated=now,
+            content_type=content_type,
+            tags=dict(tags or {}),
+            enabled=enabled,
+            not_before=not_before,
+            expires=expires,
+        )
+        secret.versions.append(version)
+        if value not in self.issued_secrets:
+            self.issued_secrets.append(value)
+        return version
+
+    def add_facility(self, name: str, tenant_id: str, app_id: str, **fields: Any) -> Facility:
+        facility = Facility(name=name.lower(), tenant_id=tenant_id.lower(), app_id=app_id, **fields)
+        if facility.client_secret and facility.client_secret not in self.issued_secrets:
+            self.issued_secrets.append(facility.client_secret)
+        self.facilities[facility.name] = facility
+        return facility
+
+    def add_webhook(self, webhook_id: str | None = None, mode: str = "ok") -> TeamsWebhook:
+        hook = TeamsWebhook(id=webhook_id or uuid.uuid4().hex, mode=mode)
+        self.webhooks[hook.id] = hook
+        return hook
+
+    # ---- behaviour shared by several services
+
+    def secret_works(self, tenant_id: str, app_id: str, secret_text: str) -> str | None:
+        """None if a client_credentials request with this secret would succeed, else the AADSTS reason."""
+        tenant = self.tenant(tenant_id)
+        if tenant is None:
+            return "AADSTS90002"
+        app = tenant.app_by_app_id(app_id)
+        if app is None:
+            return "AADSTS700016"
+        now = self.now()
+        for credential in app.password_credentials:
+            if not _secrets.compare_digest(credential.secret_text, secret_text):
+                continue
+            if credential.end <= now:
+                return "AADSTS7000222"
+            if credential.start > now or credential.created + tenant.propagation_delay > now:
+                return "AADSTS7000215"  # not yet replicated: Entra says the secret is invalid
+            sp = tenant.sp_by_app_id(app_id)
+            if sp is not None and not sp.account_enabled:
+                return "AADSTS7000112"
+            return None
+        return "AADSTS7000215"
+
+    def sign_in_works(self, facility_name: str) -> bool:
+        """Would SSO work for this facility right now, with the secret SmartTrace holds?"""
+        facility = self.facility(facility_name)
+        if facility is None or not facility.client_secret:
+            return False
+        return self.secret_works(facility.tenant_id, facility.app_id, facility.client_secret) is None
+
+    def record(self, record: RequestRecord) -> None:
+        self.requests.append(record)
+
+    def count_requests(self, service: str | None = None, method: str | None = None, path_contains: str | None = None) -> int:
+        return sum(
+            1
+            for r in list(self.requests)
+            if (service is None or r.service == service)
+            and (method is None or r.method == method)
+            and (path_contains is None or path_contains in r.path)
+        )
+
+    def _require_tenant(self, tenant_id: str) -> Tenant:
+        tenant = self.tenant(tenant_id)
+        if tenant is None:
+            raise KeyError(f"unknown tenant {tenant_id}")
+        return tenant
