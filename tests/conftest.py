@@ -9,6 +9,8 @@ import pytest
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.testing import StandardIds, standard_world
 
+pytest_plugins = ["sso_monitor.sandbox.pytest_plugin"]
+
 
 @pytest.fixture
 def standard() -> tuple:
