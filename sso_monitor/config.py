@@ -1,0 +1,439 @@
+"""Configuration: one JSON document, validated on load into typed settings.
+
+The document lists the monitored apps, with ``defaults`` that each app may
+override field by field. It comes from a file, or from an app setting that
+holds the JSON itself (``SSO_MONITOR_CONFIG``: a path, or a document starting
+with ``{``). This module is the only one that reads the environment.
+
+Every problem names the app and the field (``apps[2] (acme).tenantId: ...``);
+all problems are reported at once, and nothing starts on a bad document.
+Secrets are never values here: identities name the setting or Key Vault
+secret that holds them. See docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .models import SecretValue
+
+ENV_CONFIG = "SSO_MONITOR_CONFIG"
+
+PUBLIC_GRAPH = "https://graph.microsoft.com/v1.0"
+PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
+DEFAULT_API_BASE = "https://api.smarttrace.ai/v1"
+DEFAULT_THRESHOLDS = (30, 14, 7, 3, 1)
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class RotationPolicy:
+    mode: str = "auto"  # auto | notify-only
+    rotate_before_days: int = 30
+    lifetime_days: int = 180
+    grace_days: int = 7
+
+
+@dataclass(frozen=True)
+class HandoffConfig:
+    mode: str = "manual"  # manual | http
+    url: str | None = None
+    method: str = "PUT"
+    token_secret_name: str | None = None  # Key Vault secret holding the bearer token
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    facility: str
+    tenant_id: str
+    app_id: str
+    api_base: str
+    facility_url: str
+    vault_secret_name: str
+    rotation: RotationPolicy
+    handoff: HandoffConfig
+    thresholds: tuple[int, ...]
+    max_active_secrets: int
+    contacts: tuple[str, ...] = ()
+
+    @property
+    def expected_logout_url(self) -> str:
+        return f"{self.api_base}/auth/callback/azure-logout/{self.facility}"
+
+    @property
+    def expected_redirect_uri(self) -> str:
+        return f"{self.api_base}/auth/callback/azure/{self.facility}"
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    graph_endpoint: str = PUBLIC_GRAPH
+    graph_scope: str = "https://graph.microsoft.com/.default"
+    authority: str = PUBLIC_AUTHORITY
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    ca_bundle: str | None = None  # extra CA (the sandbox's); None = the system's
+    host_map: Mapping[str, str] = field(default_factory=dict)  # "*.smarttrace.ai" -> "127.0.0.1:PORT"
+    concurrency: int = 8
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """How the monitor authenticates in one tenant.
+
+    kind: ``default`` (DefaultAzureCredential: managed identity in Azure, az
+    login locally), ``managed-identity`` (optionally a user-assigned client
+    id), ``client-secret`` (a secret from an app setting: local use and the
+    sandbox), ``certificate`` (a PEM file), ``federated`` (a multi-tenant app
+    whose federated credential trusts the home managed identity).
+    """
+
+    kind: str = "default"
+    client_id: str | None = None
+    secret: SecretValue | None = None
+    certificate_path: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    apps: tuple[AppConfig, ...]
+    vault_url: str
+    home_tenant_id: str
+    identities: Mapping[str, IdentityConfig]
+    cloud: CloudConfig = field(default_factory=CloudConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    schedule: str = "0 0 6 * * *"
+    channels: Mapping[str, Any] = field(default_factory=dict)
+
+    def identity_for(self, tenant_id: str) -> IdentityConfig:
+        return self.identities.get(tenant_id.lower()) or self.identities.get("*") or IdentityConfig()
+
+    def app(self, facility: str) -> AppConfig | None:
+        return next((a for a in self.apps if a.facility == facility.lower()), None)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(source: str | Path | None = None, environ: Mapping[str, str] | None = None) -> MonitorConfig:
+    """Load from a path, a JSON text, or (source None) the SSO_MONITOR_CONFIG setting."""
+    env = os.environ if environ is None else environ
+    if source is None:
+        source = env.get(ENV_CONFIG)
+        if not source:
+            raise ConfigError([f"no configuration: pass --config FILE or set {ENV_CONFIG} (a path or the JSON itself)"])
+    text = str(source)
+    if isinstance(source, Path) or not text.lstrip().startswith("{"):
+        path = Path(text)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read the configuration file ({exc.strerror or exc})"]) from None
+        origin = str(path)
+    else:
+        origin = ENV_CONFIG
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+    return parse_config(document, env)
+
+
+def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> MonitorConfig:
+    validator = _Validator(os.environ if environ is None else environ)
+    config = validator.document(document)
+    if validator.problems or config is None:
+        raise ConfigError(validator.problems or ["the configuration is empty"])
+    return config
+
+
+_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps"}
+_APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts"}
+_DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
+
+
+def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class _Validator:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.env = environ
+        self.problems: list[str] = []
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def unknown(self, data: Mapping[str, Any], allowed: set[str], where: str) -> None:
+        for key in sorted(set(data) - allowed):
+            self.fail(f"{where}.{key}" if where else key, "unknown field")
+
+    # ---- typed readers: they record a problem and return None when wrong
+
+    def string(self, data: Mapping[str, Any], key: str, where: str, *, required: bool = False, pattern: re.Pattern[str] | None = None, what: str = "") -> str | None:
+        value = data.get(key)
+        if value is None:
+            if required:
+                self.fail(f"{where}.{key}" if where else key, "required")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{where}.{key}" if where else key, "must be a non-empty string")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.fail(f"{where}.{key}" if where else key, f"must be {what}, not {value!r}")
+            return None
+        return value.strip()
+
+    def https_url(self, data: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+        value = self.string(data, key, where, required=required)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            self.fail(f"{where}.{key}" if where else key, f"must be an https:// URL, not {value!r}")
+            return None
+        return value.rstrip("/")
+
+    def integer(self, data: Mapping[str, Any], key: str, where: str, default: int, *, minimum: int = 0, maximum: int = 10**6) -> int:
+        value = data.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.fail(f"{where}.{key}" if where else key, f"must be a whole number from {minimum} to {maximum}, not {value!r}")
+            return default
+        return value
+
+    def mapping(self, data: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+        value = data.get(key, {})
+        if not isinstance(value, Mapping):
+            self.fail(f"{where}.{key}" if where else key, "must be an object")
+            return {}
+        return value
+
+    # ---- sections
+
+    def document(self, data: Any) -> MonitorConfig | None:
+        if not isinstance(data, Mapping):
+            self.fail("configuration", "must be a JSON object")
+            return None
+        self.unknown(data, _TOP_KEYS, "")
+        vault_url = self.https_url(data, "vaultUrl", "", required=True)
+        home = self.string(data, "homeTenantId", "", pattern=_GUID, what="a tenant id (GUID)")
+        cloud = self.cloud(self.mapping(data, "cloud", ""))
+        network = self.network(self.mapping(data, "network", ""))
+        defaults = self.mapping(data, "defaults", "")
+        self.unknown(defaults, _DEFAULT_KEYS, "defaults")
+        apps_data = data.get("apps")
+        apps: list[AppConfig] = []
+        if not isinstance(apps_data, list) or not apps_data:
+            self.fail("apps", "must list at least one app")
+        else:
+            for index, raw in enumerate(apps_data):
+                app = self.app(raw, defaults, index)
+                if app is not None:
+                    apps.append(app)
+            self.duplicates(apps)
+        identities = self.identities(self.mapping(data, "identities", ""))
+        schedule = self.string(data, "schedule", "") or "0 0 6 * * *"
+        if len(schedule.split()) != 6:
+            self.fail("schedule", f"must be an NCRONTAB expression with six fields (seconds first), not {schedule!r}")
+        channels = self.mapping(data, "channels", "")
+        if self.problems or vault_url is None:
+            return None
+        tenants = {a.tenant_id for a in apps}
+        home_tenant = (home or (next(iter(tenants)) if len(tenants) == 1 else "")).lower()
+        if not home_tenant:
+            self.fail("homeTenantId", "required when the apps span several tenants")
+            return None
+        return MonitorConfig(
+            apps=tuple(apps),
+            vault_url=vault_url,
+            home_tenant_id=home_tenant,
+            identities=identities,
+            cloud=cloud,
+            network=network,
+            schedule=schedule,
+            channels=dict(channels),
+        )
+
+    def cloud(self, data: Mapping[str, Any]) -> CloudConfig:
+        self.unknown(data, {"graphEndpoint", "graphScope", "authority"}, "cloud")
+        graph = self.https_url(data, "graphEndpoint", "cloud") or PUBLIC_GRAPH
+        authority = self.https_url(data, "authority", "cloud") or PUBLIC_AUTHORITY
+        scope = self.string(data, "graphScope", "cloud")
+        if scope is None:
+            scope = _default_graph_scope(graph)
+        elif not scope.endswith("/.default"):
+            self.fail("cloud.graphScope", "must end with /.default (application permissions)")
+        return CloudConfig(graph_endpoint=graph, graph_scope=scope, authority=authority)
+
+    def network(self, data: Mapping[str, Any]) -> NetworkConfig:
+        self.unknown(data, {"caBundle", "hostMap", "concurrency", "timeoutSeconds"}, "network")
+        ca = self.string(data, "caBundle", "network")
+        if ca is not None and not Path(ca).is_file():
+            self.fail("network.caBundle", f"no such file: {ca}")
+        host_map = self.mapping(data, "hostMap", "network")
+        for name, target in host_map.items():
+            if not isinstance(target, str) or not re.fullmatch(r"[0-9a-zA-Z.\[\]:-]+:\d{1,5}", target):
+                self.fail(f"network.hostMap.{name}", f"must be 'host:port', not {target!r}")
+        timeout = data.get("timeoutSeconds", 30)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 300:
+            self.fail("network.timeoutSeconds", f"must be a number from 1 to 300, not {timeout!r}")
+            timeout = 30
+        return NetworkConfig(
+            ca_bundle=ca,
+            host_map={str(k).lower(): str(v) for k, v in host_map.items()},
+            concurrency=self.integer(data, "concurrency", "network", 8, minimum=1, maximum=64),
+            timeout_seconds=float(timeout),
+        )
+
+    def identities(self, data: Mapping[str, Any]) -> dict[str, IdentityConfig]:
+        result: dict[str, IdentityConfig] = {}
+        for tenant, raw in data.items():
+            where = f"identities.{tenant}"
+            if tenant != "*" and not _GUID.match(tenant):
+                self.fail(where, "the key must be a tenant id (GUID) or '*'")
+                continue
+            if not isinstance(raw, Mapping):
+                self.fail(where, "must be an object")
+                continue
+            self.unknown(raw, {"kind", "clientId", "clientSecretSetting", "certificatePath"}, where)
+            kind = raw.get("kind", "default")
+            if kind not in ("default", "managed-identity", "client-secret", "certificate", "federated"):
+                self.fail(f"{where}.kind", f"must be default, managed-identity, client-secret, certificate or federated, not {kind!r}")
+                continue
+            client_id = self.string(raw, "clientId", where, required=kind in ("client-secret", "certificate", "federated"), pattern=_GUID, what="an application (client) id (GUID)")
+            secret = None
+            if kind == "client-secret":
+                setting = self.string(raw, "clientSecretSetting", where, required=True, pattern=_SETTING_NAME, what="an app setting name")
+                if setting is not None:
+                    if not self.env.get(setting):
+                        self.fail(f"{where}.clientSecretSetting", f"the app setting {setting} is not set")
+                    else:
+                        secret = SecretValue(self.env[setting])
+            certificate = None
+            if kind == "certificate":
+                certificate = self.string(raw, "certificatePath", where, required=True)
+                if certificate is not None and not Path(certificate).is_file():
+                    self.fail(f"{where}.certificatePath", f"no such file: {certificate}")
+            result[tenant.lower()] = IdentityConfig(kind=kind, client_id=client_id, secret=secret, certificate_path=certificate)
+        return result
+
+    def app(self, raw: Any, defaults: Mapping[str, Any], index: int) -> AppConfig | None:
+        where = f"apps[{index}]"
+        if not isinstance(raw, Mapping):
+            self.fail(where, "must be an object")
+            return None
+        facility = raw.get("facility")
+        if isinstance(facility, str) and facility:
+            where = f"apps[{index}] ({facility})"
+        before = len(self.problems)
+        self.unknown(raw, _APP_KEYS, where)
+        data = _merge(defaults, raw)
+        facility = self.string(data, "facility", where, required=True, pattern=_FACILITY, what="the SmartTrace instance name (lower-case letters, digits, dashes)")
+        tenant_id = self.string(data, "tenantId", where, required=True, pattern=_GUID, what="a tenant id (GUID)")
+        app_id = self.string(data, "appId", where, required=True, pattern=_GUID, what="an application (client) id (GUID)")
+        api_base = self.https_url(data, "apiBase", where) or DEFAULT_API_BASE
+        facility_url = self.https_url(data, "facilityUrl", where) or (f"https://{facility}.smarttrace.ai" if facility else "")
+        secret_name = self.string(data, "vaultSecretName", where, pattern=_SECRET_NAME, what="a Key Vault secret name (letters, digits, dashes)") or f"smarttrace-{facility}"
+        rotation = self.rotation(self.mapping(data, "rotation", where), f"{where}.rotation")
+        handoff = self.handoff(self.mapping(data, "handoff", where), f"{where}.handoff")
+        thresholds = self.thresholds(data.get("thresholds", list(DEFAULT_THRESHOLDS)), f"{where}.thresholds")
+        max_active = self.integer(data, "maxActiveSecrets", where, 2, minimum=1, maximum=20)
+        contacts = data.get("contacts", [])
+        if not isinstance(contacts, list) or not all(isinstance(c, str) and "@" in c for c in contacts):
+            self.fail(f"{where}.contacts", "must be a list of email addresses")
+            contacts = []
+        if len(self.problems) > before or facility is None or tenant_id is None or app_id is None:
+            return None
+        return AppConfig(
+            facility=facility,
+            tenant_id=tenant_id.lower(),
+            app_id=app_id.lower(),
+            api_base=api_base,
+            facility_url=facility_url,
+            vault_secret_name=secret_name,
+            rotation=rotation,
+            handoff=handoff,
+            thresholds=thresholds,
+            max_active_secrets=max_active,
+            contacts=tuple(contacts),
+        )
+
+    def rotation(self, data: Mapping[str, Any], where: str) -> RotationPolicy:
+        self.unknown(data, {"mode", "rotateBeforeDays", "lifetimeDays", "graceDays"}, where)
+        mode = data.get("mode", "auto")
+        if mode not in ("auto", "notify-only"):
+            self.fail(f"{where}.mode", f"must be auto or notify-only, not {mode!r}")
+            mode = "auto"
+        before = self.integer(data, "rotateBeforeDays", where, 30, minimum=1, maximum=365)
+        lifetime = self.integer(data, "lifetimeDays", where, 180, minimum=1, maximum=730)
+        grace = self.integer(data, "graceDays", where, 7, minimum=0, maximum=90)
+        if lifetime <= before:
+            self.fail(f"{where}.lifetimeDays", f"must be longer than rotateBeforeDays ({before}), or every run would rotate")
+        return RotationPolicy(mode=mode, rotate_before_days=before, lifetime_days=lifetime, grace_days=grace)
+
+    def handoff(self, data: Mapping[str, Any], where: str) -> HandoffConfig:
+        self.unknown(data, {"mode", "url", "method", "tokenSecretName"}, where)
+        mode = data.get("mode", "manual")
+        if mode not in ("manual", "http"):
+            self.fail(f"{where}.mode", f"must be manual or http, not {mode!r}")
+            return HandoffConfig()
+        method = data.get("method", "PUT")
+        if method not in ("PUT", "POST", "PATCH"):
+            self.fail(f"{where}.method", f"must be PUT, POST or PATCH, not {method!r}")
+        url = self.https_url(data, "url", where, required=mode == "http")
+        token = self.string(data, "tokenSecretName", where, required=mode == "http", pattern=_SECRET_NAME, what="a Key Vault secret name")
+        return HandoffConfig(mode=mode, url=url, method=method, token_secret_name=token)
+
+    def thresholds(self, value: Any, where: str) -> tuple[int, ...]:
+        if (
+            not isinstance(value, list)
+            or not value
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 365 for v in value)
+            or len(set(value)) != len(value)
+        ):
+            self.fail(where, f"must be a list of distinct whole days from 1 to 365, e.g. [30, 14, 7, 3, 1], not {value!r}")
+            return DEFAULT_THRESHOLDS
+        return tuple(sorted(value, reverse=True))
+
+    def duplicates(self, apps: list[AppConfig]) -> None:
+        seen: dict[str, int] = {}
+        for index, app in enumerate(apps):
+            if app.facility in seen:
+                self.fail(f"apps ({app.facility}).facility", "appears more than once")
+            seen[app.facility] = index
+        secret_names: dict[str, str] = {}
+        for app in apps:
+            other = secret_names.setdefault(app.vault_secret_name.lower(), app.facility)
+            if other != app.facility:
+                self.fail(f"apps ({app.facility}).vaultSecretName", f"{app.vault_secret_name} is already used by {other}")
+
+
+def _default_graph_scope(graph_endpoint: str) -> str:
+    parts = urlsplit(graph_endpoint)
+    host = parts.hostname or "graph.microsoft.com"
+    # Sovereign clouds: the scope is the Graph host of that cloud. A loopback
+    # endpoint (the sandbox) keeps the public Graph audience.
+    if host in ("127.0.0.1", "localhost", "::1"):
+        host = "graph.microsoft.com"
+    return f"https://{host}/.default"

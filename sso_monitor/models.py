@@ -1,0 +1,165 @@
+"""What the core knows about the outside world: our own plain dataclasses.
+
+Adapters build these from SDK objects; checks and rotation read only these.
+No secret value is ever a field here, except ``SecretValue`` which is never
+printed (its repr is masked) and never leaves the process except to Key
+Vault, Entra's token endpoint or SmartTrace's handoff endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+
+class SecretValue:
+    """A secret held in memory. ``str()`` and ``repr()`` never show it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "SecretValue(***)"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecretValue) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("SecretValue", self._value))
+
+
+@dataclass(frozen=True)
+class PasswordCredentialInfo:
+    key_id: str
+    display_name: str | None
+    hint: str | None
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    logout_url: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    id_tokens: bool = False
+    access_tokens: bool = False
+    home_page_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AppRegistration:
+    object_id: str
+    app_id: str
+    display_name: str
+    password_credentials: tuple[PasswordCredentialInfo, ...] = ()
+    web: WebSettings = field(default_factory=WebSettings)
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServicePrincipalInfo:
+    object_id: str
+    app_id: str
+    enabled: bool
+    assignment_required: bool
+    assignments: int
+
+
+@dataclass(frozen=True)
+class PasswordPolicy:
+    """The tenant's default app management policy for password lifetimes."""
+
+    max_lifetime: timedelta | None
+    restrict_for_apps_created_after: datetime | None = None
+    enabled: bool = True
+
+    def applies_to(self, app_created: datetime | None) -> bool:
+        if not self.enabled or self.max_lifetime is None:
+            return False
+        if self.restrict_for_apps_created_after is None or app_created is None:
+            return True
+        return app_created >= self.restrict_for_apps_created_after
+
+
+@dataclass(frozen=True)
+class VaultSecretInfo:
+    """Metadata of one Key Vault secret version (no value)."""
+
+    name: str
+    version: str
+    enabled: bool
+    expires: datetime | None
+    tags: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+    created: datetime | None = None
+
+    @property
+    def key_id(self) -> str | None:
+        return self.tags.get("keyId")
+
+
+class Reachability(str, Enum):
+    OK = "ok"
+    HTTP_ERROR = "http_error"
+    TLS_ERROR = "tls_error"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class UrlCheck:
+    url: str
+    outcome: Reachability
+    status: int | None = None
+    detail: str = ""
+
+
+class ProbeOutcome(str, Enum):
+    WORKS = "works"
+    REJECTED = "rejected"  # Entra refused the secret (AADSTS code in detail)
+    ERROR = "error"  # the probe itself failed (network, Entra down)
+
+
+@dataclass(frozen=True)
+class SecretProbe:
+    outcome: ProbeOutcome
+    code: str | None = None  # AADSTS code when rejected
+    detail: str = ""
+
+
+class Problem(str, Enum):
+    """Why a read produced no value."""
+
+    NOT_FOUND = "not_found"
+    ACCESS_DENIED = "access_denied"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ReadFailure:
+    problem: Problem
+    detail: str
+
+
+@dataclass
+class AppObservation:
+    """Everything read about one monitored app in one run. None means not read."""
+
+    app: AppRegistration | None = None
+    app_failure: ReadFailure | None = None
+    service_principal: ServicePrincipalInfo | None = None
+    service_principal_failure: ReadFailure | None = None
+    policy: PasswordPolicy | None = None
+    vault_secret: VaultSecretInfo | None = None
+    vault_failure: ReadFailure | None = None
+    vault_key_ids: frozenset[str] | None = None  # keyId tags across every version of the vault secret
+    probe: SecretProbe | None = None
+    facility_page: UrlCheck | None = None
+    logout_callback: UrlCheck | None = None
