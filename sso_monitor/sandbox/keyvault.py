@@ -1,7 +1,7 @@
 """Azure Key Vault, secrets data plane (REST 7.x / 2025-07-01), one vault per listener.
 
 Served (paths, bodies and status codes of the spec in
-/work/shared/reference/keyvault/spec-2025-07-01/secrets.json):
+../shared/reference/keyvault/spec-2025-07-01/secrets.json):
 
 - PUT    /secrets/{name}                       SetSecret          -> 200 SecretBundle
 - GET    /secrets/{name}[/{version}]           GetSecret          -> 200 SecretBundle (with value)

@@ -196,6 +196,7 @@ class _Loader:
             if app is None or app.tenant_id != tenant.tenant_id:
                 raise ScenarioError(f"{where}.monitor: no application with key {monitor!r} in this tenant")
             self.refs.monitors[tenant.tenant_id] = app.app_id
+            world.monitors[tenant.tenant_id] = app.app_id
 
     def application(self, world: World, tenant_id: str, data: dict[str, Any], where: str, now: datetime) -> None:
         self.check_keys(

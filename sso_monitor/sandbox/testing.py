@@ -46,6 +46,7 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
         monitor,
         granted_roles={GRAPH_RESOURCE: ["Application.ReadWrite.OwnedBy", "Mail.Send"]},
     )
+    world.monitors[tenant.tenant_id] = monitor.app_id
     monitor_secret = world.add_password(monitor, display_name="sandbox", created=now - timedelta(days=1), start=now - timedelta(days=1))
     # The SmartTrace SSO app registration, owned by the monitor.
     smarttrace = world.add_application(

@@ -309,6 +309,18 @@ class World:
         self.smtp_users: dict[str, str] = {}  # login -> password
         self.issued_secrets: list[str] = []
         self.requests: deque[RequestRecord] = deque(maxlen=200_000)
+        # tenant id -> appId of the application that stands for the monitor's own
+        # identity there (its managed identity or multi-tenant app in real life)
+        self.monitors: dict[str, str] = {}
+
+    def monitor_secret(self, tenant_id: str) -> str:
+        """The monitor identity's newest live secret in that tenant (sandbox only)."""
+        tenant = self.tenant(tenant_id)
+        app = tenant.app_by_app_id(self.monitors.get(tenant_id.lower(), "")) if tenant else None
+        live = [c for c in (app.password_credentials if app else []) if c.end > self.now()]
+        if not live:
+            raise KeyError(f"no monitor identity with a live secret in tenant {tenant_id}")
+        return live[-1].secret_text
 
     # ---- look-ups
 
