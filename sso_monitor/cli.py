@@ -21,6 +21,11 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
     sandbox.add_argument("--state-dir", type=Path, default=Path(".sandbox"), help="where the CA and the settings file go (default .sandbox)")
 
+    check = commands.add_parser("check", help="check every configured app (or one) and report")
+    check.add_argument("--config", help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
+    check.add_argument("--app", metavar="FACILITY", help="check only this facility")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+
     demo = commands.add_parser("demo", help="start the sandbox and show the monitor at work on it")
     demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
     demo.add_argument("--json", action="store_true", help="machine-readable output")
@@ -34,6 +39,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.serve import serve
 
         return serve(args.scenario, args.state_dir)
+    if args.command == "check":
+        from .checking import check_and_report
+        from .config import load_config
+        from .errors import ConfigError
+        from .report import EXIT_MONITOR_FAILED
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"sso-monitor: {exc}", file=sys.stderr)
+            return EXIT_MONITOR_FAILED
+        return check_and_report(config, facility=args.app, as_json=args.json)
     if args.command == "demo":
         from .demo import run_demo
 

@@ -56,18 +56,17 @@ def test_sandbox_command_prints_endpoints_and_keeps_secrets_in_a_private_file(tm
     assert "Sandbox stopped." in out
 
 
-def test_demo_reads_every_facility_through_the_real_sdks(capsys):
-    assert main(["demo", "--json"]) == 0
-    captured = capsys.readouterr()
-    report = json.loads(captured.out)
-    by_name = {f["facility"]: f for f in report["facilities"]}
-    assert len(by_name) == 7
-    assert by_name["riverside"]["sign_in"] == "works"
-    assert by_name["valley"]["sign_in"] == "rejected (AADSTS7000222)"  # expired
-    assert by_name["lakeside"]["sign_in"] == "rejected (AADSTS7000215)"  # wrong value in the vault
-    assert by_name["harbor"]["days_to_expiry"] in (11, 12)
-    assert by_name["prairie"]["id_tokens"] is False
-    assert by_name["summit"]["logout_url"].endswith("/summit-old")
+def test_demo_runs_the_real_check_on_the_sandbox(capsys):
+    assert main(["demo", "--json"]) == 0  # findings are the demo's point; only a monitor failure fails it
+    report = json.loads(capsys.readouterr().out)
+    codes = {a["facility"]: [f["code"] for f in a["findings"]] for a in report["apps"]}
+    assert codes["riverside"] == []
+    assert "SECRET_EXPIRING" in codes["harbor"]
+    assert "SECRET_EXPIRED" in codes["valley"]
+    assert "LOGOUT_URL_MISMATCH" in codes["summit"]
+    assert "ID_TOKENS_DISABLED" in codes["prairie"]
+    assert "VAULT_SECRET_REJECTED" in codes["lakeside"]
+    assert "NO_ASSIGNMENTS" in codes["orchard"]
 
 
 def test_demo_table_for_people(capsys):
@@ -75,3 +74,44 @@ def test_demo_table_for_people(capsys):
     out = capsys.readouterr().out
     for facility in ("riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"):
         assert facility in out
+    assert "SECRET_EXPIRING" in out and "critical" in out
+
+
+def test_check_with_a_bad_configuration_exits_3_and_runs_nothing(tmp_path, capsys, sandbox):
+    bad = tmp_path / "apps.json"
+    bad.write_text(json.dumps({"vaultUrl": sandbox.endpoints.vault(), "apps": [{"facility": "acme", "tenantId": "not-a-guid", "appId": "also-not"}]}))
+    before = len(sandbox.world.requests)
+    assert main(["check", "--config", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert "apps[0] (acme).tenantId: must be a tenant id (GUID)" in err
+    assert "apps[0] (acme).appId: must be an application (client) id (GUID)" in err
+    assert len(sandbox.world.requests) == before  # nothing was called
+
+
+def test_check_unknown_facility_is_a_clear_error(tmp_path, capsys, sandbox):
+    from sso_monitor.sandbox.settings import monitor_document
+
+    document, environ = monitor_document(sandbox)
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps(document))
+    import os
+
+    os.environ.update(environ)
+    try:
+        assert main(["check", "--config", str(path), "--app", "nowhere"]) == 3
+    finally:
+        for key in environ:
+            os.environ.pop(key, None)
+    assert "no app for facility 'nowhere'" in capsys.readouterr().err
+
+
+def test_check_one_facility_from_the_setting(capsys, sandbox, monkeypatch):
+    from sso_monitor.sandbox.settings import monitor_document
+
+    document, environ = monitor_document(sandbox)
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    assert main(["check", "--app", "acme", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [a["facility"] for a in report["apps"]] == ["acme"] and report["apps"][0]["status"] == "ok"

@@ -639,7 +639,7 @@ class GraphService(Service):
             )
             response = self._inner_with_faults(inner)
             status = 0 if isinstance(response, _Drop) else response.status
-            self.world.record(RequestRecord(self.name, inner.method, inner.path, status, self.world.now(), inner.caller))
+            self.world.record(RequestRecord(self.name, inner.method, inner.path, status, self.world.now(), inner.caller, inner=True))
             return response
         finally:
             self._ctx.request_id, self._ctx.client_request_id = saved

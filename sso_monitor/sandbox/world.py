@@ -293,6 +293,7 @@ class RequestRecord:
     status: int
     at: datetime
     caller: str | None = None  # appId of the token's client
+    inner: bool = False  # an inner request of a Graph $batch (not an HTTP request of its own)
 
 
 class World:
@@ -489,11 +490,13 @@ class World:
     def record(self, record: RequestRecord) -> None:
         self.requests.append(record)
 
-    def count_requests(self, service: str | None = None, method: str | None = None, path_contains: str | None = None) -> int:
+    def count_requests(self, service: str | None = None, method: str | None = None, path_contains: str | None = None, *, inner: bool | None = False) -> int:
+        """Recorded requests; by default HTTP requests only (``inner=None`` counts $batch parts too)."""
         return sum(
             1
             for r in list(self.requests)
-            if (service is None or r.service == service)
+            if (inner is None or r.inner == inner)
+            and (service is None or r.service == service)
             and (method is None or r.method == method)
             and (path_contains is None or path_contains in r.path)
         )

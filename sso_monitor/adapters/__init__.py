@@ -1,0 +1,1 @@
+"""Adapters: the real SDKs behind the ports. SDK types stop here."""

@@ -1,0 +1,57 @@
+"""`sso-monitor check` and the check part of the demo: run, render, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timezone
+from typing import IO
+
+from .config import MonitorConfig
+from .report import EXIT_MONITOR_FAILED, exit_code, write_json, write_table
+from .run import CheckReport, Progress, run_checks, select_apps
+from .wiring import build_adapters
+
+
+def check_and_report(
+    config: MonitorConfig,
+    *,
+    facility: str | None = None,
+    as_json: bool = False,
+    now: datetime | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    apps = select_apps(config, facility)
+    if not apps:
+        err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
+        return EXIT_MONITOR_FAILED
+    report = asyncio.run(_checked(config, apps, now or datetime.now(timezone.utc), err, show_progress=not as_json))
+    if as_json:
+        write_json(report, out)
+    else:
+        write_table(report, out, color=out.isatty())
+    return exit_code(report)
+
+
+async def _checked(config: MonitorConfig, apps: list, now: datetime, err: IO[str], *, show_progress: bool) -> CheckReport:
+    adapters = build_adapters(config)
+    try:
+        if show_progress and err.isatty() and len(apps) > 1:
+            from rich.progress import Progress as Bar
+
+            with Bar(transient=True, console=_console(err)) as bar:
+                task = bar.add_task("checking apps", total=len(apps))
+                step: Progress = lambda done, total: bar.update(task, completed=done)
+                return await run_checks(config, adapters, now, apps=apps, progress=step)
+        return await run_checks(config, adapters, now, apps=apps)
+    finally:
+        await adapters.aclose()
+
+
+def _console(stream: IO[str]):
+    from rich.console import Console
+
+    return Console(file=stream)

@@ -1,0 +1,176 @@
+"""Every finding code, produced end to end over HTTPS against the sandbox
+through the real adapters; the healthy app produces none."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from sso_monitor.checking import check_and_report
+from sso_monitor.config import parse_config
+from sso_monitor.run import run_checks
+from sso_monitor.sandbox import Sandbox, World
+from sso_monitor.sandbox.settings import monitor_document
+from sso_monitor.sandbox.testing import StandardIds, standard_world
+from sso_monitor.wiring import build_adapters
+
+
+def codes_for(sandbox: Sandbox, facility: str = "acme") -> list[str]:
+    document, environ = monitor_document(sandbox)
+    config = parse_config(document, environ)
+
+    async def go():
+        adapters = build_adapters(config)
+        try:
+            return await run_checks(config, adapters, sandbox.world.now())
+        finally:
+            await adapters.aclose()
+
+    report = asyncio.run(go())
+    (result,) = [r for r in report.results if r.app.facility == facility]
+    return [f.code for f in result.findings]
+
+
+def smarttrace(world: World, ids: StandardIds):
+    return world.find_app(ids.smarttrace_app_id)
+
+
+def sp(world: World, ids: StandardIds):
+    return world.tenant(ids.tenant_id).sp_by_app_id(ids.smarttrace_app_id)
+
+
+def vault_latest(world: World, ids: StandardIds):
+    return world.vault(ids.vault_name).secrets[ids.vault_secret_name].latest
+
+
+def set_end(world: World, ids: StandardIds, days: float) -> None:
+    credential = smarttrace(world, ids).password_credentials[0]
+    credential.end = world.now() + timedelta(days=days)
+    vault_latest(world, ids).expires = credential.end
+
+
+def lifetime_over_policy(world, ids):
+    credential = smarttrace(world, ids).password_credentials[0]
+    credential.start = world.now() - timedelta(days=100)
+    credential.end = world.now() + timedelta(days=630)
+    vault_latest(world, ids).expires = credential.end
+
+
+def extra_secrets(world, ids):
+    for _ in range(2):
+        world.add_password(smarttrace(world, ids), display_name="made by hand")
+
+
+def orphan(world, ids):
+    world.add_password(smarttrace(world, ids), display_name="sso-monitor r-0001", start=world.now() - timedelta(days=2), created=world.now() - timedelta(days=2))
+
+
+def wrong_vault_value(world, ids):
+    latest = vault_latest(world, ids)
+    world.set_secret(world.vault(ids.vault_name), ids.vault_secret_name, "pasted-the-secret-id-by-mistake", tags=dict(latest.tags), expires=latest.expires)
+
+
+def web(**changes) -> Callable[[World, StandardIds], None]:
+    def change(world, ids):
+        smarttrace(world, ids).web.update(changes)
+
+    return change
+
+
+def grants(**changes) -> Callable[[World, StandardIds], None]:
+    def change(world, ids):
+        smarttrace(world, ids).web["implicitGrantSettings"].update(changes)
+
+    return change
+
+
+def vault_failing(sandbox: Sandbox, ids: StandardIds) -> None:
+    sandbox.faults.add("status", service="vault", method="GET", path=f"/secrets/{ids.vault_secret_name}*", status=503)
+
+
+SCENARIOS: list[tuple[str, Callable]] = [
+    ("APP_NOT_FOUND", lambda w, i: w.tenant(i.tenant_id).applications.pop(i.smarttrace_object_id)),
+    ("APP_ACCESS_DENIED", lambda w, i: smarttrace(w, i).owners.clear()),
+    ("SECRET_MISSING", lambda w, i: smarttrace(w, i).password_credentials.clear()),
+    ("SECRET_EXPIRING", lambda w, i: set_end(w, i, 10)),
+    ("SECRET_EXPIRED", lambda w, i: set_end(w, i, -1)),
+    ("SECRET_LIFETIME_EXCEEDS_POLICY", lifetime_over_policy),
+    ("TOO_MANY_SECRETS", extra_secrets),
+    ("VAULT_SECRET_MISSING", lambda w, i: w.vault(i.vault_name).secrets.pop(i.vault_secret_name)),
+    ("VAULT_SECRET_UNKNOWN_KEY", lambda w, i: vault_latest(w, i).tags.update(keyId=str(uuid.uuid4()))),
+    ("VAULT_SECRET_REJECTED", wrong_vault_value),
+    ("VAULT_EXPIRY_MISMATCH", lambda w, i: setattr(vault_latest(w, i), "expires", vault_latest(w, i).expires + timedelta(days=1))),
+    ("LOGOUT_URL_MISSING", web(logoutUrl=None)),
+    ("LOGOUT_URL_MISMATCH", web(logoutUrl="https://api.smarttrace.ai/v1/auth/callback/azure-logout/acme-old")),
+    ("REDIRECT_URI_MISSING", web(redirectUris=[])),
+    ("ID_TOKENS_DISABLED", grants(enableIdTokenIssuance=False)),
+    ("ACCESS_TOKENS_DISABLED", grants(enableAccessTokenIssuance=False)),
+    ("SERVICE_PRINCIPAL_MISSING", lambda w, i: w.tenant(i.tenant_id).service_principals.pop(sp(w, i).object_id)),
+    ("SERVICE_PRINCIPAL_DISABLED", lambda w, i: setattr(sp(w, i), "account_enabled", False)),
+    ("ASSIGNMENT_NOT_REQUIRED", lambda w, i: setattr(sp(w, i), "app_role_assignment_required", False)),
+    ("NO_ASSIGNMENTS", lambda w, i: sp(w, i).assigned_to.clear()),
+    ("FACILITY_UNREACHABLE", lambda w, i: setattr(w.facility(i.facility), "online", False)),
+    ("LOGOUT_CALLBACK_UNREACHABLE", lambda w, i: setattr(w.facility(i.facility), "logout_callback_online", False)),
+    ("ORPHAN_CREDENTIAL", orphan),
+]
+
+
+def test_the_healthy_app_has_no_findings(sandbox):
+    assert codes_for(sandbox) == []
+
+
+@pytest.mark.parametrize("code, breakage", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_each_code_is_found_end_to_end(code, breakage):
+    world, ids = standard_world()
+    breakage(world, ids)
+    with Sandbox(world) as sandbox:
+        found = codes_for(sandbox)
+    assert code in found, found
+
+
+def test_check_failed_when_a_read_keeps_failing():
+    world, ids = standard_world()
+    with Sandbox(world) as sandbox:
+        vault_failing(sandbox, ids)
+        assert "CHECK_FAILED" in codes_for(sandbox)
+
+
+def test_every_code_has_an_end_to_end_scenario():
+    from sso_monitor.findings import CODES
+
+    assert {code for code, _ in SCENARIOS} | {"CHECK_FAILED"} == set(CODES)
+
+
+def test_json_report_shape_and_exit_code(scenario_sandbox):
+    document, environ = monitor_document(scenario_sandbox)
+    out, err = io.StringIO(), io.StringIO()
+    code = check_and_report(parse_config(document, environ), as_json=True, now=scenario_sandbox.world.now(), out=out, err=err)
+    report = json.loads(out.getvalue())
+    assert code == 2  # the demo world has critical findings
+    by_name = {a["facility"]: a for a in report["apps"]}
+    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"}
+    for app in report["apps"]:
+        assert set(app) >= {"facility", "tenantId", "appId", "status", "findings"}
+        for f in app["findings"]:
+            assert set(f) >= {"code", "severity", "message", "fix"}
+    expected = {
+        "riverside": [],
+        "harbor": ["SECRET_EXPIRING"],
+        "valley": ["SECRET_EXPIRED", "VAULT_SECRET_REJECTED"],
+        "summit": ["LOGOUT_URL_MISMATCH"],
+        "prairie": ["ID_TOKENS_DISABLED"],
+        "lakeside": ["VAULT_SECRET_REJECTED"],
+        "orchard": ["NO_ASSIGNMENTS"],
+    }
+    assert {name: [f["code"] for f in app["findings"]] for name, app in by_name.items()} == expected
+    assert by_name["riverside"]["status"] == "ok" and by_name["harbor"]["status"] == "warning"
+    assert by_name["valley"]["status"] == "critical"
+    # no secret value anywhere in the report
+    text = out.getvalue() + err.getvalue()
+    assert not [s for s in scenario_sandbox.world.issued_secrets if s in text]
