@@ -671,7 +671,8 @@ def test_batch_limits_and_inner_dispatch(sandbox: Sandbox, ids: StandardIds) -> 
     assert sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.smarttrace_app_id).credential(by_id["add"]["body"]["keyId"]) is not None
     assert by_id["nested"]["status"] == 400
     # inner requests are recorded with their own method and path
-    assert sandbox.world.count_requests("graph", "POST", "/addPassword") == 1
+    assert sandbox.world.count_requests("graph", "POST", "/addPassword", inner=True) == 1
+    assert sandbox.world.count_requests("graph", "POST", "/addPassword") == 0  # not an HTTP request of its own
 
 
 def test_batch_inner_faults_and_dependencies(sandbox: Sandbox, ids: StandardIds) -> None:
