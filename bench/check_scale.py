@@ -1,0 +1,257 @@
+"""Benchmark: the check run as the number of apps grows, against a naive baseline.
+
+    .venv/bin/python bench/check_scale.py [--sizes 10,100,1000] [--latency-ms 20] [--repeat 3]
+
+For each size the sandbox (in this process) gets N facilities and 20 ms of
+added latency on every request to every service. Each measurement runs in a
+fresh subprocess, so its peak RSS is its own:
+
+- ours: `sso_monitor.run.run_checks` with the real adapters (Graph reads
+  batched 20 to a $batch, bounded concurrency);
+- baseline: what the usual PowerShell scripts do, one request per app per
+  resource, in sequence: the app by $filter, its service principal by
+  $filter, its assignments, the Key Vault secret, a token request with it,
+  and the two SmartTrace URLs.
+
+Both do the same work per app. The report (bench/reports/check_scale.md)
+gives medians and ratios measured in one run, plus the cold import time of
+function_app. Run it on an idle machine; compare ratios, not seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TENANT = "0b1d2c3e-4f50-4617-8293-a4b5c6d7e8f9"
+
+
+# ---------------------------------------------------------------- the world
+
+
+def build_world(size: int):
+    from sso_monitor.sandbox.world import GRAPH_RESOURCE, AppRoleAssignment, World, new_guid
+
+    world = World()
+    now = world.now()
+    tenant = world.add_tenant(TENANT, "Bench Foods", password_max_lifetime=timedelta(days=365))
+    monitor = world.add_application(TENANT, "SmartTrace SSO Monitor")
+    world.add_service_principal(monitor, granted_roles={GRAPH_RESOURCE: ["Application.ReadWrite.OwnedBy"]})
+    world.add_password(monitor, start=now - timedelta(days=1), created=now - timedelta(days=1))
+    world.monitors[TENANT] = monitor.app_id
+    vault = world.add_vault("kv-bench", TENANT, access={monitor.app_id: "Key Vault Secrets Officer"})
+    for index in range(size):
+        name = f"plant{index:04d}"
+        api = "https://api.smarttrace.ai/v1"
+        app = world.add_application(
+            TENANT,
+            f"SmartTrace {name}",
+            owners={monitor.app_id},
+            web={
+                "homePageUrl": f"https://{name}.smarttrace.ai",
+                "logoutUrl": f"{api}/auth/callback/azure-logout/{name}",
+                "redirectUris": [f"{api}/auth/callback/azure/{name}"],
+                "implicitGrantSettings": {"enableIdTokenIssuance": True, "enableAccessTokenIssuance": True},
+            },
+        )
+        # every tenth secret expires within 30 days, so the report has findings to show
+        days_left = 20 if index % 10 == 0 else 200
+        credential = world.add_password(app, display_name="SmartTrace SSO", start=now - timedelta(days=300), end=now + timedelta(days=days_left), created=now - timedelta(days=300))
+        sp = world.add_service_principal(app, app_role_assignment_required=True, owners={monitor.app_id})
+        sp.assigned_to.append(
+            AppRoleAssignment(new_guid(), new_guid(), "Group", "Staff", sp.object_id, sp.display_name, "00000000-0000-0000-0000-000000000000", now)
+        )
+        world.set_secret(vault, f"smarttrace-{name}", credential.secret_text, tags={"keyId": credential.key_id}, expires=credential.end)
+        world.add_facility(name, TENANT, app.app_id, client_secret=credential.secret_text, key_id=credential.key_id)
+    return world
+
+
+# ---------------------------------------------------------------- workers (subprocesses)
+
+
+def worker(kind: str, config_path: str) -> None:
+    from sso_monitor.config import load_config
+
+    config = load_config(Path(config_path))
+    started = time.perf_counter()
+    if kind == "ours":
+        statuses = asyncio.run(_ours(config))
+    else:
+        statuses = _baseline(config)
+    wall = time.perf_counter() - started
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"wall": wall, "rss_mb": rss_kb / 1024, "statuses": statuses}))
+
+
+async def _ours(config) -> dict[str, int]:
+    from sso_monitor.run import run_checks
+    from sso_monitor.wiring import build_adapters
+
+    adapters = build_adapters(config)
+    try:
+        report = await run_checks(config, adapters, datetime.now(timezone.utc))
+    finally:
+        await adapters.aclose()
+    counts: dict[str, int] = {}
+    for result in report.results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return counts
+
+
+def _baseline(config) -> dict[str, int]:
+    """One request per app per resource, in sequence: the usual script."""
+    import requests
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ClientSecretCredential
+    from azure.keyvault.secrets import SecretClient
+
+    from sso_monitor.adapters.identity import credential_for
+    from sso_monitor.net import session_with_host_map
+
+    credential = credential_for(config, TENANT)
+    token = credential.get_token(config.cloud.graph_scope).token
+    ca = config.network.ca_bundle  # passed per request: REQUESTS_CA_BUNDLE would override a session's verify
+    graph = requests.Session()
+    graph.headers["Authorization"] = f"Bearer {token}"
+    vault = SecretClient(config.vault_url, credential, verify_challenge_resource=False, connection_verify=config.network.ca_bundle)
+    pages = session_with_host_map(dict(config.network.host_map), config.network.ca_bundle)
+    base = config.cloud.graph_endpoint
+    counts: dict[str, int] = {}
+    for app in config.apps:
+        problems = 0
+        found = graph.get(f"{base}/applications", params={"$filter": f"appId eq '{app.app_id}'"}, timeout=30, verify=ca).json()["value"]
+        sps = graph.get(f"{base}/servicePrincipals", params={"$filter": f"appId eq '{app.app_id}'"}, timeout=30, verify=ca).json()["value"]
+        if sps:
+            assigned = graph.get(f"{base}/servicePrincipals/{sps[0]['id']}/appRoleAssignedTo", timeout=30, verify=ca).json()["value"]
+            problems += 0 if assigned else 1
+        secret = vault.get_secret(app.vault_secret_name)
+        try:
+            ClientSecretCredential(app.tenant_id, app.app_id, secret.value, authority=config.cloud.authority, disable_instance_discovery=True, connection_verify=config.network.ca_bundle).get_token(config.cloud.graph_scope)
+        except ClientAuthenticationError:
+            problems += 1
+        for url in (app.facility_url, app.expected_logout_url):
+            problems += 0 if pages.get(url, timeout=30).ok else 1
+        end = min(c["endDateTime"] for c in found[0]["passwordCredentials"]) if found else ""
+        status = "warning" if end and datetime.fromisoformat(end.replace("Z", "+00:00")) < datetime.now(timezone.utc) + timedelta(days=30) else "ok"
+        status = "critical" if problems else status
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+# ---------------------------------------------------------------- the run
+
+
+def measure(sandbox, kind: str, config_path: Path, environ: dict[str, str]) -> dict:
+    sandbox.world.requests.clear()
+    env = {**os.environ, **environ}
+    output = subprocess.run([sys.executable, __file__, "--worker", kind, "--config", str(config_path)], capture_output=True, text=True, env=env, cwd=ROOT)
+    if output.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{output.stderr[-3000:]}")
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    result["graph_http"] = sandbox.world.count_requests(service="graph")
+    result["all_http"] = sandbox.world.count_requests()
+    return result
+
+
+def import_time() -> float:
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--latency-ms", type=float, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline-repeat-large", type=int, default=1, help="baseline runs at sizes >= 1000 (each takes minutes)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "reports" / "check_scale.md"))
+    parser.add_argument("--worker")
+    parser.add_argument("--config")
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.config)
+        return
+
+    from sso_monitor.sandbox import Sandbox
+    from sso_monitor.sandbox.settings import monitor_document
+
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        world = build_world(size)
+        with Sandbox(world) as sandbox, tempfile.TemporaryDirectory() as scratch:
+            sandbox.faults.add("latency", latency_ms=args.latency_ms)
+            document, environ = monitor_document(sandbox)
+            config_path = Path(scratch) / "apps.json"
+            config_path.write_text(json.dumps(document))
+            ours = [measure(sandbox, "ours", config_path, environ) for _ in range(args.repeat)]
+            base_runs = args.repeat if size < 1000 else args.baseline_repeat_large
+            baseline = [measure(sandbox, "baseline", config_path, environ) for _ in range(base_runs)]
+        row = {
+            "apps": size,
+            "ours_wall": statistics.median(r["wall"] for r in ours),
+            "base_wall": statistics.median(r["wall"] for r in baseline),
+            "ours_graph_per_app": statistics.median(r["graph_http"] for r in ours) / size,
+            "base_graph_per_app": statistics.median(r["graph_http"] for r in baseline) / size,
+            "ours_rss": max(r["rss_mb"] for r in ours),
+            "base_rss": max(r["rss_mb"] for r in baseline),
+            "ours_runs": len(ours),
+            "base_runs": len(baseline),
+            "ours_statuses": ours[0]["statuses"],
+            "base_statuses": baseline[0]["statuses"],
+        }
+        row["speedup"] = row["base_wall"] / row["ours_wall"]
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    cold = import_time()
+    write_report(Path(args.out), rows, cold, args)
+
+
+def write_report(path: Path, rows: list[dict], cold: float, args) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Check run at scale",
+        "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};",
+        f"sandbox in-process with {args.latency_ms:g} ms added to every request; medians of {args.repeat} runs",
+        f"(baseline at 1,000 apps: {args.baseline_repeat_large} run). Produced by `bench/check_scale.py`.",
+        "",
+        "| apps | ours (s) | baseline (s) | baseline / ours | Graph HTTP requests per app, ours | baseline | peak RSS ours (MB) | baseline (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['apps']:,} | {r['ours_wall']:.2f} | {r['base_wall']:.2f} | {r['speedup']:.1f}x | {r['ours_graph_per_app']:.3f} | {r['base_graph_per_app']:.2f} | {r['ours_rss']:.0f} | {r['base_rss']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Cold `python -c \"import function_app\"`: {cold:.2f} s (median of 5).",
+        "",
+        "Statuses found (ours, then baseline), as a sanity check that both did the work:",
+        "",
+    ]
+    for r in rows:
+        lines.append(f"- {r['apps']:,} apps: {r['ours_statuses']} / {r['base_statuses']}")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"report written to {path}")
+
+
+if __name__ == "__main__":
+    main()
