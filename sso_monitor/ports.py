@@ -71,6 +71,8 @@ class UrlProber(Protocol):
         """GET the URL: status and TLS validity. Never raises."""
         ...
 
+    async def aclose(self) -> None: ...
+
 
 @dataclass
 class Adapters:
@@ -85,3 +87,4 @@ class Adapters:
         for directory in self.directories.values():
             await directory.aclose()
         await self.vault.aclose()
+        await self.urls.aclose()

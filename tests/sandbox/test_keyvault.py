@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 

@@ -1,0 +1,206 @@
+"""Probes: does a client secret work at Entra, and does a URL answer over valid TLS.
+
+``EntraTokenProbe`` asks Entra for a client-credentials token with the secret.
+A new ClientSecretCredential (a new MSAL application) per probe, on purpose:
+MSAL caches tokens and, for some error answers, the failure itself, per
+instance (docs/decisions.md), so a reused one could answer from memory:
+"works" for a secret removed since, or "rejected" for one that has finished
+propagating. The secret goes only to Entra's token endpoint; every text kept
+from an error is scrubbed of it anyway.
+
+How an answer maps (``classify_auth_error``):
+
+- a token: WORKS;
+- Entra refused with an AADSTS code: REJECTED with that code (7000215 wrong or
+  not yet propagated, 7000222 expired, 700016 no such app, 7000112 app
+  disabled, 7000229 no service principal, and any code we do not know: Entra
+  answered and sign-in with this secret would fail the same way);
+- the codes in ``PROBE_FAILURE_CODES`` are ERROR: they say our request or our
+  settings are wrong (the tenant id or cloud, the scope) or Entra had a
+  transient fault, so they tell nothing about the secret. AADSTS90002 (tenant
+  not found) is one of them: the tenant id comes from our configuration, and
+  the Graph checks of the same tenant report that problem;
+- no code (a 5xx, a timeout, a dropped connection, a TLS failure): ERROR.
+
+``UrlProbe`` GETs facility pages and callbacks with one shared requests
+session that honours the sandbox host map and CA. It follows up to three
+redirects itself, each to an https URL (a browser following the facility's
+redirects would end where we end); a redirect to http is a TLS_ERROR, more
+than three an HTTP_ERROR. Final status 2xx/3xx is OK, 4xx/5xx HTTP_ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.cookiejar
+import logging
+import re
+import ssl
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from azure.core.exceptions import AzureError, ClientAuthenticationError
+from azure.identity import ClientSecretCredential
+
+from ..config import MonitorConfig
+from ..models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
+from ..net import session_with_host_map
+from .identity import authority_options
+
+log = logging.getLogger(__name__)
+
+_AADSTS = re.compile(r"AADSTS\d+")
+_HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
+_DETAIL_LIMIT = 240
+
+# AADSTS codes that mean the probe could not test the secret, not that Entra refused it.
+PROBE_FAILURE_CODES = {
+    "AADSTS90002": "tenant not found (wrong tenant id or cloud)",
+    "AADSTS900023": "the tenant id is not valid",
+    "AADSTS500011": "the scope's resource is not in the tenant",
+    "AADSTS1002012": "the scope is not valid for client credentials",
+    "AADSTS900144": "the request missed a parameter",
+    "AADSTS70003": "the grant type is not supported",
+    "AADSTS7000218": "no client secret was sent",
+    "AADSTS50196": "Entra detected a request loop (throttled)",
+    "AADSTS90033": "a transient Entra error",
+    "AADSTS90024": "a transient Entra error (request budget exceeded)",
+}
+
+MAX_REDIRECTS = 3
+
+
+def scrub(text: str, secret: SecretValue | str | None) -> str:
+    """``text`` with every occurrence of the secret replaced by ``***``."""
+    value = secret.reveal() if isinstance(secret, SecretValue) else secret
+    return text.replace(value, "***") if value else text
+
+
+def _shorten(text: str) -> str:
+    first = " ".join(text.split())
+    return first if len(first) <= _DETAIL_LIMIT else first[: _DETAIL_LIMIT - 1] + "…"
+
+
+def classify_auth_error(message: str) -> SecretProbe:
+    """Map the text of azure-identity's ClientAuthenticationError to a probe result.
+
+    The caller scrubs ``message`` of the secret first; this function keeps a short form of it.
+    """
+    detail = _shorten(message.removeprefix("Authentication failed: "))
+    status = _HTTP_STATUS.search(message)
+    match = _AADSTS.search(message)
+    if status is not None and int(status.group(1)) >= 500:
+        return SecretProbe(ProbeOutcome.ERROR, code=match.group(0) if match else None, detail=f"Entra answered HTTP {status.group(1)}")
+    if match is None:
+        return SecretProbe(ProbeOutcome.ERROR, detail=detail)
+    code = match.group(0)
+    if code in PROBE_FAILURE_CODES:
+        return SecretProbe(ProbeOutcome.ERROR, code=code, detail=f"{PROBE_FAILURE_CODES[code]}: {detail}")
+    return SecretProbe(ProbeOutcome.REJECTED, code=code, detail=detail)
+
+
+class EntraTokenProbe:
+    """TokenProbe: a client-credentials token request at ``config.cloud.authority``.
+
+    ``retry_total`` bounds azure-core's retries of a 5xx or a dropped connection
+    (the rotation's verify step has its own loop, so a probe need not insist).
+    """
+
+    def __init__(self, config: MonitorConfig, *, retry_total: int = 2, retry_backoff_factor: float = 0.8) -> None:
+        self.scope = config.cloud.graph_scope
+        timeout = config.network.timeout_seconds
+        self._options: dict[str, Any] = {
+            **authority_options(config),
+            "retry_total": retry_total,
+            "retry_backoff_factor": retry_backoff_factor,
+            "connection_timeout": timeout,
+            "read_timeout": timeout,
+        }
+
+    async def probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
+        return await asyncio.to_thread(self._probe, tenant_id, app_id, secret)
+
+    def _probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
+        if not secret.reveal():
+            return SecretProbe(ProbeOutcome.REJECTED, detail="the secret is empty")
+        try:
+            credential = ClientSecretCredential(tenant_id, app_id, secret.reveal(), **self._options)
+        except ValueError as exc:  # a malformed tenant id; the message never holds the secret
+            return SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(str(exc), secret)))
+        try:
+            credential.get_token(self.scope)
+        except ClientAuthenticationError as exc:
+            result = classify_auth_error(scrub(str(exc.message or exc), secret))
+        except AzureError as exc:
+            result = SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(f"{type(exc).__name__}: {exc.message or exc}", secret)))
+        else:
+            result = SecretProbe(ProbeOutcome.WORKS)
+        finally:
+            credential.close()
+        log.info("token probe app %s tenant %s: %s %s", app_id, tenant_id, result.outcome.value, result.code or "")
+        return result
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Each check stands alone: a cookie from one page never goes to the next."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+class UrlProbe:
+    """UrlProber with one shared requests session (host map and CA from the config)."""
+
+    def __init__(self, config: MonitorConfig) -> None:
+        self.timeout = config.network.timeout_seconds
+        self._session = session_with_host_map(dict(config.network.host_map), config.network.ca_bundle)
+        self._session.cookies.set_policy(_NoCookies())
+
+    async def check(self, url: str) -> UrlCheck:
+        return await asyncio.to_thread(self._check, url)
+
+    async def aclose(self) -> None:
+        self._session.close()
+
+    def _check(self, url: str) -> UrlCheck:
+        current = url
+        try:
+            for _hop in range(MAX_REDIRECTS + 1):
+                with self._session.get(current, allow_redirects=False, stream=True, timeout=(self.timeout, self.timeout)) as response:
+                    status = response.status_code
+                    location = response.headers.get("Location") if response.is_redirect else None
+                if location is None:
+                    outcome = Reachability.OK if status < 400 else Reachability.HTTP_ERROR
+                    detail = "" if current == url else f"after redirects, at {current}"
+                    return UrlCheck(url, outcome, status=status, detail=detail)
+                current = urljoin(current, location)
+                if urlsplit(current).scheme.lower() != "https":
+                    return UrlCheck(url, Reachability.TLS_ERROR, status=status, detail=f"redirects to a non-https URL: {current}")
+            return UrlCheck(url, Reachability.HTTP_ERROR, status=status, detail=f"more than {MAX_REDIRECTS} redirects")
+        except requests.exceptions.SSLError as exc:
+            return UrlCheck(url, Reachability.TLS_ERROR, detail=_reason(exc))
+        except requests.exceptions.Timeout:
+            return UrlCheck(url, Reachability.UNREACHABLE, detail=f"no answer within {self.timeout:g} s")
+        except requests.exceptions.RequestException as exc:  # connection refused, DNS, bad URL
+            return UrlCheck(url, Reachability.UNREACHABLE, detail=_reason(exc))
+        except (OSError, ValueError) as exc:  # the port promises never to raise; this is a failed check
+            return UrlCheck(url, Reachability.UNREACHABLE, detail=_shorten(f"{type(exc).__name__}: {exc}"))
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause of a requests error, shortly (urllib3 nests them in args)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    deepest: BaseException = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        deepest = current
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return _shorten(f"certificate verify failed: {current.verify_message}")
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = next((arg for arg in current.args if isinstance(arg, BaseException)), None)
+        current = inner or current.__cause__ or current.__context__
+    text = str(deepest) or type(deepest).__name__
+    return _shorten(text)
