@@ -56,6 +56,10 @@ def set_end(world: World, ids: StandardIds, days: float) -> None:
 
 
 def lifetime_over_policy(world, ids):
+    # Reading the tenant policy needs Policy.Read.All (read-only); without it the
+    # monitor cannot know the cap and stays silent (see docs/checks.md).
+    monitor_sp = world.tenant(ids.tenant_id).sp_by_app_id(ids.monitor_app_id)
+    monitor_sp.granted_roles["https://graph.microsoft.com"].append("Policy.Read.All")
     credential = smarttrace(world, ids).password_credentials[0]
     credential.start = world.now() - timedelta(days=100)
     credential.end = world.now() + timedelta(days=630)
