@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # The token probe expects refusals; azure-identity logs each as a warning.
+        # Our own report states them as findings, so keep the SDKs' chatter out.
+        for noisy in ("azure", "msal", "httpx", "kiota_http"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command == "sandbox":
         from .sandbox.serve import serve
 

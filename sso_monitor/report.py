@@ -64,7 +64,9 @@ def write_table(report: CheckReport, out: IO[str], *, color: bool | None = None)
     table.add_column("status", no_wrap=True)
     table.add_column("findings")
     for r in sorted(report.results, key=lambda r: (-_rank(r.status), r.app.facility)):
-        lines = [f"[{STATUS_STYLE.get(f.severity.value, '')}]{f.code}[/] {_escape(f.message)}" for f in r.findings] or ["[green]all checks passed[/]"]
+        lines = [
+            f"[{STATUS_STYLE.get(f.severity.value, '')}]{f.code}[/] {_escape(f.message)}\n[dim]fix: {_escape(f.fix)}[/]" for f in r.findings
+        ] or ["[green]all checks passed[/]"]
         table.add_row(r.app.facility, r.app.tenant_id[:8], f"[{STATUS_STYLE[r.status]}]{r.status}[/]", "\n".join(lines))
     console.print(table)
     counts = Counter(r.status for r in report.results)
@@ -72,7 +74,7 @@ def write_table(report: CheckReport, out: IO[str], *, color: bool | None = None)
     for error in report.errors:
         console.print(f"[magenta]monitor error:[/] {_escape(error)}")
     if any(r.findings for r in report.results):
-        console.print("Fixes for each code: docs/checks.md (or --json for the fix text per finding).")
+        console.print("Every code is explained in docs/checks.md; --json gives the same report for machines.")
 
 
 def _rank(status: str) -> int:
