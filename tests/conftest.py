@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -27,3 +28,19 @@ def sandbox(standard: tuple) -> Iterator[Sandbox]:
 @pytest.fixture
 def ids(standard: tuple) -> StandardIds:
     return standard[1]
+
+
+@pytest.fixture
+def no_secret_in_logs(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture, standard: tuple) -> Iterator[None]:
+    """Run the test with DEBUG logging (SDKs, MSAL, urllib3, the sandbox, ours) and fail
+    if any secret the sandbox issued appears in any record of any phase.
+    Use with ``pytestmark = pytest.mark.usefixtures("no_secret_in_logs")``."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    world = standard[0]
+    records = [record for phase in ("setup", "call", "teardown") for record in caplog.get_records(phase)]  # type: ignore[arg-type]
+    text = "\n".join(logging.Formatter("%(name)s %(message)s").format(record) for record in records)
+    if "sandbox" in request.fixturenames:
+        assert text, "nothing was logged: the leak check would prove nothing"
+    leaked = [secret for secret in world.issued_secrets if secret in text]
+    assert not leaked, "a secret value reached the log"

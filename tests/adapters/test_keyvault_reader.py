@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC
 
 import pytest
@@ -41,19 +39,7 @@ def read(sandbox: Sandbox, name: str = SECRET, **options: object) -> VaultRead |
     return asyncio.run(run())
 
 
-@pytest.fixture(autouse=True)
-def no_secret_in_logs(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture, standard: tuple) -> Iterator[None]:
-    """Every test here runs with DEBUG logging (SDKs, MSAL, urllib3, the sandbox, ours);
-    no secret the sandbox issued may appear in any record of any phase."""
-    caplog.set_level(logging.DEBUG)
-    yield
-    world = standard[0]
-    records = [record for phase in ("setup", "call", "teardown") for record in caplog.get_records(phase)]  # type: ignore[arg-type]
-    text = "\n".join(logging.Formatter("%(name)s %(message)s").format(record) for record in records)
-    if "sandbox" in request.fixturenames:
-        assert text, "nothing was logged: the leak check would prove nothing"
-    leaked = [secret for secret in world.issued_secrets if secret in text]
-    assert not leaked, "a secret value reached the log"
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 
 # ---------------------------------------------------------------- success

@@ -1,0 +1,42 @@
+"""End-to-end check runs against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sso_monitor.config import parse_config
+from sso_monitor.run import CheckReport, run_checks
+from sso_monitor.sandbox import Sandbox
+from sso_monitor.sandbox.settings import monitor_document
+from sso_monitor.wiring import build_adapters
+
+
+# What the built-in demo scenario must produce, facility by facility.
+DEMO_FINDINGS = {
+    "riverside": [],
+    "harbor": ["SECRET_EXPIRING"],
+    "valley": ["SECRET_EXPIRED", "VAULT_SECRET_REJECTED"],
+    "summit": ["LOGOUT_URL_MISMATCH"],
+    "prairie": ["ID_TOKENS_DISABLED"],
+    "lakeside": ["VAULT_SECRET_REJECTED"],
+    "orchard": ["NO_ASSIGNMENTS"],
+}
+
+
+def check_sandbox(sandbox: Sandbox) -> CheckReport:
+    """The real check run, through the real adapters, over the sandbox's HTTPS endpoints."""
+    document, environ = monitor_document(sandbox)
+    config = parse_config(document, environ)
+
+    async def go() -> CheckReport:
+        adapters = build_adapters(config)
+        try:
+            return await run_checks(config, adapters, sandbox.world.now())
+        finally:
+            await adapters.aclose()
+
+    return asyncio.run(go())
+
+
+def codes_by_facility(sandbox: Sandbox) -> dict[str, list[str]]:
+    return {r.app.facility: [f.code for f in r.findings] for r in check_sandbox(sandbox).results}

@@ -3,7 +3,6 @@ through the real adapters; the healthy app produces none."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import uuid
@@ -14,27 +13,14 @@ import pytest
 
 from sso_monitor.checking import check_and_report
 from sso_monitor.config import parse_config
-from sso_monitor.run import run_checks
 from sso_monitor.sandbox import Sandbox, World
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import StandardIds, standard_world
-from sso_monitor.wiring import build_adapters
+from tests.checks import DEMO_FINDINGS, codes_by_facility
 
 
 def codes_for(sandbox: Sandbox, facility: str = "acme") -> list[str]:
-    document, environ = monitor_document(sandbox)
-    config = parse_config(document, environ)
-
-    async def go():
-        adapters = build_adapters(config)
-        try:
-            return await run_checks(config, adapters, sandbox.world.now())
-        finally:
-            await adapters.aclose()
-
-    report = asyncio.run(go())
-    (result,) = [r for r in report.results if r.app.facility == facility]
-    return [f.code for f in result.findings]
+    return codes_by_facility(sandbox)[facility]
 
 
 def smarttrace(world: World, ids: StandardIds):
@@ -163,16 +149,7 @@ def test_json_report_shape_and_exit_code(scenario_sandbox):
         assert set(app) >= {"facility", "tenantId", "appId", "status", "findings"}
         for f in app["findings"]:
             assert set(f) >= {"code", "severity", "message", "fix"}
-    expected = {
-        "riverside": [],
-        "harbor": ["SECRET_EXPIRING"],
-        "valley": ["SECRET_EXPIRED", "VAULT_SECRET_REJECTED"],
-        "summit": ["LOGOUT_URL_MISMATCH"],
-        "prairie": ["ID_TOKENS_DISABLED"],
-        "lakeside": ["VAULT_SECRET_REJECTED"],
-        "orchard": ["NO_ASSIGNMENTS"],
-    }
-    assert {name: [f["code"] for f in app["findings"]] for name, app in by_name.items()} == expected
+    assert {name: [f["code"] for f in app["findings"]] for name, app in by_name.items()} == DEMO_FINDINGS
     assert by_name["riverside"]["status"] == "ok" and by_name["harbor"]["status"] == "warning"
     assert by_name["valley"]["status"] == "critical"
     # no secret value anywhere in the report

@@ -3,37 +3,12 @@ right results; an app that keeps failing is CHECK_FAILED and the others report."
 
 from __future__ import annotations
 
-import asyncio
+from tests.checks import DEMO_FINDINGS, codes_by_facility
 
-from sso_monitor.config import parse_config
-from sso_monitor.run import run_checks
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.wiring import build_adapters
-
-EXPECTED = {
-    "riverside": [],
-    "harbor": ["SECRET_EXPIRING"],
-    "valley": ["SECRET_EXPIRED", "VAULT_SECRET_REJECTED"],
-    "summit": ["LOGOUT_URL_MISMATCH"],
-    "prairie": ["ID_TOKENS_DISABLED"],
-    "lakeside": ["VAULT_SECRET_REJECTED"],
-    "orchard": ["NO_ASSIGNMENTS"],
-}
+EXPECTED = DEMO_FINDINGS
 
 
-def run(sandbox) -> dict[str, list[str]]:
-    document, environ = monitor_document(sandbox)
-    config = parse_config(document, environ)
-
-    async def go():
-        adapters = build_adapters(config)
-        try:
-            return await run_checks(config, adapters, sandbox.world.now())
-        finally:
-            await adapters.aclose()
-
-    report = asyncio.run(go())
-    return {r.app.facility: [f.code for f in r.findings] for r in report.results}
+run = codes_by_facility
 
 
 def test_throttling_storms_and_transient_errors_do_not_change_the_result(scenario_sandbox):
