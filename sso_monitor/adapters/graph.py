@@ -188,6 +188,7 @@ class GraphDirectoryReader:
         failures: dict[str, _BatchFailure] = {}
         gate = asyncio.Semaphore(self.config.network.concurrency)
         pending = reads
+        resent_after_transport: set[str] = set()
         for round_number in range(self.max_rounds + 1):
             batches = _chunks(pending)
             outcomes = await asyncio.gather(*(self._send(batch, gate) for batch in batches))
@@ -195,6 +196,14 @@ class GraphDirectoryReader:
             waits: list[float] = []
             for batch, outcome in zip(batches, outcomes):
                 if isinstance(outcome, _BatchFailure):
+                    # A lost answer (dropped connection, timeout) is worth one more try:
+                    # these reads are idempotent. An HTTP error already had the SDK's retries.
+                    again = [r for r in batch if outcome.status is None and not outcome.denied and r.id not in resent_after_transport and round_number < self.max_rounds]
+                    if again:
+                        resent_after_transport.update(r.id for r in again)
+                        throttled.extend(again)
+                        waits.append(1.0)
+                        continue
                     failures.update((read.id, outcome) for read in batch)
                     continue
                 for read in batch:

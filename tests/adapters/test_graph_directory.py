@@ -370,6 +370,15 @@ def test_a_dropped_connection_on_every_batch_raises_transient_error_from_httpx(s
     assert isinstance(info.value.__cause__, httpx.HTTPError)
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_lost_batch_answer_is_sent_once_more(sandbox: Sandbox, ids: StandardIds, when: str) -> None:
+    # Reads are idempotent: a dropped connection costs one more POST, not a CHECK_FAILED.
+    sandbox.faults.add("drop", service="graph", method="POST", path="/v1.0/$batch", when=when, times=1)
+    result = snapshot(sandbox, ids.tenant_id, [ids.smarttrace_app_id])
+    assert isinstance(result.apps[ids.smarttrace_app_id.lower()], AppRegistration)
+    assert sandbox.world.count_requests(service="graph", method="POST", path_contains="$batch") == 2
+
+
 def test_a_tenant_without_a_usable_identity_raises_external_error() -> None:
     # "default" (DefaultAzureCredential) serves only the home tenant: credential_for refuses.
     config = MonitorConfig(apps=(), vault_url="https://kv.vault.azure.net", home_tenant_id=FLEET_TENANT, identities={})
