@@ -90,6 +90,9 @@ class NetworkConfig:
     host_map: Mapping[str, str] = field(default_factory=dict)  # "*.smarttrace.ai" -> "127.0.0.1:PORT"
     concurrency: int = 8
     timeout_seconds: float = 30.0
+    # Whether HTTP(S)_PROXY / NO_PROXY from the environment apply. Read once here:
+    # requests otherwise rescans the whole environment on every request.
+    use_env_proxies: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,7 @@ class _Validator:
         return CloudConfig(graph_endpoint=graph, graph_scope=scope, authority=authority)
 
     def network(self, data: Mapping[str, Any]) -> NetworkConfig:
+        proxies = any(self.env.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
         self.unknown(data, {"caBundle", "hostMap", "concurrency", "timeoutSeconds"}, "network")
         ca = self.string(data, "caBundle", "network")
         if ca is not None and not Path(ca).is_file():
@@ -304,6 +308,7 @@ class _Validator:
             host_map={str(k).lower(): str(v) for k, v in host_map.items()},
             concurrency=self.integer(data, "concurrency", "network", 8, minimum=1, maximum=64),
             timeout_seconds=float(timeout),
+            use_env_proxies=proxies,
         )
 
     def identities(self, data: Mapping[str, Any]) -> dict[str, IdentityConfig]:

@@ -160,14 +160,16 @@ class _Session(requests.Session):
         return settings
 
 
-def session_with_host_map(host_map: dict[str, str] | None, ca_path: str | None = None) -> requests.Session:
+def session_with_host_map(host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True) -> requests.Session:
     """A ``requests.Session`` that resolves the mapped names to the given addresses.
 
     ``ca_path`` (a PEM bundle) is the session's trust store, replacing the
     default one (and winning over REQUESTS_CA_BUNDLE); None keeps requests'
     default. An empty or missing map gives plain ``requests`` behaviour.
+    ``trust_env=False`` skips the environment (proxies, netrc) on every request.
     """
     session = _Session()
+    session.trust_env = trust_env
     if host_map:
         adapter = HostMapAdapter(host_map)
         session.mount("https://", adapter)

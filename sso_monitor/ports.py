@@ -49,12 +49,12 @@ class DirectoryReader(Protocol):
 class VaultRead:
     info: VaultSecretInfo
     value: SecretValue
-    key_ids: frozenset[str]  # keyId tags of every version (for orphan detection)
+    key_ids: frozenset[str] | None  # keyId tags of every version (orphan detection); None: not read
 
 
 class VaultReader(Protocol):
-    async def read(self, name: str) -> VaultRead | ReadFailure:
-        """The current version's metadata and value, plus every version's keyId tag."""
+    async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
+        """The current version's metadata and value, and (with_history) every version's keyId tag."""
         ...
 
     async def aclose(self) -> None: ...
@@ -64,6 +64,8 @@ class TokenProbe(Protocol):
     async def probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
         """A client-credentials token request with this secret; the value goes only to Entra."""
         ...
+
+    async def aclose(self) -> None: ...
 
 
 class UrlProber(Protocol):
@@ -88,3 +90,4 @@ class Adapters:
             await directory.aclose()
         await self.vault.aclose()
         await self.urls.aclose()
+        await self.probe.aclose()

@@ -19,7 +19,6 @@ azure-core's (RetryPolicy, honouring Retry-After); we only bound them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
+from .threads import BlockingPool
 from ..config import MonitorConfig
 from ..models import Problem, ReadFailure, SecretValue, VaultSecretInfo
 from ..ports import VaultRead
@@ -67,6 +67,7 @@ class KeyVaultReader:
             "timeout": int(timeout * (retry_total + 2)),
             "connection_timeout": timeout,
             "read_timeout": timeout,
+            "use_env_settings": config.network.use_env_proxies,
         }
         if not is_azure_vault_host(config.vault_url):
             options["verify_challenge_resource"] = False
@@ -75,31 +76,37 @@ class KeyVaultReader:
         self.vault_url = config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
         self._client = SecretClient(config.vault_url, self._credential, **options)
+        self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
-    async def read(self, name: str) -> VaultRead | ReadFailure:
-        return await asyncio.to_thread(self._read, name)
+    async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
+        return await self._pool.run(self._read, name, with_history)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._close)
+        await self._pool.run(self._close)
+        self._pool.close()
 
     # ---- blocking parts, run in a worker thread
 
-    def _read(self, name: str) -> VaultRead | ReadFailure:
+    def _read(self, name: str, with_history: bool = True) -> VaultRead | ReadFailure:
         try:
             secret = self._client.get_secret(name)
             # Every version's keyId, or the read fails: a partial set would make the
             # sweep take stored credentials for orphans.
-            key_ids = frozenset(
-                properties.tags["keyId"].lower()
-                for properties in self._client.list_properties_of_secret_versions(name)
-                if properties.tags and properties.tags.get("keyId")
+            key_ids = (
+                frozenset(
+                    properties.tags["keyId"].lower()
+                    for properties in self._client.list_properties_of_secret_versions(name)
+                    if properties.tags and properties.tags.get("keyId")
+                )
+                if with_history
+                else None
             )
         except AzureError as exc:
             failure = failure_from(name, exc)
             log.warning("vault read %s: %s (%s)", name, failure.problem.value, failure.detail)
             return failure
         info = _info(secret.properties, name)
-        log.debug("vault read %s: version %s, keyId %s, %d keyId(s) across versions", name, info.version, info.key_id, len(key_ids))
+        log.debug("vault read %s: version %s, keyId %s, %s keyId(s) across versions", name, info.version, info.key_id, "unread" if key_ids is None else len(key_ids))
         return VaultRead(info=info, value=SecretValue(secret.value or ""), key_ids=key_ids)
 
     def _close(self) -> None:

@@ -1,7 +1,7 @@
 """Probes: does a client secret work at Entra, and does a URL answer over valid TLS.
 
 ``EntraTokenProbe`` asks Entra for a client-credentials token with the secret.
-A new ClientSecretCredential (a new MSAL application) per probe, on purpose:
+A new MSAL application (azure-identity's engine) per probe, on purpose:
 MSAL caches tokens and, for some error answers, the failure itself, per
 instance (docs/decisions.md), so a reused one could answer from memory:
 "works" for a secret removed since, or "rejected" for one that has finished
@@ -31,22 +31,23 @@ than three an HTTP_ERROR. Final status 2xx/3xx is OK, 4xx/5xx HTTP_ERROR.
 
 from __future__ import annotations
 
-import asyncio
 import http.cookiejar
 import logging
 import re
 import ssl
+import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from azure.core.exceptions import AzureError, ClientAuthenticationError
-from azure.identity import ClientSecretCredential
+import msal
+import msal.exceptions
 
 from ..config import MonitorConfig
 from ..models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
 from ..net import session_with_host_map
 from .identity import authority_options
+from .threads import BlockingPool
 
 log = logging.getLogger(__name__)
 
@@ -103,43 +104,71 @@ def classify_auth_error(message: str) -> SecretProbe:
 class EntraTokenProbe:
     """TokenProbe: a client-credentials token request at ``config.cloud.authority``.
 
-    ``retry_total`` bounds azure-core's retries of a 5xx or a dropped connection
-    (the rotation's verify step has its own loop, so a probe need not insist).
+    Built on MSAL, the library azure-identity's credentials run on, used
+    directly for two reasons: a new application object (and an empty token
+    cache) per probe, so no answer comes from memory; and one shared
+    ``http_cache`` for the tenant's OpenID metadata, so a probe costs one
+    request, not two. Connections to Entra are pooled across probes.
+    ``retry_total`` bounds retries of a dropped connection or a 5xx (the
+    rotation's verify step has its own loop, so a probe need not insist).
     """
 
     def __init__(self, config: MonitorConfig, *, retry_total: int = 2, retry_backoff_factor: float = 0.8) -> None:
+        options = authority_options(config)
         self.scope = config.cloud.graph_scope
-        timeout = config.network.timeout_seconds
-        self._options: dict[str, Any] = {
-            **authority_options(config),
-            "retry_total": retry_total,
-            "retry_backoff_factor": retry_backoff_factor,
-            "connection_timeout": timeout,
-            "read_timeout": timeout,
-        }
+        self.authority = options["authority"].rstrip("/")
+        self.instance_discovery = not options.get("disable_instance_discovery", False)
+        self.timeout = config.network.timeout_seconds
+        self.retry_total = retry_total
+        self.retry_backoff_factor = retry_backoff_factor
+        self._pool = BlockingPool(config.network.concurrency, "token-probe")
+        self._session = session_with_host_map({}, config.network.ca_bundle, trust_env=config.network.use_env_proxies)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, config.network.concurrency))
+        self._session.mount("https://", adapter)
+        self._http_cache: dict[Any, Any] = {}  # MSAL's: discovery answers (and its own throttling memory)
 
     async def probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
-        return await asyncio.to_thread(self._probe, tenant_id, app_id, secret)
+        return await self._pool.run(self._probe, tenant_id, app_id, secret)
+
+    async def aclose(self) -> None:
+        self._pool.close()
+        self._session.close()
 
     def _probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
         if not secret.reveal():
             return SecretProbe(ProbeOutcome.REJECTED, detail="the secret is empty")
-        try:
-            credential = ClientSecretCredential(tenant_id, app_id, secret.reveal(), **self._options)
-        except ValueError as exc:  # a malformed tenant id; the message never holds the secret
-            return SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(str(exc), secret)))
-        try:
-            credential.get_token(self.scope)
-        except ClientAuthenticationError as exc:
-            result = classify_auth_error(scrub(str(exc.message or exc), secret))
-        except AzureError as exc:
-            result = SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(f"{type(exc).__name__}: {exc.message or exc}", secret)))
-        else:
-            result = SecretProbe(ProbeOutcome.WORKS)
-        finally:
-            credential.close()
+        for attempt in range(self.retry_total + 1):
+            result = self._attempt(tenant_id, app_id, secret)
+            transient = result.outcome is ProbeOutcome.ERROR and result.code is None
+            if not transient or attempt == self.retry_total:
+                break
+            time.sleep(self.retry_backoff_factor * (2**attempt))
         log.info("token probe app %s tenant %s: %s %s", app_id, tenant_id, result.outcome.value, result.code or "")
         return result
+
+    def _attempt(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
+        try:
+            application = msal.ConfidentialClientApplication(
+                app_id,
+                client_credential=secret.reveal(),
+                authority=f"{self.authority}/{tenant_id}",
+                http_client=self._session,
+                token_cache=msal.TokenCache(),
+                http_cache=self._http_cache,
+                instance_discovery=self.instance_discovery,
+                timeout=self.timeout,
+            )
+            answer = application.acquire_token_for_client(scopes=[self.scope])
+        except requests.RequestException as exc:
+            return SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(f"{type(exc).__name__}: {exc}", secret)))
+        except msal.exceptions.MsalError as exc:  # e.g. "HTTP Error: 503" fetching the tenant's metadata
+            return classify_auth_error(scrub(str(exc), secret))
+        except ValueError as exc:  # MSAL: no tenant metadata, or an answer that was not JSON
+            return SecretProbe(ProbeOutcome.ERROR, detail=_shorten(scrub(f"{type(exc).__name__}: {exc}", secret)))
+        if "access_token" in answer:
+            return SecretProbe(ProbeOutcome.WORKS)
+        message = answer.get("error_description") or f"Entra answered {answer.get('error', 'an error')}"
+        return classify_auth_error(scrub(message, secret))
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -154,13 +183,15 @@ class UrlProbe:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.timeout = config.network.timeout_seconds
-        self._session = session_with_host_map(dict(config.network.host_map), config.network.ca_bundle)
+        self._session = session_with_host_map(dict(config.network.host_map), config.network.ca_bundle, trust_env=config.network.use_env_proxies)
         self._session.cookies.set_policy(_NoCookies())
+        self._pool = BlockingPool(2 * config.network.concurrency, "url-probe")
 
     async def check(self, url: str) -> UrlCheck:
-        return await asyncio.to_thread(self._check, url)
+        return await self._pool.run(self._check, url)
 
     async def aclose(self) -> None:
+        self._pool.close()
         self._session.close()
 
     def _check(self, url: str) -> UrlCheck:
