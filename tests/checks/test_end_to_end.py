@@ -155,3 +155,15 @@ def test_json_report_shape_and_exit_code(scenario_sandbox):
     # no secret value anywhere in the report
     text = out.getvalue() + err.getvalue()
     assert not [s for s in scenario_sandbox.world.issued_secrets if s in text]
+
+
+def test_a_progress_bar_on_a_terminal_while_many_apps_are_checked(scenario_sandbox):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    document, environ = monitor_document(scenario_sandbox)
+    out, err = io.StringIO(), Terminal()
+    check_and_report(parse_config(document, environ), now=scenario_sandbox.world.now(), out=out, err=err)
+    assert "checking apps" in err.getvalue()  # the bar, drawn on the terminal (stderr)
+    assert "checking apps" not in out.getvalue() and "riverside" in out.getvalue()
