@@ -26,6 +26,28 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--app", metavar="FACILITY", help="check only this facility")
     check.add_argument("--json", action="store_true", help="machine-readable output")
 
+    rotate = commands.add_parser("rotate", help="rotate one facility's client secret when due (or --force)")
+    rotate.add_argument("facility")
+    rotate.add_argument("--config", help="configuration file (default: SSO_MONITOR_CONFIG)")
+    rotate.add_argument("--dry-run", action="store_true", help="print the plan; change nothing anywhere")
+    rotate.add_argument("--force", action="store_true", help="rotate even if the current secret is not due")
+    rotate.add_argument("--json", action="store_true")
+
+    status = commands.add_parser("status", help="the stage of each app's rotation")
+    status.add_argument("--config")
+    status.add_argument("--json", action="store_true")
+
+    confirm = commands.add_parser("confirm", help="confirm SmartTrace holds the new secret (manual handoff)")
+    confirm.add_argument("facility")
+    confirm.add_argument("--key-id", required=True, help="the new secret's keyId, as given in the handoff message")
+    confirm.add_argument("--config")
+
+    adopt = commands.add_parser("adopt", help="bring an existing hand-made secret under management")
+    adopt.add_argument("facility")
+    adopt.add_argument("--key-id", help="the credential's keyId, when its hint is ambiguous")
+    adopt.add_argument("--from-vault", action="store_true", help="the value is already in Key Vault; read nothing from standard input")
+    adopt.add_argument("--config")
+
     demo = commands.add_parser("demo", help="start the sandbox and show the monitor at work on it")
     demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
     demo.add_argument("--json", action="store_true", help="machine-readable output")
@@ -44,23 +66,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.serve import serve
 
         return serve(args.scenario, args.state_dir)
-    if args.command == "check":
-        from .checking import check_and_report
+    if args.command in ("check", "rotate", "status", "confirm", "adopt"):
         from .config import load_config
         from .errors import ConfigError
-        from .report import EXIT_MONITOR_FAILED
 
         try:
             config = load_config(args.config)
         except ConfigError as exc:
             print(f"sso-monitor: {exc}", file=sys.stderr)
-            return EXIT_MONITOR_FAILED
-        return check_and_report(config, facility=args.app, as_json=args.json)
+            return 3
+        return _run_command(args, config)
     if args.command == "demo":
         from .demo import run_demo
 
         return run_demo(args.scenario, as_json=args.json)
     raise AssertionError(args.command)  # argparse rejects unknown commands first
+
+
+def _run_command(args: argparse.Namespace, config) -> int:
+    if args.command == "check":
+        from .checking import check_and_report
+
+        return check_and_report(config, facility=args.app, as_json=args.json)
+    from . import rotating
+
+    if args.command == "rotate":
+        return rotating.rotate_command(config, args.facility, dry_run=args.dry_run, force=args.force, as_json=args.json)
+    if args.command == "status":
+        return rotating.status_command(config, as_json=args.json)
+    if args.command == "confirm":
+        import getpass
+
+        return rotating.confirm_command(config, args.facility, args.key_id, f"cli:{getpass.getuser()}")
+    return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault)
 
 
 if __name__ == "__main__":

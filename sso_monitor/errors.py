@@ -51,3 +51,19 @@ class TransientError(ExternalError):
 
 class CredentialRejected(ExternalError):
     """Entra refused a client secret; ``code`` is the AADSTS code (e.g. AADSTS7000215)."""
+
+
+class LifetimeExceedsPolicy(ExternalError):
+    """addPassword refused the end date: CredentialInvalidLifetimeAsPerAppPolicy."""
+
+
+class AnswerLost(TransientError):
+    """The request may or may not have taken effect (timeout, dropped connection)."""
+
+
+class HandoffRejected(ExternalError):
+    """SmartTrace refused the pushed secret (its answer's code is in ``code``)."""
+
+
+class LeaseUnavailable(MonitorError):
+    """Another run holds this app's lease."""

@@ -18,3 +18,25 @@ def build_adapters(config: MonitorConfig) -> Adapters:
         probe=EntraTokenProbe(config),
         urls=UrlProbe(config),
     )
+
+
+def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clock=None):
+    """The rotation's ports on the real SDKs. The CLI's lease is local (one machine);
+    the Function App passes a blob lease."""
+    from .adapters.graph_writer import GraphAppWriter
+    from .adapters.keyvault_writer import KeyVaultWriter
+    from .adapters.lease import LocalLease
+    from .adapters.probes import EntraTokenProbe
+    from .adapters.smarttrace import HttpSecretPusher
+    from .rotation import MemoryNotifier, RotationDeps, SystemClock
+
+    return RotationDeps(
+        writer=GraphAppWriter(config),
+        vault=KeyVaultWriter(config),
+        probe=EntraTokenProbe(config),
+        pusher=HttpSecretPusher(config),
+        notifier=notifier or MemoryNotifier(),
+        lease=lease or LocalLease(),
+        clock=clock or SystemClock(),
+        vault_url=config.vault_url,
+    )

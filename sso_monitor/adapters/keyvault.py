@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,14 @@ class KeyVaultReader:
     def _read(self, name: str, with_history: bool = True) -> VaultRead | ReadFailure:
         try:
             secret = self._client.get_secret(name)
+            stage = (secret.properties.tags or {}).get("stage")
+            if stage not in (None, "current"):
+                # The newest version belongs to a rotation in flight (or an abandoned
+                # one): SmartTrace holds the version tagged current, so that is checked.
+                current = [p for p in self._client.list_properties_of_secret_versions(name) if (p.tags or {}).get("stage") == "current"]
+                if current:
+                    newest = max(current, key=lambda p: p.created_on or datetime.min.replace(tzinfo=timezone.utc))
+                    secret = self._client.get_secret(name, newest.version)
             # Every version's keyId, or the read fails: a partial set would make the
             # sweep take stored credentials for orphans.
             key_ids = (

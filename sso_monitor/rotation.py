@@ -1,0 +1,525 @@
+"""The rotation protocol for one app: named steps that check before they act.
+
+    sweep -> retire -> create -> store -> verify -> hand off -> finish
+
+State is the Key Vault version tags (rotation_state.py); a run reads it and
+resumes wherever the last run stopped, so a crash at any point converges on
+the next run. Invariants (tests/rotation/): SmartTrace's credential stays
+valid until the new one is confirmed there plus the grace period; every
+credential created ends in Key Vault or is removed; a credential the monitor
+did not create or adopt is never removed; one rotation per app at a time (the
+lease); no secret value outside Key Vault, Entra and SmartTrace's endpoint.
+Dry run is honoured at every side effect ("would ...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from .config import AppConfig
+from .errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
+from .models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
+from .ports import TokenProbe
+from .rotation_ports import AppWriter, Lease, NewCredential, SecretPusher, VaultVersion, VaultWriter
+from .rotation_state import (
+    ABANDONED,
+    AWAITING,
+    CURRENT,
+    HANDED_OFF,
+    PENDING,
+    PREVIOUS,
+    RETIRED,
+    SUPERSEDED,
+    VERIFIED,
+    capped_end,
+    current_version,
+    escalation_threshold,
+    in_flight,
+    is_managed,
+    marker_name,
+    new_end,
+    orphans,
+    retirable,
+    rotation_due,
+    stamp,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RotationFailed(MonitorError):
+    """A step could not complete; the message says which and why (never a value)."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class RotationEvent:
+    kind: str  # due | started | awaiting-confirmation | reminder | completed | failed | retired | orphan-removed
+    facility: str
+    tenant_id: str
+    app_id: str
+    message: str
+    key_id: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+class Notifier(Protocol):
+    async def notify(self, event: RotationEvent) -> None: ...
+
+
+class MemoryNotifier:
+    """Keeps events (the CLI prints them; tests assert on them)."""
+
+    def __init__(self) -> None:
+        self.events: list[RotationEvent] = []
+
+    async def notify(self, event: RotationEvent) -> None:
+        log.info("notify %s %s: %s", event.kind, event.facility, event.message)
+        self.events.append(event)
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    verify_successes: int = 3  # token requests in a row that must work
+    verify_interval: float = 5.0  # seconds between them
+    verify_deadline: float = 300.0  # give up this run after (the next run resumes)
+    sweep_window: timedelta = timedelta(minutes=10)  # an orphan younger than this is left alone
+    lease_ttl: timedelta = timedelta(seconds=60)
+
+
+@dataclass
+class RotationDeps:
+    writer: AppWriter
+    vault: VaultWriter
+    probe: TokenProbe
+    pusher: SecretPusher
+    notifier: Notifier
+    lease: Lease
+    clock: Clock = field(default_factory=SystemClock)
+    vault_url: str = ""
+
+
+@dataclass
+class RotationResult:
+    facility: str
+    stage: str  # where the app's rotation stands after this run
+    actions: list[str] = field(default_factory=list)  # "step: what was done (or would be done)"
+    key_id: str | None = None  # the rotation's new credential, when there is one
+    error: str | None = None
+
+
+def lease_key(app: AppConfig) -> str:
+    return f"{app.tenant_id}-{app.app_id}"
+
+
+class Rotator:
+    """One run of the protocol for one app."""
+
+    def __init__(self, app: AppConfig, deps: RotationDeps, settings: RotationSettings | None = None, *, dry_run: bool = False, force: bool = False) -> None:
+        self.app = app
+        self.deps = deps
+        self.settings = settings or RotationSettings()
+        self.dry_run = dry_run
+        self.force = force
+        self.result = RotationResult(app.facility, stage="idle")
+        self.versions: list[VaultVersion] = []
+
+    # ---- entry points
+
+    async def run(self) -> RotationResult:
+        try:
+            if self.dry_run:  # a dry run changes nothing anywhere, not even a lease blob
+                await self._run()
+            else:
+                async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl):
+                    await self._run()
+        except LeaseUnavailable:
+            self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
+            log.info("rotate %s: lease held elsewhere", self.app.facility)
+            return self.result
+        except (ExternalError, RotationFailed) as exc:
+            self.result.error = str(exc)
+            log.warning("rotate %s: failed: %s", self.app.facility, exc)
+            if not self.dry_run:
+                await self._notify("failed", f"Rotation of {self.app.facility} stopped: {exc}")
+        return self.result
+
+    async def confirm(self, key_id: str, who: str) -> RotationResult:
+        """The administrator says SmartTrace holds the new secret: hand-off done, then finish."""
+        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl):
+            self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
+            wanted = key_id.lower()
+            target = next((v for v in reversed(self.versions) if v.key_id == wanted), None)
+            if target is None or target.stage in (ABANDONED, RETIRED, SUPERSEDED, PREVIOUS):
+                raise RotationFailed(f"no rotation of {self.app.facility} waits for keyId {key_id}")
+            if target.stage == CURRENT:
+                self.say("confirm", f"keyId {key_id} is already current; nothing to do")
+                self.result.stage, self.result.key_id = CURRENT, wanted
+                return self.result
+            if target.stage == PENDING:
+                raise RotationFailed(f"keyId {key_id} is not verified yet; an unverified secret is never handed on (run rotate again)")
+            target = await self._retag(target, stage=HANDED_OFF, confirmedAt=stamp(self.now()), confirmedBy=who[:200])
+            self.say("confirm", f"{who} confirmed SmartTrace holds keyId {key_id}")
+            await self._finish(target)
+        return self.result
+
+    # ---- the run
+
+    def now(self) -> datetime:
+        return self.deps.clock.now()
+
+    def say(self, step: str, message: str) -> None:
+        line = f"{step}: {'would ' if self.dry_run and not message.startswith(('not ', 'nothing', 'waiting')) else ''}{message}"
+        log.info("rotate %s %s", self.app.facility, line)
+        self.result.actions.append(line)
+
+    async def _run(self) -> None:
+        app = self.app
+        registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
+        self.versions = await self.deps.vault.versions(app.vault_secret_name)
+        await self._sweep(registration)
+        await self._retire()
+        flight = in_flight(self.versions)
+        secret: SecretValue | None = None
+        if flight is not None and flight.key_id not in {c.key_id.lower() for c in registration.password_credentials}:
+            await self._retag(flight, stage=ABANDONED, abandonedAt=stamp(self.now()))
+            self.say("resume", f"the credential {flight.key_id} of the unfinished rotation is gone; abandoned it")
+            flight = None
+        if flight is None:
+            current = current_version(self.versions)
+            credential = _credential(registration, current.key_id if current else None)
+            end = credential.end if credential else None
+            if not rotation_due(end, self.now(), app.rotation.rotate_before_days, force=self.force):
+                days = (end - self.now()).days if end else 0
+                self.say("plan", f"not due: the current secret has {days} days left (rotation starts at {app.rotation.rotate_before_days})")
+                self.result.stage = CURRENT if current else "idle"
+                return
+            if app.rotation.mode == "notify-only":
+                self.say("plan", "nothing changed: notify-only mode; the administrator renews the secret by hand")
+                await self._notify("due", f"The client secret of {app.facility} is due for renewal (notify-only mode).", key_id=credential.key_id if credential else None)
+                self.result.stage = "due"
+                return
+            created = await self._create_and_store(registration)
+            if created is None:  # dry run
+                self.say("verify", "verify the new secret at Entra, then hand it off, then finish")
+                self.result.stage = "due"
+                return
+            flight, secret = created
+        await self._advance(flight, secret, registration)
+
+    async def _advance(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> None:
+        self.result.key_id = flight.key_id
+        if flight.stage in (PENDING, VERIFIED) and secret is None:
+            secret = await self.deps.vault.value(self.app.vault_secret_name, flight.version)
+        if flight.stage == PENDING:
+            if self.dry_run:
+                self.say("verify", f"verify keyId {flight.key_id} at Entra")
+                self.result.stage = PENDING
+                return
+            assert secret is not None
+            if not await self._verify(flight, secret):
+                self.result.stage = PENDING
+                return
+            flight = await self._retag(flight, stage=VERIFIED, verifiedAt=stamp(self.now()))
+        if flight.stage == VERIFIED:
+            assert secret is not None or self.dry_run
+            flight = await self._hand_off(flight, secret, registration)
+        if flight.stage == AWAITING:
+            await self._remind(flight, registration)
+            self.result.stage = AWAITING
+            return
+        if flight.stage == HANDED_OFF:
+            await self._finish(flight)
+            return
+        self.result.stage = flight.stage or "idle"
+
+    # ---- sweep: our credentials that Key Vault does not know
+
+    async def _sweep(self, registration: AppRegistration) -> None:
+        for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window):
+            self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
+            if not self.dry_run:
+                await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, credential.key_id)
+                await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
+
+    # ---- retire: previous credentials after the grace period, only our own
+
+    async def _retire(self) -> None:
+        for version in retirable(self.versions, self.now(), self.app.rotation.grace_days):
+            if not is_managed(version) or not version.key_id:
+                self.say("retire", f"leave credential {version.key_id} in place: not created or adopted by the monitor (remove it by hand or adopt it)")
+                if not self.dry_run:
+                    await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
+                continue
+            self.say("retire", f"remove previous credential {version.key_id}")
+            if self.dry_run:
+                continue
+            removed = await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, version.key_id)
+            await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
+            await self._notify("retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id)
+
+    # ---- create and store
+
+    async def _create_and_store(self, registration: AppRegistration) -> tuple[VaultVersion, SecretValue] | None:
+        app, now = self.app, self.now()
+        policy = await self.deps.writer.read_policy(app.tenant_id)
+        end = new_end(now, app.rotation.lifetime_days, policy)
+        rotation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        name = marker_name(rotation_id)
+        self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
+        self.say("store", f"store it as a new version of Key Vault secret {app.vault_secret_name}, stage pending")
+        if self.dry_run:
+            return None
+        await self._notify("started", f"Rotating the client secret of {app.facility}.")
+        new = await self._create(name, end, policy)
+        tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now)}
+        try:
+            version = await self.deps.vault.add_version(app.vault_secret_name, new.secret, tags=tags, expires=new.end)
+        except ExternalError as exc:
+            await self._compensate(new, exc)
+            raise RotationFailed(f"store: Key Vault did not take the new version ({exc}); the new credential was removed") from exc
+        self.versions.append(version)
+        self.say("store", f"stored keyId {new.key_id} as version {version.version}")
+        return version, new.secret
+
+    async def _create(self, name: str, end: datetime, policy) -> NewCredential:
+        app = self.app
+        try:
+            return await self.deps.writer.add_password(app.tenant_id, app.app_id, name, end)
+        except LifetimeExceedsPolicy as exc:
+            cap = capped_end(self.now(), policy)
+            if cap is None or cap >= end:
+                raise RotationFailed(
+                    "create: the tenant's app management policy refuses this lifetime; set rotation.lifetimeDays within it "
+                    "or grant the monitor Policy.Read.All so it can cap the lifetime itself"
+                ) from exc
+            self.say("create", f"the tenant policy caps lifetimes; retrying with end {stamp(cap)}")
+            return await self.deps.writer.add_password(app.tenant_id, app.app_id, name, cap)
+        except AnswerLost:
+            # The secret may exist, but its value was in the lost answer: look for our
+            # marker, remove what we find (we can never use it), then create once more.
+            registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
+            for credential in registration.password_credentials:
+                if credential.display_name == name:
+                    await self.deps.writer.remove_password(app.tenant_id, app.app_id, credential.key_id)
+                    self.say("create", f"the answer was lost; removed credential {credential.key_id} whose value was never seen")
+            return await self.deps.writer.add_password(app.tenant_id, app.app_id, f"{name}-2", end)
+
+    async def _compensate(self, new: NewCredential, cause: Exception) -> None:
+        try:
+            await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, new.key_id)
+            self.say("store", f"failed ({type(cause).__name__}); removed the new credential {new.key_id}")
+        except ExternalError as exc:
+            self.say("store", f"failed, and removing credential {new.key_id} failed too ({exc}); the next sweep removes it")
+
+    # ---- verify
+
+    async def _verify(self, flight: VaultVersion, secret: SecretValue) -> bool:
+        clock, settings = self.deps.clock, self.settings
+        deadline = clock.now() + timedelta(seconds=settings.verify_deadline)
+        streak = attempts = 0
+        while True:
+            attempts += 1
+            probe = await self.deps.probe.probe(self.app.tenant_id, self.app.app_id, secret)
+            streak = streak + 1 if probe.outcome is ProbeOutcome.WORKS else 0
+            if streak >= settings.verify_successes:
+                self.say("verify", f"keyId {flight.key_id} worked {streak} times in a row ({attempts} attempts)")
+                return True
+            if clock.now() >= deadline:
+                self.say("verify", f"waiting for propagation: keyId {flight.key_id} not yet reliable after {attempts} attempts ({probe.code or probe.outcome.value}); the next run resumes")
+                return False
+            await clock.sleep(settings.verify_interval)
+
+    # ---- hand off
+
+    async def _hand_off(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> VaultVersion:
+        app = self.app
+        handoff = app.handoff
+        expires = flight.expires or self.now()
+        if handoff.mode == "http":
+            assert handoff.url and handoff.token_secret_name
+            self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
+            if self.dry_run:
+                return flight
+            token = await self.deps.vault.read_secret(handoff.token_secret_name)
+            assert secret is not None
+            await self.deps.pusher.push(
+                url=handoff.url, method=handoff.method, token=token, facility=app.facility, tenant_id=app.tenant_id,
+                app_id=app.app_id, key_id=flight.key_id or "", secret=secret, expires=expires,
+            )
+            return await self._retag(flight, stage=HANDED_OFF, handedOffAt=stamp(self.now()))
+        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
+        self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
+        if self.dry_run:
+            return flight
+        await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, steps=self.manual_steps(flight, old))
+        threshold = escalation_threshold(old.end if old else None, self.now(), app.thresholds)
+        return await self._retag(flight, stage=AWAITING, notifiedAt=stamp(self.now()), notifiedThreshold=str(threshold or ""))
+
+    def manual_steps(self, flight: VaultVersion, old: PasswordCredentialInfo | None) -> list[str]:
+        app = self.app
+        vault = self.deps.vault_url or "the monitor's Key Vault"
+        steps = [
+            f"Copy the new secret value: Key Vault {vault}, Secrets, {app.vault_secret_name}, version {flight.version}, Show secret value "
+            f"(or: az keyvault secret show --id {vault.rstrip('/')}/secrets/{app.vault_secret_name}/{flight.version} --query value -o tsv).",
+            f"In SmartTrace ({app.facility_url}): Integrations, Azure Active Directory, pencil (edit), Client secret: paste the value, Save.",
+            f"Sign in once with Microsoft at {app.facility_url} to check it works.",
+            f"Confirm: sso-monitor confirm {app.facility} --key-id {flight.key_id} (or POST /api/apps/{app.facility}/confirm).",
+        ]
+        if old is not None and old.end is not None:
+            steps.append(f"Before {stamp(old.end)}: the old secret {old.key_id} stops working then. The monitor removes it {app.rotation.grace_days} days after your confirmation.")
+        return steps
+
+    async def _remind(self, flight: VaultVersion, registration: AppRegistration) -> None:
+        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
+        threshold = escalation_threshold(old.end if old else None, self.now(), self.app.thresholds)
+        last = flight.tags.get("notifiedThreshold") or ""
+        self.say("hand off", f"waiting for the administrator to confirm keyId {flight.key_id}")
+        if threshold is None or (last and int(last) <= threshold) or self.dry_run:
+            return
+        await self._notify(
+            "reminder",
+            f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {(old.end - self.now()).days if old and old.end else '?'} days.",
+            key_id=flight.key_id,
+            steps=self.manual_steps(flight, old),
+        )
+        await self._retag(flight, notifiedThreshold=str(threshold), notifiedAt=stamp(self.now()))
+
+    # ---- finish
+
+    async def _finish(self, flight: VaultVersion) -> None:
+        now = self.now()
+        self.say("finish", f"keyId {flight.key_id} becomes current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days)")
+        if self.dry_run:
+            return
+        # Old to previous first: after a crash between the two, the flight is still
+        # handed-off and the next run finishes it again.
+        for version in list(self.versions):
+            if version.version == flight.version:
+                continue
+            legacy = version.stage is None and version is current_version(self.versions)
+            if version.stage == CURRENT or legacy:
+                await self._retag(version, stage=PREVIOUS, previousSince=stamp(now))
+        flight = await self._retag(flight, stage=CURRENT, currentSince=stamp(now))
+        self.result.stage = CURRENT
+        await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
+
+    # ---- helpers
+
+    async def _retag(self, version: VaultVersion, *, enabled: bool | None = None, **changes: str) -> VaultVersion:
+        tags = {**version.tags, **changes}
+        await self.deps.vault.set_tags(self.app.vault_secret_name, version.version, tags, enabled=enabled)
+        updated = VaultVersion(version.version, tags, version.enabled if enabled is None else enabled, version.expires, version.created)
+        self.versions = [updated if v.version == version.version else v for v in self.versions]
+        return updated
+
+    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, steps: list[str] | None = None) -> None:
+        event = RotationEvent(kind, self.app.facility, self.app.tenant_id, self.app.app_id, message, key_id, steps or [])
+        await self.deps.notifier.notify(event)
+
+
+def _credential(registration: AppRegistration, key_id: str | None) -> PasswordCredentialInfo | None:
+    if not key_id:
+        return None
+    return next((c for c in registration.password_credentials if c.key_id.lower() == key_id.lower()), None)
+
+
+# ---------------------------------------------------------------- status and adopt
+
+
+@dataclass
+class RotationStatus:
+    facility: str
+    stage: str  # idle | current | pending | verified | awaiting-confirmation | handed-off
+    current_key_id: str | None = None
+    current_expires: datetime | None = None
+    in_flight_key_id: str | None = None
+    in_flight_since: str | None = None
+    retiring: list[str] = field(default_factory=list)  # previous keyIds waiting out the grace period
+
+
+async def rotation_status(app: AppConfig, deps: RotationDeps) -> RotationStatus:
+    """Where the app's rotation stands, from Key Vault tags alone (read-only)."""
+    versions = await deps.vault.versions(app.vault_secret_name)
+    current = current_version(versions)
+    flight = in_flight(versions)
+    return RotationStatus(
+        facility=app.facility,
+        stage=flight.stage if flight and flight.stage else (CURRENT if current else "idle"),
+        current_key_id=current.key_id if current else None,
+        current_expires=current.expires if current else None,
+        in_flight_key_id=flight.key_id if flight else None,
+        in_flight_since=flight.tags.get("createdAt") if flight else None,
+        retiring=[v.key_id for v in versions if v.stage == PREVIOUS and v.key_id],
+    )
+
+
+async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, key_id: str | None = None) -> RotationResult:
+    """Bring a hand-made secret under management: store it (or take the one already
+    in Key Vault), match it to its keyId, and tag it current and managed."""
+    result = RotationResult(app.facility, stage="idle")
+    async with deps.lease.hold(lease_key(app)):
+        registration = await deps.writer.read_app(app.tenant_id, app.app_id)
+        versions = await deps.vault.versions(app.vault_secret_name)
+        existing = current_version(versions)
+        if value is None:
+            if existing is None:
+                raise RotationFailed(f"adopt: Key Vault has no {app.vault_secret_name}; pass the secret value on standard input")
+            value = await deps.vault.value(app.vault_secret_name, existing.version)
+        credential = _match(registration, value, key_id)
+        probe = await deps.probe.probe(app.tenant_id, app.app_id, value)
+        if probe.outcome is not ProbeOutcome.WORKS:
+            raise RotationFailed(f"adopt: Entra refuses this secret for app {app.app_id} ({probe.code or probe.detail}); nothing was stored")
+        now = deps.clock.now()
+        tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now)}
+        for version in versions:
+            if version.stage == CURRENT and version.key_id != credential.key_id.lower():
+                await deps.vault.set_tags(app.vault_secret_name, version.version, {**version.tags, "stage": PREVIOUS, "previousSince": stamp(now)})
+        if existing is not None and existing.key_id in (None, credential.key_id.lower()) and value == await deps.vault.value(app.vault_secret_name, existing.version):
+            await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, **tags})
+            if existing.expires != credential.end:
+                result.actions.append("adopt: Key Vault expiry differs from Entra's end date; stored a fresh version with the right expiry")
+                await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
+                await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, "stage": SUPERSEDED})
+        else:
+            await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
+        result.actions.append(f"adopt: keyId {credential.key_id} (hint {credential.hint}) is now managed and current in {app.vault_secret_name}")
+        result.stage, result.key_id = CURRENT, credential.key_id.lower()
+    return result
+
+
+def _match(registration: AppRegistration, value: SecretValue, key_id: str | None) -> PasswordCredentialInfo:
+    """Which credential the value belongs to: by keyId when given, else by its hint
+    (Graph keeps a secret's first three characters); ambiguity needs --key-id."""
+    if key_id:
+        found = _credential(registration, key_id)
+        if found is None:
+            raise NotFound("graph", f"app {registration.app_id} has no client secret with keyId {key_id}")
+        if found.hint and not value.reveal().startswith(found.hint):
+            raise RotationFailed(f"adopt: the value does not start with keyId {key_id}'s hint {found.hint}")
+        return found
+    candidates = [c for c in registration.password_credentials if c.hint and value.reveal().startswith(c.hint)]
+    if not candidates:
+        raise RotationFailed(f"adopt: no client secret of app {registration.app_id} has this value's hint; check the value, or pass --key-id")
+    if len(candidates) > 1:
+        ids = ", ".join(c.key_id for c in candidates)
+        raise RotationFailed(f"adopt: several client secrets share this value's hint ({ids}); pass --key-id")
+    return candidates[0]

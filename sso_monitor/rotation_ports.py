@@ -1,0 +1,113 @@
+"""Ports the rotation protocol needs beyond the check's readers.
+
+Each write is a small, named operation in our own types; adapters translate
+SDK errors into the exception tree (errors.py). Writes are never retried
+blindly by an adapter when they are not idempotent (addPassword): a lost
+answer surfaces as AnswerLost and the protocol looks before it acts again.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from .models import AppRegistration, PasswordPolicy, SecretValue
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """addPassword's answer: the only time the secret's value is ever seen."""
+
+    key_id: str
+    secret: SecretValue
+    start: datetime
+    end: datetime
+    display_name: str
+
+
+@dataclass(frozen=True)
+class VaultVersion:
+    """Metadata of one Key Vault secret version (no value)."""
+
+    version: str
+    tags: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+    expires: datetime | None = None
+    created: datetime | None = None
+
+    @property
+    def key_id(self) -> str | None:
+        value = self.tags.get("keyId")
+        return value.lower() if value else None
+
+    @property
+    def stage(self) -> str | None:
+        return self.tags.get("stage")
+
+
+class AppWriter(Protocol):
+    """Graph writes on one tenant's app registrations (Application.ReadWrite.OwnedBy)."""
+
+    async def read_app(self, tenant_id: str, app_id: str) -> AppRegistration:
+        """The app with its credentials; raises NotFound, AccessDenied or ExternalError."""
+        ...
+
+    async def read_policy(self, tenant_id: str) -> PasswordPolicy | None:
+        """The tenant's password lifetime policy, or None when we may not read it."""
+        ...
+
+    async def add_password(self, tenant_id: str, app_id: str, display_name: str, end: datetime) -> NewCredential:
+        """addPassword, sent once. Raises LifetimeExceedsPolicy, AnswerLost (it may have
+        happened) or ExternalError (it did not)."""
+        ...
+
+    async def remove_password(self, tenant_id: str, app_id: str, key_id: str) -> bool:
+        """removePassword; True if removed, False if it was already gone (success too)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class VaultWriter(Protocol):
+    """One Key Vault: the app secrets' versions and their tags (the rotation's state)."""
+
+    async def versions(self, name: str) -> list[VaultVersion]:
+        """Every version, oldest first; [] when the secret does not exist."""
+        ...
+
+    async def value(self, name: str, version: str) -> SecretValue: ...
+
+    async def add_version(self, name: str, value: SecretValue, *, tags: dict[str, str], expires: datetime | None, content_type: str = "text/plain") -> VaultVersion: ...
+
+    async def set_tags(self, name: str, version: str, tags: dict[str, str], *, enabled: bool | None = None) -> None:
+        """Replace the version's tags (and optionally enable or disable it)."""
+        ...
+
+    async def read_secret(self, name: str) -> SecretValue:
+        """The latest value of another secret (a handoff token); raises NotFound."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class SecretPusher(Protocol):
+    """http handoff: give SmartTrace the new secret (docs/handoff.md)."""
+
+    async def push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:
+        """Raises HandoffRejected (SmartTrace said no) or ExternalError (no answer)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Lease(Protocol):
+    """One rotation per app at a time, across processes and instances."""
+
+    def hold(self, key: str, *, ttl: timedelta = timedelta(seconds=60)) -> AbstractAsyncContextManager[None]:
+        """Hold the lease for ``key`` while the block runs; raises LeaseUnavailable
+        if another holder has it. Renewed while held."""
+        ...
+
+
