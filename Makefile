@@ -23,7 +23,12 @@ demo: install
 sandbox: install
 	$(BIN)/sso-monitor sandbox
 
-test: install
+# Azurite (the Azure Storage emulator) for the storage tests, from package-lock.json.
+node_modules/.bin/azurite: package.json $(wildcard package-lock.json)
+	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+	touch $@
+
+test: install node_modules/.bin/azurite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -25,7 +25,7 @@ from .config import AppConfig
 from .errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
 from .models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
 from .ports import TokenProbe
-from .rotation_ports import AppWriter, Lease, NewCredential, SecretPusher, VaultVersion, VaultWriter
+from .rotation_ports import AppWriter, HeldLease, Lease, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from .rotation_state import (
     ABANDONED,
     AWAITING,
@@ -141,6 +141,7 @@ class Rotator:
         self.force = force
         self.result = RotationResult(app.facility, stage="idle")
         self.versions: list[VaultVersion] = []
+        self.held: HeldLease | None = None
 
     # ---- entry points
 
@@ -149,7 +150,7 @@ class Rotator:
             if self.dry_run:  # a dry run changes nothing anywhere, not even a lease blob
                 await self._run()
             else:
-                async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl):
+                async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
                     await self._run()
         except LeaseUnavailable:
             self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
@@ -164,7 +165,7 @@ class Rotator:
 
     async def confirm(self, key_id: str, who: str) -> RotationResult:
         """The administrator says SmartTrace holds the new secret: hand-off done, then finish."""
-        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl):
+        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
             self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
             wanted = key_id.lower()
             target = next((v for v in reversed(self.versions) if v.key_id == wanted), None)
@@ -289,6 +290,7 @@ class Rotator:
         if self.dry_run:
             return None
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
+        self._still_ours()
         new = await self._create(name, end, policy)
         tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now)}
         try:
@@ -424,7 +426,13 @@ class Rotator:
 
     # ---- helpers
 
+    def _still_ours(self) -> None:
+        """Before every write: a lost lease means another run may be acting now."""
+        if self.held is not None:
+            self.held.ensure()
+
     async def _retag(self, version: VaultVersion, *, enabled: bool | None = None, **changes: str) -> VaultVersion:
+        self._still_ours()
         tags = {**version.tags, **changes}
         await self.deps.vault.set_tags(self.app.vault_secret_name, version.version, tags, enabled=enabled)
         updated = VaultVersion(version.version, tags, version.enabled if enabled is None else enabled, version.expires, version.created)

@@ -102,10 +102,16 @@ class SecretPusher(Protocol):
     async def aclose(self) -> None: ...
 
 
+class HeldLease(Protocol):
+    def ensure(self) -> None:
+        """Raise LeaseUnavailable if the lease was lost (renewal refused or timed out)."""
+        ...
+
+
 class Lease(Protocol):
     """One rotation per app at a time, across processes and instances."""
 
-    def hold(self, key: str, *, ttl: timedelta = timedelta(seconds=60)) -> AbstractAsyncContextManager[None]:
+    def hold(self, key: str, *, ttl: timedelta = timedelta(seconds=60)) -> AbstractAsyncContextManager[HeldLease]:
         """Hold the lease for ``key`` while the block runs; raises LeaseUnavailable
         if another holder has it. Renewed while held."""
         ...

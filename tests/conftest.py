@@ -10,7 +10,7 @@ import pytest
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.testing import StandardIds, standard_world
 
-pytest_plugins = ["sso_monitor.sandbox.pytest_plugin"]
+pytest_plugins = ["sso_monitor.sandbox.pytest_plugin", "tests.azurite"]
 
 
 @pytest.fixture
