@@ -8,7 +8,8 @@ policy once; 20 to a ``POST /$batch``, several batches in flight under
 Why raw JSON and not the fluent client: the reads are fixed, few and small,
 and msgraph's models would cost an import of the whole generated package and
 a parse per object (DESIGN.md, "Scale and speed"). We still send through the
-SDK's request pipeline (msgraph_core's middleware: auth, RetryHandler, TLS),
+SDK's request pipeline (graph_client.GraphPipeline, shared with the writer:
+msgraph_core's middleware: auth, RetryHandler, TLS),
 so an outer 429/503/504 is retried by the SDK, honouring Retry-After.
 
 Throttled inner requests (429, 503, 504) are re-sent in a later batch after
@@ -24,16 +25,13 @@ first read: building the reader costs no import and no network.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import re
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..config import MonitorConfig
 from ..errors import AccessDenied, ConfigError, ExternalError, TransientError
@@ -47,7 +45,7 @@ from ..models import (
     WebSettings,
 )
 from ..ports import DirectorySnapshot
-from .identity import credential_for
+from .graph_client import GraphAnswer, GraphPipeline, parse_seconds
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +75,8 @@ class _Read:
     url: str
 
 
-@dataclass(frozen=True)
-class _Answer:
-    status: int
-    body: Any
-    retry_after: float | None = None
+# One answer, outer or inner: status, JSON body, Retry-After.
+_Answer = GraphAnswer
 
 
 @dataclass(frozen=True)
@@ -134,10 +129,7 @@ class GraphDirectoryReader:
         self.tenant_id = tenant_id.lower()
         self.max_rounds = max_rounds
         self.max_wait = max_wait
-        self._adapter: Any = None
-        self._http: Any = None
-        self._credential: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pipeline = GraphPipeline(config, self.tenant_id)
 
     # ---- the port
 
@@ -149,7 +141,7 @@ class GraphDirectoryReader:
         if not wanted:
             return snapshot
         try:
-            self._client()
+            self._pipeline.adapter()
         except ConfigError as exc:
             # No usable identity for this tenant: that tenant's apps fail, the others' run on.
             raise ExternalError(SERVICE, f"no Graph client for tenant {tenant_id}: {exc}") from exc
@@ -171,14 +163,7 @@ class GraphDirectoryReader:
         return snapshot
 
     async def aclose(self) -> None:
-        http, credential = self._http, self._credential
-        self._adapter = self._http = self._credential = self._loop = None
-        try:
-            if http is not None:
-                await http.aclose()
-        finally:
-            if credential is not None:
-                await credential.close()
+        await self._pipeline.aclose()
 
     # ---- rounds and batches
 
@@ -223,13 +208,15 @@ class GraphDirectoryReader:
         payload = {"requests": [{"id": read.id, "method": "GET", "url": read.url} for read in batch]}
         async with gate:
             try:
-                status, body = await self._post_batch(json.dumps(payload).encode("utf-8"))
+                # Reads are idempotent: the SDK's RetryHandler may re-send POST /$batch.
+                answer = await self._pipeline.send("POST", "/$batch", body=payload)
             # Broad on purpose: httpx, azure-identity, aiohttp and kiota each raise their own
             # types; any of them fails this batch only, and _transport_failure translates it.
             except Exception as exc:  # noqa: BLE001
                 failure = _transport_failure(exc)
                 log.debug("graph $batch of %d failed: %s", len(batch), failure.detail)
                 return failure
+        status, body = answer.status, answer.body
         if status != 200:
             code, message = _error_of(body)
             return _BatchFailure(_detail(f"$batch answered HTTP {status} {code or ''}".rstrip(), message), denied=status in (401, 403), status=status, code=code)
@@ -238,91 +225,13 @@ class GraphDirectoryReader:
             return _BatchFailure("$batch answered 200 without a responses list", denied=False, status=status)
         return {str(item.get("id")): _answer(item) for item in responses if isinstance(item, dict)}
 
-    async def _post_batch(self, content: bytes) -> tuple[int, Any]:
-        from kiota_abstractions.method import Method
-        from kiota_abstractions.native_response_handler import NativeResponseHandler
-        from kiota_abstractions.request_information import RequestInformation
-        from kiota_http.middleware.options import ResponseHandlerOption
-
-        adapter = self._client()
-        info = RequestInformation(Method.POST, "{+baseurl}/$batch")
-        info.headers.try_add("Accept", "application/json")
-        info.set_stream_content(content, "application/json")
-        # The native handler hands back the httpx response after the middleware
-        # (retries included), whatever its status: we read Graph's error body ourselves.
-        info.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
-        response = await adapter.send_primitive_async(info, "bytes", None)
-        try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = None
-        return response.status_code, body
-
-    def _client(self) -> Any:
-        """The request adapter, built on first use inside the running loop (httpx's and
-        aiohttp's sessions belong to the loop that made them)."""
-        loop = asyncio.get_running_loop()
-        if self._adapter is not None and self._loop is loop:
-            return self._adapter
-        if self._adapter is not None:
-            log.debug("graph client for tenant %s: new event loop, building a new client", self.tenant_id)
-        import httpx
-        from kiota_authentication_azure.azure_identity_authentication_provider import (
-            AzureIdentityAuthenticationProvider,
-        )
-        from msgraph_core import BaseGraphRequestAdapter
-
-        network, cloud = self.config.network, self.config.cloud
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=network.ca_bundle) if network.ca_bundle else True
-        self._credential = credential_for(self.config, self.tenant_id, aio=True)
-        host = urlsplit(cloud.graph_endpoint).hostname or "graph.microsoft.com"
-        auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[cloud.graph_scope], allowed_hosts=[host])
-        http = _with_graph_middleware(httpx.AsyncClient(verify=verify, timeout=network.timeout_seconds))
-        adapter = BaseGraphRequestAdapter(auth, http_client=http)
-        adapter.base_url = cloud.graph_endpoint.rstrip("/")
-        self._adapter, self._http, self._loop = adapter, http, loop
-        return adapter
-
-
-def _with_graph_middleware(client: Any) -> Any:
-    """msgraph's default middleware (GraphClientFactory.create_with_default_middleware),
-    except that the RetryHandler also honours a fractional Retry-After.
-
-    Graph sends one ("Retry-After: 2.128" in its own 429 sample); kiota's
-    RetryHandler reads only whole seconds or a date and otherwise waits its
-    backoff of 3.5 s or more. Reads are idempotent, so POST /$batch may be retried.
-    """
-    from kiota_http.kiota_client_factory import KiotaClientFactory
-    from kiota_http.middleware import RetryHandler
-    from msgraph_core import GraphClientFactory
-    from msgraph_core.middleware import GraphTelemetryHandler
-
-    class FractionalRetryAfter(RetryHandler):  # type: ignore[misc, valid-type]
-        def get_delay_time(self, retry_count: int, response: Any = None, delay: float = 3.0) -> float:
-            seconds = _seconds(response.headers.get("retry-after")) if response is not None else None
-            if seconds:  # above zero, as the SDK's own rule
-                return seconds
-            return super().get_delay_time(retry_count, response, delay)
-
-    middleware = [FractionalRetryAfter() if type(m) is RetryHandler else m for m in KiotaClientFactory.get_default_middleware(None)]
-    middleware.append(GraphTelemetryHandler())
-    return GraphClientFactory.create_with_custom_middleware(middleware, client=client)
-
 
 # ---------------------------------------------------------------- translation
 
 
-def _seconds(value: Any) -> float | None:
-    try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
 def _answer(item: dict[str, Any]) -> _Answer:
     headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
-    retry_after = next((_seconds(v) for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    retry_after = next((parse_seconds(v) for k, v in headers.items() if str(k).lower() == "retry-after"), None)
     status = item.get("status")
     return _Answer(status if isinstance(status, int) else 0, item.get("body"), retry_after)
 

@@ -1,0 +1,186 @@
+"""The rotation protocol end to end against the sandbox: manual and http
+handoff, propagation, the policy cap, retire after grace, sweep, adopt, dry run,
+one rotation at a time. Assertions are on the world's end state."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import timedelta
+
+import pytest
+
+from sso_monitor.models import SecretValue
+from sso_monitor.rotation import MemoryNotifier, Rotator, adopt, rotation_status
+from tests.rotation.harness import Harness, config_for
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
+GRAPH = "https://graph.microsoft.com"
+
+
+def test_manual_handoff_waits_for_confirmation_then_finishes(harness: Harness):
+    world = harness.world
+    old_key = world.facility("acme").key_id
+    notifier = MemoryNotifier()
+    result = harness.rotate(force=True, notifier=notifier)
+    assert result.error is None and result.stage == "awaiting-confirmation"
+    new_key = result.key_id
+    # Entra holds the new credential, Key Vault holds it, SmartTrace still holds the old one.
+    assert {c.key_id for c in harness.credentials()} == {old_key, new_key}
+    assert harness.version_for(new_key).tags["stage"] == "awaiting-confirmation"
+    assert world.facility("acme").key_id == old_key and world.sign_in_works("acme")
+    (asking,) = [e for e in notifier.events if e.kind == "awaiting-confirmation"]
+    text = " ".join(asking.steps)
+    assert "smarttrace-acme" in text and harness.version_for(new_key).version in text
+    assert "Integrations, Azure Active Directory, pencil (edit), Client secret" in text
+    assert f"sso-monitor confirm acme --key-id {new_key}" in text
+    # A later run changes nothing while waiting.
+    assert harness.rotate().stage == "awaiting-confirmation"
+    harness.admin_pastes(new_key)
+    done = harness.confirm(new_key)
+    assert done.stage == "current"
+    assert harness.version_for(new_key).tags["stage"] == "current"
+    assert harness.version_for(old_key).tags["stage"] == "previous"
+    assert world.sign_in_works("acme")
+
+
+def test_http_handoff_pushes_and_finishes_in_one_run(http_harness: Harness):
+    world = http_harness.world
+    result = http_harness.rotate(force=True)
+    assert result.error is None and result.stage == "current"
+    assert world.facility("acme").key_id == result.key_id
+    assert world.sign_in_works("acme")
+    assert http_harness.version_for(result.key_id).tags["stage"] == "current"
+
+
+def test_not_due_changes_nothing(harness: Harness):
+    before = len(harness.credentials())
+    result = harness.rotate()  # 65 days left, rotation starts at 30
+    assert result.stage == "current" and "not due" in result.actions[-1]
+    assert len(harness.credentials()) == before
+
+
+def test_due_rotates_without_force(http_harness: Harness):
+    http_harness.world.clock.advance(days=40)  # 25 days left
+    assert http_harness.rotate().stage == "current"
+
+
+def test_propagation_delay_keeps_it_pending_until_verified(http_harness: Harness):
+    world = http_harness.world
+    world.tenant(http_harness.app.tenant_id).propagation_delay = timedelta(minutes=10)
+    first = http_harness.rotate(force=True)  # the verify deadline (2 min) passes first
+    assert first.stage == "pending" and "waiting for propagation" in first.actions[-1]
+    assert world.facility("acme").key_id != first.key_id  # never handed on unverified
+    world.clock.advance(minutes=10)
+    second = http_harness.rotate()
+    assert second.stage == "current" and second.key_id == first.key_id
+    assert world.facility("acme").key_id == first.key_id
+
+
+def test_lifetime_is_capped_by_the_tenant_policy(sandbox, tmp_path):
+    monitor = sandbox.world.tenant(next(iter(sandbox.world.tenants))).sp_by_app_id(next(iter(sandbox.world.monitors.values())))
+    monitor.granted_roles[GRAPH].append("Policy.Read.All")
+    harness = Harness(sandbox, config_for(sandbox, handoff="http", lifetimeDays=700), tmp_path)
+    result = harness.rotate(force=True)
+    assert result.error is None
+    new = next(c for c in harness.credentials() if c.key_id == result.key_id)
+    assert new.end - new.start <= timedelta(days=365)
+
+
+def test_without_policy_read_an_over_long_lifetime_fails_clearly(sandbox, tmp_path):
+    harness = Harness(sandbox, config_for(sandbox, handoff="http", lifetimeDays=700), tmp_path)
+    before = {c.key_id for c in harness.credentials()}
+    result = harness.rotate(force=True)
+    assert "app management policy refuses this lifetime" in (result.error or "")
+    assert {c.key_id for c in harness.credentials()} == before  # nothing created
+
+
+def test_retire_after_grace_removes_only_our_own(http_harness: Harness):
+    world = http_harness.world
+    hand_made = world.facility("acme").key_id
+    first = http_harness.rotate(force=True)
+    second = http_harness.rotate(force=True)
+    assert second.stage == "current"
+    world.clock.advance(days=8)  # grace is 7 days
+    http_harness.rotate()
+    keys = {c.key_id for c in http_harness.credentials()}
+    assert first.key_id not in keys  # ours, previous, grace over: removed
+    assert hand_made in keys  # never created or adopted by the monitor: left in place
+    assert http_harness.version_for(first.key_id).tags["stage"] == "retired"
+    assert http_harness.version_for(hand_made).tags["stage"] == "superseded"
+    assert world.sign_in_works("acme")
+
+
+def test_sweep_removes_our_orphans_after_the_window_only(harness: Harness):
+    world = harness.world
+    app = world.find_app(harness.app.app_id)
+    young = world.add_password(app, display_name="sso-monitor 20261129T000000Z-young")
+    old = world.add_password(app, display_name="sso-monitor 20261128T000000Z-old", start=world.now() - timedelta(hours=2), created=world.now() - timedelta(hours=2))
+    mine = world.add_password(app, display_name="made by an admin", start=world.now() - timedelta(days=3))
+    harness.rotate()
+    keys = {c.key_id for c in harness.credentials()}
+    assert old.key_id not in keys and young.key_id in keys and mine.key_id in keys
+
+
+def test_dry_run_changes_nothing_anywhere(harness: Harness):
+    world = harness.world
+    snapshot = copy.deepcopy((world.tenants, world.vaults, world.facilities))
+    writes_before = sum(1 for r in world.requests if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.service in ("graph", "vault", "smarttrace"))
+    result = harness.rotate(force=True, dry_run=True)
+    assert result.error is None
+    assert any(line.startswith("create: would add a client secret") for line in result.actions)
+    assert copy.deepcopy((world.tenants, world.vaults, world.facilities)) == snapshot
+    writes_after = sum(1 for r in world.requests if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.service in ("graph", "vault", "smarttrace"))
+    assert writes_after == writes_before
+
+
+def test_concurrent_rotations_create_exactly_one_credential(http_harness: Harness):
+    before = len(http_harness.credentials())
+
+    async def many():
+        deps = [http_harness.deps() for _ in range(6)]
+        try:
+            return await asyncio.gather(*(Rotator(http_harness.app, d, http_harness.settings, force=True).run() for d in deps))
+        finally:
+            for d in deps:
+                for part in (d.writer, d.vault, d.probe, d.pusher):
+                    await part.aclose()
+
+    results = asyncio.run(many())
+    assert len(http_harness.credentials()) == before + 1
+    assert sum(1 for r in results if r.error is None) == 1
+    assert all("lease" in (r.error or "lease") for r in results)
+
+
+def test_adopt_takes_a_hand_made_secret_under_management(harness: Harness):
+    world = harness.world
+    facility = world.facility("acme")
+    value = SecretValue(facility.client_secret)
+
+    async def go():
+        deps = harness.deps()
+        try:
+            return await adopt(harness.app, deps, value)
+        finally:
+            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
+                await part.aclose()
+
+    result = asyncio.run(go())
+    assert result.stage == "current" and result.key_id == facility.key_id
+    latest = harness.vault_versions()[-1]
+    assert latest.tags["managed"] == "true" and latest.tags["stage"] == "current"
+
+
+def test_status_reports_the_stage(harness: Harness):
+    harness.rotate(force=True)
+
+    async def go():
+        deps = harness.deps()
+        try:
+            return await rotation_status(harness.app, deps)
+        finally:
+            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
+                await part.aclose()
+
+    status = asyncio.run(go())
+    assert status.stage == "awaiting-confirmation" and status.in_flight_key_id
