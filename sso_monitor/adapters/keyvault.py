@@ -51,6 +51,26 @@ def is_azure_vault_host(vault_url: str) -> bool:
     return any(host.endswith(suffix) for suffix in AZURE_VAULT_SUFFIXES)
 
 
+def secret_client_options(config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
+    """SecretClient keyword options from the settings (the reader's and the writer's)."""
+    timeout = config.network.timeout_seconds
+    options: dict[str, Any] = {
+        "retry_total": retry_total,
+        "retry_backoff_factor": retry_backoff_factor,
+        # The whole call, retries and Retry-After waits included, ends by then.
+        "timeout": int(timeout * (retry_total + 2)),
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "use_env_settings": config.network.use_env_proxies,
+    }
+    if not is_azure_vault_host(config.vault_url):
+        options["verify_challenge_resource"] = False
+    if config.network.ca_bundle:
+        options["connection_verify"] = config.network.ca_bundle
+    return options
+
+
+
 class KeyVaultReader:
     """VaultReader on one vault (``config.vault_url``) with the home tenant's identity.
 
@@ -60,23 +80,9 @@ class KeyVaultReader:
     """
 
     def __init__(self, config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
-        timeout = config.network.timeout_seconds
-        options: dict[str, Any] = {
-            "retry_total": retry_total,
-            "retry_backoff_factor": retry_backoff_factor,
-            # The whole call, retries and Retry-After waits included, ends by then.
-            "timeout": int(timeout * (retry_total + 2)),
-            "connection_timeout": timeout,
-            "read_timeout": timeout,
-            "use_env_settings": config.network.use_env_proxies,
-        }
-        if not is_azure_vault_host(config.vault_url):
-            options["verify_challenge_resource"] = False
-        if config.network.ca_bundle:
-            options["connection_verify"] = config.network.ca_bundle
         self.vault_url = config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
-        self._client = SecretClient(config.vault_url, self._credential, **options)
+        self._client = SecretClient(config.vault_url, self._credential, **secret_client_options(config, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
         self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
     async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:

@@ -30,31 +30,12 @@ from ..errors import AccessDenied, ExternalError, NotFound, Throttled, Transient
 from ..models import Problem, SecretValue
 from ..rotation_ports import VaultVersion
 from .identity import credential_for
-from .keyvault import DEFAULT_RETRY_TOTAL, failure_from, is_azure_vault_host
+from .keyvault import DEFAULT_RETRY_TOTAL, failure_from, secret_client_options
 from .threads import BlockingPool
 
 log = logging.getLogger(__name__)
 
 SERVICE = "keyvault"
-
-
-def secret_client_options(config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
-    """SecretClient keyword options from the settings (as KeyVaultReader builds them)."""
-    timeout = config.network.timeout_seconds
-    options: dict[str, Any] = {
-        "retry_total": retry_total,
-        "retry_backoff_factor": retry_backoff_factor,
-        # The whole call, retries and Retry-After waits included, ends by then.
-        "timeout": int(timeout * (retry_total + 2)),
-        "connection_timeout": timeout,
-        "read_timeout": timeout,
-        "use_env_settings": config.network.use_env_proxies,
-    }
-    if not is_azure_vault_host(config.vault_url):
-        options["verify_challenge_resource"] = False
-    if config.network.ca_bundle:
-        options["connection_verify"] = config.network.ca_bundle
-    return options
 
 
 class KeyVaultWriter:
