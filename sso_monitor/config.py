@@ -113,6 +113,15 @@ class IdentityConfig:
 
 
 @dataclass(frozen=True)
+class VerifyConfig:
+    """How a new secret is proven before it is handed on (propagation takes seconds to minutes)."""
+
+    successes: int = 3
+    interval_seconds: float = 5.0
+    deadline_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class MonitorConfig:
     apps: tuple[AppConfig, ...]
     vault_url: str
@@ -122,6 +131,7 @@ class MonitorConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     schedule: str = "0 0 6 * * *"
     channels: Mapping[str, Any] = field(default_factory=dict)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
 
     def identity_for(self, tenant_id: str) -> IdentityConfig:
         return self.identities.get(tenant_id.lower()) or self.identities.get("*") or IdentityConfig()
@@ -165,7 +175,7 @@ def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> Mon
     return config
 
 
-_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps"}
+_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps", "verify"}
 _APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts"}
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
@@ -260,6 +270,7 @@ class _Validator:
         if len(schedule.split()) != 6:
             self.fail("schedule", f"must be an NCRONTAB expression with six fields (seconds first), not {schedule!r}")
         channels = self.mapping(data, "channels", "")
+        verify = self.verify(self.mapping(data, "verify", ""))
         if self.problems or vault_url is None:
             return None
         tenants = {a.tenant_id for a in apps}
@@ -276,6 +287,22 @@ class _Validator:
             network=network,
             schedule=schedule,
             channels=dict(channels),
+            verify=verify,
+        )
+
+    def verify(self, data: Mapping[str, Any]) -> VerifyConfig:
+        self.unknown(data, {"successes", "intervalSeconds", "deadlineSeconds"}, "verify")
+        numbers = {}
+        for key, default, low, high in (("intervalSeconds", 5.0, 0.0, 300.0), ("deadlineSeconds", 300.0, 1.0, 3600.0)):
+            value = data.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                self.fail(f"verify.{key}", f"must be a number from {low:g} to {high:g}, not {value!r}")
+                value = default
+            numbers[key] = float(value)
+        return VerifyConfig(
+            successes=self.integer(data, "successes", "verify", 3, minimum=1, maximum=20),
+            interval_seconds=numbers["intervalSeconds"],
+            deadline_seconds=numbers["deadlineSeconds"],
         )
 
     def cloud(self, data: Mapping[str, Any]) -> CloudConfig:

@@ -11,7 +11,7 @@ from typing import IO, Any
 from .config import AppConfig, MonitorConfig
 from .errors import MonitorError
 from .models import SecretValue
-from .rotation import MemoryNotifier, RotationDeps, RotationResult, Rotator, adopt, rotation_status
+from .rotation import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator, adopt, rotation_status
 from .wiring import build_rotation_deps
 
 EXIT_OK, EXIT_FAILED, EXIT_MONITOR_FAILED = 0, 2, 3
@@ -35,6 +35,11 @@ async def _with_deps(config: MonitorConfig, work: Any, deps: RotationDeps | None
             await deps.vault.aclose()
             await deps.probe.aclose()
             await deps.pusher.aclose()
+
+
+def settings_from(config: MonitorConfig) -> RotationSettings:
+    verify = config.verify
+    return RotationSettings(verify_successes=verify.successes, verify_interval=verify.interval_seconds, verify_deadline=verify.deadline_seconds)
 
 
 def _print_result(result: RotationResult, notifier: Any, out: IO[str], as_json: bool) -> None:
@@ -64,7 +69,7 @@ def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force
 
     async def run(d: RotationDeps) -> RotationResult:
         holder["notifier"] = d.notifier
-        return await Rotator(app, d, dry_run=dry_run, force=force).run()
+        return await Rotator(app, d, settings_from(config), dry_run=dry_run, force=force).run()
 
     result = asyncio.run(_with_deps(config, run, deps))
     if dry_run and not as_json:
@@ -82,7 +87,7 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
 
     async def run(d: RotationDeps) -> RotationResult:
         holder["notifier"] = d.notifier
-        return await Rotator(app, d).confirm(key_id, who)
+        return await Rotator(app, d, settings_from(config)).confirm(key_id, who)
 
     try:
         result = asyncio.run(_with_deps(config, run, deps))
