@@ -184,3 +184,52 @@ def test_status_reports_the_stage(harness: Harness):
 
     status = asyncio.run(go())
     assert status.stage == "awaiting-confirmation" and status.in_flight_key_id
+
+
+def test_notify_only_mode_alerts_and_changes_nothing(sandbox, tmp_path):
+    harness = Harness(sandbox, config_for(sandbox, mode="notify-only"), tmp_path)
+    before = {c.key_id for c in harness.credentials()}
+    notifier = MemoryNotifier()
+    result = harness.rotate(force=True, notifier=notifier)
+    assert result.stage == "due" and result.error is None
+    assert [e.kind for e in notifier.events] == ["due"]
+    assert {c.key_id for c in harness.credentials()} == before
+
+
+def test_waiting_for_confirmation_reminds_once_per_threshold(harness: Harness):
+    world = harness.world
+    harness.rotate(force=True)  # the old secret has 65 days left: no threshold crossed yet
+    world.clock.advance(days=40)  # 25 days left: crosses 30
+    first = MemoryNotifier()
+    harness.rotate(notifier=first)
+    assert [e.kind for e in first.events] == ["reminder"] and first.events[0].steps
+    again = MemoryNotifier()
+    harness.rotate(notifier=again)  # same threshold: no second reminder
+    assert again.events == []
+    world.clock.advance(days=12)  # 13 days left: crosses 14
+    later = MemoryNotifier()
+    harness.rotate(notifier=later)
+    assert [e.kind for e in later.events] == ["reminder"]
+    assert world.sign_in_works("acme")
+
+
+def test_adopt_with_an_ambiguous_hint_needs_the_key_id(harness: Harness):
+    world = harness.world
+    facility = world.facility("acme")
+    app = world.find_app(harness.app.app_id)
+    twin = world.add_password(app, secret_text=facility.client_secret[:3] + "8Q~" + "x" * 34)
+
+    async def go(key_id):
+        deps = harness.deps()
+        try:
+            return await adopt(harness.app, deps, SecretValue(facility.client_secret), key_id)
+        finally:
+            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
+                await part.aclose()
+
+    from sso_monitor.rotation import RotationFailed
+
+    with pytest.raises(RotationFailed, match="several client secrets share this value's hint"):
+        asyncio.run(go(None))
+    assert asyncio.run(go(facility.key_id)).key_id == facility.key_id
+    assert twin.key_id != facility.key_id
