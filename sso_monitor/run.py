@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .checks import evaluate, is_ours
+from .checks import evaluate, in_use_credential, is_ours
 from .config import AppConfig, MonitorConfig
 from .errors import AccessDenied, ExternalError
 from .findings import Finding, Severity, finding
@@ -30,6 +30,7 @@ Progress = Callable[[int, int], None]
 class AppResult:
     app: AppConfig
     findings: list[Finding]
+    secret_expires: datetime | None = None  # the end of the client secret SmartTrace is taken to use
 
     @property
     def status(self) -> str:
@@ -80,16 +81,20 @@ async def run_checks(
     async def one(app: AppConfig) -> AppResult:
         nonlocal done
         async with gate:
+            expires = None
             try:
                 observation = await observe(app, by_tenant[app.tenant_id], adapters)
                 findings = evaluate(app, observation, now)
+                if observation.app is not None:
+                    in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
+                    expires = in_use.end if in_use else None
             except Exception as exc:  # isolation: one app's bug or outage must not stop the run
                 log.exception("check %s: unexpected failure", app.facility)
                 findings = [finding("CHECK_FAILED", f"unexpected {exc.__class__.__name__} while checking; see the monitor's log")]
         done += 1
         if progress:
             progress(done, len(chosen))
-        return AppResult(app, findings)
+        return AppResult(app, findings, expires)
 
     report.results = list(await asyncio.gather(*(one(app) for app in chosen)))
     return report

@@ -1,0 +1,39 @@
+"""The status document: check results, secret expiry and rotation stage per app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from sso_monitor.config import parse_config
+from sso_monitor.rotation import rotation_status
+from sso_monitor.sandbox.settings import monitor_document
+from sso_monitor.status import build_status
+from sso_monitor.wiring import build_rotation_deps
+from tests.checks import check_sandbox
+
+
+def test_status_document_for_the_demo_world(scenario_sandbox, tmp_path):
+    report = check_sandbox(scenario_sandbox)
+    document, environ = monitor_document(scenario_sandbox)
+    config = parse_config(document, environ)
+
+    async def stages():
+        from sso_monitor.adapters.lease import LocalLease
+
+        deps = build_rotation_deps(config, lease=LocalLease(tmp_path))
+        try:
+            return {app.facility: await rotation_status(app, deps) for app in config.apps}
+        finally:
+            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
+                await part.aclose()
+
+    status = build_status(report, asyncio.run(stages()), scenario_sandbox.world.now())
+    by_name = {a["facility"]: a for a in status["apps"]}
+    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"}
+    assert by_name["harbor"]["daysLeft"] in (11, 12) and by_name["harbor"]["status"] == "warning"
+    assert by_name["valley"]["daysLeft"] < 0 and by_name["valley"]["status"] == "critical"
+    assert by_name["riverside"]["rotation"]["stage"] == "current"  # a hand-stored secret counts as current
+    assert status["summary"] == {"ok": 1, "warning": 2, "critical": 4}
+    text = json.dumps(status)
+    assert not [s for s in scenario_sandbox.world.issued_secrets if s in text]
