@@ -2,7 +2,8 @@
 
 import azure.functions as func
 
-from sso_monitor.functions import health
+from sso_monitor.functions import admin, health
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
+app.register_functions(admin.bp)

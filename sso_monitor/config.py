@@ -122,6 +122,23 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class AdminApiConfig:
+    """Who may call the HTTP admin API: Entra tokens for this app registration."""
+
+    tenant_id: str
+    audience: str  # the admin API's application ID URI, e.g. api://sso-monitor-admin
+    client_id: str | None = None  # v2 tokens carry the client id as audience
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The Function App's storage (AzureWebJobsStorage): leases now, queues and tables later."""
+
+    connection_string: SecretValue | None = None  # key-based or Azurite
+    account_url: str | None = None  # identity-based: https://<account>.blob.core.windows.net
+
+
+@dataclass(frozen=True)
 class MonitorConfig:
     apps: tuple[AppConfig, ...]
     vault_url: str
@@ -132,6 +149,8 @@ class MonitorConfig:
     schedule: str = "0 0 6 * * *"
     channels: Mapping[str, Any] = field(default_factory=dict)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
+    admin_api: AdminApiConfig | None = None
+    storage: StorageConfig = field(default_factory=StorageConfig)
 
     def identity_for(self, tenant_id: str) -> IdentityConfig:
         return self.identities.get(tenant_id.lower()) or self.identities.get("*") or IdentityConfig()
@@ -175,7 +194,7 @@ def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> Mon
     return config
 
 
-_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps", "verify"}
+_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps", "verify", "adminApi"}
 _APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts"}
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
@@ -271,6 +290,7 @@ class _Validator:
             self.fail("schedule", f"must be an NCRONTAB expression with six fields (seconds first), not {schedule!r}")
         channels = self.mapping(data, "channels", "")
         verify = self.verify(self.mapping(data, "verify", ""))
+        admin_api = self.admin_api(data.get("adminApi"))
         if self.problems or vault_url is None:
             return None
         tenants = {a.tenant_id for a in apps}
@@ -288,7 +308,37 @@ class _Validator:
             schedule=schedule,
             channels=dict(channels),
             verify=verify,
+            admin_api=admin_api,
+            storage=self.storage(),
         )
+
+    def admin_api(self, data: Any) -> AdminApiConfig | None:
+        if data is None:
+            return None
+        if not isinstance(data, Mapping):
+            self.fail("adminApi", "must be an object")
+            return None
+        self.unknown(data, {"tenantId", "audience", "clientId"}, "adminApi")
+        tenant = self.string(data, "tenantId", "adminApi", required=True, pattern=_GUID, what="a tenant id (GUID)")
+        audience = self.string(data, "audience", "adminApi", required=True)
+        client_id = self.string(data, "clientId", "adminApi", pattern=_GUID, what="an application (client) id (GUID)")
+        if tenant is None or audience is None:
+            return None
+        return AdminApiConfig(tenant_id=tenant.lower(), audience=audience, client_id=client_id)
+
+    def storage(self) -> StorageConfig:
+        # The Functions host's own setting: a connection string, or the identity-based
+        # form (AzureWebJobsStorage__blobServiceUri / __accountName).
+        connection = self.env.get("AzureWebJobsStorage")
+        if connection and connection != "UseDevelopmentStorage=true":
+            return StorageConfig(connection_string=SecretValue(connection))
+        uri = self.env.get("AzureWebJobsStorage__blobServiceUri")
+        account = self.env.get("AzureWebJobsStorage__accountName")
+        if uri:
+            return StorageConfig(account_url=uri.rstrip("/"))
+        if account:
+            return StorageConfig(account_url=f"https://{account}.blob.core.windows.net")
+        return StorageConfig()
 
     def verify(self, data: Mapping[str, Any]) -> VerifyConfig:
         self.unknown(data, {"successes", "intervalSeconds", "deadlineSeconds"}, "verify")

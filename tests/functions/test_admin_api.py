@@ -1,0 +1,151 @@
+"""The admin API's functions called directly (azure.functions.HttpRequest), against
+the sandbox, with tokens the sandbox's Entra signs."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+
+import azure.functions as func
+import pytest
+
+import function_app
+from sso_monitor.functions import admin
+from sso_monitor.sandbox.settings import monitor_document
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
+
+FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+
+
+@pytest.fixture
+def api(sandbox, ids, monkeypatch, tmp_path):
+    document, environ = monitor_document(sandbox, facilities=["acme"])
+    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
+    document["verify"] = {"successes": 2, "intervalSeconds": 0.05, "deadlineSeconds": 10}
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
+    admin.reset()
+    yield sandbox
+    admin.reset()
+
+
+def token(sandbox, ids, *roles: str, **kwargs) -> str:
+    options = {"tenant_id": ids.tenant_id, "audience": ids.admin_api_uri, "subject": "user-alice", "roles": list(roles), "extra": {"preferred_username": "alice@contoso.example"}}
+    return sandbox.mint_token(**{**options, **kwargs})
+
+
+def call(name: str, *, method: str = "GET", route: str = "", params: dict | None = None, body: bytes = b"", bearer: str | None = None) -> func.HttpResponse:
+    headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
+    request = func.HttpRequest(method=method, url=f"/api/{route}", headers=headers, body=body, route_params=params or {})
+    result = FUNCTIONS[name](request)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+def error_code(response: func.HttpResponse) -> str:
+    return json.loads(response.get_body())["error"]["code"]
+
+
+def test_status_with_the_read_role(api, ids):
+    response = call("admin_status", route="status", bearer=token(api, ids, "SsoMonitor.Read"))
+    assert response.status_code == 200
+    document = json.loads(response.get_body())
+    (app,) = document["apps"]
+    assert app["facility"] == "acme" and app["status"] == "ok" and app["daysLeft"] in (64, 65)
+
+
+def test_status_page_is_html(api, ids):
+    response = call("admin_status_page", route="status/page", bearer=token(api, ids, "SsoMonitor.Read"))
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "acme" in response.get_body().decode()
+
+
+@pytest.mark.parametrize(
+    "bearer_kwargs, roles, status, code",
+    [
+        (None, (), 401, "missing_token"),
+        ({"key": "tampered"}, ("SsoMonitor.Read",), 401, "invalid_signature"),
+        ({"audience": "api://someone-else"}, ("SsoMonitor.Read",), 401, "invalid_audience"),
+        ({}, (), 403, "insufficient_role"),
+    ],
+)
+def test_status_refuses_bad_callers(api, ids, bearer_kwargs, roles, status, code):
+    bearer = None if bearer_kwargs is None else token(api, ids, *roles, **bearer_kwargs)
+    response = call("admin_status", route="status", bearer=bearer)
+    assert (response.status_code, error_code(response)) == (status, code)
+
+
+def test_a_read_role_cannot_act(api, ids):
+    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b"{}", bearer=token(api, ids, "SsoMonitor.Read"))
+    assert (response.status_code, error_code(response)) == (403, "insufficient_role")
+
+
+def test_rotate_dry_run_changes_nothing(api, ids):
+    world = api.world
+    before = copy.deepcopy((world.tenants, world.vaults, world.facilities))
+    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"dryRun": true, "force": true}', bearer=token(api, ids, "SsoMonitor.Admin"))
+    assert response.status_code == 200
+    result = json.loads(response.get_body())
+    assert result["error"] is None and any("would add a client secret" in line for line in result["actions"])
+    assert copy.deepcopy((world.tenants, world.vaults, world.facilities)) == before
+
+
+def test_rotate_then_confirm_through_the_api(api, ids):
+    admin_token = token(api, ids, "SsoMonitor.Admin")
+    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=admin_token)
+    result = json.loads(response.get_body())
+    assert response.status_code == 200 and result["stage"] == "awaiting-confirmation"
+    key_id = result["key_id"]
+    world = api.world
+    world.facility("acme").client_secret = next(v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id).value
+    confirmed = call("admin_confirm", method="POST", route="apps/acme/confirm", params={"facility": "acme"}, body=json.dumps({"keyId": key_id}).encode(), bearer=admin_token)
+    assert confirmed.status_code == 200 and json.loads(confirmed.get_body())["stage"] == "current"
+    latest = [v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id][-1]
+    assert latest.tags["confirmedBy"] == "alice@contoso.example"
+    assert world.sign_in_works("acme")
+
+
+@pytest.mark.parametrize(
+    "name, route, params, body, status, code",
+    [
+        ("admin_rotate", "apps/acme/rotate", {"facility": "acme"}, b"{not json", 400, "invalid_json"),
+        ("admin_rotate", "apps/acme/rotate", {"facility": "acme"}, b"[1, 2]", 400, "invalid_body"),
+        ("admin_rotate", "apps/acme/rotate", {"facility": "acme"}, b'{"dryRun": "yes"}', 400, "invalid_field"),
+        ("admin_rotate", "apps/acme/rotate", {"facility": "acme"}, b'{"colour": 1}', 400, "unknown_field"),
+        ("admin_rotate", "apps/acme/rotate", {"facility": "acme"}, b" " * (16 * 1024 + 1), 413, "body_too_large"),
+        ("admin_rotate", "apps/Not Valid/rotate", {"facility": "Not Valid"}, b"{}", 400, "invalid_facility"),
+        ("admin_rotate", "apps/nowhere/rotate", {"facility": "nowhere"}, b"{}", 404, "unknown_facility"),
+        ("admin_confirm", "apps/acme/confirm", {"facility": "acme"}, b"{}", 400, "missing_field"),
+        ("admin_confirm", "apps/acme/confirm", {"facility": "acme"}, b'{"keyId": 7}', 400, "invalid_field"),
+        ("admin_confirm", "apps/acme/confirm", {"facility": "acme"}, b'{"keyId": "not-a-guid"}', 400, "invalid_field"),
+        ("admin_confirm", "apps/acme/confirm", {"facility": "acme"}, b'{"keyId": "00000000-0000-0000-0000-000000000000"}', 409, "rotation_conflict"),
+        ("admin_check", "apps/nowhere/check", {"facility": "nowhere"}, b"", 404, "unknown_facility"),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(api, ids, name, route, params, body, status, code):
+    response = call(name, method="POST", route=route, params=params, body=body, bearer=token(api, ids, "SsoMonitor.Admin"))
+    assert (response.status_code, error_code(response)) == (status, code)
+
+
+def test_check_one_app(api, ids):
+    response = call("admin_check", method="POST", route="apps/acme/check", params={"facility": "acme"}, bearer=token(api, ids, "SsoMonitor.Admin"))
+    assert response.status_code == 200 and json.loads(response.get_body())["facility"] == "acme"
+
+
+def test_openapi_lists_every_route(api):
+    document = json.loads(call("admin_openapi", route="openapi.json").get_body())
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {"/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/confirm", "/openapi.json"}
+
+
+def test_unconfigured_admin_api_is_503_not_a_crash(api, ids, monkeypatch):
+    document = json.loads(__import__("os").environ["SSO_MONITOR_CONFIG"])
+    del document["adminApi"]
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
+    admin.reset()
+    response = call("admin_status", route="status", bearer=token(api, ids, "SsoMonitor.Read"))
+    assert (response.status_code, error_code(response)) == (503, "not_configured")
