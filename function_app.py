@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
-from sso_monitor.functions import admin, health
+from sso_monitor.functions import admin, health, scheduled
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health.bp)
 app.register_functions(admin.bp)
+app.register_functions(scheduled.bp)

@@ -146,7 +146,6 @@ class MonitorConfig:
     identities: Mapping[str, IdentityConfig]
     cloud: CloudConfig = field(default_factory=CloudConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
-    schedule: str = "0 0 6 * * *"
     channels: Mapping[str, Any] = field(default_factory=dict)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     admin_api: AdminApiConfig | None = None
@@ -194,7 +193,7 @@ def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> Mon
     return config
 
 
-_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "schedule", "channels", "defaults", "apps", "verify", "adminApi"}
+_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "channels", "defaults", "apps", "verify", "adminApi"}
 _APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts"}
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
@@ -285,9 +284,8 @@ class _Validator:
                     apps.append(app)
             self.duplicates(apps)
         identities = self.identities(self.mapping(data, "identities", ""))
-        schedule = self.string(data, "schedule", "") or "0 0 6 * * *"
-        if len(schedule.split()) != 6:
-            self.fail("schedule", f"must be an NCRONTAB expression with six fields (seconds first), not {schedule!r}")
+        if "schedule" in data:
+            self.fail("schedule", "the timer's schedule is the app setting SSO_MONITOR_SCHEDULE (an NCRONTAB expression), not part of this document")
         channels = self.mapping(data, "channels", "")
         verify = self.verify(self.mapping(data, "verify", ""))
         admin_api = self.admin_api(data.get("adminApi"))
@@ -305,7 +303,6 @@ class _Validator:
             identities=identities,
             cloud=cloud,
             network=network,
-            schedule=schedule,
             channels=dict(channels),
             verify=verify,
             admin_api=admin_api,
@@ -330,7 +327,7 @@ class _Validator:
         # The Functions host's own setting: a connection string, or the identity-based
         # form (AzureWebJobsStorage__blobServiceUri / __accountName).
         connection = self.env.get("AzureWebJobsStorage")
-        if connection and connection != "UseDevelopmentStorage=true":
+        if connection:  # includes UseDevelopmentStorage=true: Azurite on its default ports
             return StorageConfig(connection_string=SecretValue(connection))
         uri = self.env.get("AzureWebJobsStorage__blobServiceUri")
         account = self.env.get("AzureWebJobsStorage__accountName")

@@ -109,7 +109,7 @@ DELETE = object()
         ("apps", [], "apps: must list at least one app"),
         ("vaultUrl", DELETE, "vaultUrl: required"),
         ("homeTenantId", DELETE, "homeTenantId: required when the apps span several tenants"),
-        ("schedule", "daily", "schedule: must be an NCRONTAB expression"),
+        ("schedule", "0 0 6 * * *", "schedule: the timer's schedule is the app setting SSO_MONITOR_SCHEDULE"),
         ("cloud.graphScope", "https://graph.microsoft.com/User.Read", "cloud.graphScope: must end with /.default"),
         ("network.hostMap", {"*.smarttrace.ai": "nowhere"}, "network.hostMap.*.smarttrace.ai: must be 'host:port'"),
         ("network.caBundle", "/no/such/ca.pem", "network.caBundle: no such file"),

@@ -1,0 +1,200 @@
+"""The unattended part: a timer that checks every app and queues rotation work,
+a queue-triggered worker that does one app's work under its lease, and an
+alert for messages the platform gave up on (the poison queue).
+
+The timer's schedule is the app setting SSO_MONITOR_SCHEDULE (NCRONTAB, six
+fields; "0 0 6 * * *" is daily at 06:00 UTC). The queues live in the Function
+App's own storage (AzureWebJobsStorage). The worker raises only when a retry
+may help (an external call failed); after host.json's maxDequeueCount tries
+the host moves the message to <queue>-poison, which poison_alert reports.
+Messages carry a facility and a reason, never anything secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import azure.functions as func
+
+bp = func.Blueprint()
+log = logging.getLogger(__name__)
+
+# Literal here, not imported: the decorators run when function_app is imported,
+# which must stay cheap (sso_monitor.schedule pulls in the check's modules).
+WORK_QUEUE = "sso-monitor-work"
+POISON_QUEUE = "sso-monitor-work-poison"
+_FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class _State:
+    """Built once per worker process from the app settings; `reset()` for tests."""
+
+    def __init__(self) -> None:
+        from ..config import load_config
+
+        self.config = load_config()
+
+
+_state: _State | None = None
+
+
+def reset() -> None:
+    global _state
+    _state = None
+
+
+def _get_state() -> _State:
+    global _state
+    if _state is None:
+        _state = _State()
+    return _state
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ---------------------------------------------------------------- timer
+
+
+@bp.function_name("scheduled_run")
+@bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
+async def scheduled_run(timer: func.TimerRequest) -> None:
+    from ..schedule import ScheduledRunFailed, alert_summary, scheduled_check
+
+    if timer.past_due:
+        log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
+    config = _get_state().config
+    plan = await scheduled_check(config, _now())
+    queued, failures = await asyncio.to_thread(_enqueue, config, plan.work)
+    plan.failures.extend(failures)
+    summary = alert_summary(plan, queued)
+    attention = plan.failures or any(r.status != "ok" for r in plan.report.results)
+    log.log(logging.WARNING if attention else logging.INFO, "alert summary: %s", summary)
+    if plan.failures:
+        raise ScheduledRunFailed(f"scheduled run: {len(plan.failures)} failure(s); see the alert summary")
+
+
+# ---------------------------------------------------------------- worker
+
+
+@bp.function_name("rotation_worker")
+@bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
+async def rotation_worker(msg: func.QueueMessage) -> None:
+    from ..admin import _lease
+    from ..schedule import WorkFailed, parse_work, run_work
+
+    try:
+        item = parse_work(msg.get_body())
+    except ValueError as exc:
+        # Retrying cannot help a malformed message: drop it, loudly.
+        log.error("rotation worker: dropped message %s: %s", msg.id, exc)
+        return
+    config = _get_state().config
+    app = config.app(item.facility)
+    if app is None:
+        log.error("rotation worker: dropped message %s: no app for facility %r in the configuration", msg.id, _printable(item.facility))
+        return
+    log.info("rotation worker: %s (%s), try %s", app.facility, item.reason, msg.dequeue_count or "?")
+    outcome = await run_work(config, app, _lease(config))
+    result = outcome.result  # its events were logged by the notifier; the alert channels come with issue 6
+    if outcome.lease_held:
+        log.info("rotation worker: %s: another run holds its lease; leaving it to that run", app.facility)
+        return
+    if outcome.retry:
+        # Not chained: an SDK error down the chain may hold a request, and the host logs
+        # the whole chain. The message says what failed; the Rotator logged it too.
+        raise WorkFailed(f"rotation of {app.facility} failed; the platform retries it: {result.error}") from None
+    if result.error:
+        log.error("rotation worker: %s: %s (not retried: a retry would fail the same way)", app.facility, result.error)
+        return
+    log.info("rotation worker: %s: %s", app.facility, result.stage)
+
+
+# ---------------------------------------------------------------- poison
+
+
+@bp.function_name("poison_alert")
+@bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
+def poison_alert(msg: func.QueueMessage) -> None:
+    # No configuration needed: this must work even when loading it is what failed.
+    from ..schedule import parse_work
+
+    try:
+        item = parse_work(msg.get_body())
+        what = f"for {_printable(item.facility)} ({item.reason})"
+    except ValueError:
+        what = "(malformed)"
+    log.error("alert: rotation work %s failed on every try and was moved to %s; see rotation_worker's log for message %s", what, POISON_QUEUE, msg.id)
+
+
+def _printable(facility: str) -> str:
+    """A facility name as it may appear in a log line (a message's text is not trusted)."""
+    return facility if _FACILITY.match(facility) else "<invalid facility name>"
+
+
+# ---------------------------------------------------------------- the work queue
+#
+# The one SDK piece in this module: azure-storage-queue's synchronous client, run
+# in a thread (as the blob lease is: credential_for builds sync credentials).
+
+
+def _enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
+    """Send each item; (sent, failures). One failed send does not stop the others."""
+    if not work:
+        return [], []
+    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+
+    sent: list[Any] = []
+    failures: list[str] = []
+    try:
+        client = _queue_client(config)
+    except (ValueError, AzureError) as exc:
+        return [], [f"work queue {WORK_QUEUE}: unusable ({type(exc).__name__}: {exc})"]
+    with client:
+        for item in work:
+            try:
+                try:
+                    client.send_message(item.message())
+                except ResourceNotFoundError:  # the first run in a new storage account
+                    try:
+                        client.create_queue()
+                    except ResourceExistsError:
+                        pass
+                    client.send_message(item.message())
+            except AzureError as exc:
+                failures.append(f"{item.facility}: not queued ({type(exc).__name__})")
+                continue
+            log.info("scheduled run: queued %s (%s)", item.facility, item.reason)
+            sent.append(item)
+    return sent, failures
+
+
+def _queue_client(config: Any) -> Any:
+    """The work queue on the Function App's storage, base64 text as the queue trigger
+    expects by default (host.json extensions.queues.messageEncoding)."""
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+    options: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(), "connection_timeout": 10, "read_timeout": 10, "retry_total": 3}
+    storage = config.storage
+    if storage.connection_string is not None:
+        return QueueClient.from_connection_string(storage.connection_string.reveal(), WORK_QUEUE, **options)
+    if storage.account_url:
+        from ..adapters.identity import credential_for
+
+        return QueueClient(_queue_url(storage.account_url), WORK_QUEUE, credential=credential_for(config, config.home_tenant_id), **options)
+    raise ValueError("no storage configured: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName")
+
+
+def _queue_url(blob_url: str) -> str:
+    """https://<account>.blob.<suffix> -> https://<account>.queue.<suffix> (the identity-based setting names the blob endpoint)."""
+    parts = urlsplit(blob_url)
+    account, dot, rest = (parts.hostname or "").partition(".")
+    if not rest.startswith("blob."):
+        raise ValueError(f"cannot tell the queue endpoint from the blob endpoint {blob_url}")
+    return urlunsplit((parts.scheme, f"{account}{dot}queue.{rest[len('blob.'):]}", parts.path, "", ""))
