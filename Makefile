@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test install sandbox clean
+.PHONY: demo test install sandbox clean .venv313
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ node_modules/.bin/azurite: package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	touch $@
 
-test: install node_modules/.bin/azurite
+# Python 3.13 venv with azure-functions-runtime (the worker the Functions host uses) and
+# requirements.txt, for tests/functions/test_indexing.py; rebuilt only when they change.
+.venv313: install
+	$(BIN)/python tests/functions/test_indexing.py --build-venv313
+
+test: install node_modules/.bin/azurite .venv313
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .sandbox
+	rm -rf $(VENV) .venv313 .pytest_cache .hypothesis .sandbox

@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_health_answers_without_touching_anything():
-    import function_app
+    from tests.app_functions import functions_by_name
 
-    functions = {f.get_function_name(): f for f in function_app.app.get_functions()}
+    functions = functions_by_name()
     health = functions["health"]
     trigger = health.get_trigger()
     assert trigger.route == "health" and trigger.methods == ["GET"] or [str(m) for m in trigger.methods] == ["GET"]

@@ -10,13 +10,13 @@ import json
 import azure.functions as func
 import pytest
 
-import function_app
+from tests.app_functions import functions_by_name
 from sso_monitor.functions import admin
 from sso_monitor.sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
-FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+FUNCTIONS = {name: f.get_user_function() for name, f in functions_by_name().items()}
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ from datetime import datetime, timedelta, timezone
 
 import azure.functions as func
 import pytest
+
+from tests.app_functions import functions_by_name
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest  # func.TimerRequest is the abstract one
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from azure.storage.queue import QueueClient
 
-import function_app
 from sso_monitor.config import RotationPolicy, parse_config
 from sso_monitor.errors import TransientError
 from sso_monitor.findings import finding
@@ -34,15 +35,7 @@ pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 @functools.cache
 def functions() -> dict:
-    """The app's functions, as the host indexes them. get_functions() remembers the names it
-    validated and raises on a second call in one process (other test modules call it too):
-    start from none, and leave none behind."""
-    app = function_app.app
-    app.functions_bindings = {}
-    try:
-        return {f.get_function_name(): f for f in app.get_functions()}
-    finally:
-        app.functions_bindings = {}
+    return functions_by_name()
 
 NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
 POLICY = RotationPolicy(rotate_before_days=30, grace_days=7)
