@@ -91,6 +91,8 @@ def _body(req: func.HttpRequest, fields: dict[str, type], *, required: tuple[str
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise BadRequest(400, "invalid_json", "the request body is not valid JSON") from None
+        except RecursionError:  # e.g. 16 KB of "[": the decoder gives up on the nesting
+            raise BadRequest(400, "invalid_json", "the request body's JSON is nested too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest(400, "invalid_body", "the request body must be a JSON object")
     for key in data:
@@ -198,7 +200,7 @@ async def confirm(req: func.HttpRequest) -> func.HttpResponse:
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
         body = _body(req, {"keyId": str}, required=("keyId",))
-        if not _GUID.match(body["keyId"]):
+        if not _GUID.fullmatch(body["keyId"]):  # not match: "$" also matches before a trailing newline
             raise BadRequest(400, "invalid_field", "keyId must be a GUID (the new secret's keyId from the handoff message)")
         return _json(200, await state.service.confirm(facility, body["keyId"], _who(principal)))
 

@@ -70,7 +70,7 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/status": {"get": {"summary": "Every app, its findings and rotation stage", "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, **_errors("401", "403", "503")}}},
             "/status/page": {"get": {"summary": "The status as an HTML page with an expiry timeline", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}, **_errors("401", "403", "503")}}},
-            "/apps/{facility}/check": {"post": {"summary": "Check one app now", "parameters": [_FACILITY], "responses": {"200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}}, **_errors("400", "401", "403", "404", "502", "503")}}},
+            "/apps/{facility}/check": {"post": {"summary": "Check one app now", "parameters": [_FACILITY], "responses": {"200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503")}}},
             "/apps/{facility}/rotate": {
                 "post": {
                     "summary": "Run the rotation protocol for one app",
