@@ -31,7 +31,7 @@ node_modules/.bin/azurite: package.json $(wildcard package-lock.json)
 # Python 3.13 venv with azure-functions-runtime (the worker the Functions host uses) and
 # requirements.txt, for tests/functions/test_indexing.py; rebuilt only when they change.
 .venv313: install
-	$(BIN)/python tests/functions/test_indexing.py --build-venv313
+	$(BIN)/python -m tests.functions.test_indexing --build-venv313
 
 test: install node_modules/.bin/azurite .venv313
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
