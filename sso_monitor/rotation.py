@@ -46,6 +46,7 @@ from .rotation_state import (
     orphans,
     retirable,
     rotation_due,
+    stale_copies,
     stamp,
 )
 
@@ -196,6 +197,7 @@ class Rotator:
         app = self.app
         registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
         self.versions = await self.deps.vault.versions(app.vault_secret_name)
+        await self._abandon_stale_copies()
         await self._sweep(registration)
         await self._retire()
         flight = in_flight(self.versions)
@@ -252,6 +254,14 @@ class Rotator:
             return
         self.result.stage = flight.stage or "idle"
 
+    # ---- stale copies: a retried store wrote the same keyId twice
+
+    async def _abandon_stale_copies(self) -> None:
+        for version in stale_copies(self.versions):
+            self.say("resume", f"version {version.version} repeats keyId {version.key_id} of a newer version (a retried store); abandoned it")
+            if not self.dry_run:
+                await self._retag(version, stage=ABANDONED, abandonedAt=stamp(self.now()))
+
     # ---- sweep: our credentials that Key Vault does not know
 
     async def _sweep(self, registration: AppRegistration) -> None:
@@ -264,7 +274,14 @@ class Rotator:
     # ---- retire: previous credentials after the grace period, only our own
 
     async def _retire(self) -> None:
+        live = {v.key_id for v in (current_version(self.versions), in_flight(self.versions)) if v is not None and v.key_id}
         for version in retirable(self.versions, self.now(), self.app.rotation.grace_days):
+            if version.key_id in live:
+                # Never remove the credential SmartTrace holds, or the one on its way there.
+                self.say("retire", f"leave credential {version.key_id} in place: a newer version holds the same keyId")
+                if not self.dry_run:
+                    await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
+                continue
             if not is_managed(version) or not version.key_id:
                 self.say("retire", f"leave credential {version.key_id} in place: not created or adopted by the monitor (remove it by hand or adopt it)")
                 if not self.dry_run:

@@ -45,8 +45,34 @@ def marker_name(rotation_id: str) -> str:
 
 
 def in_flight(versions: list[VaultVersion]) -> VaultVersion | None:
-    """The newest version of a rotation not yet finished."""
-    return next((v for v in reversed(versions) if v.stage in IN_FLIGHT), None)
+    """The newest version of a rotation not yet finished (stale copies left out)."""
+    stale = {id(v) for v in stale_copies(versions)}
+    return next((v for v in reversed(versions) if v.stage in IN_FLIGHT and id(v) not in stale), None)
+
+
+def stale_copies(versions: list[VaultVersion]) -> list[VaultVersion]:
+    """In-flight versions whose keyId another version carries further along (or as far,
+    listed later). The store step's PUT is retried by the SDK when its answer is lost,
+    which writes the same keyId twice; the run goes on with one copy, and the other must
+    never be taken up again: finishing it would make the live credential ``previous``,
+    and retire would remove it. Versions created in the same second may be listed in
+    either order, hence the stage decides first."""
+    stale = []
+    for index, version in enumerate(versions):
+        if version.stage not in IN_FLIGHT or not version.key_id:
+            continue
+        rank = _PROGRESS[version.stage]
+        for other_index, other in enumerate(versions):
+            if other_index == index or other.key_id != version.key_id or other.stage not in _PROGRESS:
+                continue
+            if _PROGRESS[other.stage] > rank or (_PROGRESS[other.stage] == rank and other_index > index):
+                stale.append(version)
+                break
+    return stale
+
+
+# How far a version got; abandoned (and untagged) versions carry nothing forward.
+_PROGRESS = {PENDING: 1, VERIFIED: 2, AWAITING: 3, HANDED_OFF: 4, CURRENT: 5, PREVIOUS: 5, RETIRED: 5, SUPERSEDED: 5}
 
 
 def current_version(versions: list[VaultVersion]) -> VaultVersion | None:

@@ -13,6 +13,17 @@ invariants after every run, every paste by the administrator and every
 confirmation. The end state must be the uninterrupted one's, and stay so
 through one more run after the grace period.
 
+Invariants (``Scenario.check``), after every run, paste and confirmation:
+sign-in works with the secret SmartTrace holds; no credential without the
+monitor's marker was removed or added, in any app (the hand-made one stays);
+the credential SmartTrace holds is never tagged ``previous`` (due for
+retirement); the versions in flight are of one credential at most. At the
+end (``converged``): nothing in flight, one ``current`` version, new, held by
+SmartTrace, and every credential with the marker is named by the current or
+a previous version (no orphans); then ``end_shape`` as below. Every text the
+monitor produced (results, alerts, exception chains, tags, lease files) and
+every log record (``no_secret_in_logs``) holds no issued secret.
+
 Phases (``PHASES``):
 
 - ``http``: a rotation, handoff by http (one run reaches current);
@@ -60,7 +71,7 @@ between runs by nature and are not compared.
 
 Speed (``speedups``): SDK retries happen but do not sleep; the sandbox
 answers without Nagle's delay and reuses its token-signing keys; the token
-probe retries without back-off; client timeouts are 0.5 s, so a ``timeout``
+probe retries without back-off; client timeouts are 0.35 s, so a ``timeout``
 costs about that. None of it changes what any party does.
 """
 
@@ -108,11 +119,11 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
 
 KINDS: dict[str, Callable[[int], list[dict[str, Any]]]] = {
-    "error": lambda k: [dict(fault="status", status=500, nth=k + j) for j in range(ERROR_SPAN)],
-    "timeout": lambda k: [dict(fault="timeout", when="before", seconds=TIMEOUT_HOLD, nth=k)],
-    "lost": lambda k: [dict(fault="drop", when="after", nth=k)],
-    "crash_before": lambda k: [dict(fault="crash", when="before", nth=k)],
-    "crash_after": lambda k: [dict(fault="crash", when="after", nth=k)],
+    "error": lambda k: [{"fault": "status", "status": 500, "nth": k + j} for j in range(ERROR_SPAN)],
+    "timeout": lambda k: [{"fault": "timeout", "when": "before", "seconds": TIMEOUT_HOLD, "nth": k}],
+    "lost": lambda k: [{"fault": "drop", "when": "after", "nth": k}],
+    "crash_before": lambda k: [{"fault": "crash", "when": "before", "nth": k}],
+    "crash_after": lambda k: [{"fault": "crash", "when": "after", "nth": k}],
 }
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -157,7 +168,7 @@ class Call:
         return self.method in WRITES and self.service != "login"
 
     def rules(self, kind: str) -> list[dict[str, Any]]:
-        return [dict(service=self.service, method=self.method, path=rule_path(self.shape), **rule) for rule in KINDS[kind](self.k)]
+        return [{"service": self.service, "method": self.method, "path": rule_path(self.shape), **rule} for rule in KINDS[kind](self.k)]
 
 
 def calls_of(records: list[Any]) -> list[Call]:
@@ -358,7 +369,6 @@ class Scenario:
         return [secret for secret in self.world.issued_secrets if secret in text]
 
 
-# ---------------------------------------------------------------- the recorded rotation
 # ---------------------------------------------------------------- phases
 
 
@@ -559,13 +569,19 @@ def stop_together(sandbox: Sandbox) -> None:
         thread.join()
 
 
+@contextlib.contextmanager
+def running(world: Any) -> Iterator[Sandbox]:
+    """``Sandbox(world)``, started, with ``speedups``."""
+    with speedups(), Sandbox(world) as started:
+        yield started
+        stop_together(started)
+
+
 @pytest.fixture
 def sandbox(standard: tuple) -> Iterator[Sandbox]:
     """tests/conftest.py's fixture (a fresh standard world, started), with ``speedups``."""
-    world, _ = standard
-    with speedups(), Sandbox(world) as running:
-        yield running
-        stop_together(running)
+    with running(standard[0]) as started:
+        yield started
 
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")

@@ -16,6 +16,7 @@ and what SmartTrace recorded about pushes. The fault sweep
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
 
@@ -24,9 +25,16 @@ import pytest
 from sso_monitor.rotating import confirm_command, rotate_command, status_command
 from sso_monitor.rotation import MemoryNotifier, RotationDeps
 from sso_monitor.sandbox import Sandbox
-from tests.rotation.test_fault_sweep import MODES, Scenario, due, sandbox, speedups  # noqa: F401 - fixture
+from tests.rotation.test_fault_sweep import MODES, Scenario, due, running
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
+
+
+@pytest.fixture
+def sandbox(standard: tuple) -> Iterator[Sandbox]:
+    """tests/conftest.py's fixture, with the fault sweep's speedups."""
+    with running(standard[0]) as started:
+        yield started
 
 
 class Cli:
@@ -98,14 +106,14 @@ def test_a_rotation_through_the_cli_leaks_no_secret(mode: str, sandbox: Sandbox,
 
 FAULTS = {
     # addPassword created the credential; its answer (the only copy of the value) is lost.
-    "addPassword-answer-lost": dict(fault="drop", when="after", service="graph", method="POST", path="*/addPassword", nth=1),
+    "addPassword-answer-lost": {"fault": "drop", "when": "after", "service": "graph", "method": "POST", "path": "*/addPassword", "nth": 1},
     # Key Vault fails the store (all retries): the new credential is removed again.
-    "store-fails": dict(fault="status", status=500, service="vault", method="PUT", path="/secrets/smarttrace-acme", times=6),
+    "store-fails": {"fault": "status", "status": 500, "service": "vault", "method": "PUT", "path": "/secrets/smarttrace-acme", "times": 6},
     # SmartTrace refuses the push (http), then its answer is lost once.
-    "push-refused": dict(fault="status", status=400, code="secret_rejected", service="smarttrace", method="PUT", path="*", nth=1),
-    "push-answer-lost": dict(fault="drop", when="after", service="smarttrace", method="PUT", path="*", nth=1),
+    "push-refused": {"fault": "status", "status": 400, "code": "secret_rejected", "service": "smarttrace", "method": "PUT", "path": "*", "nth": 1},
+    "push-answer-lost": {"fault": "drop", "when": "after", "service": "smarttrace", "method": "PUT", "path": "*", "nth": 1},
     # The monitor dies right after Key Vault stored the value.
-    "crash-after-store": dict(fault="crash", when="after", service="vault", method="PUT", path="/secrets/smarttrace-acme", nth=1),
+    "crash-after-store": {"fault": "crash", "when": "after", "service": "vault", "method": "PUT", "path": "/secrets/smarttrace-acme", "nth": 1},
 }
 
 

@@ -38,20 +38,37 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.testing import standard_world
-from tests.rotation.test_fault_sweep import MODES, Scenario, due, speedups, stop_together
+from tests.rotation.test_fault_sweep import MODES, Scenario, due, running, speedups
 
-SERVICES = ("graph", "vault", "login", "smarttrace")
-METHODS = ("*", "*", "GET", "POST", "PUT", "PATCH")  # any call, or one kind (writes are rarer)
+# Where a fault strikes: any call of a service, or one of the protocol's writes.
+TARGETS = (
+    ("graph", "*", "*"),
+    ("vault", "*", "*"),
+    ("login", "*", "*"),
+    ("smarttrace", "*", "*"),
+    ("graph", "POST", "*/addPassword"),
+    ("graph", "POST", "*/removePassword"),
+    ("vault", "PUT", "*"),
+    ("vault", "PATCH", "*"),
+    ("smarttrace", "PUT", "*"),
+)
 # None (no fault), a crash (the process dies at that call, before or after the service
-# acted), or a transient fault: 503, throttling (429, Retry-After), an answer lost after the fact.
+# acted), or a transient fault: 503, throttling (429, Retry-After), an answer lost after
+# the fact. The fault strikes the nth matching call from now (this step or a later one).
 FAULTS = st.one_of(
     st.none(),
-    st.tuples(st.just("crash"), st.sampled_from(SERVICES), st.sampled_from(METHODS), st.integers(1, 3), st.sampled_from(("before", "after"))),
-    st.tuples(st.sampled_from(("status", "throttle", "lost")), st.sampled_from(SERVICES), st.sampled_from(METHODS), st.integers(1, 3), st.just("")),
+    st.tuples(st.just("crash"), st.sampled_from(TARGETS), st.integers(1, 3), st.sampled_from(("before", "after"))),
+    st.tuples(st.sampled_from(("status", "throttle", "lost")), st.sampled_from(TARGETS), st.integers(1, 3), st.just("")),
 )
 MARGIN = timedelta(days=2)  # settle moves an hour at a time on top of that
 SETTLE_LIMIT = 8
@@ -107,8 +124,7 @@ class RotationMachine(RuleBasedStateMachine):
         mode = self.mode
         self.logs = self.stack.enter_context(captured_logs())
         world, _ = standard_world()
-        self.sandbox = self.stack.enter_context(Sandbox(world))
-        self.stack.callback(stop_together, self.sandbox)
+        self.sandbox = self.stack.enter_context(running(world))
         tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory()))
         self.scenario = Scenario(self.sandbox, mode, tmp / "locks")
         due(self.scenario)
@@ -151,8 +167,8 @@ class RotationMachine(RuleBasedStateMachine):
         in this step or a later one)."""
         if fault is None:
             return
-        kind, service, method, nth, when = fault
-        where = {"service": service, "method": method, "nth": nth}
+        kind, (service, method, path), nth, when = fault
+        where = {"service": service, "method": method, "path": path, "nth": nth}
         if kind == "crash":
             self.sandbox.faults.add("crash", when=when, **where)
         elif kind == "status":
@@ -161,7 +177,7 @@ class RotationMachine(RuleBasedStateMachine):
             self.sandbox.faults.add("throttle", retry_after=0.05, **where)
         else:
             self.sandbox.faults.add("drop", when="after", **where)
-        self.scenario.steps.append(f"armed: {kind} {service} {method} #{nth}{' ' + when if kind == 'crash' else ''}")
+        self.scenario.steps.append(f"armed: {kind} {service} {method} {path} #{nth}{' ' + when if kind == 'crash' else ''}")
 
     def restart(self) -> None:
         """The crashed process restarts (part of a timer run or a confirmation: a restart
@@ -221,5 +237,5 @@ class RotationMachine(RuleBasedStateMachine):
 @pytest.mark.parametrize("mode", MODES)
 def test_random_interleavings_keep_the_invariants(mode: str):
     machine = type(f"RotationMachine_{mode}", (RotationMachine,), {"mode": mode})
-    with speedups():
+    with speedups():  # for the examples' shrinking too (every world starts its own)
         run_state_machine_as_test(machine, settings=SETTINGS)
