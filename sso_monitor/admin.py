@@ -54,11 +54,6 @@ class AdminService:
     async def _deps(self, notifier: MemoryNotifier | None = None) -> RotationDeps:
         return build_rotation_deps(self.config, notifier=notifier or MemoryNotifier(), lease=_lease(self.config))
 
-    @staticmethod
-    async def _close(deps: RotationDeps) -> None:
-        for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-            await part.aclose()
-
     async def status(self, now: datetime, apps: list[AppConfig] | None = None) -> dict[str, Any]:
         adapters = build_adapters(self.config)
         try:
@@ -74,7 +69,7 @@ class AdminService:
                 except MonitorError as exc:
                     log.warning("status %s: rotation stage unknown: %s", app.facility, exc)
         finally:
-            await self._close(deps)
+            await deps.aclose()
         document = build_status(report, stages, now)
         document["report"] = as_dict(report)["summary"]
         return document
@@ -92,7 +87,7 @@ class AdminService:
         try:
             result = await Rotator(app, deps, settings_from(self.config), dry_run=dry_run, force=force).run()
         finally:
-            await self._close(deps)
+            await deps.aclose()
         return {**asdict(result), "events": [asdict(e) for e in notifier.events]}
 
     async def confirm(self, facility: str, key_id: str, who: str) -> dict[str, Any]:
@@ -103,5 +98,5 @@ class AdminService:
         try:
             result = await Rotator(app, deps, settings_from(self.config)).confirm(key_id, who)
         finally:
-            await self._close(deps)
+            await deps.aclose()
         return {**asdict(result), "events": [asdict(e) for e in notifier.events]}

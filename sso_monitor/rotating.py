@@ -31,10 +31,7 @@ async def _with_deps(config: MonitorConfig, work: Any, deps: RotationDeps | None
         return await work(deps)
     finally:
         if own:
-            await deps.writer.aclose()
-            await deps.vault.aclose()
-            await deps.probe.aclose()
-            await deps.pusher.aclose()
+            await deps.aclose()
 
 
 def settings_from(config: MonitorConfig) -> RotationSettings:

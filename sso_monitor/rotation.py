@@ -117,6 +117,10 @@ class RotationDeps:
     clock: Clock = field(default_factory=SystemClock)
     vault_url: str = ""
 
+    async def aclose(self) -> None:
+        for part in (self.writer, self.vault, self.probe, self.pusher):
+            await part.aclose()
+
 
 @dataclass
 class RotationResult:

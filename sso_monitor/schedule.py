@@ -237,5 +237,4 @@ async def run_work(config: MonitorConfig, app: AppConfig, lease: Any) -> WorkOut
 
 
 async def _close(deps: Any) -> None:
-    for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-        await part.aclose()
+    await deps.aclose()

@@ -25,8 +25,7 @@ def test_status_document_for_the_demo_world(scenario_sandbox, tmp_path):
         try:
             return {app.facility: await rotation_status(app, deps) for app in config.apps}
         finally:
-            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-                await part.aclose()
+            await deps.aclose()
 
     status = build_status(report, asyncio.run(stages()), scenario_sandbox.world.now())
     by_name = {a["facility"]: a for a in status["apps"]}

@@ -83,8 +83,7 @@ class Harness:
         try:
             return await work(deps)
         finally:
-            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-                await part.aclose()
+            await deps.aclose()
 
     # ---- what the world says
 

@@ -73,8 +73,7 @@ class Cli:
 
 
 async def _close(deps: RotationDeps) -> None:
-    for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-        await part.aclose()
+    await deps.aclose()
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -143,8 +143,7 @@ def test_concurrent_rotations_create_exactly_one_credential(http_harness: Harnes
             return await asyncio.gather(*(Rotator(http_harness.app, d, http_harness.settings, force=True).run() for d in deps))
         finally:
             for d in deps:
-                for part in (d.writer, d.vault, d.probe, d.pusher):
-                    await part.aclose()
+                await d.aclose()
 
     results = asyncio.run(many())
     assert len(http_harness.credentials()) == before + 1
@@ -162,8 +161,7 @@ def test_adopt_takes_a_hand_made_secret_under_management(harness: Harness):
         try:
             return await adopt(harness.app, deps, value)
         finally:
-            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-                await part.aclose()
+            await deps.aclose()
 
     result = asyncio.run(go())
     assert result.stage == "current" and result.key_id == facility.key_id
@@ -179,8 +177,7 @@ def test_status_reports_the_stage(harness: Harness):
         try:
             return await rotation_status(harness.app, deps)
         finally:
-            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-                await part.aclose()
+            await deps.aclose()
 
     status = asyncio.run(go())
     assert status.stage == "awaiting-confirmation" and status.in_flight_key_id
@@ -224,8 +221,7 @@ def test_adopt_with_an_ambiguous_hint_needs_the_key_id(harness: Harness):
         try:
             return await adopt(harness.app, deps, SecretValue(facility.client_secret), key_id)
         finally:
-            for part in (deps.writer, deps.vault, deps.probe, deps.pusher):
-                await part.aclose()
+            await deps.aclose()
 
     from sso_monitor.rotation import RotationFailed
 
