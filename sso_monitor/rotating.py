@@ -24,11 +24,12 @@ def _app(config: MonitorConfig, facility: str, err: IO[str]) -> AppConfig | None
     return app
 
 
-async def _with_deps(config: MonitorConfig, work: Any, deps: RotationDeps | None = None) -> Any:
+async def _with_deps(config: MonitorConfig, work: Any, deps: RotationDeps | None = None) -> tuple[Any, Any]:
+    """Run ``work(deps)``; answer its result and the notifier that saw its events."""
     own = deps is None
     deps = deps or build_rotation_deps(config, notifier=MemoryNotifier())
     try:
-        return await work(deps)
+        return await work(deps), deps.notifier
     finally:
         if own:
             await deps.aclose()
@@ -62,16 +63,13 @@ def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force
     if app is None:
         return EXIT_MONITOR_FAILED
 
-    holder: dict[str, Any] = {}
-
     async def run(d: RotationDeps) -> RotationResult:
-        holder["notifier"] = d.notifier
         return await Rotator(app, d, settings_from(config), dry_run=dry_run, force=force).run()
 
-    result = asyncio.run(_with_deps(config, run, deps))
+    result, notifier = asyncio.run(_with_deps(config, run, deps))
     if dry_run and not as_json:
         out.write(f"Dry run for {facility}: nothing was changed.\n")
-    _print_result(result, holder.get("notifier"), out, as_json)
+    _print_result(result, notifier, out, as_json)
     return EXIT_FAILED if result.error else EXIT_OK
 
 
@@ -80,18 +78,15 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
     app = _app(config, facility, err)
     if app is None:
         return EXIT_MONITOR_FAILED
-    holder: dict[str, Any] = {}
-
     async def run(d: RotationDeps) -> RotationResult:
-        holder["notifier"] = d.notifier
         return await Rotator(app, d, settings_from(config)).confirm(key_id, who)
 
     try:
-        result = asyncio.run(_with_deps(config, run, deps))
+        result, notifier = asyncio.run(_with_deps(config, run, deps))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
-    _print_result(result, holder.get("notifier"), out, False)
+    _print_result(result, notifier, out, False)
     return EXIT_OK
 
 
@@ -101,7 +96,7 @@ def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str]
     async def run(d: RotationDeps) -> list[Any]:
         return [await rotation_status(app, d) for app in config.apps]
 
-    statuses = asyncio.run(_with_deps(config, run, deps))
+    statuses, _ = asyncio.run(_with_deps(config, run, deps))
     if as_json:
         json.dump({"apps": [asdict(s) for s in statuses]}, out, indent=2, default=str)
         out.write("\n")
@@ -138,7 +133,7 @@ def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, f
         return await adopt(app, d, value, key_id)
 
     try:
-        result = asyncio.run(_with_deps(config, run, deps))
+        result, _ = asyncio.run(_with_deps(config, run, deps))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
