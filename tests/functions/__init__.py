@@ -1,0 +1,22 @@
+"""Tests of the Function App's functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sso_monitor.functions import admin
+from sso_monitor.sandbox.settings import monitor_document
+
+
+def configure_admin_api(sandbox: Any, ids: Any, monkeypatch: Any, tmp_path: Any, *, facility: str, verify: dict[str, float]) -> None:
+    """App settings for the admin API against the sandbox, as the Function App would have them."""
+    document, environ = monitor_document(sandbox, facilities=[facility])
+    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
+    document["verify"] = verify
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
+    admin.reset()

@@ -10,9 +10,10 @@ import json
 import azure.functions as func
 import pytest
 
+from tests.functions import configure_admin_api
+
 from tests.app_functions import functions_by_name
 from sso_monitor.functions import admin
-from sso_monitor.sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -21,15 +22,7 @@ FUNCTIONS = {name: f.get_user_function() for name, f in functions_by_name().item
 
 @pytest.fixture
 def api(sandbox, ids, monkeypatch, tmp_path):
-    document, environ = monitor_document(sandbox, facilities=["acme"])
-    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
-    document["verify"] = {"successes": 2, "intervalSeconds": 0.05, "deadlineSeconds": 10}
-    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
-    admin.reset()
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 2, "intervalSeconds": 0.05, "deadlineSeconds": 10})
     yield sandbox
     admin.reset()
 

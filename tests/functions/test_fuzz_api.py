@@ -47,13 +47,14 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from tests.functions import configure_admin_api
+
 from tests.app_functions import app_functions
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sso_monitor.functions import admin
 from sso_monitor.functions.openapi import openapi_document
-from sso_monitor.sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -99,15 +100,7 @@ def test_every_documented_operation_has_a_function():
 @pytest.fixture
 def fuzz_api(sandbox, ids, monkeypatch, tmp_path):
     """The admin API configured against the sandbox; one sandbox per test, shared by its examples."""
-    document, environ = monitor_document(sandbox, facilities=[FACILITY])
-    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
-    document["verify"] = {"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5}
-    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
-    for key, value in environ.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
-    admin.reset()
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility=FACILITY, verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5})
     yield sandbox
     admin.reset()
 
