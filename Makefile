@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test install sandbox clean .venv313
+.PHONY: demo test install sandbox clean .venv313 checkov
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,24 @@ node_modules/.bin/azurite: package.json $(wildcard package-lock.json)
 .venv313: install
 	$(BIN)/python -m tests.functions.test_indexing --build-venv313
 
-test: install node_modules/.bin/azurite .venv313
+# checkov, for the static checks of infra/ (tests/infra/test_checkov.py), in a venv of its
+# own: its many exactly pinned dependencies would fight the project's. Rebuilt only when
+# the pinned version changes.
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_VENV    := .venv-checkov
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet "checkov==$(CHECKOV_VERSION)"
+	touch $@
+
+checkov: $(CHECKOV_STAMP)
+
+test: install node_modules/.bin/azurite .venv313 $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .venv313 .pytest_cache .hypothesis .sandbox
+	rm -rf $(VENV) .venv313 $(CHECKOV_VENV) .pytest_cache .hypothesis .sandbox

@@ -1,0 +1,60 @@
+// Entra ID for the monitor's managed identity, through the Microsoft Graph Bicep
+// extension: the Microsoft Graph application roles it uses, and ownership of each
+// monitored SmartTrace app registration in this tenant. Application.ReadWrite.OwnedBy
+// lets it read and change only the apps it owns, which is why ownership is granted
+// per app instead of Application.ReadWrite.All over the whole directory.
+extension microsoftGraphV1
+
+@description('Object id of the Function App managed identity (its service principal).')
+param principalId string
+
+@description('uniqueName of each monitored app registration; the identity becomes one of its owners.')
+param monitoredAppUniqueNames array = []
+
+@description('Grant Mail.Send: only for a graph-mail alert channel.')
+param sendMailThroughGraph bool = false
+
+@description('Grant Policy.Read.ApplicationConfiguration, so the monitor reads the tenant\'s secret lifetime policy (SECRET_LIFETIME_EXCEEDS_POLICY, and the cap of a new secret). Without it that one check is skipped and rotation learns the cap from Graph\'s refusal.')
+param readAppManagementPolicy bool = false
+
+// Microsoft Graph's well-known application id, the same in every tenant.
+var microsoftGraphAppId = '00000003-0000-0000-c000-000000000000'
+
+resource microsoftGraph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
+  appId: microsoftGraphAppId
+}
+
+// Read the apps it owns, add and remove their client secrets (addPassword, removePassword).
+resource applicationReadWriteOwnedBy 'Microsoft.Graph/appRoleAssignedTo@v1.0' = {
+  appRoleId: filter(microsoftGraph.appRoles, role => role.value == 'Application.ReadWrite.OwnedBy')[0].id
+  principalId: principalId
+  resourceId: microsoftGraph.id
+}
+
+// Alerts by email through Graph. Exchange Online then scopes it to one mailbox (docs/deploy.md).
+resource mailSend 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (sendMailThroughGraph) {
+  appRoleId: filter(microsoftGraph.appRoles, role => role.value == 'Mail.Send')[0].id
+  principalId: principalId
+  resourceId: microsoftGraph.id
+}
+
+resource appManagementPolicyRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (readAppManagementPolicy) {
+  appRoleId: filter(microsoftGraph.appRoles, role => role.value == 'Policy.Read.ApplicationConfiguration')[0].id
+  principalId: principalId
+  resourceId: microsoftGraph.id
+}
+
+resource monitoredApps 'Microsoft.Graph/applications@v1.0' existing = [for uniqueName in monitoredAppUniqueNames: {
+  uniqueName: uniqueName
+}]
+
+// A module per app: declaring an application again (to add an owner) needs its
+// display name, which only the existing app can tell.
+module ownership 'owner.bicep' = [for (uniqueName, i) in monitoredAppUniqueNames: {
+  name: 'owner-${uniqueString(uniqueName)}'
+  params: {
+    uniqueName: uniqueName
+    displayName: monitoredApps[i].displayName
+    ownerPrincipalId: principalId
+  }
+}]

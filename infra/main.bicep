@@ -1,0 +1,209 @@
+// SmartTrace SSO Monitor: everything one deployment needs, with no more rights than
+// the monitor uses. Shaped like Microsoft's azd templates for Python Functions on the
+// Flex Consumption plan (functions-quickstart-python-http-azd), with plain resources
+// instead of AVM modules so that checkov can read every property. docs/deploy.md
+// explains each permission; tests/infra checks the facts this file promises.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; it seeds a short unique token used in every resource name.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource. Flex Consumption is not offered everywhere: az functionapp list-flexconsumption-locations')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create; empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Python of the Function App (Flex Consumption). The package needs 3.11 or newer; 3.13 is the version whose worker indexing tests/functions/test_indexing.py proves.')
+@allowed([
+  '3.11'
+  '3.12'
+  '3.13'
+])
+param pythonVersion string = '3.13'
+
+@description('The monitor configuration document (docs/configuration.md) without vaultUrl and adminApi: this deployment fills those in from the vault and the admin API app registration it creates, homeTenantId from the tenant, and cloud endpoints from the Azure environment unless the document sets them.')
+param monitorConfig object
+
+@description('NCRONTAB (six fields, seconds first) of the scheduled check; the app setting SSO_MONITOR_SCHEDULE.')
+param schedule string = '0 0 6 * * *'
+
+@description('uniqueName of each monitored SmartTrace app registration in this tenant. The managed identity becomes an owner of each (added; existing owners stay). An app made by hand has no uniqueName until it is set once: docs/deploy.md, "Onboard a facility".')
+param monitoredAppUniqueNames array = []
+
+@description('Grant Mail.Send (Microsoft Graph application role) to the managed identity: only when the configuration has a graph-mail alert channel. Scope it to one mailbox in Exchange Online (docs/deploy.md).')
+param sendMailThroughGraph bool = false
+
+@description('Grant Policy.Read.ApplicationConfiguration (read-only), so the monitor can read the tenant\'s secret lifetime policy. Optional: without it one check is skipped (docs/decisions.md).')
+param readAppManagementPolicy bool = false
+
+@description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on the vault (to onboard facilities) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
+param operatorPrincipalId string = ''
+
+@description('What operatorPrincipalId is: a user, or a service principal when a pipeline deploys.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'User'
+
+@description('Largest number of Function App instances (Flex Consumption scale-out).')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of each instance, in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Days a deleted secret or vault can be recovered. With purge protection nothing shortens this once set.')
+@minValue(7)
+@maxValue(90)
+param keyVaultSoftDeleteRetentionDays int = 90
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'smarttrace-sso-monitor'
+}
+var functionAppName = 'func-sso-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+var adminApiUniqueName = 'sso-monitor-admin-${resourceToken}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'st${resourceToken}'
+    deploymentContainerName: deploymentContainerName
+  }
+}
+
+module vault 'app/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'kv-${resourceToken}'
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
+  }
+}
+
+// The admin API's app registration first: the configuration document names it.
+module adminApi 'app/admin-api.bicep' = {
+  name: 'admin-api'
+  scope: rg
+  params: {
+    uniqueName: adminApiUniqueName
+    displayName: 'SmartTrace SSO Monitor admin API (${environmentName})'
+    operatorPrincipalId: operatorPrincipalId
+  }
+}
+
+// What the code reads from the document and this deployment knows better than a
+// parameter file: the vault it created, its tenant, the admin API it registered.
+// Cloud endpoints come from the Azure environment (sovereign clouds too) unless the
+// document says otherwise.
+var cloudFromEnvironment = {
+  cloud: {
+    graphEndpoint: '${environment().graph}v1.0'
+    authority: environment().authentication.loginEndpoint
+  }
+}
+var deploymentFacts = {
+  vaultUrl: vault.outputs.uri
+  homeTenantId: tenant().tenantId
+  adminApi: {
+    tenantId: tenant().tenantId
+    audience: adminApi.outputs.audience
+    clientId: adminApi.outputs.clientId
+  }
+}
+var monitorDocument = union(cloudFromEnvironment, monitorConfig, deploymentFacts)
+
+module api 'app/function.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    pythonVersion: pythonVersion
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    schedule: schedule
+    monitorDocument: string(monitorDocument)
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    principalId: api.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: vault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    operatorPrincipalId: operatorPrincipalId
+    operatorPrincipalType: operatorPrincipalType
+  }
+}
+
+module entra 'app/entra.bicep' = {
+  name: 'entra'
+  scope: rg
+  params: {
+    principalId: api.outputs.principalId
+    monitoredAppUniqueNames: monitoredAppUniqueNames
+    sendMailThroughGraph: sendMailThroughGraph
+    readAppManagementPolicy: readAppManagementPolicy
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_NAME string = api.outputs.name
+output SERVICE_API_NAME string = api.outputs.name
+output SSO_MONITOR_PRINCIPAL_ID string = api.outputs.principalId
+output SSO_MONITOR_VAULT_NAME string = vault.outputs.name
+output SSO_MONITOR_VAULT_URL string = vault.outputs.uri
+output SSO_MONITOR_ADMIN_API_CLIENT_ID string = adminApi.outputs.clientId
+output SSO_MONITOR_ADMIN_API_AUDIENCE string = adminApi.outputs.audience
+output SSO_MONITOR_API_URL string = api.outputs.uri
