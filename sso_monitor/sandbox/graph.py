@@ -27,6 +27,7 @@ import re
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
+from email import policy as email_policy
 from email.parser import Parser
 from email.utils import getaddresses
 from typing import Any
@@ -547,11 +548,11 @@ class GraphService(Service):
                 raise ValueError("empty")
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise HttpError(400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.") from None
-        parsed = Parser().parsestr(raw, headersonly=True)
+        parsed = Parser(policy=email_policy.default).parsestr(raw, headersonly=True)  # unfolds and decodes headers, as a mailbox shows them
         recipients = [addr for _, addr in getaddresses(parsed.get_all("To", []) + parsed.get_all("Cc", []) + parsed.get_all("Bcc", [])) if addr]
         if not recipients:
             raise HttpError(400, "ErrorInvalidRecipients", "At least one recipient isn't valid., A message can't be sent because it contains no recipients.")
-        self.world.mail.append(SentMail(via="graph", sender=sender, recipients=recipients, subject=parsed.get("Subject", ""), body=raw, at=self.world.now()))
+        self.world.mail.append(SentMail(via="graph", sender=sender, recipients=recipients, subject=str(parsed.get("Subject", "") or "").strip(), body=raw, at=self.world.now()))
         return Response.empty(202)
 
     # ------------------------------------------------------------ $batch

@@ -223,13 +223,17 @@ def _default_code(status: int) -> str:
 # ---------------------------------------------------------------- the server
 
 
+_SIGNED_QUERY = re.compile(r"((?:^|[?&])(?:sig|code|sp|sv)=)[^&\s\"]*")
+
+
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # idle keep-alive connections end after this
     server: "SandboxServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.server.service.name, format % args)
+        # A request line may carry a signature in its query (a Teams webhook's sig=): masked.
+        log.debug("%s %s", self.server.service.name, _SIGNED_QUERY.sub(r"\1***", format % args))
 
     def _serve(self) -> None:
         service = self.server.service

@@ -50,7 +50,7 @@ class _CaptureHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         try:
             message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
-            subject = str(message.get("subject", "") or "")
+            subject = str(message.get("subject", "") or "").strip()  # unfolded and decoded, as a mailbox shows it
         except Exception:  # noqa: BLE001 - a malformed header must not lose the mail
             subject = ""
         text = raw.decode("utf-8", "replace")

@@ -1,0 +1,30 @@
+"""SecretSource on Key Vault: the channel adapters' webhook URLs and SMTP passwords.
+
+A thin layer over KeyVaultReader (the same SDK client, identity and bounded
+retries as the checks), reading the current version only. A ReadFailure
+becomes our exception, naming the secret, never its value.
+"""
+
+from __future__ import annotations
+
+from ..config import MonitorConfig
+from ..errors import AccessDenied, ExternalError, NotFound
+from ..models import Problem, ReadFailure, SecretValue
+from .keyvault import KeyVaultReader
+
+SERVICE = "keyvault"
+_ERRORS: dict[Problem, type[ExternalError]] = {Problem.NOT_FOUND: NotFound, Problem.ACCESS_DENIED: AccessDenied}
+
+
+class KeyVaultSecretSource:
+    def __init__(self, config: MonitorConfig, *, reader: KeyVaultReader | None = None) -> None:
+        self._reader = reader or KeyVaultReader(config)
+
+    async def secret(self, name: str) -> SecretValue:
+        result = await self._reader.read(name, with_history=False)
+        if isinstance(result, ReadFailure):
+            raise _ERRORS.get(result.problem, ExternalError)(SERVICE, f"secret {name}: {result.detail}")
+        return result.value
+
+    async def aclose(self) -> None:
+        await self._reader.aclose()
