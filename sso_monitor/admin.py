@@ -1,4 +1,4 @@
-"""What the HTTP admin API does, without HTTP: status, check, rotate, confirm.
+"""What the HTTP admin API does, without HTTP: status, check, rotate, confirm, push, snooze.
 
 The blueprint (sso_monitor/functions/admin.py) parses and authenticates, calls
 one of these, and maps the result. No secret value is ever in a result.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .config import AppConfig, MonitorConfig
@@ -23,7 +23,14 @@ from .wiring import build_adapters, build_rotation_deps
 log = logging.getLogger(__name__)
 
 
+MAX_SNOOZE = timedelta(days=90)
+
+
 class UnknownFacility(MonitorError):
+    pass
+
+
+class InvalidSnooze(MonitorError):
     pass
 
 
@@ -42,8 +49,11 @@ def _lease(config: MonitorConfig) -> Any:
 
 
 class AdminService:
-    def __init__(self, config: MonitorConfig) -> None:
+    def __init__(self, config: MonitorConfig, *, clock: Any = None) -> None:
+        from .rotation import SystemClock
+
         self.config = config
+        self.clock = clock or SystemClock()  # the rotation's and the alerts' time
 
     def app(self, facility: str) -> AppConfig:
         app = self.config.app(facility)
@@ -52,7 +62,7 @@ class AdminService:
         return app
 
     async def _deps(self, notifier: MemoryNotifier | None = None) -> RotationDeps:
-        return build_rotation_deps(self.config, notifier=notifier or MemoryNotifier(), lease=_lease(self.config))
+        return build_rotation_deps(self.config, notifier=notifier or MemoryNotifier(), lease=_lease(self.config), clock=self.clock)
 
     async def status(self, now: datetime, apps: list[AppConfig] | None = None) -> dict[str, Any]:
         adapters = build_adapters(self.config)
@@ -88,7 +98,8 @@ class AdminService:
             result = await Rotator(app, deps, settings_from(self.config), dry_run=dry_run, force=force).run()
         finally:
             await deps.aclose()
-        return {**asdict(result), "events": [asdict(e) for e in notifier.events]}
+        events = [] if dry_run else notifier.events
+        return {**asdict(result), "events": [asdict(e) for e in notifier.events], "alerts": await self._alert(events)}
 
     async def confirm(self, facility: str, key_id: str, who: str) -> dict[str, Any]:
         app = self.app(facility)
@@ -99,4 +110,52 @@ class AdminService:
             result = await Rotator(app, deps, settings_from(self.config)).confirm(key_id, who)
         finally:
             await deps.aclose()
-        return {**asdict(result), "events": [asdict(e) for e in notifier.events]}
+        return {**asdict(result), "events": [asdict(e) for e in notifier.events], "alerts": await self._alert(notifier.events)}
+
+    async def push(self, facility: str, who: str, *, dry_run: bool = False) -> dict[str, Any]:
+        app = self.app(facility)
+        log.info("admin: %s asked to push the current secret of %s to SmartTrace again (dry run %s)", who, facility, dry_run)
+        deps = await self._deps()
+        try:
+            rotator = Rotator(app, deps, settings_from(self.config), dry_run=dry_run)
+            result = await rotator.repush(who)
+        finally:
+            await deps.aclose()
+        return asdict(result)
+
+    async def snooze(self, facility: str, code: str, until: datetime, who: str, reason: str, now: datetime) -> dict[str, Any]:
+        from .wiring import build_alerting
+
+        self.app(facility)
+        storage = self.config.storage
+        if storage.connection_string is None and not storage.account_url:
+            from .errors import ConfigError
+
+            raise ConfigError(["snoozes are kept in the Function App's storage: set AzureWebJobsStorage"])
+        if until <= now:
+            raise InvalidSnooze("until must be in the future")
+        if until - now > MAX_SNOOZE:
+            raise InvalidSnooze(f"a snooze lasts at most {MAX_SNOOZE.days} days")
+        alerting = build_alerting(self.config)
+        try:
+            snooze = await alerting.snooze(facility, code, until, who, reason)
+        finally:
+            await alerting.aclose()
+        return snooze.as_dict()
+
+    async def _alert(self, events: list[Any]) -> dict[str, int]:
+        """Send a rotation's events to the alert channels; a delivery problem is reported, not raised
+        (the action itself succeeded, and the outbox keeps what was not delivered)."""
+        if not events:
+            return {"sent": 0, "undelivered": 0}
+        from .wiring import build_alerting
+
+        alerting = build_alerting(self.config)
+        try:
+            report = await alerting.rotation_events(events, self.clock.now())
+        except MonitorError as exc:
+            log.error("admin: alerts for %s not sent: %s", events[0].facility, exc)
+            return {"sent": 0, "undelivered": len(events)}
+        finally:
+            await alerting.aclose()
+        return {"sent": len(report.sent), "undelivered": len(report.undelivered) + len(report.dropped)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import IO
 
 from .config import MonitorConfig
@@ -21,19 +22,29 @@ def check_and_report(
     now: datetime | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    alert_state: Path | None = None,
 ) -> int:
+    """``alert_state``: also send alerts through the configured channels, remembering
+    what was said in this file (de-duplication across runs)."""
     out = out or sys.stdout
     err = err or sys.stderr
     apps = select_apps(config, facility)
     if not apps:
         err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
         return EXIT_MONITOR_FAILED
-    report = asyncio.run(_checked(config, apps, now or datetime.now(timezone.utc), err, show_progress=not as_json))
+    moment = now or datetime.now(timezone.utc)
+    report = asyncio.run(_checked(config, apps, moment, err, show_progress=not as_json))
     if as_json:
         write_json(report, out)
     else:
         write_table(report, out, color=out.isatty())
-    return exit_code(report)
+    code = exit_code(report)
+    if alert_state is not None:
+        from .alert_commands import send_check_alerts
+
+        if not send_check_alerts(config, report, moment, alert_state, err):
+            code = max(code, EXIT_MONITOR_FAILED)
+    return code
 
 
 async def _checked(config: MonitorConfig, apps: list, now: datetime, err: IO[str], *, show_progress: bool) -> CheckReport:

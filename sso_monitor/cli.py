@@ -25,6 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
     check.add_argument("--app", metavar="FACILITY", help="check only this facility")
     check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--alert", action="store_true", help="also send alerts through the configured channels (each change once)")
+    check.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
+
+    snooze = commands.add_parser("snooze", help="silence alerts for one finding of one facility until a date")
+    snooze.add_argument("facility")
+    snooze.add_argument("code", help="the finding code, e.g. LOGOUT_URL_MISMATCH (docs/checks.md)")
+    snooze.add_argument("--until", required=True, help="ISO date or date-time (UTC), e.g. 2026-12-31")
+    snooze.add_argument("--reason", default="", help="why (kept with the snooze)")
+    snooze.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
+    snooze.add_argument("--config")
 
     rotate = commands.add_parser("rotate", help="rotate one facility's client secret when due (or --force)")
     rotate.add_argument("facility")
@@ -66,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.serve import serve
 
         return serve(args.scenario, args.state_dir)
-    if args.command in ("check", "rotate", "status", "confirm", "adopt"):
+    if args.command in ("check", "rotate", "status", "confirm", "adopt", "snooze"):
         from .config import load_config
         from .errors import ConfigError
 
@@ -85,9 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run_command(args: argparse.Namespace, config) -> int:
     if args.command == "check":
+        from .alert_commands import DEFAULT_STATE
         from .checking import check_and_report
 
-        return check_and_report(config, facility=args.app, as_json=args.json)
+        state = (args.alert_state or DEFAULT_STATE) if args.alert or args.alert_state else None
+        return check_and_report(config, facility=args.app, as_json=args.json, alert_state=state)
+    if args.command == "snooze":
+        import getpass
+        from datetime import datetime, timezone
+
+        from .alert_commands import DEFAULT_STATE, snooze_command
+
+        return snooze_command(
+            config, args.facility, args.code, args.until, reason=args.reason, who=f"cli:{getpass.getuser()}",
+            state=args.alert_state or DEFAULT_STATE, now=datetime.now(timezone.utc), out=sys.stdout, err=sys.stderr,
+        )
     from . import rotating
 
     if args.command == "rotate":

@@ -36,6 +36,14 @@ _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _SECRET_NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,62}$")
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^[^@\s<>\"',;]+@localhost$")
+_HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9a-fA-F:]+\]$")
+_CHANNEL_FIELDS: dict[str, set[str]] = {
+    "teams": {"webhookSecretName"},
+    "graph-mail": {"mailbox", "to"},
+    "smtp": {"from", "host", "port", "username", "passwordSecretName", "to"},
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,39 @@ class HandoffConfig:
 
 
 @dataclass(frozen=True)
+class ChannelConfig:
+    """One alert channel. Secrets (the webhook URL, the SMTP password) are Key Vault
+    secret names here, never values."""
+
+    name: str
+    type: str  # teams | graph-mail | smtp
+    webhook_secret_name: str | None = None  # teams: the Workflows webhook URL (it carries a signature)
+    mailbox: str | None = None  # graph-mail: the mailbox that sends (Mail.Send scoped to it)
+    sender: str | None = None  # smtp: the From address
+    host: str | None = None  # smtp
+    port: int = 587  # smtp: submission with STARTTLS
+    username: str | None = None  # smtp
+    password_secret_name: str | None = None  # smtp
+    to: tuple[str, ...] = ()  # email channels: recipients of every notice on this channel
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Routing, de-duplication and delivery of alerts (docs/alerts.md)."""
+
+    channels: tuple[str, ...] = ()  # the default route for a facility's alerts
+    operations: tuple[str, ...] = ()  # the monitor's own failures (default: the default route)
+    repeat_critical_hours: int = 24  # an unresolved critical finding is repeated at most this often
+    digest: bool = False  # one message per channel per day instead of one per change
+    digest_hour_utc: int = 7  # the first run at or after this hour sends the day's digest
+    status_page_url: str | None = None
+
+    @property
+    def operations_route(self) -> tuple[str, ...]:
+        return self.operations or self.channels
+
+
+@dataclass(frozen=True)
 class AppConfig:
     facility: str
     tenant_id: str
@@ -67,6 +108,7 @@ class AppConfig:
     thresholds: tuple[int, ...]
     max_active_secrets: int
     contacts: tuple[str, ...] = ()
+    alert_channels: tuple[str, ...] | None = None  # None: the default route (alerts.channels)
 
     @property
     def expected_logout_url(self) -> str:
@@ -146,7 +188,8 @@ class MonitorConfig:
     identities: Mapping[str, IdentityConfig]
     cloud: CloudConfig = field(default_factory=CloudConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
-    channels: Mapping[str, Any] = field(default_factory=dict)
+    channels: Mapping[str, ChannelConfig] = field(default_factory=dict)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     admin_api: AdminApiConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -193,8 +236,8 @@ def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> Mon
     return config
 
 
-_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "channels", "defaults", "apps", "verify", "adminApi"}
-_APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts"}
+_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "channels", "alerts", "defaults", "apps", "verify", "adminApi"}
+_APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts", "alertChannels"}
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
 
@@ -286,7 +329,10 @@ class _Validator:
         identities = self.identities(self.mapping(data, "identities", ""))
         if "schedule" in data:
             self.fail("schedule", "the timer's schedule is the app setting SSO_MONITOR_SCHEDULE (an NCRONTAB expression), not part of this document")
-        channels = self.mapping(data, "channels", "")
+        channels = self.channels(self.mapping(data, "channels", ""))
+        alerts = self.alerts(self.mapping(data, "alerts", ""), channels)
+        for app in apps:
+            self.route(app.alert_channels or (), channels, f"apps ({app.facility}).alertChannels")
         verify = self.verify(self.mapping(data, "verify", ""))
         admin_api = self.admin_api(data.get("adminApi"))
         if self.problems or vault_url is None:
@@ -303,7 +349,8 @@ class _Validator:
             identities=identities,
             cloud=cloud,
             network=network,
-            channels=dict(channels),
+            channels=channels,
+            alerts=alerts,
             verify=verify,
             admin_api=admin_api,
             storage=self.storage(),
@@ -442,6 +489,10 @@ class _Validator:
         if not isinstance(contacts, list) or not all(isinstance(c, str) and "@" in c for c in contacts):
             self.fail(f"{where}.contacts", "must be a list of email addresses")
             contacts = []
+        alert_channels = data.get("alertChannels")
+        if alert_channels is not None and (not isinstance(alert_channels, list) or not all(isinstance(c, str) and c for c in alert_channels)):
+            self.fail(f"{where}.alertChannels", "must be a list of channel names (see channels)")
+            alert_channels = None
         if len(self.problems) > before or facility is None or tenant_id is None or app_id is None:
             return None
         return AppConfig(
@@ -456,7 +507,76 @@ class _Validator:
             thresholds=thresholds,
             max_active_secrets=max_active,
             contacts=tuple(contacts),
+            alert_channels=tuple(alert_channels) if alert_channels is not None else None,
         )
+
+    def channels(self, data: Mapping[str, Any]) -> dict[str, ChannelConfig]:
+        result: dict[str, ChannelConfig] = {}
+        for name, raw in data.items():
+            where = f"channels.{name}"
+            if not _CHANNEL_NAME.match(name):
+                self.fail(where, "a channel name is letters, digits and dashes")
+                continue
+            if not isinstance(raw, Mapping):
+                self.fail(where, "must be an object")
+                continue
+            kind = raw.get("type")
+            fields = _CHANNEL_FIELDS.get(kind) if isinstance(kind, str) else None
+            if fields is None:
+                self.fail(f"{where}.type", f"must be teams, graph-mail or smtp, not {kind!r}")
+                continue
+            before = len(self.problems)
+            self.unknown(raw, fields | {"type"}, where)
+            secret = dict(pattern=_SECRET_NAME, what="a Key Vault secret name (letters, digits, dashes)")
+            to = raw.get("to", [])
+            if not isinstance(to, list) or not all(isinstance(t, str) and _EMAIL.match(t) for t in to):
+                self.fail(f"{where}.to", "must be a list of email addresses")
+                to = []
+            channel = ChannelConfig(
+                name=name,
+                type=kind,
+                webhook_secret_name=self.string(raw, "webhookSecretName", where, required=kind == "teams", **secret),
+                mailbox=self.string(raw, "mailbox", where, required=kind == "graph-mail", pattern=_EMAIL, what="the sending mailbox's address"),
+                sender=self.string(raw, "from", where, required=kind == "smtp", pattern=_EMAIL, what="an email address"),
+                host=self.string(raw, "host", where, required=kind == "smtp", pattern=_HOST, what="a host name"),
+                port=self.integer(raw, "port", where, 587, minimum=1, maximum=65535),
+                username=self.string(raw, "username", where),
+                password_secret_name=self.string(raw, "passwordSecretName", where, **secret),
+                to=tuple(to),
+            )
+            if kind == "smtp" and (channel.username is None) != (channel.password_secret_name is None):
+                self.fail(where, "username and passwordSecretName go together (or neither, for a relay without AUTH)")
+            if len(self.problems) == before:
+                result[name] = channel
+        return result
+
+    def alerts(self, data: Mapping[str, Any], channels: Mapping[str, ChannelConfig]) -> AlertsConfig:
+        self.unknown(data, {"channels", "operations", "repeatCriticalHours", "digest", "digestHourUtc", "statusPageUrl"}, "alerts")
+        digest = data.get("digest", False)
+        if not isinstance(digest, bool):
+            self.fail("alerts.digest", f"must be true or false, not {digest!r}")
+            digest = False
+        routes = {}
+        for key in ("channels", "operations"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(c, str) and c for c in value):
+                self.fail(f"alerts.{key}", "must be a list of channel names (see channels)")
+                value = []
+            self.route(value, channels, f"alerts.{key}")
+            routes[key] = tuple(value)
+        return AlertsConfig(
+            channels=routes["channels"],
+            operations=routes["operations"],
+            repeat_critical_hours=self.integer(data, "repeatCriticalHours", "alerts", 24, minimum=1, maximum=24 * 30),
+            digest=digest,
+            digest_hour_utc=self.integer(data, "digestHourUtc", "alerts", 7, minimum=0, maximum=23),
+            status_page_url=self.https_url(data, "statusPageUrl", "alerts"),
+        )
+
+    def route(self, names: Any, channels: Mapping[str, ChannelConfig], where: str) -> None:
+        for name in names:
+            if name not in channels:
+                self.fail(where, f"no channel named {name!r} (channels: {', '.join(sorted(channels)) or 'none configured'})")
 
     def rotation(self, data: Mapping[str, Any], where: str) -> RotationPolicy:
         self.unknown(data, {"mode", "rotateBeforeDays", "lifetimeDays", "graceDays"}, where)

@@ -187,6 +187,32 @@ class Rotator:
             await self._finish(target)
         return self.result
 
+    async def repush(self, who: str) -> RotationResult:
+        """Push the secret SmartTrace should hold again (http handoff mode): the handed-off
+        one of an unfinished rotation, else the current one. For a SmartTrace that lost it,
+        or a push whose answer was lost."""
+        handoff = self.app.handoff
+        if handoff.mode != "http" or not handoff.url or not handoff.token_secret_name:
+            raise RotationFailed(f"{self.app.facility} hands secrets off manually; there is nothing to push (handoff.mode is {handoff.mode})")
+        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
+            self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
+            flight = in_flight(self.versions)
+            target = flight if flight is not None and flight.stage == HANDED_OFF else current_version(self.versions)
+            if target is None or not target.key_id:
+                raise RotationFailed(f"Key Vault holds no current secret with a keyId for {self.app.facility}; adopt or rotate first")
+            self.say("push", f"{who} asked to push keyId {target.key_id} (version {target.version}) to SmartTrace at {handoff.url} again")
+            if self.dry_run:
+                return self.result
+            secret = await self.deps.vault.value(self.app.vault_secret_name, target.version)
+            token = await self.deps.vault.read_secret(handoff.token_secret_name)
+            await self.deps.pusher.push(
+                url=handoff.url, method=handoff.method, token=token, facility=self.app.facility, tenant_id=self.app.tenant_id,
+                app_id=self.app.app_id, key_id=target.key_id, secret=secret, expires=target.expires or self.now(),
+            )
+            self.result.stage, self.result.key_id = target.stage or CURRENT, target.key_id
+            self.say("push", f"SmartTrace accepted keyId {target.key_id}")
+        return self.result
+
     # ---- the run
 
     def now(self) -> datetime:
@@ -332,7 +358,7 @@ class Rotator:
             if cap is None or cap >= end:
                 raise RotationFailed(
                     "create: the tenant's app management policy refuses this lifetime; set rotation.lifetimeDays within it "
-                    "or grant the monitor Policy.Read.All so it can cap the lifetime itself"
+                    "or grant the monitor Policy.Read.ApplicationConfiguration so it can cap the lifetime itself"
                 ) from exc
             self.say("create", f"the tenant policy caps lifetimes; retrying with end {stamp(cap)}")
             return await self.deps.writer.add_password(app.tenant_id, app.app_id, name, cap)

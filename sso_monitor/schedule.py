@@ -17,13 +17,13 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .config import AppConfig, MonitorConfig, RotationPolicy
 from .errors import ExternalError, LeaseUnavailable, MonitorError
 from .rotation_ports import VaultVersion
-from .rotation_state import in_flight, retirable, rotation_due
+from .rotation_state import AWAITING, in_flight, retirable, rotation_due
 from .run import AppResult, CheckReport
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ POISON_QUEUE = f"{WORK_QUEUE}-poison"  # the Functions host's name for it
 # Why an app gets a worker run, in the order work_due looks for them.
 RESUME, ROTATE, RETIRE, SWEEP = "resume", "rotate", "retire", "sweep"
 REASONS = (RESUME, ROTATE, RETIRE, SWEEP)
+# A rotation that has not moved for this long is stuck (a worker run takes minutes;
+# waiting for the administrator's confirmation is not stuck: it has reminders).
+STUCK_AFTER = timedelta(hours=24)
 
 
 class ScheduledRunFailed(MonitorError):
@@ -70,6 +73,14 @@ def work_due(policy: RotationPolicy, state: AppState, now: datetime) -> str | No
     if state.orphans:
         return SWEEP
     return None
+
+
+def stuck_rotation(versions: Sequence[VaultVersion], now: datetime) -> VaultVersion | None:
+    """The in-flight version of a rotation that has not moved for STUCK_AFTER, if any."""
+    flight = in_flight(list(versions))
+    if flight is None or flight.stage == AWAITING or flight.created is None:
+        return None
+    return flight if now - flight.created > STUCK_AFTER else None
 
 
 def app_state(result: AppResult, versions: Sequence[VaultVersion]) -> AppState:
@@ -120,6 +131,7 @@ class ScheduledPlan:
     report: CheckReport
     work: list[WorkItem] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # what went wrong, per app or tenant (ids only)
+    stuck: list[Any] = field(default_factory=list)  # rotation.RotationEvent("stuck"), for the alerts
 
 
 async def plan_work(config: MonitorConfig, report: CheckReport, vault: Any, now: datetime) -> ScheduledPlan:
@@ -135,6 +147,12 @@ async def plan_work(config: MonitorConfig, report: CheckReport, vault: Any, now:
             except ExternalError as exc:
                 plan.failures.append(f"{app.facility}: Key Vault versions unreadable: {exc}")
                 return None
+        stuck = stuck_rotation(versions, now)
+        if stuck is not None:
+            from .rotation import RotationEvent
+
+            since = stuck.created.strftime("%Y-%m-%d %H:%M") if stuck.created else "?"
+            plan.stuck.append(RotationEvent("stuck", app.facility, app.tenant_id, app.app_id, f"The rotation of {app.facility} has been at stage {stuck.stage} since {since} UTC; the worker's runs keep failing. See the monitor's log.", stuck.key_id))
         reason = work_due(app.rotation, app_state(result, versions), now)
         return WorkItem(app.facility, reason) if reason else None
 
@@ -172,6 +190,49 @@ def alert_summary(plan: ScheduledPlan, queued: Sequence[WorkItem]) -> str:
     if plan.failures:
         parts.append(f"{len(plan.failures)} failed: " + "; ".join(plan.failures))
     return "; ".join(parts)
+
+
+async def alert_after_run(config: MonitorConfig, plan: ScheduledPlan, now: datetime, alerting: Any = None) -> list[str]:
+    """The timer's alerts: findings against what was said, stuck rotations, the run's
+    failures. Answers the delivery problems (the outbox keeps those notices)."""
+
+    async def send(a: Any) -> list[str]:
+        checked = await a.after_check(plan.report.results, now, plan.failures)
+        stuck = await a.rotation_events(plan.stuck, now)
+        return checked.problems() + stuck.problems()
+
+    return await _alert(config, alerting, send)
+
+
+async def alert_events(config: MonitorConfig, events: Sequence[Any], now: datetime, alerting: Any = None) -> list[str]:
+    """A worker's or an action's rotation events to the channels; answers the delivery problems."""
+
+    async def send(a: Any) -> list[str]:
+        return (await a.rotation_events(events, now)).problems()
+
+    return await _alert(config, alerting, send) if events else []
+
+
+async def alert_failures(config: MonitorConfig, messages: Sequence[str], now: datetime, alerting: Any = None) -> list[str]:
+    """The monitor's own failures (ids and reasons only) to the operations route."""
+
+    async def send(a: Any) -> list[str]:
+        return (await a.monitor_failures(messages, now)).problems()
+
+    return await _alert(config, alerting, send) if messages else []
+
+
+async def _alert(config: MonitorConfig, alerting: Any, send: Any) -> list[str]:
+    """Run ``send`` on the given alerting, or on one built (and closed) here."""
+    if alerting is not None:
+        return await send(alerting)
+    from .wiring import build_alerting
+
+    alerting = build_alerting(config)
+    try:
+        return await send(alerting)
+    finally:
+        await alerting.aclose()
 
 
 # ---------------------------------------------------------------- the worker's run
@@ -219,7 +280,7 @@ class WatchedLease:
             await close()
 
 
-async def run_work(config: MonitorConfig, app: AppConfig, lease: Any) -> WorkOutcome:
+async def run_work(config: MonitorConfig, app: AppConfig, lease: Any, *, clock: Any = None) -> WorkOutcome:
     """One run of the rotation protocol for one app, under ``lease`` (the blob lease in Azure)."""
     from .rotating import settings_from
     from .rotation import MemoryNotifier, Rotator
@@ -227,7 +288,7 @@ async def run_work(config: MonitorConfig, app: AppConfig, lease: Any) -> WorkOut
 
     watched = WatchedLease(lease)
     notifier = MemoryNotifier()
-    deps = build_rotation_deps(config, notifier=notifier, lease=watched)
+    deps = build_rotation_deps(config, notifier=notifier, lease=watched, clock=clock)
     try:
         result = await Rotator(app, deps, settings_from(config)).run()
     finally:

@@ -40,3 +40,19 @@ def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clo
         clock=clock or SystemClock(),
         vault_url=config.vault_url,
     )
+
+
+def build_alerting(config: MonitorConfig, *, store=None, local_path=None, sleep=None):
+    """Alerting on the configured channels and the alert store: Azure Table Storage
+    when the Function App's storage is configured, else a local file (local_path)
+    or memory."""
+    import asyncio
+
+    from .adapters.alert_store import alert_store_from_settings
+    from .adapters.channels import build_channels
+    from .adapters.secrets import KeyVaultSecretSource
+    from .alerting import Alerting
+
+    secrets = KeyVaultSecretSource(config)
+    channels = build_channels(config, secrets, sleep=sleep or asyncio.sleep)
+    return Alerting(config, store or alert_store_from_settings(config, local_path=local_path), channels, closing=(secrets,))

@@ -147,3 +147,12 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
 @pytest.fixture(scope="session")
 def azurite_connection_string(azurite: Azurite) -> str:
     return azurite.connection_string
+
+
+def forget_alert_state(connection_string: str) -> None:
+    """Delete the alert store's table (the monitor creates it again on its first write),
+    so a test does not see what earlier tests in the session said or snoozed."""
+    from azure.data.tables import TableServiceClient
+
+    with TableServiceClient.from_connection_string(connection_string) as tables:
+        tables.delete_table("ssomonitoralerts")  # a missing table is fine

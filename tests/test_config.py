@@ -116,12 +116,42 @@ DELETE = object()
         ("identities", {"contoso": {}}, "identities.contoso: the key must be a tenant id"),
         ("identities", {T1: {"kind": "client-secret", "clientId": A1, "clientSecretSetting": "MISSING_SETTING"}}, f"identities.{T1}.clientSecretSetting: the app setting MISSING_SETTING is not set"),
         ("defaults.appId", A1, "defaults.appId: unknown field"),
+        ("channels", {"ops": {"type": "pager"}}, "channels.ops.type: must be teams, graph-mail or smtp, not 'pager'"),
+        ("channels", {"ops": {"type": "teams"}}, "channels.ops.webhookSecretName: required"),
+        ("channels", {"ops": {"type": "teams", "webhookUrl": "https://x.example/hook"}}, "channels.ops.webhookUrl: unknown field"),  # a URL with its signature is a secret: Key Vault only
+        ("channels", {"ops": {"type": "teams", "webhookSecretName": "no spaces allowed"}}, "channels.ops.webhookSecretName: must be a Key Vault secret name"),
+        ("channels", {"it": {"type": "graph-mail", "to": ["it@contoso.example"]}}, "channels.it.mailbox: required"),
+        ("channels", {"it": {"type": "graph-mail", "mailbox": "m@contoso.example", "to": "it@contoso.example"}}, "channels.it.to: must be a list of email addresses"),
+        ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "username": "a"}}, "channels.it: username and passwordSecretName go together"),
+        ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "port": 70000}}, "channels.it.port: must be a whole number from 1 to 65535"),
+        ("channels", {"bad name": {"type": "teams", "webhookSecretName": "x"}}, "channels.bad name: a channel name is letters, digits and dashes"),
+        ("alerts", {"channels": ["nowhere"]}, "alerts.channels: no channel named 'nowhere'"),
+        ("alerts", {"digest": "daily"}, "alerts.digest: must be true or false"),
+        ("alerts", {"repeatCriticalHours": 0}, "alerts.repeatCriticalHours: must be a whole number from 1 to 720"),
+        ("alerts", {"statusPageUrl": "http://status.example"}, "alerts.statusPageUrl: must be an https:// URL"),
+        ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
+        ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
     ],
 )
 def test_each_error_names_the_app_and_field(path, value, message):
     with pytest.raises(ConfigError) as caught:
         parse_config(with_change(path, value), environ={})
     assert any(message in problem for problem in caught.value.problems), caught.value.problems
+
+
+def test_channels_and_routes():
+    document = copy.deepcopy(BASE)
+    document["channels"] = {
+        "ops": {"type": "teams", "webhookSecretName": "teams-ops"},
+        "relay": {"type": "smtp", "host": "smtp.contoso.example", "from": "sso@contoso.example", "username": "sso@contoso.example", "passwordSecretName": "smtp-password", "to": ["it@contoso.example"]},
+    }
+    document["alerts"] = {"channels": ["relay"], "operations": ["ops"], "digest": True, "statusPageUrl": "https://func.example/api/status/page"}
+    document["apps"][0]["alertChannels"] = ["ops", "relay"]
+    config = parse_config(document, environ={})
+    assert config.channels["relay"].port == 587 and config.channels["relay"].to == ("it@contoso.example",)
+    assert config.channels["ops"].webhook_secret_name == "teams-ops"
+    assert (config.alerts.channels, config.alerts.operations_route, config.alerts.digest) == (("relay",), ("ops",), True)
+    assert config.apps[0].alert_channels == ("ops", "relay") and config.apps[1].alert_channels is None
 
 
 def test_all_problems_are_reported_at_once():

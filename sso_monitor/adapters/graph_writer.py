@@ -87,7 +87,7 @@ class GraphAppWriter:
         what = f"defaultAppManagementPolicy of tenant {tenant_id}"
         answer = await self._read(tenant_id, POLICY_URL, what)
         if answer.status == 403:
-            log.info("graph %s: not readable (no Policy.Read.All), no cap known", what)
+            log.info("graph %s: not readable (no Policy.Read.ApplicationConfiguration), no cap known", what)
             return None
         if not 200 <= answer.status < 300:
             raise _status_error(answer, what)

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_CODE = re.compile(r"[A-Z][A-Z_]{1,40}")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -108,7 +109,8 @@ def _body(req: func.HttpRequest, fields: dict[str, type], *, required: tuple[str
 
 
 async def _handle(req: func.HttpRequest, role: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
-    from ..admin import UnknownFacility
+    from ..admin import InvalidSnooze, UnknownFacility
+    from ..alerting import UnknownCode
     from ..errors import ConfigError, ExternalError
     from ..rotation import RotationFailed
     from .auth import AuthError, json_error
@@ -123,6 +125,8 @@ async def _handle(req: func.HttpRequest, role: str, action: Callable[[_State, An
         return json_error(exc.status, exc.code, exc.message)
     except UnknownFacility as exc:
         return json_error(404, "unknown_facility", str(exc))
+    except (UnknownCode, InvalidSnooze) as exc:
+        return json_error(400, "invalid_field", str(exc))
     except RotationFailed as exc:
         return json_error(409, "rotation_conflict", str(exc))
     except ConfigError as exc:
@@ -203,6 +207,41 @@ async def confirm(req: func.HttpRequest) -> func.HttpResponse:
         if not _GUID.fullmatch(body["keyId"]):  # not match: "$" also matches before a trailing newline
             raise BadRequest(400, "invalid_field", "keyId must be a GUID (the new secret's keyId from the handoff message)")
         return _json(200, await state.service.confirm(facility, body["keyId"], _who(principal)))
+
+    return await _handle(req, ADMIN_ROLE, act)
+
+
+@bp.function_name("admin_push")
+@bp.route(route="apps/{facility}/push", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def push(req: func.HttpRequest) -> func.HttpResponse:
+    from .auth import ADMIN_ROLE
+
+    async def act(state: _State, principal: Any) -> func.HttpResponse:
+        facility = _facility(req)
+        body = _body(req, {"dryRun": bool})
+        return _json(200, await state.service.push(facility, _who(principal), dry_run=body.get("dryRun", False)))
+
+    return await _handle(req, ADMIN_ROLE, act)
+
+
+@bp.function_name("admin_snooze")
+@bp.route(route="apps/{facility}/snooze", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def snooze(req: func.HttpRequest) -> func.HttpResponse:
+    from ..alerts import parse_until
+    from .auth import ADMIN_ROLE
+
+    async def act(state: _State, principal: Any) -> func.HttpResponse:
+        facility = _facility(req)
+        body = _body(req, {"code": str, "until": str, "reason": str}, required=("code", "until"))
+        if not _CODE.fullmatch(body["code"]):
+            raise BadRequest(400, "invalid_field", "code must be a finding code such as SECRET_EXPIRING (see docs/checks.md)")
+        if len(body.get("reason", "")) > 200:
+            raise BadRequest(400, "invalid_field", "reason must be at most 200 characters")
+        try:
+            until = parse_until(body["until"])
+        except ValueError as exc:
+            raise BadRequest(400, "invalid_field", str(exc)) from None
+        return _json(200, await state.service.snooze(facility, body["code"], until, _who(principal), body.get("reason", ""), _now()))
 
     return await _handle(req, ADMIN_ROLE, act)
 

@@ -59,6 +59,11 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["generatedAt", "apps"],
                     "properties": {"generatedAt": {"type": "string"}, "summary": {"type": "object"}, "errors": {"type": "array", "items": {"type": "string"}}, "apps": {"type": "array", "items": {"$ref": "#/components/schemas/AppStatus"}}},
                 },
+                "Snooze": {
+                    "type": "object",
+                    "required": ["facility", "code", "until", "by"],
+                    "properties": {"facility": {"type": "string"}, "code": {"type": "string"}, "until": {"type": "string", "format": "date-time"}, "by": {"type": "string"}, "reason": {"type": "string"}},
+                },
                 "RotationResult": {
                     "type": "object",
                     "required": ["facility", "stage", "actions"],
@@ -85,6 +90,38 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [_FACILITY],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["keyId"], "additionalProperties": False, "properties": {"keyId": {"type": "string", "format": "uuid"}}}}}},
                     "responses": {"200": {"description": "The rotation finished", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503")},
+                }
+            },
+            "/apps/{facility}/push": {
+                "post": {
+                    "summary": "Push the secret SmartTrace should hold to it again (http handoff mode)",
+                    "parameters": [_FACILITY],
+                    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}}}}}},
+                    "responses": {"200": {"description": "What was pushed (ids only)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503")},
+                }
+            },
+            "/apps/{facility}/snooze": {
+                "post": {
+                    "summary": "Silence alerts for one finding of one app until a date",
+                    "parameters": [_FACILITY],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["code", "until"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "code": {"type": "string", "pattern": "^[A-Z][A-Z_]{1,40}$", "description": "a finding code (docs/checks.md)"},
+                                        "until": {"type": "string", "description": "ISO 8601 date or date-time (UTC when no offset); at most 90 days ahead"},
+                                        "reason": {"type": "string", "maxLength": 200},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {"200": {"description": "The snooze", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snooze"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503")},
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "security": [{"functionKey": []}], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

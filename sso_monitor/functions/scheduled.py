@@ -65,14 +65,20 @@ def _now() -> datetime:
 @bp.function_name("scheduled_run")
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def scheduled_run(timer: func.TimerRequest) -> None:
-    from ..schedule import ScheduledRunFailed, alert_summary, scheduled_check
+    from ..errors import MonitorError
+    from ..schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
     config = _get_state().config
-    plan = await scheduled_check(config, _now())
+    now = _now()
+    plan = await scheduled_check(config, now)
     queued, failures = await asyncio.to_thread(_enqueue, config, plan.work)
     plan.failures.extend(failures)
+    try:
+        plan.failures.extend(await alert_after_run(config, plan, now))
+    except MonitorError as exc:  # the alert store or a channel's secret: the summary below still goes to the log
+        plan.failures.append(f"alerts not sent: {exc}")
     summary = alert_summary(plan, queued)
     attention = plan.failures or any(r.status != "ok" for r in plan.report.results)
     log.log(logging.WARNING if attention else logging.INFO, "alert summary: %s", summary)
@@ -87,7 +93,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 async def rotation_worker(msg: func.QueueMessage) -> None:
     from ..admin import _lease
-    from ..schedule import WorkFailed, parse_work, run_work
+    from ..schedule import WorkFailed, alert_events, parse_work, run_work
 
     try:
         item = parse_work(msg.get_body())
@@ -102,7 +108,9 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
         return
     log.info("rotation worker: %s (%s), try %s", app.facility, item.reason, msg.dequeue_count or "?")
     outcome = await run_work(config, app, _lease(config))
-    result = outcome.result  # its events were logged by the notifier; the alert channels come with issue 6
+    result = outcome.result
+    for problem in await alert_events(config, outcome.events, _now()):
+        log.error("rotation worker: %s: %s (kept in the alert outbox for the next run)", app.facility, problem)
     if outcome.lease_held:
         log.info("rotation worker: %s: another run holds its lease; leaving it to that run", app.facility)
         return
@@ -121,16 +129,25 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
 
 @bp.function_name("poison_alert")
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
-def poison_alert(msg: func.QueueMessage) -> None:
-    # No configuration needed: this must work even when loading it is what failed.
-    from ..schedule import parse_work
+async def poison_alert(msg: func.QueueMessage) -> None:
+    from ..errors import MonitorError
+    from ..schedule import alert_failures, parse_work
 
     try:
         item = parse_work(msg.get_body())
         what = f"for {_printable(item.facility)} ({item.reason})"
     except ValueError:
         what = "(malformed)"
-    log.error("alert: rotation work %s failed on every try and was moved to %s; see rotation_worker's log for message %s", what, POISON_QUEUE, msg.id)
+    text = f"Rotation work {what} failed on every try and was moved to {POISON_QUEUE} (message {msg.id}); see rotation_worker's log."
+    log.error("alert: %s", text)
+    # The log line above stands even when the configuration is what fails to load.
+    try:
+        problems = await alert_failures(_get_state().config, [text], _now())
+    except MonitorError as exc:
+        log.error("poison queue: not sent to the operations channels: %s", exc)
+        return
+    for problem in problems:
+        log.error("poison queue: %s", problem)
 
 
 def _printable(facility: str) -> str:

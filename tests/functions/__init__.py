@@ -9,14 +9,22 @@ from sso_monitor.functions import admin
 from sso_monitor.sandbox.settings import monitor_document
 
 
-def configure_admin_api(sandbox: Any, ids: Any, monkeypatch: Any, tmp_path: Any, *, facility: str, verify: dict[str, float]) -> None:
-    """App settings for the admin API against the sandbox, as the Function App would have them."""
-    document, environ = monitor_document(sandbox, facilities=[facility])
+def configure_admin_api(
+    sandbox: Any, ids: Any, monkeypatch: Any, tmp_path: Any, *, facility: str, verify: dict[str, float],
+    app_overrides: dict[str, Any] | None = None, storage: str | None = None, extra: dict[str, Any] | None = None,
+) -> None:
+    """App settings for the admin API against the sandbox, as the Function App would have them.
+    ``storage``: the AzureWebJobsStorage connection string (Azurite), else none."""
+    document, environ = monitor_document(sandbox, facilities=[facility], app_overrides={facility: app_overrides or {}})
     document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
     document["verify"] = verify
+    document.update(extra or {})
     monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+    if storage:
+        monkeypatch.setenv("AzureWebJobsStorage", storage)
+    else:
+        monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
     admin.reset()

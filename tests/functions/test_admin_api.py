@@ -132,7 +132,10 @@ def test_check_one_app(api, ids):
 def test_openapi_lists_every_route(api):
     document = json.loads(call("admin_openapi", route="openapi.json").get_body())
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/confirm", "/openapi.json"}
+    assert set(document["paths"]) == {
+        "/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/confirm",
+        "/apps/{facility}/push", "/apps/{facility}/snooze", "/openapi.json",
+    }
 
 
 def test_unconfigured_admin_api_is_503_not_a_crash(api, ids, monkeypatch):
@@ -141,4 +144,98 @@ def test_unconfigured_admin_api_is_503_not_a_crash(api, ids, monkeypatch):
     monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
     admin.reset()
     response = call("admin_status", route="status", bearer=token(api, ids, "SsoMonitor.Read"))
+    assert (response.status_code, error_code(response)) == (503, "not_configured")
+
+
+# ---------------------------------------------------------------- push and snooze
+
+HANDOFF_TOKEN = "smarttrace-handoff-token"
+
+
+@pytest.fixture
+def http_handoff(sandbox, ids, monkeypatch, tmp_path):
+    facility = sandbox.world.facility("acme")
+    vault = sandbox.world.vault(ids.vault_name)
+    sandbox.world.set_secret(vault, HANDOFF_TOKEN, next(iter(facility.api_tokens)))
+    handoff = {"mode": "http", "url": f"{facility.api_base}/integrations/acme/azure-ad/client-secret", "tokenSecretName": HANDOFF_TOKEN}
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, app_overrides={"handoff": handoff})
+    yield sandbox
+    admin.reset()
+
+
+def test_push_sends_the_current_secret_again(http_handoff, ids):
+    world = http_handoff.world
+    facility = world.facility("acme")
+    facility.client_secret, facility.key_id = None, None  # SmartTrace lost it
+    assert not world.sign_in_works("acme")
+    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Admin"))
+    assert response.status_code == 200, response.get_body()
+    result = json.loads(response.get_body())
+    assert result["key_id"] == ids.smarttrace_key_id and result["error"] is None
+    assert [r.key_id for r in facility.received] == [ids.smarttrace_key_id] and facility.received[0].status == 200
+    assert world.sign_in_works("acme")
+
+
+def test_push_dry_run_sends_nothing(http_handoff, ids):
+    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b'{"dryRun": true}', bearer=token(http_handoff, ids, "SsoMonitor.Admin"))
+    assert response.status_code == 200 and any("would" in line for line in json.loads(response.get_body())["actions"])
+    assert http_handoff.world.facility("acme").received == []
+
+
+def test_push_in_manual_mode_is_a_conflict(api, ids):
+    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"", bearer=token(api, ids, "SsoMonitor.Admin"))
+    assert (response.status_code, error_code(response)) == (409, "rotation_conflict")
+    assert "manually" in json.loads(response.get_body())["error"]["message"]
+
+
+def test_push_needs_the_admin_role(http_handoff, ids):
+    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Read"))
+    assert (response.status_code, error_code(response)) == (403, "insufficient_role")
+    assert http_handoff.world.facility("acme").received == []
+
+
+@pytest.fixture
+def with_storage(sandbox, ids, monkeypatch, tmp_path, azurite):
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
+    yield sandbox
+    admin.reset()
+
+
+def test_snooze_is_kept_in_table_storage(with_storage, ids):
+    from datetime import datetime, timedelta, timezone
+
+    from sso_monitor.adapters.alert_store import TableAlertStore
+    from sso_monitor.config import load_config
+
+    until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")
+    body = json.dumps({"code": "LOGOUT_URL_MISMATCH", "until": until, "reason": "SmartTrace is moving the URL"}).encode()
+    response = call("admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin"))
+    assert response.status_code == 200, response.get_body()
+    answer = json.loads(response.get_body())
+    assert (answer["code"], answer["by"], answer["until"][:10]) == ("LOGOUT_URL_MISMATCH", "alice@contoso.example", until)
+    stored = asyncio.run(TableAlertStore(load_config()).get("snoozes", "acme.LOGOUT_URL_MISMATCH"))
+    assert stored is not None and stored.data["reason"] == "SmartTrace is moving the URL"
+
+
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        (b'{"until": "2099-01-01"}', 400, "missing_field"),
+        (b'{"code": "LOGOUT_URL_MISMATCH"}', 400, "missing_field"),
+        (b'{"code": "not a code", "until": "2099-01-01"}', 400, "invalid_field"),
+        (b'{"code": "NO_SUCH_CODE", "until": "2099-01-01"}', 400, "invalid_field"),
+        (b'{"code": "LOGOUT_URL_MISMATCH", "until": "next week"}', 400, "invalid_field"),
+        (b'{"code": "LOGOUT_URL_MISMATCH", "until": "2020-01-01"}', 400, "invalid_field"),  # the past
+        (b'{"code": "LOGOUT_URL_MISMATCH", "until": "2099-01-01"}', 400, "invalid_field"),  # beyond 90 days
+        (b'{"code": "LOGOUT_URL_MISMATCH", "until": 20991231}', 400, "invalid_field"),
+    ],
+)
+def test_snooze_refuses_bad_input(with_storage, ids, body, status, code):
+    response = call("admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin"))
+    assert (response.status_code, error_code(response)) == (status, code), response.get_body()
+
+
+def test_snooze_without_storage_is_503(api, ids):
+    body = b'{"code": "LOGOUT_URL_MISMATCH", "until": "2099-01-01"}'
+    response = call("admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(api, ids, "SsoMonitor.Admin"))
     assert (response.status_code, error_code(response)) == (503, "not_configured")

@@ -98,9 +98,10 @@ def test_every_documented_operation_has_a_function():
 
 
 @pytest.fixture
-def fuzz_api(sandbox, ids, monkeypatch, tmp_path):
-    """The admin API configured against the sandbox; one sandbox per test, shared by its examples."""
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility=FACILITY, verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5})
+def fuzz_api(sandbox, ids, monkeypatch, tmp_path, azurite):
+    """The admin API configured against the sandbox and Azurite (the Function App's storage:
+    leases, snoozes); one sandbox per test, shared by its examples."""
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility=FACILITY, verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5}, storage=azurite.connection_string)
     yield sandbox
     admin.reset()
 

@@ -55,6 +55,8 @@ HTTP_FUNCTIONS: dict[str, tuple[str, list[str], str]] = {
     "admin_check": ("apps/{facility}/check", ["POST"], "FUNCTION"),
     "admin_rotate": ("apps/{facility}/rotate", ["POST"], "FUNCTION"),
     "admin_confirm": ("apps/{facility}/confirm", ["POST"], "FUNCTION"),
+    "admin_push": ("apps/{facility}/push", ["POST"], "FUNCTION"),
+    "admin_snooze": ("apps/{facility}/snooze", ["POST"], "FUNCTION"),
     "admin_openapi": ("openapi.json", ["GET"], "FUNCTION"),
 }
 # Functions that are being added alongside this test: checked whenever one by that name exists.

@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 
 from tests.app_functions import functions_by_name
+from tests.azurite import forget_alert_state
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest  # func.TimerRequest is the abstract one
 from azure.storage.blob import BlobLeaseClient, ContainerClient
@@ -157,13 +158,14 @@ def test_plan_isolates_an_app_whose_versions_cannot_be_read():
 
 @pytest.fixture
 def storage(azurite) -> str:
-    """Azurite's connection string, with the work queue empty."""
+    """Azurite's connection string, with the work queue empty and no alert state."""
     connection = azurite.connection_string
     with QueueClient.from_connection_string(connection, WORK_QUEUE) as queue:
         try:
             queue.delete_queue()
         except ResourceNotFoundError:
             pass
+    forget_alert_state(connection)
     return connection
 
 
@@ -171,10 +173,15 @@ def storage(azurite) -> str:
 def configure(sandbox, storage, monkeypatch, tmp_path):
     """configure(**rotation): the Function App's settings for acme, on the sandbox and Azurite."""
 
-    def apply(**rotation) -> None:
+    def apply(teams: str | None = None, **rotation) -> None:
+        """teams: a webhook id of the sandbox, the only alert channel (default and operations)."""
         overrides = {"acme": {"rotation": rotation}} if rotation else None
         document, environ = monitor_document(sandbox, facilities=["acme"], app_overrides=overrides)
         document["verify"] = {"successes": 2, "intervalSeconds": 0.05, "deadlineSeconds": 10}
+        if teams:
+            sandbox.world.set_secret(sandbox.world.vault("kv-sso"), "teams-webhook", sandbox.endpoints.webhook_url(teams))
+            document["channels"] = {"teams": {"type": "teams", "webhookSecretName": "teams-webhook"}}
+            document["alerts"] = {"channels": ["teams"]}
         monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))
         for key, value in environ.items():
             monkeypatch.setenv(key, value)
@@ -269,10 +276,35 @@ def test_a_transient_failure_raises_so_the_platform_retries(sandbox, configure):
 
 
 def test_the_poison_queue_raises_an_alert(caplog):
-    # No configuration, no sandbox: the alert must work when loading them is what failed.
+    # No configuration, no sandbox: the alert (a log line) must work when loading them is what failed.
     run("poison_alert", func.QueueMessage(id="p1", body='{"facility": "acme", "reason": "rotate"}'))
     run("poison_alert", func.QueueMessage(id="p2", body="secret-looking garbage"))
     alerts = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.getMessage().startswith("alert:")]
     assert len(alerts) == 2
     assert "for acme (rotate)" in alerts[0] and "sso-monitor-work-poison" in alerts[0]
     assert "(malformed)" in alerts[1] and "garbage" not in alerts[1]
+
+
+def card_texts(sandbox, webhook_id) -> list[str]:
+    return [json.dumps(payload) for payload in sandbox.world.webhooks[webhook_id].received]
+
+
+def test_timer_and_worker_alert_through_the_channels(sandbox, ids, storage, configure):
+    configure(teams=ids.webhook_id, rotateBeforeDays=90)
+    run("scheduled_run", TimerRequest(past_due=False))  # healthy (64 days left): nothing to say
+    assert card_texts(sandbox, ids.webhook_id) == []
+    (message, text), = queued(storage)
+    run("rotation_worker", func.QueueMessage(id=message.id, body=text))
+    cards = card_texts(sandbox, ids.webhook_id)
+    assert len(cards) == 2 and "acme: rotation started" in cards[0] and "acme: rotation awaiting confirmation" in cards[1]
+    assert "sso-monitor confirm acme --key-id" in cards[1]  # the exact steps
+    # the platform delivers the same message again: nothing is said twice
+    run("rotation_worker", func.QueueMessage(id=message.id, body=text))
+    assert len(card_texts(sandbox, ids.webhook_id)) == 2
+
+
+def test_the_poison_queue_alerts_the_operations_channel(sandbox, ids, storage, configure):
+    configure(teams=ids.webhook_id)
+    run("poison_alert", func.QueueMessage(id="p1", body='{"facility": "acme", "reason": "rotate"}'))
+    (card,) = card_texts(sandbox, ids.webhook_id)
+    assert "sso-monitor-work-poison" in card and "for acme (rotate)" in card

@@ -1,0 +1,67 @@
+"""`sso-monitor check --alert` and `sso-monitor snooze`: alerts from the command
+line, with their state in a local file (the Function App keeps it in Azure
+Table Storage)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from .alerts import parse_until
+from .config import MonitorConfig
+from .errors import MonitorError
+from .run import CheckReport
+
+DEFAULT_STATE = Path(".sso-monitor/alert-state.json")
+
+
+def send_check_alerts(config: MonitorConfig, report: CheckReport, now: datetime, state: Path, err: IO[str]) -> bool:
+    """Alert on a check's results; False (after saying why) when something was not delivered."""
+    from .schedule import ScheduledPlan, alert_after_run
+    from .wiring import build_alerting
+
+    async def send() -> list[str]:
+        alerting = build_alerting(config, local_path=state)
+        try:
+            return await alert_after_run(config, ScheduledPlan(report=report, failures=list(report.errors)), now, alerting)
+        finally:
+            await alerting.aclose()
+
+    try:
+        problems = asyncio.run(send())
+    except MonitorError as exc:
+        err.write(f"sso-monitor: alerts not sent: {exc}\n")
+        return False
+    for problem in problems:
+        err.write(f"sso-monitor: {problem} (kept in {state} for the next run)\n")
+    return not problems
+
+
+def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]) -> int:
+    from .wiring import build_alerting
+
+    try:
+        end = parse_until(until)
+    except ValueError as exc:
+        err.write(f"sso-monitor: {exc}\n")
+        return 3
+    if end <= now:
+        err.write(f"sso-monitor: --until {until} is not in the future\n")
+        return 3
+
+    async def run() -> None:
+        alerting = build_alerting(config, local_path=state)
+        try:
+            await alerting.snooze(facility, code, end, who, reason)
+        finally:
+            await alerting.aclose()
+
+    try:
+        asyncio.run(run())
+    except MonitorError as exc:
+        err.write(f"sso-monitor: {exc}\n")
+        return 3
+    out.write(f"{facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
+    return 0
