@@ -152,7 +152,10 @@ def headline(finding: Finding) -> str:
     if finding.code == "SECRET_EXPIRED":
         return "client secret has expired: sign-in is broken"
     meaning = CODES[finding.code].meaning if finding.code in CODES else finding.message
-    return meaning.split(". ")[0].rstrip(".")[:1].lower() + meaning.split(". ")[0].rstrip(".")[1:]
+    sentence = meaning.split(". ")[0].rstrip(".")
+    # "acme: front-channel logout URL is ..." reads better after the facility than
+    # "acme: The front-channel ..."; other sentences keep their words (Entra, ID).
+    return sentence[4:] if sentence.startswith("The ") else sentence
 
 
 def finding_alert(app: AppConfig, found: Finding, kind: str, now: datetime, policy: AlertsConfig) -> Alert:

@@ -75,6 +75,12 @@ def test_demo_table_for_people(capsys):
     for facility in ("riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"):
         assert facility in out
     assert "SECRET_EXPIRING" in out and "critical" in out
+    # and the alerts, one Teams card per finding, into the sandbox's webhook
+    alerts = out[out.index("Alerts: "):]
+    assert alerts.startswith("Alerts: 7 Teams cards posted to the webhook 'sso-alerts'")
+    assert "[critical] valley: client secret has expired: sign-in is broken" in alerts
+    assert "[warning] summit: front-channel logout URL is not SmartTrace's callback for this facility" in alerts
+    assert "riverside" not in alerts  # healthy: nothing to say
 
 
 def test_check_with_a_bad_configuration_exits_3_and_runs_nothing(tmp_path, capsys, sandbox):

@@ -52,7 +52,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from azure.core.exceptions import (
     AzureError,
@@ -67,6 +66,7 @@ from azure.data.tables import TableClient, UpdateMode
 from ..alert_ports import AlertStore, StoredItem
 from ..config import MonitorConfig
 from ..errors import AccessDenied, ExternalError, MonitorError, Throttled, TransientError
+from .storage import service_endpoint
 from .threads import BlockingPool
 
 try:  # POSIX only; elsewhere FileAlertStore excludes within one store object only.
@@ -450,14 +450,8 @@ def transaction_batches(rows: Mapping[tuple[str, str], str]) -> builtins.list[bu
 
 
 def table_endpoint(blob_url: str) -> str:
-    """https://<account>.blob.<suffix> -> https://<account>.table.<suffix>: the
-    identity-based AzureWebJobsStorage settings name the blob endpoint."""
-    parts = urlsplit(blob_url)
-    account, dot, rest = (parts.hostname or "").partition(".")
-    if parts.scheme != "https" or not account or not rest.startswith("blob."):
-        raise ValueError(f"cannot tell the table endpoint from the blob endpoint {blob_url}")
-    host = f"{account}{dot}table.{rest[len('blob.'):]}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, host, "", "", ""))
+    """https://<account>.blob.<suffix> -> https://<account>.table.<suffix>."""
+    return service_endpoint(blob_url, "table")
 
 
 def _table_client(config: MonitorConfig, table: str, options: dict[str, Any]) -> TableClient:

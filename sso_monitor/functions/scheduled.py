@@ -16,8 +16,6 @@ import asyncio
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
@@ -65,6 +63,7 @@ def _now() -> datetime:
 @bp.function_name("scheduled_run")
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def scheduled_run(timer: func.TimerRequest) -> None:
+    from ..adapters.work_queue import enqueue
     from ..errors import MonitorError
     from ..schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
 
@@ -73,7 +72,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
     config = _get_state().config
     now = _now()
     plan = await scheduled_check(config, now)
-    queued, failures = await asyncio.to_thread(_enqueue, config, plan.work)
+    queued, failures = await asyncio.to_thread(enqueue, config, plan.work)
     plan.failures.extend(failures)
     try:
         plan.failures.extend(await alert_after_run(config, plan, now))
@@ -153,65 +152,3 @@ async def poison_alert(msg: func.QueueMessage) -> None:
 def _printable(facility: str) -> str:
     """A facility name as it may appear in a log line (a message's text is not trusted)."""
     return facility if _FACILITY.match(facility) else "<invalid facility name>"
-
-
-# ---------------------------------------------------------------- the work queue
-#
-# The one SDK piece in this module: azure-storage-queue's synchronous client, run
-# in a thread (as the blob lease is: credential_for builds sync credentials).
-
-
-def _enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
-    """Send each item; (sent, failures). One failed send does not stop the others."""
-    if not work:
-        return [], []
-    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-
-    sent: list[Any] = []
-    failures: list[str] = []
-    try:
-        client = _queue_client(config)
-    except (ValueError, AzureError) as exc:
-        return [], [f"work queue {WORK_QUEUE}: unusable ({type(exc).__name__}: {exc})"]
-    with client:
-        for item in work:
-            try:
-                try:
-                    client.send_message(item.message())
-                except ResourceNotFoundError:  # the first run in a new storage account
-                    try:
-                        client.create_queue()
-                    except ResourceExistsError:
-                        pass
-                    client.send_message(item.message())
-            except AzureError as exc:
-                failures.append(f"{item.facility}: not queued ({type(exc).__name__})")
-                continue
-            log.info("scheduled run: queued %s (%s)", item.facility, item.reason)
-            sent.append(item)
-    return sent, failures
-
-
-def _queue_client(config: Any) -> Any:
-    """The work queue on the Function App's storage, base64 text as the queue trigger
-    expects by default (host.json extensions.queues.messageEncoding)."""
-    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-
-    options: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(), "connection_timeout": 10, "read_timeout": 10, "retry_total": 3}
-    storage = config.storage
-    if storage.connection_string is not None:
-        return QueueClient.from_connection_string(storage.connection_string.reveal(), WORK_QUEUE, **options)
-    if storage.account_url:
-        from ..adapters.identity import credential_for
-
-        return QueueClient(_queue_url(storage.account_url), WORK_QUEUE, credential=credential_for(config, config.home_tenant_id), **options)
-    raise ValueError("no storage configured: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName")
-
-
-def _queue_url(blob_url: str) -> str:
-    """https://<account>.blob.<suffix> -> https://<account>.queue.<suffix> (the identity-based setting names the blob endpoint)."""
-    parts = urlsplit(blob_url)
-    account, dot, rest = (parts.hostname or "").partition(".")
-    if not rest.startswith("blob."):
-        raise ValueError(f"cannot tell the queue endpoint from the blob endpoint {blob_url}")
-    return urlunsplit((parts.scheme, f"{account}{dot}queue.{rest[len('blob.'):]}", parts.path, "", ""))

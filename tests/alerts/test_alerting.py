@@ -174,7 +174,7 @@ def test_digest_holds_warnings_until_the_hour_and_sends_one_per_channel():
     assert len(run(alerting.store.list(DIGEST))) == 3  # acme: 2 channels, harbor: 1
     # a critical does not wait
     run(alerting.after_check(results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]), early.replace(hour=6)))
-    assert ch["acme-teams"].titles() == ["acme: the app has no client secret, so SmartTrace cannot sign anyone in"]
+    assert ch["acme-teams"].titles() == ["acme: app has no client secret, so SmartTrace cannot sign anyone in"]
     # the first run at or after 07:00: one digest per channel and recipient list
     run(alerting.after_check(results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]), early.replace(hour=7)))
     digests = [n for c in ch.values() for n in c.delivered if n.digest]

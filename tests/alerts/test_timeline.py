@@ -128,7 +128,7 @@ def test_45_days(azurite, tmp_path):
         (12, f"acme: rotation completed (keyId {new_key})"),
         (13, "acme: resolved: SECRET_EXPIRING"),
         (19, f"acme: rotation retired (keyId {ids.smarttrace_key_id})"),
-        (20, "acme: the front-channel logout URL is not SmartTrace's callback for this facility"),
+        (20, "acme: front-channel logout URL is not SmartTrace's callback for this facility"),
         (23, "acme: resolved: LOGOUT_URL_MISMATCH"),
     ]
     expected_ops = [(30, "SSO monitor: 2 failures in its run")]
