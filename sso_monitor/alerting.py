@@ -27,6 +27,7 @@ Store layout (partition: key -> data); keys are ``<facility>.<code>`` and the li
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,7 +57,8 @@ log = logging.getLogger(__name__)
 FINDINGS, SNOOZES, EVENTS, OUTBOX, DIGEST, META = "findings", "snoozes", "events", "outbox", "digest", "meta"
 OUTBOX_MAX_AGE = timedelta(days=7)
 EVENT_MEMORY = timedelta(days=120)
-MAX_FAILURE_LINES = 30  # de-duplication entries older than this are forgotten
+MAX_FAILURE_LINES = 30
+BURST = 10  # more notices than this for one channel in one run are bundled  # de-duplication entries older than this are forgotten
 
 
 class UnknownCode(MonitorError):
@@ -113,6 +115,10 @@ class Alerting:
                 else:
                     puts.append(StoredItem(FINDINGS, f"{app.facility}.{code}", state.as_dict()))
             failure_texts.extend(f"{app.facility}: {f.message}" for f in result.findings if f.code == "CHECK_FAILED")
+        configured = {app.facility for app in self.config.apps}
+        for facility, by_code in previous.items():  # an app removed from the configuration: forget it, silently
+            if facility not in configured:
+                deletes.extend(f"{facility}.{code}" for code in by_code)
         for facility, by_code in snoozes.items():  # forget snoozes that have ended
             deletes_snooze = [code for code, s in by_code.items() if s.until <= now]
             for code in deletes_snooze:
@@ -205,7 +211,7 @@ class Alerting:
                 else:
                     item = {"alert": alert.as_dict(), "channel": channel, "recipients": list(recipients)}
                     puts.append(StoredItem(DIGEST, Notice(channel, (alert,), recipients).id, item))
-        new = compose(at_once)
+        new = _bundled(at_once)
         # 2. and 3.: the outbox first, then the state; a crash in between repeats, never loses.
         await self.store.put(_outbox_items(new, now))
         if puts:
@@ -285,6 +291,16 @@ class Alerting:
                 report.sent.append(notice)
                 log.info("alert sent to %s: %s", target, notice.subject)
             log.error("alert channel %s is down: %s", name, why)
+
+
+def _bundled(routed: list[tuple[Alert, str, tuple[str, ...]]]) -> list[Notice]:
+    """One notice per alert, except where a run has more than BURST for one channel and
+    recipient list (a first run over hundreds of apps, a tenant-wide change): those go as
+    digest parts of 20, so a channel is not flooded (Teams allows about 100 a hour)."""
+    sizes = Counter((channel, recipients) for _, channel, recipients in routed)
+    single = [r for r in routed if sizes[(r[1], r[2])] <= BURST]
+    bulk = [r for r in routed if sizes[(r[1], r[2])] > BURST]
+    return compose(single) + compose_digest(bulk)
 
 
 def _outbox_items(notices: Sequence[Notice], now: datetime) -> list[StoredItem]:

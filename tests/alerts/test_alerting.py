@@ -212,3 +212,32 @@ def test_a_run_full_of_failures_is_one_operations_alert():
     run(alerting.after_check(results(cfg, **failed), START + timedelta(hours=24), ["tenant 72f988bf: Graph answered 403"]))
     assert len(ch["ops"].delivered) == 2
     assert ch["it"].delivered == [] and ch["acme-teams"].delivered == []  # nothing to the facilities
+
+
+def test_an_app_removed_from_the_configuration_is_forgotten_silently():
+    cfg, alerting, ch = make()
+    run(alerting.after_check(results(cfg, acme=[expiring(20)], harbor=[expiring(10)]), START))
+    sent = sum(len(c.delivered) for c in ch.values())
+    smaller = config()
+    smaller = type(smaller)(**{**smaller.__dict__, "apps": tuple(a for a in smaller.apps if a.facility != "harbor")})
+    alerting.config = smaller
+    run(alerting.after_check(results(smaller, acme=[expiring(19)]), START + timedelta(days=1)))
+    assert sum(len(c.delivered) for c in ch.values()) == sent  # no "resolved" for an app nobody watches any more
+    assert {i.key for i in run(alerting.store.list(FINDINGS))} == {"acme.SECRET_EXPIRING"}
+
+
+def test_a_burst_is_bundled_instead_of_flooding_a_channel():
+    codes = ["SECRET_MISSING", "LOGOUT_URL_MISSING", "REDIRECT_URI_MISSING", "ID_TOKENS_DISABLED", "ACCESS_TOKENS_DISABLED",
+             "SERVICE_PRINCIPAL_MISSING", "VAULT_SECRET_MISSING", "FACILITY_UNREACHABLE", "APP_ACCESS_DENIED", "LOGOUT_CALLBACK_UNREACHABLE"]
+    ten = [finding(code, f"{code} for harbor") for code in codes]
+    eleven = ten + [finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]
+    # ten for one channel in one run: one message each
+    cfg, alerting, ch = make()
+    run(alerting.after_check(results(cfg, harbor=ten), START))
+    assert [len(n.alerts) for n in ch["it"].delivered] == [1] * 10
+    # eleven: one bundle, worst first, every alert in it once
+    cfg, alerting, ch = make()
+    run(alerting.after_check(results(cfg, harbor=eleven), START))
+    (bundle,) = ch["it"].delivered
+    assert bundle.digest and len(bundle.alerts) == 11 and len({a.code for a in bundle.alerts}) == 11
+    assert bundle.alerts[-1].code == "NO_ASSIGNMENTS"  # the warning after the criticals
