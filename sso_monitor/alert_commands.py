@@ -65,3 +65,25 @@ def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, 
         return 3
     out.write(f"{facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
     return 0
+
+
+def send_rotation_alerts(config: MonitorConfig, events: list, now: datetime, state: Path, err: IO[str]) -> bool:
+    """A rotation's events (rotate, confirm) to the channels; False (after saying why) when not all went."""
+    from .schedule import alert_events
+    from .wiring import build_alerting
+
+    async def send() -> list[str]:
+        alerting = build_alerting(config, local_path=state)
+        try:
+            return await alert_events(config, events, now, alerting)
+        finally:
+            await alerting.aclose()
+
+    try:
+        problems = asyncio.run(send())
+    except MonitorError as exc:
+        err.write(f"sso-monitor: alerts not sent: {exc}\n")
+        return False
+    for problem in problems:
+        err.write(f"sso-monitor: {problem} (kept in {state} for the next run)\n")
+    return not problems

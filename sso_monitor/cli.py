@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--dry-run", action="store_true", help="print the plan; change nothing anywhere")
     rotate.add_argument("--force", action="store_true", help="rotate even if the current secret is not due")
     rotate.add_argument("--json", action="store_true")
+    rotate.add_argument("--alert", action="store_true", help="also send the rotation's events through the configured channels")
+    rotate.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
 
     status = commands.add_parser("status", help="the stage of each app's rotation")
     status.add_argument("--config")
@@ -51,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("facility")
     confirm.add_argument("--key-id", required=True, help="the new secret's keyId, as given in the handoff message")
     confirm.add_argument("--config")
+    confirm.add_argument("--alert", action="store_true", help="also send the completion through the configured channels")
+    confirm.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
 
     adopt = commands.add_parser("adopt", help="bring an existing hand-made secret under management")
     adopt.add_argument("facility")
@@ -94,17 +98,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace, config) -> int:
+    from .alert_commands import DEFAULT_STATE
+
+    # --alert (or an explicit --alert-state): send alerts, remembering what was said in that file
+    alert_state = (args.alert_state or DEFAULT_STATE) if getattr(args, "alert", False) or getattr(args, "alert_state", None) else None
     if args.command == "check":
-        from .alert_commands import DEFAULT_STATE
         from .checking import check_and_report
 
-        state = (args.alert_state or DEFAULT_STATE) if args.alert or args.alert_state else None
-        return check_and_report(config, facility=args.app, as_json=args.json, alert_state=state)
+        return check_and_report(config, facility=args.app, as_json=args.json, alert_state=alert_state)
     if args.command == "snooze":
         import getpass
         from datetime import datetime, timezone
 
-        from .alert_commands import DEFAULT_STATE, snooze_command
+        from .alert_commands import snooze_command
 
         return snooze_command(
             config, args.facility, args.code, args.until, reason=args.reason, who=f"cli:{getpass.getuser()}",
@@ -113,13 +119,13 @@ def _run_command(args: argparse.Namespace, config) -> int:
     from . import rotating
 
     if args.command == "rotate":
-        return rotating.rotate_command(config, args.facility, dry_run=args.dry_run, force=args.force, as_json=args.json)
+        return rotating.rotate_command(config, args.facility, dry_run=args.dry_run, force=args.force, as_json=args.json, alert_state=alert_state)
     if args.command == "status":
         return rotating.status_command(config, as_json=args.json)
     if args.command == "confirm":
         import getpass
 
-        return rotating.confirm_command(config, args.facility, args.key_id, f"cli:{getpass.getuser()}")
+        return rotating.confirm_command(config, args.facility, args.key_id, f"cli:{getpass.getuser()}", alert_state=alert_state)
     return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault)
 
 

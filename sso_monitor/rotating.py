@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import IO, Any
 
 from .config import AppConfig, MonitorConfig
@@ -57,7 +58,19 @@ def _print_result(result: RotationResult, notifier: Any, out: IO[str], as_json: 
         out.write(f"error: {result.error}\n")
 
 
-def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force: bool, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+def _alert(config: MonitorConfig, notifier: Any, alert_state: Path | None, err: IO[str]) -> bool:
+    """With --alert: the run's events to the channels (True when all went, or nothing to do)."""
+    events = list(getattr(notifier, "events", []))
+    if alert_state is None or not events:
+        return True
+    from datetime import datetime, timezone
+
+    from .alert_commands import send_rotation_alerts
+
+    return send_rotation_alerts(config, events, datetime.now(timezone.utc), alert_state, err)
+
+
+def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force: bool, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None, alert_state: Path | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
@@ -70,10 +83,11 @@ def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force
     if dry_run and not as_json:
         out.write(f"Dry run for {facility}: nothing was changed.\n")
     _print_result(result, notifier, out, as_json)
-    return EXIT_FAILED if result.error else EXIT_OK
+    alerted = dry_run or _alert(config, notifier, alert_state, err)
+    return EXIT_FAILED if result.error else EXIT_OK if alerted else EXIT_MONITOR_FAILED
 
 
-def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None, alert_state: Path | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
@@ -87,7 +101,7 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
     _print_result(result, notifier, out, False)
-    return EXIT_OK
+    return EXIT_OK if _alert(config, notifier, alert_state, err) else EXIT_MONITOR_FAILED
 
 
 def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, deps: RotationDeps | None = None) -> int:

@@ -24,6 +24,7 @@ def cli(sandbox, ids, tmp_path, monkeypatch):
     document, environ = monitor_document(sandbox, facilities=["acme"])
     document["channels"] = {"teams": {"type": "teams", "webhookSecretName": "teams-webhook"}}
     document["alerts"] = {"channels": ["teams"]}
+    document["verify"] = {"successes": 1, "intervalSeconds": 0}
     path = tmp_path / "apps.json"
     path.write_text(json.dumps(document))
     for key, value in environ.items():
@@ -91,3 +92,19 @@ def test_an_undelivered_alert_is_kept_and_fails_the_run(sandbox, ids, cli, capsy
     sandbox.world.webhooks[ids.webhook_id] = hook  # re-created
     assert main(["check", "--config", str(config), "--alert", "--alert-state", str(state)]) == 1
     assert len(cards(sandbox, ids)) == 1  # the kept notice, delivered once
+
+
+def test_rotate_and_confirm_alert_with_the_exact_steps(sandbox, ids, cli, capsys, monkeypatch):
+    config, state = cli
+    monkeypatch.setenv("HOME", str(state.parent))  # the local lease's lock files
+    assert main(["rotate", "acme", "--force", "--json", "--config", str(config), "--alert", "--alert-state", str(state)]) == 0
+    key_id = json.loads(capsys.readouterr().out)["keyId"]
+    texts = cards(sandbox, ids)
+    assert len(texts) == 2 and "rotation started" in texts[0] and f"sso-monitor confirm acme --key-id {key_id}" in texts[1]
+    world = sandbox.world
+    world.facility("acme").client_secret = next(v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == key_id)
+    assert main(["confirm", "acme", "--key-id", key_id, "--config", str(config), "--alert", "--alert-state", str(state)]) == 0
+    assert len(cards(sandbox, ids)) == 3 and "rotation completed" in cards(sandbox, ids)[2]
+    # a dry run says nothing
+    assert main(["rotate", "acme", "--force", "--dry-run", "--config", str(config), "--alert", "--alert-state", str(state)]) == 0
+    assert len(cards(sandbox, ids)) == 3
