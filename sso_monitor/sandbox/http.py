@@ -323,6 +323,9 @@ class SandboxServer(ThreadingHTTPServer):
         # or broken client never blocks the accept loop.
         try:
             request.settimeout(60)
+            # The handler writes the head and the body separately; with Nagle's algorithm the
+            # body would wait for the client's delayed ACK of the head (40 ms a response).
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             tls = self.ssl_context.wrap_socket(request, server_side=True)
         except (ssl.SSLError, OSError):
             return

@@ -8,7 +8,9 @@ deliberately broken ones: wrong key, expired, alg none).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
+import threading
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,10 +24,28 @@ def _b64url_uint(value: int) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+# Generating an RSA key takes about 50 ms, and the test suite starts a sandbox (two
+# keys) per test: keys come round-robin from a small per-process pool instead. Any
+# few keys taken in a row are distinct, so within one sandbox the trusted key, the
+# untrusted one and a rolled-over one never coincide; each gets its own kid.
+_POOL_SIZE = 6
+_pool: list[Any] = []
+_taken = itertools.count()
+_pool_lock = threading.Lock()
+
+
+def _private_key() -> Any:
+    with _pool_lock:
+        index = next(_taken) % _POOL_SIZE
+        while len(_pool) <= index:
+            _pool.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _pool[index]
+
+
 class SigningKey:
     def __init__(self, kid: str | None = None) -> None:
         self.kid = kid or base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
-        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.private_key = _private_key()
 
     def jwk(self) -> dict[str, Any]:
         numbers = self.private_key.public_key().public_numbers()

@@ -91,7 +91,7 @@ def test_rotate_then_confirm_through_the_api(api, ids):
     admin_token = token(api, ids, "SsoMonitor.Admin")
     response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=admin_token)
     result = json.loads(response.get_body())
-    assert response.status_code == 200 and result["stage"] == "awaiting-confirmation"
+    assert response.status_code == 200 and result["stage"] == "awaiting-confirmation", result
     key_id = result["key_id"]
     world = api.world
     world.facility("acme").client_secret = next(v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id).value
