@@ -201,6 +201,23 @@ def test_facility_page_and_logout_callback_answer(sandbox: Sandbox) -> None:
     assert logout == UrlCheck(LOGOUT, Reachability.OK, status=200)
 
 
+def test_checks_on_one_host_share_a_connection(sandbox: Sandbox) -> None:
+    """The logout callbacks of every facility live on SmartTrace's API host: one pooled
+    connection serves them, not a TLS handshake each."""
+
+    async def run() -> int:
+        prober = UrlProbe(config_for(sandbox))
+        try:
+            for _ in range(3):  # one after another: one connection is enough
+                assert (await prober.check(LOGOUT)).outcome == Reachability.OK
+            pools = prober._session.get_adapter(LOGOUT).poolmanager.pools
+            return sum(pools[key].num_connections for key in pools.keys())
+        finally:
+            await prober.aclose()
+
+    assert asyncio.run(run()) == 1
+
+
 def test_redirects_are_followed_over_https(sandbox: Sandbox) -> None:
     url = "https://api.smarttrace.ai/v1/auth/callback/azure/acme?code=abc"  # 302 to the facility page
     (result,) = check(config_for(sandbox), url)
