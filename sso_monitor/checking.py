@@ -23,9 +23,11 @@ def check_and_report(
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     alert_state: Path | None = None,
+    reports: list[CheckReport] | None = None,
 ) -> int:
     """``alert_state``: also send alerts through the configured channels, remembering
-    what was said in this file (de-duplication across runs)."""
+    what was said in this file (de-duplication across runs). ``reports``: the report
+    is appended there too (the demo goes on from it)."""
     out = out or sys.stdout
     err = err or sys.stderr
     apps = select_apps(config, facility)
@@ -34,6 +36,8 @@ def check_and_report(
         return EXIT_MONITOR_FAILED
     moment = now or datetime.now(timezone.utc)
     report = asyncio.run(_checked(config, apps, moment, err, show_progress=not as_json))
+    if reports is not None:
+        reports.append(report)
     if as_json:
         write_json(report, out)
     else:

@@ -434,7 +434,12 @@ class Rotator:
             f"Confirm: sso-monitor confirm {app.facility} --key-id {flight.key_id} (or POST /api/apps/{app.facility}/confirm).",
         ]
         if old is not None and old.end is not None:
-            steps.append(f"Before {stamp(old.end)}: the old secret {old.key_id} stops working then. The monitor removes it {app.rotation.grace_days} days after your confirmation.")
+            current = current_version(self.versions)
+            if current is not None and is_managed(current):
+                after = f"The monitor removes it {app.rotation.grace_days} days after your confirmation."
+            else:  # hands off what is not ours: a secret made by hand is never removed by the monitor
+                after = "It was made by hand, so the monitor leaves it alone: remove it under Certificates & secrets once sign-in works with the new one, or let it expire."
+            steps.append(f"Before {stamp(old.end)}: the old secret {old.key_id} stops working then. {after}")
         return steps
 
     async def _remind(self, flight: VaultVersion, registration: AppRegistration) -> None:
@@ -456,7 +461,7 @@ class Rotator:
 
     async def _finish(self, flight: VaultVersion) -> None:
         now = self.now()
-        self.say("finish", f"keyId {flight.key_id} becomes current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days)")
+        self.say("finish", f"keyId {flight.key_id} becomes current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
         if self.dry_run:
             return
         # Old to previous first: after a crash between the two, the flight is still

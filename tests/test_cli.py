@@ -80,7 +80,13 @@ def test_demo_table_for_people(capsys):
     assert alerts.startswith("Alerts: 7 Teams cards posted to the webhook 'sso-alerts'")
     assert "[critical] valley: client secret has expired: sign-in is broken" in alerts
     assert "[warning] summit: front-channel logout URL is not SmartTrace's callback for this facility" in alerts
-    assert "riverside" not in alerts  # healthy: nothing to say
+    assert "riverside" not in alerts.split("Rotation:")[0]  # healthy: nothing to say
+    # and a rotation with a manual handoff, confirmed, with its alerts
+    rotation = out[out.index("Rotation: "):]
+    assert rotation.startswith("Rotation: harbor's client secret is due.")
+    assert "sso-monitor confirm harbor --key-id" in rotation and "the monitor leaves it alone" in rotation  # made by hand: not ours to remove
+    assert "Alerts: 3 more Teams cards: [info] harbor: rotation started;" in rotation
+    assert "sign-in with the new secret works: yes." in rotation
 
 
 def test_check_with_a_bad_configuration_exits_3_and_runs_nothing(tmp_path, capsys, sandbox):

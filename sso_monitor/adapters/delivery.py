@@ -22,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NoReturn
@@ -169,6 +170,10 @@ def _certificate_failure(exc: BaseException) -> bool:
 # ---------------------------------------------------------------- pacing
 
 
+_SHARED: dict[Hashable, deque[float]] = {}  # posts answered, per shared key, clock and limit
+_SHARED_LOCK = threading.Lock()
+
+
 class RateLimiter:
     """At most ``limit`` posts per ``period`` seconds, one at a time.
 
@@ -176,10 +181,18 @@ class RateLimiter:
     it answered, so a slot freed by our clock is free by the server's too. ``margin``
     absorbs the rest (clock granularity, a server that rounds)."""
 
-    def __init__(self, limit: int, period: float, *, sleep: Sleep, monotonic: Callable[[], float], margin: float = 0.05) -> None:
+    def __init__(self, limit: int, period: float, *, sleep: Sleep, monotonic: Callable[[], float], margin: float = 0.05, shared: Hashable | None = None) -> None:
+        """``shared``: limiters built with the same key (and clock) in this process count
+        the same posts, so a second channel object for one webhook (the next run's, an
+        admin action's) does not start from zero. The lock stays per object: an asyncio
+        lock belongs to one event loop."""
         self.limit, self.period, self.margin = limit, period, margin
         self._sleep, self._monotonic = sleep, monotonic
-        self._answered: deque[float] = deque(maxlen=limit)
+        if shared is None:
+            self._answered: deque[float] = deque(maxlen=limit)
+        else:
+            with _SHARED_LOCK:
+                self._answered = _SHARED.setdefault((shared, monotonic, limit, period), deque(maxlen=limit))
         self._lock = asyncio.Lock()
 
     @asynccontextmanager

@@ -69,7 +69,8 @@ class TeamsChannel:
         self._secrets = secrets
         self._sleep = sleep
         self._policy = RetryPolicy(attempts=attempts)
-        self._limiter = RateLimiter(POSTS_PER_SECOND, 1.0, sleep=sleep, monotonic=monotonic)
+        # Teams counts per webhook: every channel object for this one in the process shares the count.
+        self._limiter = RateLimiter(POSTS_PER_SECOND, 1.0, sleep=sleep, monotonic=monotonic, shared=("teams", self.secret_name))
         network = config.network
         self._timeout = network.timeout_seconds
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies)
