@@ -241,7 +241,7 @@ async def _alert(config: MonitorConfig, alerting: Any, send: Any) -> list[str]:
 @dataclass
 class WorkOutcome:
     result: Any  # rotation.RotationResult
-    events: list[Any]  # rotation.RotationEvent, for the alert channels (issue 6)
+    events: list[Any]  # rotation.RotationEvent: the worker sends them to the alert channels
     failure: BaseException | None = None  # what stopped the run, if anything
 
     @property
