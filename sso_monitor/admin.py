@@ -124,7 +124,7 @@ class AdminService:
         return asdict(result)
 
     async def snooze(self, facility: str, code: str, until: datetime, who: str, reason: str, now: datetime) -> dict[str, Any]:
-        from .wiring import build_alerting
+        from .wiring import opened_alerting
 
         self.app(facility)
         storage = self.config.storage
@@ -136,11 +136,8 @@ class AdminService:
             raise InvalidSnooze("until must be in the future")
         if until - now > MAX_SNOOZE:
             raise InvalidSnooze(f"a snooze lasts at most {MAX_SNOOZE.days} days")
-        alerting = build_alerting(self.config)
-        try:
+        async with opened_alerting(self.config) as alerting:
             snooze = await alerting.snooze(facility, code, until, who, reason)
-        finally:
-            await alerting.aclose()
         return snooze.as_dict()
 
     async def _alert(self, events: list[Any]) -> dict[str, int]:
@@ -148,14 +145,12 @@ class AdminService:
         (the action itself succeeded, and the outbox keeps what was not delivered)."""
         if not events:
             return {"sent": 0, "undelivered": 0}
-        from .wiring import build_alerting
+        from .wiring import opened_alerting
 
-        alerting = build_alerting(self.config)
         try:
-            report = await alerting.rotation_events(events, self.clock.now())
+            async with opened_alerting(self.config) as alerting:
+                report = await alerting.rotation_events(events, self.clock.now())
         except MonitorError as exc:
             log.error("admin: alerts for %s not sent: %s", events[0].facility, exc)
             return {"sent": 0, "undelivered": len(events)}
-        finally:
-            await alerting.aclose()
         return {"sent": len(report.sent), "undelivered": len(report.undelivered) + len(report.dropped)}

@@ -218,9 +218,10 @@ class Alerting:
             await self.store.put(puts)
         for partition, key in deletes:
             await self.store.delete(partition, key)
-        meta = await self.store.get(META, "digest")
-        if digest_due(meta.data.get("day") if meta else None, now, policy):
-            await self._queue_digest(now)
+        if policy.digest:  # the day of the last digest is read only when there are digests
+            meta = await self.store.get(META, "digest")
+            if digest_due(meta.data.get("day") if meta else None, now, policy):
+                await self._queue_digest(now)
         await self._deliver(now, report)
         return report
 

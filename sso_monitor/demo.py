@@ -82,27 +82,12 @@ def _print_alerts(sandbox: Sandbox, webhook: str) -> None:
         print(f"  and {len(mail)} email{'' if len(mail) == 1 else 's'} to operations: " + "; ".join(m.subject for m in mail))
 
 
-class _SimulatedClock:
-    """The rotation's clock on the sandbox's time: a wait advances the sandbox clock."""
-
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.world = sandbox.world
-
-    def now(self) -> Any:
-        return self.world.now()
-
-    async def sleep(self, seconds: float) -> None:
-        import asyncio
-
-        self.world.clock.advance(seconds=seconds)
-        await asyncio.sleep(0)
-
-
 def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webhook: str | None) -> None:
     """Rotate the first app the check found expiring, with a manual handoff, end to end."""
     import asyncio
 
     from .adapters.lease import LocalLease
+    from .sandbox.clock import SimulatedClock
     from .rotating import settings_from
     from .rotation import MemoryNotifier, Rotator
     from .wiring import build_rotation_deps
@@ -116,7 +101,7 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
 
     async def rotate_then_confirm() -> tuple[Any, Any, list[Any]]:
         notifier = MemoryNotifier()
-        deps = build_rotation_deps(config, notifier=notifier, lease=LocalLease(state / "locks"), clock=_SimulatedClock(sandbox))
+        deps = build_rotation_deps(config, notifier=notifier, lease=LocalLease(state / "locks"), clock=SimulatedClock(world))
         try:
             settings = settings_from(config)
             rotated = await Rotator(app, deps, settings).run()

@@ -226,13 +226,10 @@ async def _alert(config: MonitorConfig, alerting: Any, send: Any) -> list[str]:
     """Run ``send`` on the given alerting, or on one built (and closed) here."""
     if alerting is not None:
         return await send(alerting)
-    from .wiring import build_alerting
+    from .wiring import opened_alerting
 
-    alerting = build_alerting(config)
-    try:
-        return await send(alerting)
-    finally:
-        await alerting.aclose()
+    async with opened_alerting(config) as built:
+        return await send(built)
 
 
 # ---------------------------------------------------------------- the worker's run

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from .config import MonitorConfig
 from .ports import Adapters
 
@@ -40,6 +44,16 @@ def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clo
         clock=clock or SystemClock(),
         vault_url=config.vault_url,
     )
+
+
+@asynccontextmanager
+async def opened_alerting(config: MonitorConfig, **options: Any) -> AsyncIterator[Any]:
+    """``build_alerting(config, **options)``, closed on the way out."""
+    alerting = build_alerting(config, **options)
+    try:
+        yield alerting
+    finally:
+        await alerting.aclose()
 
 
 def build_alerting(config: MonitorConfig, *, store=None, local_path=None, sleep=None):

@@ -14,6 +14,8 @@ from typing import Any
 
 import azure.functions as func
 
+from . import PerProcess
+
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ class BadRequest(Exception):
 
 
 class _State:
-    """Built once per worker process from the app settings; `reset()` for tests."""
+    """The admin service and the token validator, built once per worker process."""
 
     def __init__(self) -> None:
         from ..admin import AdminService
@@ -55,19 +57,9 @@ class _State:
         )
 
 
-_state: _State | None = None
-
-
-def reset() -> None:
-    global _state
-    _state = None
-
-
-def _get_state() -> _State:
-    global _state
-    if _state is None:
-        _state = _State()
-    return _state
+_state = PerProcess(_State)
+reset = _state.reset
+_get_state = _state.get
 
 
 def _json(status: int, payload: Any) -> func.HttpResponse:

@@ -16,8 +16,11 @@ import asyncio
 import logging
 import re
 from datetime import datetime, timezone
+from typing import Any
 
 import azure.functions as func
+
+from . import PerProcess
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -29,28 +32,14 @@ POISON_QUEUE = "sso-monitor-work-poison"
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class _State:
-    """Built once per worker process from the app settings; `reset()` for tests."""
+def _load_config() -> Any:
+    from ..config import load_config
 
-    def __init__(self) -> None:
-        from ..config import load_config
-
-        self.config = load_config()
+    return load_config()
 
 
-_state: _State | None = None
-
-
-def reset() -> None:
-    global _state
-    _state = None
-
-
-def _get_state() -> _State:
-    global _state
-    if _state is None:
-        _state = _State()
-    return _state
+_config = PerProcess(_load_config)  # from the app settings, once per worker process
+reset = _config.reset
 
 
 def _now() -> datetime:
@@ -69,7 +58,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
-    config = _get_state().config
+    config = _config.get()
     now = _now()
     plan = await scheduled_check(config, now)
     queued, failures = await asyncio.to_thread(enqueue, config, plan.work)
@@ -100,7 +89,7 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
         # Retrying cannot help a malformed message: drop it, loudly.
         log.error("rotation worker: dropped message %s: %s", msg.id, exc)
         return
-    config = _get_state().config
+    config = _config.get()
     app = config.app(item.facility)
     if app is None:
         log.error("rotation worker: dropped message %s: no app for facility %r in the configuration", msg.id, _printable(item.facility))
@@ -141,7 +130,7 @@ async def poison_alert(msg: func.QueueMessage) -> None:
     log.error("alert: %s", text)
     # The log line above stands even when the configuration is what fails to load.
     try:
-        problems = await alert_failures(_get_state().config, [text], _now())
+        problems = await alert_failures(_config.get(), [text], _now())
     except MonitorError as exc:
         log.error("poison queue: not sent to the operations channels: %s", exc)
         return

@@ -7,8 +7,25 @@ a test can move the whole simulated cloud forward without patching datetime.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Any
+
+
+class SimulatedClock:
+    """The rotation's clock on a sandbox world's time: a wait advances the world's
+    clock instead of passing, so propagation delays cost no real seconds."""
+
+    def __init__(self, world: Any) -> None:
+        self.world = world
+
+    def now(self) -> datetime:
+        return self.world.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self.world.clock.advance(seconds=seconds)
+        await asyncio.sleep(0)
 
 
 class Clock:

@@ -1,6 +1,6 @@
 """Running the rotation against the sandbox, with the sandbox's clock.
 
-``SandboxClock`` makes the protocol's waits move the simulated cloud's time,
+``SandboxClock`` (sso_monitor.sandbox.clock.SimulatedClock) makes the protocol's waits move the simulated cloud's time,
 so propagation delays and verify deadlines cost no real seconds.
 """
 
@@ -8,30 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.rotation import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator
 from sso_monitor.sandbox import Sandbox, World
+from sso_monitor.sandbox.clock import SimulatedClock as SandboxClock
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.wiring import build_rotation_deps
 
 HANDOFF_TOKEN_SECRET = "smarttrace-acme-handoff-token"
 FAST = RotationSettings(verify_successes=3, verify_interval=5.0, verify_deadline=120.0)
-
-
-class SandboxClock:
-    def __init__(self, world: World) -> None:
-        self.world = world
-
-    def now(self) -> datetime:
-        return self.world.now()
-
-    async def sleep(self, seconds: float) -> None:
-        self.world.clock.advance(seconds=seconds)
-        await asyncio.sleep(0)
 
 
 def config_for(sandbox: Sandbox, *, handoff: str = "manual", **rotation: Any) -> MonitorConfig:
