@@ -193,6 +193,13 @@ class MonitorConfig:
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     admin_api: AdminApiConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
+    # The vault of the monitor's own setting secrets (webhook URLs, SMTP passwords,
+    # handoff tokens), read only; None: the same vault as the facility secrets.
+    settings_vault: str | None = None
+
+    @property
+    def settings_vault_url(self) -> str:
+        return self.settings_vault or self.vault_url
 
     def identity_for(self, tenant_id: str) -> IdentityConfig:
         return self.identities.get(tenant_id.lower()) or self.identities.get("*") or IdentityConfig()
@@ -236,7 +243,7 @@ def parse_config(document: Any, environ: Mapping[str, str] | None = None) -> Mon
     return config
 
 
-_TOP_KEYS = {"$schema", "vaultUrl", "homeTenantId", "identities", "cloud", "network", "channels", "alerts", "defaults", "apps", "verify", "adminApi"}
+_TOP_KEYS = {"$schema", "vaultUrl", "settingsVaultUrl", "homeTenantId", "identities", "cloud", "network", "channels", "alerts", "defaults", "apps", "verify", "adminApi"}
 _APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts", "alertChannels"}
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
@@ -311,6 +318,7 @@ class _Validator:
             return None
         self.unknown(data, _TOP_KEYS, "")
         vault_url = self.https_url(data, "vaultUrl", "", required=True)
+        settings_vault = self.https_url(data, "settingsVaultUrl", "")
         home = self.string(data, "homeTenantId", "", pattern=_GUID, what="a tenant id (GUID)")
         cloud = self.cloud(self.mapping(data, "cloud", ""))
         network = self.network(self.mapping(data, "network", ""))
@@ -345,6 +353,7 @@ class _Validator:
         return MonitorConfig(
             apps=tuple(apps),
             vault_url=vault_url,
+            settings_vault=settings_vault,
             home_tenant_id=home_tenant,
             identities=identities,
             cloud=cloud,

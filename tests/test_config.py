@@ -45,6 +45,15 @@ def test_defaults_apply_and_apps_override_field_by_field():
     assert config.identity_for(T2).kind == "default"
 
 
+def test_settings_vault_defaults_to_the_facility_vault():
+    assert parse_config(BASE, environ={}).settings_vault_url == BASE["vaultUrl"]
+    split = parse_config({**BASE, "settingsVaultUrl": "https://kv-sso-settings.vault.azure.net"}, environ={})
+    assert split.vault_url == BASE["vaultUrl"]
+    assert split.settings_vault_url == "https://kv-sso-settings.vault.azure.net"
+    with pytest.raises(ConfigError, match="settingsVaultUrl"):
+        parse_config({**BASE, "settingsVaultUrl": "http://kv.example"}, environ={})
+
+
 def test_sovereign_cloud_scope_follows_the_graph_host():
     config = parse_config({**BASE, "cloud": {"graphEndpoint": "https://graph.microsoft.us/v1.0", "authority": "https://login.microsoftonline.us"}}, environ={})
     assert config.cloud.graph_scope == "https://graph.microsoft.us/.default"

@@ -51,7 +51,7 @@ def is_azure_vault_host(vault_url: str) -> bool:
     return any(host.endswith(suffix) for suffix in AZURE_VAULT_SUFFIXES)
 
 
-def secret_client_options(config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
+def secret_client_options(config: MonitorConfig, vault_url: str, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
     """SecretClient keyword options from the settings (the reader's and the writer's)."""
     timeout = config.network.timeout_seconds
     options: dict[str, Any] = {
@@ -63,7 +63,7 @@ def secret_client_options(config: MonitorConfig, *, retry_total: int = DEFAULT_R
         "read_timeout": timeout,
         "use_env_settings": config.network.use_env_proxies,
     }
-    if not is_azure_vault_host(config.vault_url):
+    if not is_azure_vault_host(vault_url):
         options["verify_challenge_resource"] = False
     if config.network.ca_bundle:
         options["connection_verify"] = config.network.ca_bundle
@@ -72,17 +72,17 @@ def secret_client_options(config: MonitorConfig, *, retry_total: int = DEFAULT_R
 
 
 class KeyVaultReader:
-    """VaultReader on one vault (``config.vault_url``) with the home tenant's identity.
+    """VaultReader on one vault (``config.vault_url``, or ``vault_url``) with the home tenant's identity.
 
     ``retry_total`` and ``retry_backoff_factor`` bound azure-core's retries
     (a permanent 503 returns after them); each request's connect and read
     timeouts are ``config.network.timeout_seconds``.
     """
 
-    def __init__(self, config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
-        self.vault_url = config.vault_url
+    def __init__(self, config: MonitorConfig, *, vault_url: str | None = None, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
+        self.vault_url = vault_url or config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
-        self._client = SecretClient(config.vault_url, self._credential, **secret_client_options(config, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
+        self._client = SecretClient(self.vault_url, self._credential, **secret_client_options(config, self.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
         self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
     async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:

@@ -31,6 +31,7 @@ from ..models import Problem, SecretValue
 from ..rotation_ports import VaultVersion
 from .identity import credential_for
 from .keyvault import DEFAULT_RETRY_TOTAL, failure_from, secret_client_options
+from .secrets import KeyVaultSecretSource
 from .threads import BlockingPool
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,10 @@ class KeyVaultWriter:
     def __init__(self, config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
         self.vault_url = config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
-        self._client = SecretClient(config.vault_url, self._credential, **secret_client_options(config, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
+        self._client = SecretClient(config.vault_url, self._credential, **secret_client_options(config, config.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
         self._pool = BlockingPool(config.network.concurrency, "keyvault-writer")
+        # Handoff tokens live in the settings vault, which the monitor may only read.
+        self._settings = KeyVaultSecretSource(config)
 
     # ---- the port
 
@@ -62,9 +65,10 @@ class KeyVaultWriter:
         await self._pool.run(self._set_tags, name, version, dict(tags), enabled)
 
     async def read_secret(self, name: str) -> SecretValue:
-        return await self._pool.run(self._value, name, None)
+        return await self._settings.secret(name)
 
     async def aclose(self) -> None:
+        await self._settings.aclose()
         await self._pool.run(self._close)
         self._pool.close()
 

@@ -1,4 +1,5 @@
-"""SecretSource on Key Vault: the channel adapters' webhook URLs and SMTP passwords.
+"""SecretSource on Key Vault: the channel adapters' webhook URLs and SMTP passwords,
+and the handoff tokens, from the settings vault (``settingsVaultUrl``, read only).
 
 A thin layer over KeyVaultReader (the same SDK client, identity and bounded
 retries as the checks), reading the current version only. A ReadFailure
@@ -18,7 +19,7 @@ _ERRORS: dict[Problem, type[ExternalError]] = {Problem.NOT_FOUND: NotFound, Prob
 
 class KeyVaultSecretSource:
     def __init__(self, config: MonitorConfig, *, reader: KeyVaultReader | None = None) -> None:
-        self._reader = reader or KeyVaultReader(config)
+        self._reader = reader or KeyVaultReader(config, vault_url=config.settings_vault_url)
 
     async def secret(self, name: str) -> SecretValue:
         result = await self._reader.read(name, with_history=False)

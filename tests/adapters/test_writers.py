@@ -207,17 +207,20 @@ def test_add_version_is_listed_last_with_its_tags_and_value(sandbox: Sandbox, id
     value = SecretValue("kv-writer-test-value-1")
     tags = {"stage": "pending", "keyId": "6a1d2c1e-0f4b-4c55-9a8e-0b9d5c3f2e11", "rotation": "r-test"}
 
+    token = world.set_secret(world.vault(ids.vault_name), "handoff-token", "kv-writer-token-value-1")
+
     async def body(writer: KeyVaultWriter) -> tuple[Any, ...]:
         added = await writer.add_version(ids.vault_secret_name, value, tags=tags, expires=expires)
-        return added, await writer.versions(ids.vault_secret_name), await writer.value(ids.vault_secret_name, added.version), await writer.read_secret(ids.vault_secret_name)
+        return added, await writer.versions(ids.vault_secret_name), await writer.value(ids.vault_secret_name, added.version), await writer.read_secret("handoff-token")
 
-    added, versions, read_back, latest = with_adapter(KeyVaultWriter, sandbox, body)
+    added, versions, read_back, setting = with_adapter(KeyVaultWriter, sandbox, body)
     assert [v.version for v in versions] == [v.version for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions]
     assert versions[-1] == added and len(versions) == 2
     assert added.tags == tags and added.stage == "pending" and added.key_id == tags["keyId"] and added.enabled
     assert added.expires is not None and abs(added.expires - expires) < timedelta(seconds=1)
     assert versions[0].stage == "current" and versions[0].key_id == ids.smarttrace_key_id
-    assert read_back == value == latest
+    assert read_back == value
+    assert setting.reveal() == token.value  # a setting secret (here in the same vault: no settingsVaultUrl)
 
 
 def test_set_tags_replaces_the_tags_and_can_disable(sandbox: Sandbox, ids: StandardIds) -> None:
