@@ -7,6 +7,7 @@ Finding with a stable code (see findings.CODES and docs/checks.md).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -67,6 +68,55 @@ def _same_url(a: str, b: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """What an AADSTS refusal that is not about the secret means for SmartTrace's sign-in."""
+
+    severity: Severity
+    meaning: str
+    fix: str
+
+
+# Entra's refusals of a token request that a new secret would not cure
+# (learn.microsoft.com/entra/identity-platform/reference-error-codes). None of
+# them may lead to a rotation: the fix is in the tenant, not in the secret.
+REFUSALS: dict[str, Refusal] = {
+    "AADSTS700016": Refusal(
+        Severity.CRITICAL,
+        "Entra does not find the app in this tenant (UnauthorizedClient_DoesNotMatchRequest)",
+        "Check the tenant id and the cloud in the monitor's configuration and on SmartTrace's Integrations page against the app registration's Overview; "
+        "an app created minutes ago may not have replicated yet (the next run retries).",
+    ),
+    "AADSTS7000112": Refusal(
+        Severity.CRITICAL,
+        "the application is disabled (UnauthorizedClientApplicationDisabled): nobody can sign in",
+        "Entra admin center > Enterprise applications > SmartTrace > Properties: Enabled for users to sign-in? Yes, Save. "
+        "If Microsoft disabled the app (disabledByMicrosoftStatus), contact Microsoft support.",
+    ),
+    "AADSTS7000229": Refusal(
+        Severity.CRITICAL,
+        "the app has no service principal (enterprise application) in this tenant",
+        "Create it: az ad sp create --id APP_ID, or open the app registration once as an administrator.",
+    ),
+    "AADSTS53003": Refusal(
+        Severity.WARNING,
+        "a Conditional Access policy for workload identities blocks the app's own token requests; "
+        "users signing in to SmartTrace are not affected, but the monitor cannot test the secret",
+        "Exclude this app from the Conditional Access policy for workload identities, or accept that the secret is not tested "
+        "(sign-ins through SmartTrace still show whether it works).",
+    ),
+}
+UNKNOWN_REFUSAL = Refusal(
+    Severity.WARNING,
+    "Entra refused the token request for a reason that is not the secret",
+    "Look the code up at https://login.microsoftonline.com/error?code=NUMBER; a new secret would be refused the same way, so the monitor does not rotate for it.",
+)
+
+
+def refusal(code: str | None) -> Refusal:
+    return REFUSALS.get(code or "", UNKNOWN_REFUSAL)
+
+
 def _failed(what: str, failure: ReadFailure) -> Finding:
     return finding("CHECK_FAILED", f"{what}: {failure.detail}", step=what)
 
@@ -83,6 +133,40 @@ def check_app_lookup(config: AppConfig, obs: AppObservation) -> list[Finding]:
     if failure.problem is Problem.ACCESS_DENIED:
         return [finding("APP_ACCESS_DENIED", f"The monitor may not read app {config.app_id}: {failure.detail}", app_id=config.app_id)]
     return [_failed("reading the app registration", failure)]
+
+
+def owner_add_fix(app_id: str, monitor_object_id: str) -> str:
+    """The exact commands that make the monitor an owner (the Entra admin center adds
+    only users as owners, not service principals, so no text sends people there)."""
+    return (
+        f"Make the monitor's service principal ({monitor_object_id}) an owner of app {app_id}: "
+        f"az ad app owner add --id {app_id} --owner-object-id {monitor_object_id} "
+        f"(or Graph: POST /applications(appId='{app_id}')/owners/$ref with "
+        f'{{"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/{monitor_object_id}"}}). '
+        "Existing owners stay; with Application.ReadWrite.OwnedBy the monitor can renew only the secrets of apps it owns."
+    )
+
+
+def check_ownership(config: AppConfig, obs: AppObservation) -> list[Finding]:
+    if obs.ownership_failure is not None:
+        if obs.ownership_failure.problem is Problem.NOT_FOUND:
+            return []  # the app itself is missing: APP_NOT_FOUND says so
+        return [_failed("reading the app's owners", obs.ownership_failure)]
+    ownership = obs.ownership
+    if ownership is None or ownership.monitor_owns is not False:
+        return []
+    rotates = config.rotation.mode == "auto"
+    return [
+        finding(
+            "MONITOR_NOT_OWNER",
+            f"The monitor's service principal {ownership.monitor_object_id} is not an owner of app {config.app_id}"
+            + (": it cannot renew the client secret before it expires." if rotates else " (notify-only: it can still watch the app)."),
+            severity=Severity.CRITICAL if rotates else Severity.WARNING,
+            fix=owner_add_fix(config.app_id, ownership.monitor_object_id),
+            app_id=config.app_id,
+            monitor_object_id=ownership.monitor_object_id,
+        )
+    ]
 
 
 def check_secrets(config: AppConfig, obs: AppObservation, now: datetime) -> list[Finding]:
@@ -171,6 +255,17 @@ def check_vault(config: AppConfig, obs: AppObservation) -> list[Finding]:
     if probe is not None:
         if probe.outcome is ProbeOutcome.REJECTED:
             results.append(finding("VAULT_SECRET_REJECTED", f"Entra refuses the secret in Key Vault secret {secret.name} ({probe.code or 'rejected'}).", secret_name=secret.name, reason=probe.code))
+        elif probe.outcome is ProbeOutcome.REFUSED:
+            why = refusal(probe.code)
+            results.append(
+                finding(
+                    "TOKEN_REQUEST_REFUSED",
+                    f"Entra refuses app {config.app_id}'s token requests ({probe.code or 'no code'}): {why.meaning}.",
+                    severity=why.severity,
+                    fix=why.fix.replace("APP_ID", config.app_id).replace("NUMBER", (probe.code or "").removeprefix("AADSTS")),
+                    reason=probe.code,
+                )
+            )
         elif probe.outcome is ProbeOutcome.ERROR:
             results.append(finding("CHECK_FAILED", f"testing the Key Vault secret at Entra: {probe.detail}", step="token probe"))
     return results
@@ -238,6 +333,7 @@ def evaluate(config: AppConfig, obs: AppObservation, now: datetime) -> list[Find
     """Every finding for one app, in a stable order."""
     results = check_app_lookup(config, obs)
     if obs.app is not None:
+        results += check_ownership(config, obs)
         results += check_secrets(config, obs, now)
         results += check_web(config, obs)
         results += check_orphans(config, obs, now)

@@ -36,8 +36,13 @@ CODES: dict[str, CodeInfo] = {
     ),
     "APP_ACCESS_DENIED": CodeInfo(
         Severity.CRITICAL,
-        "The app registration exists but the monitor may not read or manage it.",
-        f"{APP_PORTAL} > Owners: add the monitor's managed identity as an owner (it holds Application.ReadWrite.OwnedBy only).",
+        "Graph refused to let the monitor read the app: its identity has no Graph permission in this tenant (admin consent missing) or is the wrong identity for the tenant.",
+        "Grant the monitor's identity Application.ReadWrite.OwnedBy in this tenant with admin consent (infra/ does it for the home tenant; another tenant needs the multi-tenant app consented there, see docs/deploy.md), and check the tenant id and the identities section of the configuration.",
+    ),
+    "MONITOR_NOT_OWNER": CodeInfo(
+        Severity.CRITICAL,
+        "The monitor's service principal is not an owner of the app, so it cannot renew its client secret (Application.ReadWrite.OwnedBy writes only to owned apps). Critical when the app is set to rotate, a warning in notify-only mode.",
+        "az ad app owner add --id APP_ID --owner-object-id MONITOR_OBJECT_ID (the finding names both ids; the Entra admin center cannot add a service principal as an owner).",
     ),
     "SECRET_MISSING": CodeInfo(
         Severity.CRITICAL,
@@ -76,8 +81,13 @@ CODES: dict[str, CodeInfo] = {
     ),
     "VAULT_SECRET_REJECTED": CodeInfo(
         Severity.CRITICAL,
-        "Entra refuses the client secret held in Key Vault (a token request with it fails).",
+        "Entra refuses the client secret held in Key Vault as wrong (AADSTS7000215) or expired (AADSTS7000222).",
         "If SmartTrace holds the same value, sign-in is broken: rotate now (sso-monitor rotate FACILITY --force) and paste the new Value into SmartTrace (Integrations > Azure Active Directory > pencil > Client secret).",
+    ),
+    "TOKEN_REQUEST_REFUSED": CodeInfo(
+        Severity.CRITICAL,
+        "Entra refuses the app's token requests for a reason that is not the secret: AADSTS700016 (app not in the tenant), 7000112 (app disabled), 7000229 (no service principal), 53003 (Conditional Access for workload identities, a warning: user sign-in is unaffected) or a code the monitor does not know (a warning). A new secret would be refused the same way, so the monitor never rotates for these.",
+        "The finding's fix names the cause for its code; look any code up at https://login.microsoftonline.com/error?code=NUMBER.",
     ),
     "VAULT_EXPIRY_MISMATCH": CodeInfo(
         Severity.WARNING,

@@ -74,6 +74,26 @@ class ServicePrincipalInfo:
 
 
 @dataclass(frozen=True)
+class Ownership:
+    """Whether the monitor's own service principal is among an app's owners.
+
+    With Application.ReadWrite.OwnedBy the monitor reads every app but may write
+    only those it owns, so ownership is read from ``owners``, never inferred
+    from a refused write."""
+
+    monitor_object_id: str  # the monitor's service principal in this tenant
+    owner_ids: frozenset[str]  # lower-case object ids of the owners read
+    complete: bool = True  # False: more pages of owners were not read
+
+    @property
+    def monitor_owns(self) -> bool | None:
+        """True or False; None when an unread page could still name the monitor."""
+        if self.monitor_object_id.lower() in self.owner_ids:
+            return True
+        return False if self.complete else None
+
+
+@dataclass(frozen=True)
 class PasswordPolicy:
     """The tenant's default app management policy for password lifetimes."""
 
@@ -123,8 +143,9 @@ class UrlCheck:
 
 class ProbeOutcome(str, Enum):
     WORKS = "works"
-    REJECTED = "rejected"  # Entra refused the secret (AADSTS code in detail)
-    ERROR = "error"  # the probe itself failed (network, Entra down)
+    REJECTED = "rejected"  # Entra refused the secret itself: wrong or expired (7000215, 7000222)
+    REFUSED = "refused"  # Entra refused the app for another reason (disabled, no SP, Conditional Access...)
+    ERROR = "error"  # the probe itself failed (network, Entra down, our own settings)
 
 
 @dataclass(frozen=True)
@@ -156,6 +177,8 @@ class AppObservation:
     app_failure: ReadFailure | None = None
     service_principal: ServicePrincipalInfo | None = None
     service_principal_failure: ReadFailure | None = None
+    ownership: Ownership | None = None
+    ownership_failure: ReadFailure | None = None
     policy: PasswordPolicy | None = None
     vault_secret: VaultSecretInfo | None = None
     vault_failure: ReadFailure | None = None

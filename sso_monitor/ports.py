@@ -14,6 +14,7 @@ from typing import Protocol
 
 from .models import (
     AppRegistration,
+    Ownership,
     PasswordPolicy,
     ReadFailure,
     SecretProbe,
@@ -30,6 +31,7 @@ class DirectorySnapshot:
 
     apps: dict[str, AppRegistration | ReadFailure] = field(default_factory=dict)  # by lower-case appId
     service_principals: dict[str, ServicePrincipalInfo | ReadFailure] = field(default_factory=dict)  # by lower-case appId
+    owners: dict[str, Ownership | ReadFailure] = field(default_factory=dict)  # by lower-case appId; empty: not read
     policy: PasswordPolicy | ReadFailure | None = None
 
 
@@ -37,8 +39,9 @@ class DirectoryReader(Protocol):
     """Graph reads for the health checks, batched by the implementation."""
 
     async def snapshot(self, tenant_id: str, app_ids: Sequence[str]) -> DirectorySnapshot:
-        """Apps (with credentials and web settings), their service principals with an
-        assignment count, and the tenant's password policy. Never raises for one
+        """Apps (with credentials and web settings), their owners against the monitor's
+        own service principal, their service principals with an assignment count, and
+        the tenant's password policy. Never raises for one
         app's problem; a failure that stops the whole tenant raises ExternalError."""
         ...
 

@@ -46,8 +46,13 @@ from .rotation_state import (
     orphans,
     retirable,
     rotation_due,
+    may_abandon,
+    missing_too_long,
     stale_copies,
     stamp,
+    stored_stamp,
+    STORED_AT,
+    UNSEEN_WINDOW,
 )
 
 log = logging.getLogger(__name__)
@@ -233,9 +238,7 @@ class Rotator:
         flight = in_flight(self.versions)
         secret: SecretValue | None = None
         if flight is not None and flight.key_id not in {c.key_id.lower() for c in registration.password_credentials}:
-            await self._retag(flight, stage=ABANDONED, abandonedAt=stamp(self.now()))
-            self.say("resume", f"the credential {flight.key_id} of the unfinished rotation is gone; abandoned it")
-            flight = None
+            flight = await self._unseen(flight)
         if flight is None:
             current = current_version(self.versions)
             credential = _credential(registration, current.key_id if current else None)
@@ -283,6 +286,33 @@ class Rotator:
             await self._finish(flight)
             return
         self.result.stage = flight.stage or "idle"
+
+    # ---- a rotation's credential that the read of the app did not show
+
+    async def _unseen(self, flight: VaultVersion) -> VaultVersion | None:
+        """Graph's reads lag its writes: one read without the credential proves nothing
+        while it is young. Abandon only past the window, and then for real: remove the
+        credential (it may still exist) and disable the version, in one step."""
+        if not missing_too_long(flight, self.now()):
+            self.say("resume", f"credential {flight.key_id} is not in Graph's answer yet (reads lag writes); going on")
+            return flight
+        if not may_abandon(flight, self.now()):
+            self.say("resume", f"credential {flight.key_id} is gone from the app, and SmartTrace may hold it ({flight.stage}): a person must look")
+            await self._notify(
+                "failed",
+                f"The new client secret {flight.key_id} of {self.app.facility} ({flight.stage}) is not on the app registration: "
+                "if SmartTrace holds it, sign-in fails. Check Certificates & secrets; if it was deleted, run a forced rotation and paste the new secret.",
+                key_id=flight.key_id,
+            )
+            return flight
+        self.say("resume", f"credential {flight.key_id} of the unfinished rotation has been missing for over {UNSEEN_WINDOW}; abandon it")
+        if self.dry_run:
+            return None
+        assert flight.key_id
+        self._still_ours()
+        await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, flight.key_id)
+        await self._retag(flight, stage=ABANDONED, abandonedAt=stamp(self.now()), enabled=False)
+        return None
 
     # ---- stale copies: a retried store wrote the same keyId twice
 
@@ -339,7 +369,7 @@ class Rotator:
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
         self._still_ours()
         new = await self._create(name, end, policy)
-        tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now)}
+        tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
         try:
             version = await self.deps.vault.add_version(app.vault_secret_name, new.secret, tags=tags, expires=new.end)
         except ExternalError as exc:
@@ -388,6 +418,11 @@ class Rotator:
         while True:
             attempts += 1
             probe = await self.deps.probe.probe(self.app.tenant_id, self.app.app_id, secret)
+            if probe.outcome is ProbeOutcome.REFUSED:
+                # Not the secret (app disabled, no service principal, Conditional Access):
+                # waiting for propagation cannot help; the next run tries again.
+                self.say("verify", f"Entra refuses app {self.app.app_id} itself ({probe.code}), not the new secret; not handing it on, the next run tries again")
+                return False
             streak = streak + 1 if probe.outcome is ProbeOutcome.WORKS else 0
             if streak >= settings.verify_successes:
                 self.say("verify", f"keyId {flight.key_id} worked {streak} times in a row ({attempts} attempts)")
@@ -549,7 +584,7 @@ async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, k
         if probe.outcome is not ProbeOutcome.WORKS:
             raise RotationFailed(f"adopt: Entra refuses this secret for app {app.app_id} ({probe.code or probe.detail}); nothing was stored")
         now = deps.clock.now()
-        tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now)}
+        tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now), STORED_AT: stored_stamp(now)}
         for version in versions:
             if version.stage == CURRENT and version.key_id != credential.key_id.lower():
                 await deps.vault.set_tags(app.vault_secret_name, version.version, {**version.tags, "stage": PREVIOUS, "previousSince": stamp(now)})

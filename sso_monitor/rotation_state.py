@@ -25,6 +25,10 @@ PENDING, VERIFIED, AWAITING, HANDED_OFF = "pending", "verified", "awaiting-confi
 CURRENT, PREVIOUS, RETIRED, SUPERSEDED, ABANDONED = "current", "previous", "retired", "superseded", "abandoned"
 IN_FLIGHT = (PENDING, VERIFIED, AWAITING, HANDED_OFF)
 POLICY_MARGIN = timedelta(hours=1)  # stay clearly inside the tenant's cap
+# Graph's reads lag its writes by seconds (docs/sandbox/fidelity.md): a credential
+# missing from one read is "not yet seen" until this long after its creation.
+UNSEEN_WINDOW = timedelta(hours=1)
+STORED_AT = "storedAt"  # our tag: when the monitor stored the version, to the microsecond
 
 
 def stamp(moment: datetime) -> str:
@@ -40,14 +44,25 @@ def unstamp(text: str | None) -> datetime | None:
         return None
 
 
+def stored_stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def marker_name(rotation_id: str) -> str:
     return f"{MARKER} {rotation_id}"
+
+
+def ordered(versions: list[VaultVersion]) -> list[VaultVersion]:
+    """Oldest first, by Key Vault's ``created`` (whole seconds), ties broken by our own
+    ``storedAt`` stamp, then by version id only so that the order is stable. Never by
+    a listing's position: Key Vault lists versions by version id, not by age."""
+    return sorted(versions, key=lambda v: (v.created.timestamp() if v.created else float("-inf"), v.tags.get(STORED_AT, ""), v.version))
 
 
 def in_flight(versions: list[VaultVersion]) -> VaultVersion | None:
     """The newest version of a rotation not yet finished (stale copies left out)."""
     stale = {id(v) for v in stale_copies(versions)}
-    return next((v for v in reversed(versions) if v.stage in IN_FLIGHT and id(v) not in stale), None)
+    return next((v for v in reversed(ordered(versions)) if v.stage in IN_FLIGHT and id(v) not in stale), None)
 
 
 def stale_copies(versions: list[VaultVersion]) -> list[VaultVersion]:
@@ -55,9 +70,9 @@ def stale_copies(versions: list[VaultVersion]) -> list[VaultVersion]:
     listed later). The store step's PUT is retried by the SDK when its answer is lost,
     which writes the same keyId twice; the run goes on with one copy, and the other must
     never be taken up again: finishing it would make the live credential ``previous``,
-    and retire would remove it. Versions created in the same second may be listed in
-    either order, hence the stage decides first."""
+    and retire would remove it. The stage decides first, then the order of ``ordered``."""
     stale = []
+    versions = ordered(versions)
     for index, version in enumerate(versions):
         if version.stage not in IN_FLIGHT or not version.key_id:
             continue
@@ -78,10 +93,11 @@ _PROGRESS = {PENDING: 1, VERIFIED: 2, AWAITING: 3, HANDED_OFF: 4, CURRENT: 5, PR
 def current_version(versions: list[VaultVersion]) -> VaultVersion | None:
     """The version SmartTrace is taken to hold: the one tagged current, else (a
     secret stored by hand, no stage tags) the newest enabled version not in flight."""
-    tagged = next((v for v in reversed(versions) if v.stage == CURRENT), None)
+    newest_first = list(reversed(ordered(versions)))
+    tagged = next((v for v in newest_first if v.stage == CURRENT), None)
     if tagged is not None:
         return tagged
-    return next((v for v in reversed(versions) if v.enabled and v.stage is None), None)
+    return next((v for v in newest_first if v.enabled and v.stage is None), None)
 
 
 def is_managed(version: VaultVersion) -> bool:
@@ -108,6 +124,21 @@ def capped_end(now: datetime, policy: PasswordPolicy | None) -> datetime | None:
     if policy is None or policy.max_lifetime is None:
         return None
     return now + policy.max_lifetime - POLICY_MARGIN
+
+
+def missing_too_long(flight: VaultVersion, now: datetime) -> bool:
+    """Is a rotation's credential that a read of the app did not show really gone? Only
+    once it is old enough (UNSEEN_WINDOW from its creation) that the read is not just
+    lagging behind the write; before that it is "not yet seen"."""
+    created = unstamp(flight.tags.get("createdAt")) or flight.created
+    return created is not None and now - created >= UNSEEN_WINDOW
+
+
+def may_abandon(flight: VaultVersion, now: datetime) -> bool:
+    """Give up an unfinished rotation whose credential is gone: only past the window, and
+    never once SmartTrace may hold it (awaiting confirmation, handed off): then a person
+    must look."""
+    return flight.stage in (PENDING, VERIFIED) and missing_too_long(flight, now)
 
 
 def retirable(versions: list[VaultVersion], now: datetime, grace_days: int) -> list[VaultVersion]:

@@ -127,6 +127,11 @@ async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, ada
             obs.app_failure = ReadFailure(Problem.FAILED, "Graph gave no answer for this app")
         else:
             obs.app = found
+        owners = snapshot.owners.get(app.app_id)
+        if isinstance(owners, ReadFailure):
+            obs.ownership_failure = owners
+        else:
+            obs.ownership = owners
         sp = snapshot.service_principals.get(app.app_id)
         if isinstance(sp, ReadFailure):
             obs.service_principal_failure = sp

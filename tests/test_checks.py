@@ -17,6 +17,7 @@ from sso_monitor.findings import CODES, Severity
 from sso_monitor.models import (
     AppObservation,
     AppRegistration,
+    Ownership,
     PasswordCredentialInfo,
     PasswordPolicy,
     Problem,
@@ -111,7 +112,8 @@ ROWS = [
     ("healthy", healthy(), []),
     # Graph answered 404 for the appId: only the lookup finding; app-based checks cannot run
     ("app missing", healthy(app=None, app_failure=ReadFailure(Problem.NOT_FOUND, "404"), vault_key_ids=None), ["APP_NOT_FOUND", "VAULT_SECRET_UNKNOWN_KEY"][:1]),
-    # 403: the monitor is not an owner of the app
+    # 403 on a read: with Application.ReadWrite.OwnedBy reads are never refused for
+    # ownership, so this is a real refusal (no consent, wrong identity for the tenant)
     ("app denied", healthy(app=None, app_failure=ReadFailure(Problem.ACCESS_DENIED, "Authorization_RequestDenied"), vault_key_ids=None), ["APP_ACCESS_DENIED"]),
     # a transient failure that outlasted retries
     ("app read failed", healthy(app=None, app_failure=ReadFailure(Problem.FAILED, "timeout"), vault_key_ids=None), ["CHECK_FAILED"]),
@@ -155,6 +157,18 @@ ROWS = [
     ("vault expiry close", with_vault(expires=NOW + timedelta(days=200, minutes=2)), []),
     # Entra refused the secret from Key Vault
     ("probe rejected", healthy(probe=SecretProbe(ProbeOutcome.REJECTED, "AADSTS7000215")), ["VAULT_SECRET_REJECTED"]),
+    # Entra refused the app, not the secret: its own finding, never VAULT_SECRET_REJECTED (no rotation)
+    ("probe refused: app disabled", healthy(probe=SecretProbe(ProbeOutcome.REFUSED, "AADSTS7000112")), ["TOKEN_REQUEST_REFUSED"]),
+    # a code the monitor does not know is a refusal too, never a reason to rotate
+    ("probe refused: unknown code", healthy(probe=SecretProbe(ProbeOutcome.REFUSED, "AADSTS9999999")), ["TOKEN_REQUEST_REFUSED"]),
+    # the owners were read and the monitor's service principal is not among them
+    ("not an owner", healthy(ownership=Ownership("monitor-sp", frozenset({"someone-else"}))), ["MONITOR_NOT_OWNER"]),
+    # it is among them
+    ("owner", healthy(ownership=Ownership("monitor-sp", frozenset({"someone-else", "monitor-sp"}))), []),
+    # owners has more pages and the first does not name the monitor: undecided, no finding
+    ("owners paged", healthy(ownership=Ownership("monitor-sp", frozenset({"someone-else"}), complete=False)), []),
+    # the owners read failed
+    ("owners read failed", healthy(ownership_failure=ReadFailure(Problem.FAILED, "503")), ["CHECK_FAILED"]),
     # the probe could not run
     ("probe error", healthy(probe=SecretProbe(ProbeOutcome.ERROR, detail="connection reset")), ["CHECK_FAILED"]),
     # no logout URL
@@ -203,7 +217,29 @@ def test_check_decisions(name, obs, expected):
     findings = evaluate(CONFIG, obs, NOW)
     assert [f.code for f in findings] == expected
     for f in findings:
-        assert f.message and f.fix == CODES[f.code].fix
+        assert f.message and f.fix
+        # a fix names the real ids, or is the code's general fix
+        assert f.fix == CODES[f.code].fix or not any(p in f.fix for p in ("APP_ID", "MONITOR_OBJECT_ID", "NUMBER"))
+
+
+def test_not_an_owner_names_the_exact_command_and_rotating_apps_are_critical():
+    obs = healthy(ownership=Ownership("5a1b2c3d-0000-4000-8000-00000000000a", frozenset({"someone-else"})))
+    (found,) = evaluate(CONFIG, obs, NOW)
+    assert found.severity is Severity.CRITICAL  # CONFIG rotates (mode auto)
+    assert f"az ad app owner add --id {APP_ID} --owner-object-id 5a1b2c3d-0000-4000-8000-00000000000a" in found.fix
+    assert "admin center >" not in found.fix  # the portal cannot add a service principal as an owner
+    notify_only = replace(CONFIG, rotation=replace(CONFIG.rotation, mode="notify-only"))
+    (quiet,) = evaluate(notify_only, obs, NOW)
+    assert (quiet.code, quiet.severity) == ("MONITOR_NOT_OWNER", Severity.WARNING)
+
+
+def test_a_refusal_that_is_not_about_the_secret_never_advises_rotating():
+    for code in ("AADSTS700016", "AADSTS7000112", "AADSTS7000229", "AADSTS53003", "AADSTS9999999"):
+        (found,) = evaluate(CONFIG, healthy(probe=SecretProbe(ProbeOutcome.REFUSED, code)), NOW)
+        assert found.code == "TOKEN_REQUEST_REFUSED" and code in found.message
+        assert "rotate" not in found.fix.replace("does not rotate", "")
+    (rejected,) = evaluate(CONFIG, healthy(probe=SecretProbe(ProbeOutcome.REJECTED, "AADSTS7000222")), NOW)
+    assert rejected.code == "VAULT_SECRET_REJECTED" and "rotate" in rejected.fix
 
 
 @pytest.mark.parametrize(

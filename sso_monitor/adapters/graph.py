@@ -1,8 +1,8 @@
 """Graph reads for the health checks: JSON $batch through the msgraph pipeline.
 
-Per app three GETs (the app with its credentials and web settings, its
-service principal, one assignment), plus the tenant's default app management
-policy once; 20 to a ``POST /$batch``, several batches in flight under
+Per app four GETs (the app with its credentials and web settings, its owners,
+its service principal, one assignment), plus the tenant's default app
+management policy once; 20 to a ``POST /$batch``, several batches in flight under
 ``network.concurrency``. See docs/graph-reads.md.
 
 Why raw JSON and not the fluent client: the reads are fixed, few and small,
@@ -37,6 +37,7 @@ from ..config import MonitorConfig
 from ..errors import AccessDenied, ConfigError, ExternalError, TransientError
 from ..models import (
     AppRegistration,
+    Ownership,
     PasswordCredentialInfo,
     PasswordPolicy,
     Problem,
@@ -67,7 +68,7 @@ POLICY_URL = "/policies/defaultAppManagementPolicy"
 
 @dataclass(frozen=True)
 class _Read:
-    """One inner request: ``kind`` is app, sp, assigned or policy."""
+    """One inner request: ``kind`` is app, owners, sp, assigned or policy."""
 
     id: str
     kind: str
@@ -96,13 +97,14 @@ def _alternate_key(app_id: str) -> str:
 
 
 def plan_reads(app_ids: Sequence[str]) -> list[_Read]:
-    """The policy first, then each app's three reads side by side, so that one
+    """The policy first, then each app's four reads side by side, so that one
     failing batch touches as few apps as possible."""
     reads = [_Read("policy", "policy", "", POLICY_URL)]
     for index, app_id in enumerate(app_ids):
         key = _alternate_key(app_id)
         reads += [
             _Read(f"a{index}", "app", app_id, f"/applications(appId={key})?$select={APP_SELECT}"),
+            _Read(f"o{index}", "owners", app_id, f"/applications(appId={key})/owners?$select=id"),
             _Read(f"s{index}", "sp", app_id, f"/servicePrincipals(appId={key})?$select={SP_SELECT}"),
             _Read(f"r{index}", "assigned", app_id, f"/servicePrincipals(appId={key})/appRoleAssignedTo?$top=1&$select=id"),
         ]
@@ -152,9 +154,12 @@ class GraphDirectoryReader:
         results: dict[str, _Answer | ReadFailure] = {**answers, **{rid: _failure_of(f) for rid, f in failures.items()}}
         by_id = {read.id: read for read in reads}
         snapshot.policy = _policy(results["policy"])
+        monitor = await self._monitor_object_id()
         for index, app_id in enumerate(wanted):
             snapshot.apps[app_id] = _application(app_id, results[f"a{index}"])
             snapshot.service_principals[app_id] = _service_principal(app_id, results[f"s{index}"], results[f"r{index}"])
+            if monitor is not None:
+                snapshot.owners[app_id] = _ownership(app_id, monitor, results[f"o{index}"])
         failed = [by_id[rid] for rid, result in results.items() if isinstance(result, ReadFailure) or not 200 <= result.status < 300]
         log.debug(
             "graph snapshot tenant %s: %d app(s), %d inner request(s), %d without a value (%s)",
@@ -164,6 +169,15 @@ class GraphDirectoryReader:
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()
+
+    async def _monitor_object_id(self) -> str | None:
+        # After the reads: their token is in the credential's cache by now.
+        try:
+            return await self._pipeline.caller_object_id()
+        # Broad on purpose, as in _send: without our own id ownership is simply not judged.
+        except Exception as exc:  # noqa: BLE001
+            log.debug("graph tenant %s: the monitor's own object id is unknown (%s)", self.tenant_id, type(exc).__name__)
+            return None
 
     # ---- rounds and batches
 
@@ -345,6 +359,14 @@ def _service_principal(app_id: str, sp: _Answer | ReadFailure, assigned: _Answer
         assignment_required=bool(body.get("appRoleAssignmentRequired")),
         assignments=len(page.get("value") or []),
     )
+
+
+def _ownership(app_id: str, monitor_object_id: str, result: _Answer | ReadFailure) -> Ownership | ReadFailure:
+    body = _ok(result)
+    if body is None:
+        return result if isinstance(result, ReadFailure) else _inner_failure(f"owners of {app_id}", result)
+    owners = frozenset(str(o.get("id")).lower() for o in body.get("value") or [] if isinstance(o, dict) and o.get("id"))
+    return Ownership(monitor_object_id, owners, complete="@odata.nextLink" not in body)
 
 
 def _policy(result: _Answer | ReadFailure) -> PasswordPolicy | ReadFailure:

@@ -19,6 +19,8 @@ request: building a pipeline costs no import and no network.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import json
 import logging
 import math
@@ -112,6 +114,15 @@ class GraphPipeline:
             parsed = None
         return GraphAnswer(response.status_code, parsed, parse_seconds(response.headers.get("retry-after")))
 
+    async def caller_object_id(self) -> str | None:
+        """The object id of the monitor's own service principal in this tenant: the
+        ``oid`` claim of its Graph token (the token the requests carry, from the same
+        credential and its cache). None when the token is not a JWT or lacks it."""
+        self.adapter()
+        token = await self._credential.get_token(self.config.cloud.graph_scope)
+        oid = token_claims(token.token).get("oid")
+        return str(oid).lower() if isinstance(oid, str) and oid else None
+
     async def aclose(self) -> None:
         http, credential = self._http, self._credential
         self._adapter = self._http = self._credential = self._loop = None
@@ -147,6 +158,19 @@ def with_graph_middleware(client: Any) -> Any:
     middleware = [FractionalRetryAfter() if type(m) is RetryHandler else m for m in KiotaClientFactory.get_default_middleware(None)]
     middleware.append(GraphTelemetryHandler())
     return GraphClientFactory.create_with_custom_middleware(middleware, client=client)
+
+
+def token_claims(token: str) -> dict[str, Any]:
+    """The payload of our own access token, unverified: it is read only to learn who
+    we are (Entra issued it to us over TLS), never to decide whom to trust."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def parse_seconds(value: Any) -> float | None:

@@ -103,7 +103,9 @@ class KeyVaultReader:
                 # one): SmartTrace holds the version tagged current, so that is checked.
                 current = [p for p in self._client.list_properties_of_secret_versions(name) if (p.tags or {}).get("stage") == "current"]
                 if current:
-                    newest = max(current, key=lambda p: p.created_on or datetime.min.replace(tzinfo=timezone.utc))
+                    # Newest by Key Vault's created (whole seconds), ties by the monitor's
+                    # storedAt tag: never by the listing's position (it is by version id).
+                    newest = max(current, key=lambda p: (p.created_on or datetime.min.replace(tzinfo=timezone.utc), (p.tags or {}).get("storedAt", ""), p.version or ""))
                     secret = self._client.get_secret(name, newest.version)
             # Every version's keyId, or the read fails: a partial set would make the
             # sweep take stored credentials for orphans.

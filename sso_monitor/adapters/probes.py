@@ -11,10 +11,15 @@ from an error is scrubbed of it anyway.
 How an answer maps (``classify_auth_error``):
 
 - a token: WORKS;
-- Entra refused with an AADSTS code: REJECTED with that code (7000215 wrong or
-  not yet propagated, 7000222 expired, 700016 no such app, 7000112 app
-  disabled, 7000229 no service principal, and any code we do not know: Entra
-  answered and sign-in with this secret would fail the same way);
+- Entra refused the secret itself: REJECTED, only for the codes in
+  ``SECRET_REJECTION_CODES`` (7000215 wrong, or not yet propagated; 7000222
+  expired). Only these say "this secret will not do": a rotation fixes them;
+- Entra refused with any other AADSTS code: REFUSED with that code (700016 the
+  app is not in the tenant, 7000112 app disabled, 7000229 no service
+  principal, 53003 Conditional Access for workload identities, and codes we do
+  not know). These are about the app or the tenant, not the secret: a new
+  secret would be refused the same way, so nothing here may lead to a rotation
+  (the check's table in checks.py says what each means and how to fix it);
 - the codes in ``PROBE_FAILURE_CODES`` are ERROR: they say our request or our
   settings are wrong (the tenant id or cloud, the scope) or Entra had a
   transient fault, so they tell nothing about the secret. AADSTS90002 (tenant
@@ -54,6 +59,10 @@ log = logging.getLogger(__name__)
 _AADSTS = re.compile(r"AADSTS\d+")
 _HTTP_STATUS = re.compile(r"HTTP Error: (\d{3})")
 _DETAIL_LIMIT = 240
+
+# Entra's codes for "this client secret is not valid" (reference-error-codes.md:
+# InvalidClientSecretExpiredKeysProvided 7000222; invalid client secret 7000215).
+SECRET_REJECTION_CODES = frozenset({"AADSTS7000215", "AADSTS7000222"})
 
 # AADSTS codes that mean the probe could not test the secret, not that Entra refused it.
 PROBE_FAILURE_CODES = {
@@ -98,7 +107,9 @@ def classify_auth_error(message: str) -> SecretProbe:
     code = match.group(0)
     if code in PROBE_FAILURE_CODES:
         return SecretProbe(ProbeOutcome.ERROR, code=code, detail=f"{PROBE_FAILURE_CODES[code]}: {detail}")
-    return SecretProbe(ProbeOutcome.REJECTED, code=code, detail=detail)
+    if code in SECRET_REJECTION_CODES:
+        return SecretProbe(ProbeOutcome.REJECTED, code=code, detail=detail)
+    return SecretProbe(ProbeOutcome.REFUSED, code=code, detail=detail)
 
 
 class EntraTokenProbe:

@@ -136,9 +136,9 @@ def test_an_unknown_tenant_is_a_probe_error_not_a_rejection(sandbox: Sandbox, id
     assert "Unable to get authority configuration" in result.detail
 
 
-def test_an_unknown_app_is_rejected(sandbox: Sandbox, ids: StandardIds) -> None:
+def test_an_unknown_app_is_refused_not_a_secret_problem(sandbox: Sandbox, ids: StandardIds) -> None:
     result = probe(sandbox, ids.tenant_id, "00000000-0000-4000-8000-0000000000ff", smarttrace_secret(sandbox, ids))
-    assert (result.outcome, result.code) == (ProbeOutcome.REJECTED, "AADSTS700016")
+    assert (result.outcome, result.code) == (ProbeOutcome.REFUSED, "AADSTS700016")
 
 
 def test_an_empty_secret_is_rejected_without_asking_entra(sandbox: Sandbox, ids: StandardIds) -> None:
@@ -161,9 +161,12 @@ def test_a_secret_that_appears_in_entras_answer_is_scrubbed(sandbox: Sandbox, id
     [
         ("Authentication failed: AADSTS7000215: Invalid client secret provided.", ProbeOutcome.REJECTED, "AADSTS7000215"),  # wrong, or not yet propagated
         ("Authentication failed: AADSTS7000222: The provided client secret keys for app 'x' are expired.", ProbeOutcome.REJECTED, "AADSTS7000222"),
-        ("Authentication failed: AADSTS7000112: Application 'x' is disabled.", ProbeOutcome.REJECTED, "AADSTS7000112"),
-        ("Authentication failed: AADSTS7000229: The client application x is missing service principal", ProbeOutcome.REJECTED, "AADSTS7000229"),
-        ("Authentication failed: AADSTS53003: Access has been blocked by Conditional Access policies.", ProbeOutcome.REJECTED, "AADSTS53003"),  # unknown to us: Entra said no
+        # Refusals that are not about the secret: a new secret would be refused the same way.
+        ("Authentication failed: AADSTS7000112: Application 'x' is disabled.", ProbeOutcome.REFUSED, "AADSTS7000112"),
+        ("Authentication failed: AADSTS7000229: The client application x is missing service principal", ProbeOutcome.REFUSED, "AADSTS7000229"),
+        ("Authentication failed: AADSTS53003: Access has been blocked by Conditional Access policies.", ProbeOutcome.REFUSED, "AADSTS53003"),
+        ("Authentication failed: AADSTS700016: Application with identifier 'x' was not found in the directory 'y'.", ProbeOutcome.REFUSED, "AADSTS700016"),
+        ("Authentication failed: AADSTS9999999: Something new.", ProbeOutcome.REFUSED, "AADSTS9999999"),  # unknown to us: never a reason to rotate
         ("Authentication failed: AADSTS90002: Tenant 'x' not found.", ProbeOutcome.ERROR, "AADSTS90002"),  # our tenant id or cloud
         ("Authentication failed: AADSTS500011: The resource principal named x was not found", ProbeOutcome.ERROR, "AADSTS500011"),  # our scope
         ("Authentication failed: AADSTS90033: A transient error has occurred.", ProbeOutcome.ERROR, "AADSTS90033"),
