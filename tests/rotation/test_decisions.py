@@ -15,7 +15,10 @@ from sso_monitor.rotation_state import (
     escalation_threshold,
     in_flight,
     is_managed,
+    may_abandon,
+    missing_too_long,
     new_end,
+    ordered,
     orphans,
     retirable,
     rotation_due,
@@ -135,3 +138,38 @@ def test_escalation_threshold(days_left, expected):
 def test_stamp_round_trip():
     assert unstamp(stamp(NOW)) == NOW
     assert unstamp("yesterday") is None and unstamp(None) is None
+
+
+# ---- version order: never the listing's position
+
+
+def at(version: str, created: datetime | None, **tags: str) -> VaultVersion:
+    return VaultVersion(version, dict(tags), created=created)
+
+
+def test_order_is_created_then_our_stamp_not_the_listing():
+    t = NOW
+    newest = at("0000", t + timedelta(seconds=1), stage="pending", keyId="b")  # lowest id, listed first by Key Vault
+    older = at("ffff", t, stage="current", keyId="a")
+    assert ordered([newest, older]) == [older, newest]
+    # the same second: our storedAt stamp decides
+    late = at("0001", t, stage="pending", keyId="c", storedAt="2026-11-29T12:00:00.900000Z")
+    early = at("fffe", t, stage="current", keyId="a", storedAt="2026-11-29T12:00:00.100000Z")
+    assert ordered([late, early]) == [early, late]
+    assert in_flight([late, early]) is late and current_version([late, early]) is early
+
+
+@pytest.mark.parametrize(
+    "stage, age, abandon",
+    [
+        ("pending", timedelta(minutes=5), False),  # young: a lagging read, not yet seen
+        ("pending", timedelta(hours=2), True),  # old and still missing: gone
+        ("verified", timedelta(hours=2), True),
+        ("awaiting-confirmation", timedelta(hours=2), False),  # SmartTrace may hold it: a person decides
+        ("handed-off", timedelta(days=3), False),
+    ],
+)
+def test_may_abandon(stage, age, abandon):
+    flight = v("1", stage=stage, createdAt=stamp(NOW - age))
+    assert missing_too_long(flight, NOW) is (age >= timedelta(hours=1))
+    assert may_abandon(flight, NOW) is abandon

@@ -229,3 +229,51 @@ def test_adopt_with_an_ambiguous_hint_needs_the_key_id(harness: Harness):
         asyncio.run(go(None))
     assert asyncio.run(go(facility.key_id)).key_id == facility.key_id
     assert twin.key_id != facility.key_id
+
+
+# ---- reads that lag writes: a credential missing from one read is not yet seen
+
+
+def _drop_from_graph(harness: Harness, key_id: str) -> None:
+    """A person deletes the credential under Certificates & secrets."""
+    app = harness.world.find_app(harness.app.app_id)
+    app.password_credentials = [c for c in app.password_credentials if c.key_id.lower() != key_id.lower()]
+
+
+def test_a_young_unseen_credential_is_not_abandoned(http_harness: Harness):
+    # Verification never completes (long propagation), so the flight stays pending.
+    http_harness.world.tenants[http_harness.app.tenant_id].propagation_delay = timedelta(hours=20)  # the monitor's own secret is a day old
+    first = http_harness.rotate(force=True)
+    assert first.stage == "pending"
+    _drop_from_graph(http_harness, first.key_id)  # what a lagging read shows, minutes later
+    http_harness.world.clock.advance(minutes=10)
+    again = http_harness.rotate()
+    assert again.stage == "pending" and again.key_id == first.key_id
+    assert any("not in Graph's answer yet" in line for line in again.actions)
+    assert http_harness.version_for(first.key_id).tags["stage"] == "pending"
+
+
+def test_an_old_missing_credential_is_abandoned_removed_and_its_version_disabled(http_harness: Harness):
+    http_harness.world.tenants[http_harness.app.tenant_id].propagation_delay = timedelta(hours=20)  # the monitor's own secret is a day old
+    first = http_harness.rotate(force=True)
+    _drop_from_graph(http_harness, first.key_id)
+    http_harness.world.clock.advance(hours=2)
+    http_harness.world.tenants[http_harness.app.tenant_id].propagation_delay = timedelta(0)
+    http_harness.rotate(force=True)
+    abandoned = http_harness.version_for(first.key_id)
+    assert abandoned.tags["stage"] == "abandoned" and abandoned.enabled is False
+    assert http_harness.world.sign_in_works("acme")
+
+
+def test_a_handed_on_credential_that_vanished_is_left_to_a_person(harness: Harness):
+    first = harness.rotate(force=True)
+    assert first.stage == "awaiting-confirmation"
+    _drop_from_graph(harness, first.key_id)
+    harness.world.clock.advance(hours=2)
+    notifier = MemoryNotifier()
+    again = harness.rotate(notifier=notifier)
+    # Never abandoned: the administrator may already have pasted it into SmartTrace.
+    assert harness.version_for(first.key_id).tags["stage"] == "awaiting-confirmation"
+    assert harness.version_for(first.key_id).enabled
+    assert again.stage == "awaiting-confirmation"
+    assert [e.kind for e in notifier.events] == ["failed"] and first.key_id in notifier.events[0].message
