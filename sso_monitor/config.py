@@ -31,6 +31,7 @@ PUBLIC_GRAPH = "https://graph.microsoft.com/v1.0"
 PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_API_BASE = "https://api.smarttrace.ai/v1"
 DEFAULT_THRESHOLDS = (30, 14, 7, 3, 1)
+TENANT_SIZES = ("small", "medium", "large")
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -135,6 +136,13 @@ class NetworkConfig:
     # Whether HTTP(S)_PROXY / NO_PROXY from the environment apply. Read once here:
     # requests otherwise rescans the whole environment on every request.
     use_env_proxies: bool = False
+    # Graph's identity throttling budget depends on the tenant's size (users: small
+    # under 50, medium to 500, large above): the check paces its reads to stay under it.
+    tenant_size: str = "small"
+    tenant_sizes: Mapping[str, str] = field(default_factory=dict)  # by lower-case tenant id
+
+    def size_of(self, tenant_id: str) -> str:
+        return self.tenant_sizes.get(tenant_id.lower(), self.tenant_size)
 
 
 @dataclass(frozen=True)
@@ -421,7 +429,7 @@ class _Validator:
 
     def network(self, data: Mapping[str, Any]) -> NetworkConfig:
         proxies = any(self.env.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"))
-        self.unknown(data, {"caBundle", "hostMap", "concurrency", "timeoutSeconds"}, "network")
+        self.unknown(data, {"caBundle", "hostMap", "concurrency", "timeoutSeconds", "tenantSize", "tenantSizes"}, "network")
         ca = self.string(data, "caBundle", "network")
         if ca is not None and not Path(ca).is_file():
             self.fail("network.caBundle", f"no such file: {ca}")
@@ -433,12 +441,24 @@ class _Validator:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 1 <= timeout <= 300:
             self.fail("network.timeoutSeconds", f"must be a number from 1 to 300, not {timeout!r}")
             timeout = 30
+        size = data.get("tenantSize", "small")
+        if size not in TENANT_SIZES:
+            self.fail("network.tenantSize", f"must be one of {', '.join(TENANT_SIZES)}, not {size!r}")
+            size = "small"
+        sizes = self.mapping(data, "tenantSizes", "network")
+        for tenant, value in sizes.items():
+            if not _GUID.match(str(tenant)):
+                self.fail(f"network.tenantSizes.{tenant}", "must be a tenant id (GUID)")
+            if value not in TENANT_SIZES:
+                self.fail(f"network.tenantSizes.{tenant}", f"must be one of {', '.join(TENANT_SIZES)}, not {value!r}")
         return NetworkConfig(
             ca_bundle=ca,
             host_map={str(k).lower(): str(v) for k, v in host_map.items()},
             concurrency=self.integer(data, "concurrency", "network", 8, minimum=1, maximum=64),
             timeout_seconds=float(timeout),
             use_env_proxies=proxies,
+            tenant_size=size,
+            tenant_sizes={str(k).lower(): str(v) for k, v in sizes.items() if v in TENANT_SIZES},
         )
 
     def identities(self, data: Mapping[str, Any]) -> dict[str, IdentityConfig]:

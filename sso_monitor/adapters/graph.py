@@ -46,6 +46,7 @@ from ..models import (
     WebSettings,
 )
 from ..ports import DirectorySnapshot
+from .graph_budget import ResourceBudget, request_cost
 from .graph_client import GraphAnswer, GraphPipeline, parse_seconds
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ class GraphDirectoryReader:
         self.max_rounds = max_rounds
         self.max_wait = max_wait
         self._pipeline = GraphPipeline(config, self.tenant_id)
+        # Paced under Graph's resource-unit budget for this app and tenant (graph_budget.py).
+        self.budget = ResourceBudget.for_tenant_size(config.network.size_of(self.tenant_id))
 
     # ---- the port
 
@@ -208,6 +211,8 @@ class GraphDirectoryReader:
                 for read in batch:
                     answer = outcome.get(read.id) or _Answer(0, {"error": {"code": "NoAnswer", "message": "the batch answer holds no response for this request"}})
                     if answer.status in RETRYABLE:
+                        if answer.status == 429:
+                            self.budget.throttled()
                         throttled.append(read)
                         waits.append(answer.retry_after if answer.retry_after is not None else 2.0**round_number)
                     answers[read.id] = answer
@@ -221,6 +226,8 @@ class GraphDirectoryReader:
     async def _send(self, batch: list[_Read], gate: asyncio.Semaphore) -> dict[str, _Answer] | _BatchFailure:
         payload = {"requests": [{"id": read.id, "method": "GET", "url": read.url} for read in batch]}
         async with gate:
+            # Inside the gate, so that what is counted as spent is what is being sent now.
+            await self.budget.spend(sum(request_cost("GET", read.url) for read in batch))
             try:
                 # Reads are idempotent: the SDK's RetryHandler may re-send POST /$batch.
                 answer = await self._pipeline.send("POST", "/$batch", body=payload)

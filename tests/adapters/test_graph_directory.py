@@ -75,6 +75,11 @@ def inner_gets(world: World, path_contains: str) -> int:
     return world.count_requests(service="graph", method="GET", path_contains=path_contains, inner=True)
 
 
+def inner_gets_of(world: World, path_suffix: str) -> int:
+    """GETs sent inside a $batch whose path ends with ``path_suffix`` (the app itself, not its owners)."""
+    return sum(1 for r in list(world.requests) if r.inner and r.method == "GET" and r.path.endswith(path_suffix))
+
+
 def grant(world: World, tenant_id: str, roles: list[str]) -> None:
     monitor = world.tenant(tenant_id).sp_by_app_id(world.monitors[tenant_id])
     monitor.granted_roles = {GRAPH_RESOURCE: roles}
@@ -224,7 +229,7 @@ def test_unknown_foreign_and_missing_service_principal(sandbox: Sandbox, ids: St
 # ---------------------------------------------------------------- (3) many apps, few requests
 
 
-def test_fifty_apps_take_eight_batches(fleet: tuple[Sandbox, list[str]]) -> None:
+def test_fifty_apps_take_eleven_batches(fleet: tuple[Sandbox, list[str]]) -> None:
     sandbox, app_ids = fleet
     result = snapshot(sandbox, FLEET_TENANT, app_ids)
     assert sorted(result.apps) == sorted(result.service_principals) == sorted(app_ids)
@@ -232,20 +237,22 @@ def test_fifty_apps_take_eight_batches(fleet: tuple[Sandbox, list[str]]) -> None
     assert result.policy == PasswordPolicy(max_lifetime=timedelta(days=180))
     world = sandbox.world
     posts = batch_posts(world)
-    assert posts == math.ceil((3 * 50 + 1) / BATCH_LIMIT) == math.ceil(150 / 20) == 8
+    # four reads per app (app, owners, SP, one assignment) and the policy
+    assert posts == math.ceil((4 * 50 + 1) / BATCH_LIMIT) == 11
     assert posts / len(app_ids) <= 0.25
     assert inner_gets(world, "/defaultAppManagementPolicy") == 1
-    assert inner_gets(world, "/v1.0/applications(") == 50
+    assert inner_gets(world, "/v1.0/applications(") == 100  # the app and its owners
+    assert inner_gets(world, "/owners") == 50
     assert inner_gets(world, "/appRoleAssignedTo") == 50
     assert world.count_requests(service="graph") == posts  # no other HTTP request
-    assert world.count_requests(service="graph", inner=True) == 151
+    assert world.count_requests(service="graph", inner=True) == 201
 
 
 def test_plan_puts_the_policy_first_and_keeps_each_apps_reads_together() -> None:
     reads = plan_reads(["a-1", "b'2"])
-    assert [r.kind for r in reads] == ["policy", "app", "sp", "assigned", "app", "sp", "assigned"]
+    assert [r.kind for r in reads] == ["policy", "app", "owners", "sp", "assigned", "app", "owners", "sp", "assigned"]
     assert len({r.id for r in reads}) == len(reads)
-    assert reads[4].url.startswith("/applications(appId='b''2')?$select=")  # OData quote doubled
+    assert reads[5].url.startswith("/applications(appId='b''2')?$select=")  # OData quote doubled
 
 
 # ---------------------------------------------------------------- (4) inner throttling
@@ -260,9 +267,9 @@ def test_inner_429_storm_is_resent_after_retry_after(fleet: tuple[Sandbox, list[
     assert_all_read(result, app_ids)
     assert rule.fired == 30
     world = sandbox.world
-    assert inner_gets(world, "/v1.0/applications(") == 50 + 30  # the 30 throttled ones were sent again
+    assert inner_gets(world, "/v1.0/applications(") == 100 + 30  # apps and owners; the 30 throttled ones were sent again
     assert inner_gets(world, "/appRoleAssignedTo") == 50  # and nothing else was
-    assert batch_posts(world) == 8 + math.ceil(30 / BATCH_LIMIT)
+    assert batch_posts(world) == 11 + math.ceil(30 / BATCH_LIMIT)
     assert elapsed >= 0.2  # the inner Retry-After was honoured
 
 
@@ -272,7 +279,8 @@ def test_inner_throttling_that_outlasts_the_rounds_fails_only_that_read(sandbox:
     failure = result.apps[ids.smarttrace_app_id]
     assert isinstance(failure, ReadFailure) and failure.problem is Problem.FAILED and "throttled" in failure.detail
     assert isinstance(result.service_principals[ids.smarttrace_app_id], ServicePrincipalInfo)
-    assert inner_gets(sandbox.world, f"/applications(appId='{ids.smarttrace_app_id}')") == 3  # first try + 2 rounds
+    assert inner_gets_of(sandbox.world, f"/applications(appId='{ids.smarttrace_app_id}')") == 3  # first try + 2 rounds
+    assert inner_gets(sandbox.world, f"/applications(appId='{ids.smarttrace_app_id}')/owners") == 1  # its owners were read once
 
 
 # ---------------------------------------------------------------- (5) outer throttling
@@ -295,12 +303,12 @@ def test_outer_429_that_outlasts_the_sdk_fails_that_batchs_apps_only(fleet: tupl
     sandbox.faults.add("throttle", service="graph", method="POST", path="/v1.0/$batch", times=4, retry_after=0.05)
     result = snapshot(sandbox, FLEET_TENANT, app_ids, config=config)
     failed = [a for a in app_ids if isinstance(result.apps[a], ReadFailure) or isinstance(result.service_principals[a], ReadFailure)]
-    # the first batch: the policy and the reads of apps 0..6 (app 6 only partly)
-    assert failed == app_ids[:7]
-    assert all(result.apps[a].problem is Problem.FAILED and "HTTP 429" in result.apps[a].detail for a in app_ids[:6])
+    # the first batch: the policy and the reads of apps 0..4 (app 4 all but its assignment)
+    assert failed == app_ids[:5]
+    assert all(result.apps[a].problem is Problem.FAILED and "HTTP 429" in result.apps[a].detail for a in app_ids[:5])
     assert isinstance(result.policy, ReadFailure) and result.policy.problem is Problem.FAILED
-    assert_all_read(result, app_ids[7:])
-    assert batch_posts(sandbox.world) == 8 + 3
+    assert_all_read(result, app_ids[5:])
+    assert batch_posts(sandbox.world) == 11 + 3
 
 
 # ---------------------------------------------------------------- (6) one app failing for good
@@ -315,7 +323,7 @@ def test_a_permanently_failing_app_is_failed_and_the_others_are_read(fleet: tupl
     assert failure == ReadFailure(Problem.FAILED, f"application {broken}: HTTP 500 UnknownError: Boom.")
     assert isinstance(result.service_principals[broken], ServicePrincipalInfo)
     assert_all_read(result, [a for a in app_ids if a != broken])
-    assert inner_gets(sandbox.world, f"/applications(appId='{broken}')") == 1  # a 500 is not re-sent
+    assert inner_gets_of(sandbox.world, f"/applications(appId='{broken}')") == 1  # a 500 is not re-sent
 
 
 # ---------------------------------------------------------------- (7) the tenant level
@@ -399,7 +407,7 @@ def test_a_tenant_without_a_usable_identity_raises_external_error() -> None:
 # ---------------------------------------------------------------- the demo scenario
 
 
-def test_demo_scenario_each_tenant_in_one_batch(scenario_sandbox: Sandbox) -> None:
+def test_demo_scenario_each_tenant_in_as_few_batches_as_its_reads_need(scenario_sandbox: Sandbox) -> None:
     config = config_for(scenario_sandbox)
     tenants: dict[str, list[str]] = {}
     for app in config.apps:
@@ -409,7 +417,7 @@ def test_demo_scenario_each_tenant_in_one_batch(scenario_sandbox: Sandbox) -> No
         assert sorted(result.apps) == sorted(app_ids)
         failures = [r for r in [*result.apps.values(), *result.service_principals.values()] if isinstance(r, ReadFailure)]
         assert not [f for f in failures if f.problem is Problem.FAILED], failures
-    assert batch_posts(scenario_sandbox.world) == len(tenants)
+    assert batch_posts(scenario_sandbox.world) == sum(math.ceil((4 * len(apps) + 1) / BATCH_LIMIT) for apps in tenants.values())
 
 
 # ---------------------------------------------------------------- pure parts
