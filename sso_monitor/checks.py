@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .config import AppConfig
 from .findings import Finding, Severity, finding
+from .rotation_state import is_ours
 from .models import (
     AppObservation,
     AppRegistration,
@@ -23,8 +24,6 @@ from .models import (
     ReadFailure,
 )
 
-# Display names of the credentials the monitor creates start with this.
-MARKER = "sso-monitor"
 CRITICAL_DAYS = 7  # at or below this many days left, an expiring secret is critical
 EXPIRY_TOLERANCE = timedelta(minutes=5)  # Key Vault expiry vs Entra end date
 ORPHAN_GRACE = timedelta(hours=1)  # a rotation in flight is not an orphan yet
@@ -34,10 +33,6 @@ POLICY_TOLERANCE = timedelta(minutes=5)
 def days_until(end: datetime, now: datetime) -> int:
     """Whole days left, rounded down; negative once past."""
     return math.floor((end - now).total_seconds() / 86400)
-
-
-def is_ours(credential: PasswordCredentialInfo) -> bool:
-    return (credential.display_name or "").startswith(MARKER)
 
 
 def in_use_credential(app: AppRegistration, vault_key_id: str | None, now: datetime) -> PasswordCredentialInfo | None:
@@ -323,9 +318,9 @@ def check_orphans(config: AppConfig, obs: AppObservation, now: datetime) -> list
         return []
     held = {k.lower() for k in obs.vault_key_ids}
     return [
-        finding("ORPHAN_CREDENTIAL", f"Client secret {c.key_id} ({c.display_name}) was created by the monitor but is not in Key Vault.", key_id=c.key_id)
+        finding("ORPHAN_CREDENTIAL", f"Client secret {c.key_id} ({c.display_name}) was created by this monitor (its marker and deployment id) but is not in Key Vault.", key_id=c.key_id)
         for c in obs.app.password_credentials
-        if is_ours(c) and c.key_id.lower() not in held and (c.start is None or c.start <= now - ORPHAN_GRACE)
+        if is_ours(c.display_name, config.deployment_id) and c.key_id.lower() not in held and (c.start is None or c.start <= now - ORPHAN_GRACE)
     ]
 
 

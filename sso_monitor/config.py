@@ -13,11 +13,12 @@ secret that holds them. See docs/configuration.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,6 +111,9 @@ class AppConfig:
     max_active_secrets: int
     contacts: tuple[str, ...] = ()
     alert_channels: tuple[str, ...] | None = None  # None: the default route (alerts.channels)
+    # This deployment's id (from its vault), in the display name of every credential it
+    # creates: only those are ever swept as its own (rotation_state.is_ours).
+    deployment_id: str = ""
 
     @property
     def expected_logout_url(self) -> str:
@@ -256,6 +260,13 @@ _APP_KEYS = {"facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSe
 _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "vaultSecretName"}
 
 
+def deployment_id(vault_url: str) -> str:
+    """Eight hex digits that tell this deployment's credentials from any other's: a
+    hash of the vault that holds its facility secrets (the one thing two deployments
+    never share without also sharing their state)."""
+    return hashlib.sha256(vault_url.strip().rstrip("/").lower().encode()).hexdigest()[:8]
+
+
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
@@ -358,8 +369,9 @@ class _Validator:
         if not home_tenant:
             self.fail("homeTenantId", "required when the apps span several tenants")
             return None
+        deployment = deployment_id(vault_url)
         return MonitorConfig(
-            apps=tuple(apps),
+            apps=tuple(replace(app, deployment_id=deployment) for app in apps),
             vault_url=vault_url,
             settings_vault=settings_vault,
             home_tenant_id=home_tenant,

@@ -50,6 +50,7 @@ from .rotation_state import (
     missing_too_long,
     stale_copies,
     stamp,
+    untagged_versions,
     stored_stamp,
     STORED_AT,
     UNSEEN_WINDOW,
@@ -325,7 +326,19 @@ class Rotator:
     # ---- sweep: our credentials that Key Vault does not know
 
     async def _sweep(self, registration: AppRegistration) -> None:
-        for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window):
+        deployment = self.app.deployment_id
+        if not orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment):
+            return
+        # A version stored by hand (no keyId tag) may hold one of them: learn which by
+        # its hint before anything is removed, or do not sweep at all.
+        hints: set[str] = set()
+        for version in untagged_versions(self.versions):
+            try:
+                hints.add((await self.deps.vault.value(self.app.vault_secret_name, version.version)).reveal()[:3])
+            except ExternalError as exc:
+                self.say("sweep", f"nothing removed: version {version.version} has no keyId tag and could not be read ({type(exc).__name__}); adopt it first")
+                return
+        for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)):
             self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
             if not self.dry_run:
                 await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, credential.key_id)
@@ -361,7 +374,7 @@ class Rotator:
         policy = await self.deps.writer.read_policy(app.tenant_id)
         end = new_end(now, app.rotation.lifetime_days, policy)
         rotation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-        name = marker_name(rotation_id)
+        name = marker_name(app.deployment_id, rotation_id)
         self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
         self.say("store", f"store it as a new version of Key Vault secret {app.vault_secret_name}, stage pending")
         if self.dry_run:

@@ -14,10 +14,10 @@ credential vanished before it was handed on.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from .checks import MARKER
 from .models import PasswordCredentialInfo, PasswordPolicy
 from .rotation_ports import VaultVersion
 
@@ -48,8 +48,22 @@ def stored_stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def marker_name(rotation_id: str) -> str:
-    return f"{MARKER} {rotation_id}"
+MARKER = "sso-monitor"
+# The display name of every credential the monitor creates: the marker, this deployment's
+# id and the rotation id ("sso-monitor 1a2b3c4d 20261206T021303Z-0a1b2c3d"), plus "-2"
+# for the second try after a lost answer. Only a name that matches this exactly, with
+# this deployment's id, is ours: a person may well call a hand-made secret "sso-monitor".
+_OURS = re.compile(r"^sso-monitor (?P<deployment>[0-9a-f]{8}) (?P<rotation>\d{8}T\d{6}Z-[0-9a-f]{8})(?:-2)?$")
+
+
+def marker_name(deployment_id: str, rotation_id: str) -> str:
+    return f"{MARKER} {deployment_id} {rotation_id}"
+
+
+def is_ours(display_name: str | None, deployment_id: str) -> bool:
+    """Created by this deployment of the monitor: its exact marker, its own id."""
+    match = _OURS.match(display_name or "")
+    return match is not None and bool(deployment_id) and match.group("deployment") == deployment_id
 
 
 def ordered(versions: list[VaultVersion]) -> list[VaultVersion]:
@@ -151,14 +165,34 @@ def retirable(versions: list[VaultVersion], now: datetime, grace_days: int) -> l
     return due
 
 
-def orphans(credentials: tuple[PasswordCredentialInfo, ...], versions: list[VaultVersion], now: datetime, window: timedelta) -> list[PasswordCredentialInfo]:
-    """Credentials with our marker that no Key Vault version knows, older than the window."""
+def orphans(
+    credentials: tuple[PasswordCredentialInfo, ...],
+    versions: list[VaultVersion],
+    now: datetime,
+    window: timedelta,
+    deployment_id: str,
+    *,
+    held_hints: frozenset[str] = frozenset(),
+) -> list[PasswordCredentialInfo]:
+    """Credentials this deployment created (its exact marker) that no Key Vault version
+    knows, older than the window. ``held_hints``: the first three characters of the
+    values of enabled versions without a keyId (stored by hand): a credential whose
+    hint is among them may be what SmartTrace holds, so it is never an orphan."""
     known = {v.key_id for v in versions if v.key_id}
     return [
         c
         for c in credentials
-        if (c.display_name or "").startswith(MARKER) and c.key_id.lower() not in known and (c.start is None or c.start <= now - window)
+        if is_ours(c.display_name, deployment_id)
+        and c.key_id.lower() not in known
+        and (c.hint is None or c.hint not in held_hints)
+        and (c.start is None or c.start <= now - window)
     ]
+
+
+def untagged_versions(versions: list[VaultVersion]) -> list[VaultVersion]:
+    """Enabled versions without a keyId tag: a secret someone stored by hand, which the
+    check takes as current. The sweep must learn which credential each holds first."""
+    return [v for v in versions if v.enabled and not v.key_id]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .checks import evaluate, in_use_credential, is_ours
+from .checks import evaluate, in_use_credential
+from .rotation_state import is_ours
 from .config import AppConfig, MonitorConfig
 from .errors import AccessDenied, ExternalError
 from .findings import Finding, Severity, finding
@@ -141,7 +142,7 @@ async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, ada
             obs.policy = snapshot.policy
     # Every version's keyId is needed only to tell orphans: credentials the monitor
     # created. Without one of those on the app, one request per app is saved.
-    history = obs.app is None or any(is_ours(c) for c in obs.app.password_credentials)
+    history = obs.app is None or any(is_ours(c.display_name, app.deployment_id) for c in obs.app.password_credentials)
     vault_task = asyncio.create_task(adapters.vault.read(app.vault_secret_name, with_history=history))
     pages = await asyncio.gather(adapters.urls.check(app.facility_url), adapters.urls.check(app.expected_logout_url))
     obs.facility_page, obs.logout_callback = pages

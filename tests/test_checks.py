@@ -41,6 +41,7 @@ CONFIG = parse_config(
     {"vaultUrl": "https://kv.vault.azure.net", "apps": [{"facility": "acme", "tenantId": TENANT, "appId": APP_ID}]},
     environ={},
 ).apps[0]
+OURS = f"sso-monitor {CONFIG.deployment_id} 20261129T101500Z-0a1b2c3d"  # this deployment's exact marker
 
 
 def cred(key=KEY, days_left=200, lifetime=365, name="SmartTrace SSO", start=None):
@@ -204,9 +205,13 @@ ROWS = [
     # bad certificate on the logout callback
     ("logout callback tls", healthy(logout_callback=UrlCheck(CONFIG.expected_logout_url, Reachability.TLS_ERROR, detail="certificate verify failed")), ["LOGOUT_CALLBACK_UNREACHABLE"]),
     # a monitor-created secret that Key Vault does not hold, older than the grace window
-    ("orphan", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor r-123", start=NOW - timedelta(days=2), lifetime=1))), ["ORPHAN_CREDENTIAL"]),
+    ("orphan", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name=OURS, start=NOW - timedelta(days=2), lifetime=1))), ["ORPHAN_CREDENTIAL"]),
     # the same, ten minutes old: a rotation may be storing it right now
-    ("orphan too young", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor r-123", start=NOW - timedelta(minutes=10), lifetime=1))), []),
+    ("orphan too young", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name=OURS, start=NOW - timedelta(minutes=10), lifetime=1))), []),
+    # a hand-made secret a person named like the monitor's is never called the monitor's
+    ("named like ours", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor (prod)", start=NOW - timedelta(days=2), lifetime=1))), []),
+    # another deployment's credential (another vault) is not this one's
+    ("another deployment's", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor 9f9f9f9f 20261129T101500Z-0a1b2c3d", start=NOW - timedelta(days=2), lifetime=1))), []),
     # a hand-made extra secret is not ours, so never an orphan
     ("hand-made extra", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="made by hand", start=NOW - timedelta(days=2), lifetime=1))), []),
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sso_monitor.config import ConfigError, load_config, parse_config
+from sso_monitor.config import ConfigError, deployment_id, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[1]
 T1 = "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11"
@@ -190,3 +190,12 @@ def test_missing_file_and_missing_setting():
         load_config(Path("/no/such/apps.json"), environ={})
     with pytest.raises(ConfigError, match="SSO_MONITOR_CONFIG"):
         load_config(None, environ={})
+
+
+def test_each_app_carries_the_deployment_id_of_its_vault():
+    config = parse_config(BASE, environ={})
+    assert {app.deployment_id for app in config.apps} == {deployment_id(BASE["vaultUrl"])}
+    assert len(config.apps[0].deployment_id) == 8
+    # the same vault, however it is spelt, is the same deployment; another vault is another
+    assert deployment_id(BASE["vaultUrl"].upper() + "/") == deployment_id(BASE["vaultUrl"])
+    assert deployment_id("https://kv-other.vault.azure.net") != deployment_id(BASE["vaultUrl"])

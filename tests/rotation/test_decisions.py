@@ -24,6 +24,7 @@ from sso_monitor.rotation_state import (
     rotation_due,
     stamp,
     unstamp,
+    untagged_versions,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -109,22 +110,40 @@ def test_previous_without_a_date_is_never_retired():
     assert retirable([v("a", stage="previous")], NOW, 0) == []
 
 
-def cred(key: str, name: str, age: timedelta) -> PasswordCredentialInfo:
-    return PasswordCredentialInfo(key, name, "abc", NOW - age, NOW + 100 * DAY)
+def cred(key: str, name: str, age: timedelta, hint: str = "abc") -> PasswordCredentialInfo:
+    return PasswordCredentialInfo(key, name, hint, NOW - age, NOW + 100 * DAY)
+
+
+DEPLOYMENT = "1a2b3c4d"
+OURS = f"sso-monitor {DEPLOYMENT} 20261129T101500Z-0a1b2c3d"
 
 
 @pytest.mark.parametrize(
     "credential, orphan",
     [
-        (cred("k9", "sso-monitor 20261129-x", timedelta(hours=2)), True),  # ours, unknown to the vault, old enough
-        (cred("k9", "sso-monitor 20261129-x", timedelta(minutes=5)), False),  # ours but maybe being stored right now
-        (cred("k1", "sso-monitor 20261129-x", timedelta(hours=2)), False),  # the vault knows it
+        (cred("k9", OURS, timedelta(hours=2)), True),  # ours, unknown to the vault, old enough
+        (cred("k9", OURS + "-2", timedelta(hours=2)), True),  # the second try after a lost answer
+        (cred("k9", OURS, timedelta(minutes=5)), False),  # ours but maybe being stored right now
+        (cred("k1", OURS, timedelta(hours=2)), False),  # the vault knows it
         (cred("k9", "made by hand", timedelta(days=2)), False),  # not ours: never touched
+        (cred("k9", "sso-monitor (prod)", timedelta(days=2)), False),  # a person's name that starts like ours
+        (cred("k9", "sso-monitor 20261129T101500Z-0a1b2c3d", timedelta(days=2)), False),  # an older release's marker: no deployment id
+        (cred("k9", "sso-monitor 9f9f9f9f 20261129T101500Z-0a1b2c3d", timedelta(days=2)), False),  # another deployment's (another vault)
+        (cred("k9", OURS + " copy", timedelta(days=2)), False),  # not the exact pattern
+        (cred("k9", OURS, timedelta(hours=2), hint="xyz"), False),  # a hand-stored version's value starts with its hint
     ],
 )
 def test_orphans(credential, orphan):
     versions = [v("a", keyId="k1")]
-    assert (orphans((credential,), versions, NOW, timedelta(minutes=10)) == [credential]) is orphan
+    found = orphans((credential,), versions, NOW, timedelta(minutes=10), DEPLOYMENT, held_hints=frozenset({"xyz"}))
+    assert (found == [credential]) is orphan
+
+
+def test_untagged_enabled_versions_are_the_hand_stored_ones():
+    hand = VaultVersion("h", {}, enabled=True)
+    disabled = VaultVersion("d", {}, enabled=False)
+    tagged = v("t", keyId="k1", stage="current")
+    assert untagged_versions([hand, disabled, tagged]) == [hand]
 
 
 @pytest.mark.parametrize(

@@ -96,10 +96,9 @@ from typing import Any
 
 import pytest
 
-from sso_monitor.checks import MARKER
 from sso_monitor.errors import MonitorError
 from sso_monitor.rotation import MemoryNotifier, RotationDeps, RotationResult
-from sso_monitor.rotation_state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS
+from sso_monitor.rotation_state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS, is_ours, marker_name
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.http import SandboxServer
 from sso_monitor.sandbox.testing import standard_world
@@ -288,8 +287,11 @@ class Scenario:
     def awaiting(self) -> str | None:
         return next((v.tags["keyId"] for v in reversed(self.versions()) if v.tags.get("stage") == AWAITING), None)
 
+    def ours(self, credential: Any) -> bool:
+        return is_ours(credential.display_name, self.harness.app.deployment_id)
+
     def marker_credentials(self) -> list[Any]:
-        return [c for c in self.harness.credentials() if (c.display_name or "").startswith(MARKER)]
+        return [c for c in self.harness.credentials() if self.ours(c)]
 
     def _unmarked(self) -> set[tuple[str, str]]:
         return {
@@ -297,7 +299,7 @@ class Scenario:
             for tenant in self.world.tenants.values()
             for app in tenant.applications.values()
             for credential in app.password_credentials
-            if not (credential.display_name or "").startswith(MARKER)
+            if not self.ours(credential)
         }
 
     def check(self, when: str) -> None:
@@ -354,7 +356,7 @@ class Scenario:
 
     def describe(self) -> str:
         versions = ", ".join(f"{v.tags.get('stage')}:{v.tags.get('keyId', '')[:8]}" for v in self.versions())
-        creds = ", ".join(f"{c.key_id[:8]}({'ours' if (c.display_name or '').startswith(MARKER) else 'hand-made'})" for c in self.harness.credentials())
+        creds = ", ".join(f"{c.key_id[:8]}({'ours' if self.ours(c) else 'hand-made'})" for c in self.harness.credentials())
         holds = (self.world.facility("acme").key_id or "")[:8]
         return f"vault [{versions}]; app [{creds}]; SmartTrace holds {holds}"
 
@@ -377,14 +379,19 @@ def due(scenario: Scenario) -> None:
 
 
 def later_runs(scenario: Scenario) -> None:
-    """Two rotations, the grace period over, and an orphan of ours an hour old."""
+    """Two rotations, the grace period over, an orphan of ours an hour old, and a
+    hand-made secret a person named like the monitor's (never to be touched)."""
     due(scenario)
     scenario.pass_(force=True)
     scenario.pass_(force=True)
     scenario.world.clock.advance(days=8)
     world = scenario.world
     now = world.now()
-    world.add_password(world.find_app(scenario.harness.app.app_id), display_name=f"{MARKER} 20200101T000000Z-orphan", start=now - timedelta(hours=1), created=now - timedelta(hours=1))
+    app = world.find_app(scenario.harness.app.app_id)
+    orphan = marker_name(scenario.harness.app.deployment_id, "20200101T000000Z-0badf00d")
+    world.add_password(app, display_name=orphan, start=now - timedelta(hours=1), created=now - timedelta(hours=1))
+    world.add_password(app, display_name="sso-monitor (prod)", start=now - timedelta(days=3), created=now - timedelta(days=3))
+    scenario.unmarked = scenario._unmarked()  # the person's secret is theirs: it must stay
 
 
 def waiting_for_the_admin(scenario: Scenario) -> None:
