@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     confirm.add_argument("--alert", action="store_true", help="also send the completion through the configured channels")
     confirm.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
 
+    push = commands.add_parser("push", help="push the secret SmartTrace should hold to it again (http handoff)")
+    push.add_argument("facility")
+    push.add_argument("--dry-run", action="store_true", help="say what would be pushed; send nothing")
+    push.add_argument("--config")
+
     adopt = commands.add_parser("adopt", help="bring an existing hand-made secret under management")
     adopt.add_argument("facility")
     adopt.add_argument("--key-id", help="the credential's keyId, when its hint is ambiguous")
@@ -80,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sandbox.serve import serve
 
         return serve(args.scenario, args.state_dir)
-    if args.command in ("check", "rotate", "status", "confirm", "adopt", "snooze"):
+    if args.command in ("check", "rotate", "status", "confirm", "push", "adopt", "snooze"):
         from .config import load_config
         from .errors import ConfigError
 
@@ -126,6 +131,10 @@ def _run_command(args: argparse.Namespace, config) -> int:
         import getpass
 
         return rotating.confirm_command(config, args.facility, args.key_id, f"cli:{getpass.getuser()}", alert_state=alert_state)
+    if args.command == "push":
+        import getpass
+
+        return rotating.push_command(config, args.facility, f"cli:{getpass.getuser()}", dry_run=args.dry_run)
     return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault)
 
 

@@ -1,4 +1,4 @@
-"""`sso-monitor rotate | status | confirm | adopt`: thin glue around sso_monitor.rotation."""
+"""`sso-monitor rotate | status | confirm | push | adopt`: thin glue around sso_monitor.rotation."""
 
 from __future__ import annotations
 
@@ -102,6 +102,25 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
         return EXIT_FAILED
     _print_result(result, notifier, out, False)
     return EXIT_OK if _alert(config, notifier, alert_state, err) else EXIT_MONITOR_FAILED
+
+
+def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+    """Push the secret SmartTrace should hold to it again (http handoff mode)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    app = _app(config, facility, err)
+    if app is None:
+        return EXIT_MONITOR_FAILED
+
+    async def run(d: RotationDeps) -> RotationResult:
+        return await Rotator(app, d, settings_from(config), dry_run=dry_run).repush(who)
+
+    try:
+        result, notifier = asyncio.run(_with_deps(config, run, deps))
+    except MonitorError as exc:
+        err.write(f"sso-monitor: {exc}\n")
+        return EXIT_FAILED
+    _print_result(result, notifier, out, False)
+    return EXIT_OK
 
 
 def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, deps: RotationDeps | None = None) -> int:

@@ -63,6 +63,10 @@ class RotationFailed(MonitorError):
     """A step could not complete; the message says which and why (never a value)."""
 
 
+class ConfirmationRefused(RotationFailed):
+    """A confirmation without evidence: SmartTrace (http handoff) does not report the keyId."""
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -163,16 +167,34 @@ class Rotator:
             else:
                 async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
                     await self._run()
-        except LeaseUnavailable:
-            self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
-            log.info("rotate %s: lease held elsewhere", self.app.facility)
+        except LeaseUnavailable as exc:
+            if self.held is None:
+                self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
+                log.info("rotate %s: lease held elsewhere", self.app.facility)
+                return self.result
+            # Lost mid-run: nothing more was written; what was done is in the actions.
+            done = len([a for a in self.result.actions if not a.startswith(("plan:", "resume:"))])
+            self.result.error = (
+                f"the lease on {self.app.facility} was lost during the run ({exc}); stopped before the next write "
+                f"after {done} step(s) listed above; the next run resumes from Key Vault's state"
+            )
+            self.result.stage = self._stage_now()
+            log.warning("rotate %s: %s", self.app.facility, self.result.error)
             return self.result
         except (ExternalError, RotationFailed) as exc:
             self.result.error = str(exc)
+            self.result.stage = self._stage_now()
             log.warning("rotate %s: failed: %s", self.app.facility, exc)
             if not self.dry_run:
                 await self._notify("failed", f"Rotation of {self.app.facility} stopped: {exc}")
         return self.result
+
+    def _stage_now(self) -> str:
+        """Where Key Vault says the rotation stands (after a failure mid-flight too)."""
+        flight = in_flight(self.versions)
+        if flight is not None and flight.stage:
+            return flight.stage
+        return CURRENT if current_version(self.versions) is not None else "idle"
 
     async def confirm(self, key_id: str, who: str) -> RotationResult:
         """The administrator says SmartTrace holds the new secret: hand-off done, then finish."""
@@ -188,10 +210,27 @@ class Rotator:
                 return self.result
             if target.stage == PENDING:
                 raise RotationFailed(f"keyId {key_id} is not verified yet; an unverified secret is never handed on (run rotate again)")
+            if target.stage != HANDED_OFF and self.app.handoff.mode == "http":
+                await self._require_smarttrace_holds(wanted)
             target = await self._retag(target, stage=HANDED_OFF, confirmedAt=stamp(self.now()), confirmedBy=who[:200])
             self.say("confirm", f"{who} confirmed SmartTrace holds keyId {key_id}")
             await self._finish(target)
         return self.result
+
+    async def _require_smarttrace_holds(self, key_id: str) -> None:
+        """http handoff: a person's word is not evidence that SmartTrace holds the secret
+        (the push may have failed); SmartTrace's own answer is."""
+        handoff = self.app.handoff
+        assert handoff.url and handoff.token_secret_name
+        token = await self.deps.vault.read_secret(handoff.token_secret_name)
+        held = await self.deps.pusher.held_key_id(url=handoff.url, token=token, facility=self.app.facility)
+        if held != key_id:
+            raise ConfirmationRefused(
+                f"{self.app.facility} hands secrets off over http, and SmartTrace reports keyId {held or 'none'}, not {key_id}: "
+                f"push it first (sso-monitor push {self.app.facility}, or POST /api/apps/{self.app.facility}/push); "
+                "the old secret stays until SmartTrace holds the new one"
+            )
+        self.say("confirm", f"SmartTrace reports it holds keyId {key_id}")
 
     async def repush(self, who: str) -> RotationResult:
         """Push the secret SmartTrace should hold again (http handoff mode): the handed-off
@@ -210,11 +249,7 @@ class Rotator:
             if self.dry_run:
                 return self.result
             secret = await self.deps.vault.value(self.app.vault_secret_name, target.version)
-            token = await self.deps.vault.read_secret(handoff.token_secret_name)
-            await self.deps.pusher.push(
-                url=handoff.url, method=handoff.method, token=token, facility=self.app.facility, tenant_id=self.app.tenant_id,
-                app_id=self.app.app_id, key_id=target.key_id, secret=secret, expires=target.expires or self.now(),
-            )
+            await self._push(target, secret, target.expires or self.now())
             self.result.stage, self.result.key_id = target.stage or CURRENT, target.key_id
             self.say("push", f"SmartTrace accepted keyId {target.key_id}")
         return self.result
@@ -310,8 +345,7 @@ class Rotator:
         if self.dry_run:
             return None
         assert flight.key_id
-        self._still_ours()
-        await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, flight.key_id)
+        await self._remove_password(flight.key_id)
         await self._retag(flight, stage=ABANDONED, abandonedAt=stamp(self.now()), enabled=False)
         return None
 
@@ -341,7 +375,7 @@ class Rotator:
         for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)):
             self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
             if not self.dry_run:
-                await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, credential.key_id)
+                await self._remove_password(credential.key_id)
                 await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
 
     # ---- retire: previous credentials after the grace period, only our own
@@ -363,7 +397,7 @@ class Rotator:
             self.say("retire", f"remove previous credential {version.key_id}")
             if self.dry_run:
                 continue
-            removed = await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, version.key_id)
+            removed = await self._remove_password(version.key_id)
             await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
             await self._notify("retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id)
 
@@ -380,11 +414,10 @@ class Rotator:
         if self.dry_run:
             return None
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
-        self._still_ours()
         new = await self._create(name, end, policy)
         tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
         try:
-            version = await self.deps.vault.add_version(app.vault_secret_name, new.secret, tags=tags, expires=new.end)
+            version = await self._add_version(new.secret, tags, new.end)
         except ExternalError as exc:
             await self._compensate(new, exc)
             raise RotationFailed(f"store: Key Vault did not take the new version ({exc}); the new credential was removed") from exc
@@ -395,7 +428,7 @@ class Rotator:
     async def _create(self, name: str, end: datetime, policy) -> NewCredential:
         app = self.app
         try:
-            return await self.deps.writer.add_password(app.tenant_id, app.app_id, name, end)
+            return await self._add_password(name, end)
         except LifetimeExceedsPolicy as exc:
             cap = capped_end(self.now(), policy)
             if cap is None or cap >= end:
@@ -404,18 +437,20 @@ class Rotator:
                     "or grant the monitor Policy.Read.ApplicationConfiguration so it can cap the lifetime itself"
                 ) from exc
             self.say("create", f"the tenant policy caps lifetimes; retrying with end {stamp(cap)}")
-            return await self.deps.writer.add_password(app.tenant_id, app.app_id, name, cap)
+            return await self._add_password(name, cap)
         except AnswerLost:
             # The secret may exist, but its value was in the lost answer: look for our
             # marker, remove what we find (we can never use it), then create once more.
             registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
             for credential in registration.password_credentials:
                 if credential.display_name == name:
-                    await self.deps.writer.remove_password(app.tenant_id, app.app_id, credential.key_id)
+                    await self._remove_password(credential.key_id)
                     self.say("create", f"the answer was lost; removed credential {credential.key_id} whose value was never seen")
-            return await self.deps.writer.add_password(app.tenant_id, app.app_id, f"{name}-2", end)
+            return await self._add_password(f"{name}-2", end)
 
     async def _compensate(self, new: NewCredential, cause: Exception) -> None:
+        # Not behind the lease on purpose: this credential is ours, its value never reached
+        # Key Vault, so no other run can know or need it; removing it can only help.
         try:
             await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, new.key_id)
             self.say("store", f"failed ({type(cause).__name__}); removed the new credential {new.key_id}")
@@ -456,12 +491,8 @@ class Rotator:
             self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
             if self.dry_run:
                 return flight
-            token = await self.deps.vault.read_secret(handoff.token_secret_name)
             assert secret is not None
-            await self.deps.pusher.push(
-                url=handoff.url, method=handoff.method, token=token, facility=app.facility, tenant_id=app.tenant_id,
-                app_id=app.app_id, key_id=flight.key_id or "", secret=secret, expires=expires,
-            )
+            await self._push(flight, secret, expires)
             return await self._retag(flight, stage=HANDED_OFF, handedOffAt=stamp(self.now()))
         old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
         self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
@@ -526,13 +557,38 @@ class Rotator:
 
     # ---- helpers
 
-    def _still_ours(self) -> None:
-        """Before every write: a lost lease means another run may be acting now."""
+    # Every write goes through one of these: the lease is confirmed immediately before.
+
+    async def _add_password(self, name: str, end: datetime) -> NewCredential:
+        await self._still_ours()
+        return await self.deps.writer.add_password(self.app.tenant_id, self.app.app_id, name, end)
+
+    async def _remove_password(self, key_id: str) -> bool:
+        await self._still_ours()
+        return await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, key_id)
+
+    async def _add_version(self, value: SecretValue, tags: dict[str, str], expires: datetime | None) -> VaultVersion:
+        await self._still_ours()
+        return await self.deps.vault.add_version(self.app.vault_secret_name, value, tags=tags, expires=expires)
+
+    async def _push(self, version: VaultVersion, secret: SecretValue, expires: datetime) -> None:
+        handoff = self.app.handoff
+        assert handoff.url and handoff.token_secret_name and version.key_id
+        token = await self.deps.vault.read_secret(handoff.token_secret_name)
+        await self._still_ours()
+        await self.deps.pusher.push(
+            url=handoff.url, method=handoff.method, token=token, facility=self.app.facility, tenant_id=self.app.tenant_id,
+            app_id=self.app.app_id, key_id=version.key_id, secret=secret, expires=expires,
+        )
+
+    async def _still_ours(self) -> None:
+        """Immediately before every write: the lease, confirmed with the service now. A
+        lost lease means another run may be acting: stop before writing."""
         if self.held is not None:
-            self.held.ensure()
+            await self.held.confirm()
 
     async def _retag(self, version: VaultVersion, *, enabled: bool | None = None, **changes: str) -> VaultVersion:
-        self._still_ours()
+        await self._still_ours()
         tags = {**version.tags, **changes}
         await self.deps.vault.set_tags(self.app.vault_secret_name, version.version, tags, enabled=enabled)
         updated = VaultVersion(version.version, tags, version.enabled if enabled is None else enabled, version.expires, version.created)
@@ -584,7 +640,7 @@ async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, k
     """Bring a hand-made secret under management: store it (or take the one already
     in Key Vault), match it to its keyId, and tag it current and managed."""
     result = RotationResult(app.facility, stage="idle")
-    async with deps.lease.hold(lease_key(app)):
+    async with deps.lease.hold(lease_key(app)) as held:
         registration = await deps.writer.read_app(app.tenant_id, app.app_id)
         versions = await deps.vault.versions(app.vault_secret_name)
         existing = current_version(versions)
@@ -600,14 +656,19 @@ async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, k
         tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now), STORED_AT: stored_stamp(now)}
         for version in versions:
             if version.stage == CURRENT and version.key_id != credential.key_id.lower():
+                await held.confirm()
                 await deps.vault.set_tags(app.vault_secret_name, version.version, {**version.tags, "stage": PREVIOUS, "previousSince": stamp(now)})
         if existing is not None and existing.key_id in (None, credential.key_id.lower()) and value == await deps.vault.value(app.vault_secret_name, existing.version):
+            await held.confirm()
             await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, **tags})
             if existing.expires != credential.end:
                 result.actions.append("adopt: Key Vault expiry differs from Entra's end date; stored a fresh version with the right expiry")
+                await held.confirm()
                 await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
+                await held.confirm()
                 await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, "stage": SUPERSEDED})
         else:
+            await held.confirm()
             await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
         result.actions.append(f"adopt: keyId {credential.key_id} (hint {credential.hint}) is now managed and current in {app.vault_secret_name}")
         result.stage, result.key_id = CURRENT, credential.key_id.lower()

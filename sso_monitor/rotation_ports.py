@@ -99,12 +99,22 @@ class SecretPusher(Protocol):
         """Raises HandoffRejected (SmartTrace said no) or ExternalError (no answer)."""
         ...
 
+    async def held_key_id(self, *, url: str, token: SecretValue, facility: str) -> str | None:
+        """The keyId SmartTrace says it holds (GET on the handoff URL); None: none.
+        Raises ExternalError when SmartTrace does not answer."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
 class HeldLease(Protocol):
     def ensure(self) -> None:
-        """Raise LeaseUnavailable if the lease was lost (renewal refused or timed out)."""
+        """Raise LeaseUnavailable if the lease is known to be lost (renewal refused or timed out)."""
+        ...
+
+    async def confirm(self) -> None:
+        """Immediately before a write: confirm with the service that the lease is still
+        ours; raise LeaseUnavailable when it is not, or cannot be confirmed now."""
         ...
 
 

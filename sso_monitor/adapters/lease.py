@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -82,12 +82,13 @@ class HeldLease:
     renewal has succeeded for the lease's whole duration (it may have expired
     and another run may hold it now)."""
 
-    def __init__(self, key: str, duration: float | None = None) -> None:
+    def __init__(self, key: str, duration: float | None = None, renew: Callable[[HeldLease], Awaitable[None]] | None = None) -> None:
         self.key = key
         self.duration = duration  # seconds; None: held until released (LocalLease)
         self.renewals = 0
         self.renewed_at = time.monotonic()
         self._lost_reason: str | None = None
+        self._renew = renew  # asks the service now; None: nothing to ask (LocalLease)
 
     @property
     def lost(self) -> bool:
@@ -103,10 +104,19 @@ class HeldLease:
         self._lost_reason = self._lost_reason or reason
 
     def ensure(self) -> None:
-        """Raise LeaseUnavailable if the lease may no longer be ours; call before a side effect."""
+        """Raise LeaseUnavailable if the lease is known to be lost (no request made)."""
         reason = self.lost_reason
         if reason is not None:
             raise LeaseUnavailable(f"lease {self.key} was lost ({reason}); another run may hold it")
+
+    async def confirm(self) -> None:
+        """Immediately before a write: renew with the service now, so that a lease broken
+        since the last background renewal stops the write instead of being noticed up to
+        a third of its duration later. Raises LeaseUnavailable when it is not ours, or
+        when the service cannot say so right now (no write on a doubt)."""
+        self.ensure()
+        if self._renew is not None:
+            await self._renew(self)
 
 
 def lease_seconds(ttl: timedelta) -> int:
@@ -140,7 +150,7 @@ class BlobLease:
         client = BlobLeaseClient(blob)
         started = time.monotonic()  # the lease runs from no later than this
         await self._acquire(blob, client, key, duration)
-        held = HeldLease(key, duration)
+        held = HeldLease(key, duration, renew=lambda h: self._renew_now(h, client))
         held.renewed_at = started
         log.info("lease %s: acquired for %d s", key, duration)
         renewer = asyncio.create_task(self._keep(held, client, self._renew_every or duration / 3), name=f"lease-renew-{key}")
@@ -195,6 +205,21 @@ class BlobLease:
             if held.lost:
                 log.error("lease %s: lost (%s); the run must stop before its next step", held.key, held.lost_reason)
                 return
+
+    async def _renew_now(self, held: HeldLease, client: BlobLeaseClient) -> None:
+        started = time.monotonic()
+        try:
+            await self._pool.run(client.renew)
+        except HttpResponseError as exc:
+            code = _error_code(exc)
+            if code in _LEASE_GONE or (exc.status_code == 409 and code is None):
+                held.lose(f"renewal refused: {code or exc.status_code}")
+                raise LeaseUnavailable(f"lease {held.key} was lost (renewal refused: {code or exc.status_code}); another run may hold it") from None
+            raise LeaseUnavailable(f"lease {held.key} could not be confirmed ({exc.status_code} {code}); stopping before the write") from None
+        except AzureError as exc:
+            raise LeaseUnavailable(f"lease {held.key} could not be confirmed ({type(exc).__name__}); stopping before the write") from None
+        held.renewed_at = started
+        held.renewals += 1
 
     async def _release(self, client: BlobLeaseClient, key: str, duration: int) -> None:
         try:

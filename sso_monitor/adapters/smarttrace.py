@@ -65,11 +65,33 @@ class HttpSecretPusher:
         )
         await self._pool.run(call)
 
+    async def held_key_id(self, *, url: str, token: SecretValue, facility: str) -> str | None:
+        return await self._pool.run(functools.partial(self._held, url=url, token=token, facility=facility))
+
     async def aclose(self) -> None:
         self._pool.close()
         self._session.close()
 
-    # ---- blocking part, run in a worker thread
+    # ---- blocking parts, run in a worker thread
+
+    def _held(self, *, url: str, token: SecretValue, facility: str) -> str | None:
+        """GET on the handoff URL: which keyId SmartTrace says it holds (docs/handoff.md)."""
+        what = f"reading which keyId {facility}'s SmartTrace holds"
+        if urlsplit(url).scheme.lower() != "https":
+            raise ExternalError(SERVICE, f"{what}: the handoff URL must be https")
+        failure: ExternalError | None = None
+        try:
+            response = self._session.get(url, headers=_headers(token), timeout=(self.timeout, self.timeout), allow_redirects=False)
+        except requests.RequestException as exc:
+            failure = TransientError(SERVICE, _scrub(f"{what}: no answer ({type(exc).__name__})", token))
+        if failure is not None:
+            raise failure
+        with response:
+            body = _json(response)
+            if response.status_code != 200 or not isinstance(body, dict):
+                raise ExternalError(SERVICE, f"{what}: SmartTrace answered HTTP {response.status_code}", status=response.status_code)
+            held = body.get("keyId")
+            return held.lower() if isinstance(held, str) and held else None
 
     def _push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:
         what = f"handoff of keyId {key_id} to {facility}"

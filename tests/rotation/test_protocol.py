@@ -114,12 +114,32 @@ def test_retire_after_grace_removes_only_our_own(http_harness: Harness):
 def test_sweep_removes_our_orphans_after_the_window_only(harness: Harness):
     world = harness.world
     app = world.find_app(harness.app.app_id)
-    young = world.add_password(app, display_name="sso-monitor 20261129T000000Z-young")
-    old = world.add_password(app, display_name="sso-monitor 20261128T000000Z-old", start=world.now() - timedelta(hours=2), created=world.now() - timedelta(hours=2))
+    ours = harness.app.deployment_id
+    young = world.add_password(app, display_name=f"sso-monitor {ours} 20261129T000000Z-0000000a")
+    old = world.add_password(app, display_name=f"sso-monitor {ours} 20261128T000000Z-0000000b", start=world.now() - timedelta(hours=2), created=world.now() - timedelta(hours=2))
     mine = world.add_password(app, display_name="made by an admin", start=world.now() - timedelta(days=3))
+    # Named like ours by a person, by an older release, by another deployment: never swept.
+    lookalikes = [
+        world.add_password(app, display_name=name, start=world.now() - timedelta(days=3), created=world.now() - timedelta(days=3))
+        for name in ("sso-monitor (prod)", "sso-monitor 20261128T000000Z-0000000c", "sso-monitor 9f9f9f9f 20261128T000000Z-0000000d")
+    ]
     harness.rotate()
     keys = {c.key_id for c in harness.credentials()}
     assert old.key_id not in keys and young.key_id in keys and mine.key_id in keys
+    assert all(c.key_id in keys for c in lookalikes)
+
+
+def test_no_sweep_while_a_hand_stored_version_could_hold_an_orphan(harness: Harness):
+    """SmartTrace holds a secret an earlier run made; someone copied its value into the
+    vault by hand (no keyId tag). Its hint protects it; an unreadable one stops the sweep."""
+    world = harness.world
+    app = world.find_app(harness.app.app_id)
+    ours = harness.app.deployment_id
+    held = world.add_password(app, display_name=f"sso-monitor {ours} 20261101T000000Z-0000000e", start=world.now() - timedelta(days=20), created=world.now() - timedelta(days=20))
+    vault = next(iter(world.vaults.values()))
+    world.set_secret(vault, harness.app.vault_secret_name, held.secret_text)  # az keyvault secret set: no tags
+    harness.rotate()
+    assert held.key_id in {c.key_id for c in harness.credentials()}
 
 
 def test_dry_run_changes_nothing_anywhere(harness: Harness):
@@ -277,3 +297,105 @@ def test_a_handed_on_credential_that_vanished_is_left_to_a_person(harness: Harne
     assert harness.version_for(first.key_id).enabled
     assert again.stage == "awaiting-confirmation"
     assert [e.kind for e in notifier.events] == ["failed"] and first.key_id in notifier.events[0].message
+
+
+# ---- confirm needs evidence in http mode
+
+
+def test_confirm_after_a_failed_push_is_refused_until_smarttrace_holds_the_key(http_harness: Harness):
+    from sso_monitor.rotation import ConfirmationRefused
+
+    world = http_harness.world
+    old_key = world.facility("acme").key_id
+    http_harness.sandbox.faults.add("status", service="smarttrace", method="PUT", path="*/client-secret", status=503, times=1)  # the push fails
+    first = http_harness.rotate(force=True)
+    assert first.stage == "verified" and first.error
+    # A person "confirms" the new key: SmartTrace does not report it, so it is refused,
+    # nothing becomes current and the old secret is never scheduled for removal.
+    with pytest.raises(ConfirmationRefused, match="push it first"):
+        http_harness.confirm(first.key_id)
+    assert http_harness.version_for(first.key_id).tags["stage"] == "verified"
+    assert all(v.tags.get("stage") != "previous" for v in http_harness.vault_versions())
+    assert world.facility("acme").key_id == old_key and world.sign_in_works("acme")
+    # Once SmartTrace holds it (a later push), the same confirmation is evidence enough.
+    http_harness.rotate()
+    assert world.facility("acme").key_id == first.key_id
+    assert http_harness.version_for(first.key_id).tags["stage"] == "current"
+
+
+# ---- a lease lost mid-run: no write after the loss, and the report says what was done
+
+
+class LosingLease:
+    """The real local lease, but the service says "not yours" from the ``lose_at``-th
+    confirmation on (another run broke it and took over)."""
+
+    def __init__(self, inner, world, lose_at: int) -> None:
+        self.inner, self.world, self.lose_at = inner, world, lose_at
+        self.confirms = 0
+        self.lost_after_request: int | None = None
+
+    def hold(self, key, **options):
+        from contextlib import asynccontextmanager
+
+        from sso_monitor.errors import LeaseUnavailable
+
+        outer = self
+
+        class Held:
+            def __init__(self, held) -> None:
+                self.held = held
+
+            def ensure(self) -> None:
+                self.held.ensure()
+
+            async def confirm(self) -> None:
+                outer.confirms += 1
+                if outer.confirms >= outer.lose_at:
+                    if outer.lost_after_request is None:
+                        outer.lost_after_request = len(outer.world.requests)
+                    raise LeaseUnavailable(f"lease {key} was lost (renewal refused: LeaseIdMismatchWithLeaseOperation)")
+
+        @asynccontextmanager
+        async def held_block():
+            async with outer.inner.hold(key, **options) as held:
+                yield Held(held)
+
+        return held_block()
+
+
+def _writes(world, since: int) -> list[str]:
+    return [f"{r.method} {r.path}" for r in list(world.requests)[since:] if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.service in ("graph", "vault", "smarttrace") and not r.inner]
+
+
+@pytest.mark.parametrize("lose_at", range(1, 8))  # an http rotation confirms the lease before each of its 7 writes
+def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at: int):
+    from sso_monitor.adapters.lease import LocalLease
+
+    world = http_harness.world
+    losing = LosingLease(LocalLease(http_harness.lock_dir), world, lose_at)
+    deps = http_harness.deps()
+    deps.lease = losing
+
+    async def run():
+        try:
+            return await Rotator(http_harness.app, deps, http_harness.settings, force=True).run()
+        finally:
+            await deps.aclose()
+
+    result = asyncio.run(run())
+    assert losing.lost_after_request is not None, "the lease was never confirmed that often"
+    assert _writes(world, losing.lost_after_request) == []  # nothing written after the loss
+    assert result.error and "lost during the run" in result.error and "nothing was done" not in result.error
+    assert world.sign_in_works("acme")
+    # The stage reported is the one Key Vault holds.
+    from sso_monitor.rotation_state import in_flight, current_version
+    from sso_monitor.rotation_ports import VaultVersion
+
+    versions = [VaultVersion(v.version, dict(v.tags), v.enabled, v.expires, v.created) for v in http_harness.vault_versions()]
+    flight = in_flight(versions)
+    assert result.stage == (flight.stage if flight else "current")
+    # The next run (lease held again) converges.
+    world.clock.advance(minutes=15)
+    again = http_harness.rotate()
+    assert again.error is None and again.stage == "current" and world.sign_in_works("acme")
