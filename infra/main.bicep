@@ -22,15 +22,15 @@ param location string
 @description('Resource group to create; empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
-@description('Python of the Function App (Flex Consumption). The package needs 3.11 or newer; 3.13 is the version whose worker indexing tests/functions/test_indexing.py proves.')
+@description('Python of the Function App (Flex Consumption). The package needs 3.11 or newer. 3.12 by default: azd\'s remote build has built apps configured for 3.13 with Python 3.11 (Azure/azure-dev#8538), and a package built for one Python may not import on another (docs/deploy.md, "Decisions and sources").')
 @allowed([
   '3.11'
   '3.12'
   '3.13'
 ])
-param pythonVersion string = '3.13'
+param pythonVersion string = '3.12'
 
-@description('The monitor configuration document (docs/configuration.md) without vaultUrl and adminApi: this deployment fills those in from the vault and the admin API app registration it creates, homeTenantId from the tenant, and cloud endpoints from the Azure environment unless the document sets them.')
+@description('The monitor configuration document (docs/configuration.md) without vaultUrl, settingsVaultUrl and adminApi: this deployment fills those in from the two vaults and the admin API app registration it creates, homeTenantId from the tenant, and cloud endpoints from the Azure environment unless the document sets them.')
 param monitorConfig object
 
 @description('NCRONTAB (six fields, seconds first) of the scheduled check; the app setting SSO_MONITOR_SCHEDULE.')
@@ -45,7 +45,7 @@ param sendMailThroughGraph bool = false
 @description('Grant Policy.Read.ApplicationConfiguration (read-only), so the monitor can read the tenant\'s secret lifetime policy. Optional: without it one check is skipped (docs/decisions.md).')
 param readAppManagementPolicy bool = false
 
-@description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on the vault (to onboard facilities) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
+@description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on both vaults (to store facility and channel secrets) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
 param operatorPrincipalId string = ''
 
 @description('What operatorPrincipalId is: a user, or a service principal when a pipeline deploys.')
@@ -55,8 +55,8 @@ param operatorPrincipalId string = ''
 ])
 param operatorPrincipalType string = 'User'
 
-@description('Largest number of Function App instances (Flex Consumption scale-out).')
-@minValue(1)
+@description('Largest number of Function App instances (Flex Consumption scale-out). Flex Consumption takes 40 to 1000 ("The lowest maximum scale is currently 40. The highest currently supported value is 1000."); 100 is the platform\'s default (docs/deploy.md, "Decisions and sources").')
+@minValue(40)
 @maxValue(1000)
 param maximumInstanceCount int = 100
 
@@ -68,7 +68,7 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Days a deleted secret or vault can be recovered. With purge protection nothing shortens this once set.')
+@description('Days a deleted secret or vault can be recovered, in both vaults. With purge protection nothing shortens this once set.')
 @minValue(7)
 @maxValue(90)
 param keyVaultSoftDeleteRetentionDays int = 90
@@ -110,6 +110,20 @@ module storage 'app/storage.bicep' = {
   }
 }
 
+// The monitor's identity first: everything else names it.
+module identity 'app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'id-sso-${resourceToken}'
+  }
+}
+
+// Two vaults, so that the identity that writes facility secrets can only read the
+// secrets that say where alerts and secrets go. Facility client secrets
+// (smarttrace-<facility>): the monitor writes new versions and tags.
 module vault 'app/keyvault.bicep' = {
   name: 'keyvault'
   scope: rg
@@ -117,6 +131,21 @@ module vault 'app/keyvault.bicep' = {
     location: location
     tags: tags
     name: 'kv-${resourceToken}'
+    workspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
+  }
+}
+
+// The monitor's own setting secrets (Teams webhook URLs, SMTP passwords, handoff
+// tokens): the monitor only reads them (settingsVaultUrl in the configuration).
+module settingsVault 'app/keyvault.bicep' = {
+  name: 'settings-keyvault'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    name: 'kvset-${resourceToken}'
+    workspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionDays
   }
 }
@@ -133,7 +162,7 @@ module adminApi 'app/admin-api.bicep' = {
 }
 
 // What the code reads from the document and this deployment knows better than a
-// parameter file: the vault it created, its tenant, the admin API it registered.
+// parameter file: the vaults it created, its tenant, the admin API it registered.
 // Cloud endpoints come from the Azure environment (sovereign clouds too) unless the
 // document says otherwise.
 var cloudFromEnvironment = {
@@ -144,6 +173,7 @@ var cloudFromEnvironment = {
 }
 var deploymentFacts = {
   vaultUrl: vault.outputs.uri
+  settingsVaultUrl: settingsVault.outputs.uri
   homeTenantId: tenant().tenantId
   adminApi: {
     tenantId: tenant().tenantId
@@ -169,6 +199,8 @@ module api 'app/function.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     schedule: schedule
     monitorDocument: string(monitorDocument)
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
   }
 }
 
@@ -176,24 +208,35 @@ module rbac 'app/rbac.bicep' = {
   name: 'rbac'
   scope: rg
   params: {
-    principalId: api.outputs.principalId
+    principalId: identity.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: vault.outputs.name
+    settingsVaultName: settingsVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     operatorPrincipalId: operatorPrincipalId
     operatorPrincipalType: operatorPrincipalType
   }
 }
 
+// Microsoft Graph grants to the identity come last. Entra is eventually consistent: an
+// app role assignment or an owner added for a principal created seconds earlier can fail
+// with "does not exist" (microsoftgraph/msgraph-bicep-types#193). Waiting for the Function
+// App and the Azure roles gives the new identity minutes to replicate; if the first
+// deployment still fails there, run it again (docs/deploy.md, "If the first azd up fails
+// in Entra"): every declaration here is idempotent.
 module entra 'app/entra.bicep' = {
   name: 'entra'
   scope: rg
   params: {
-    principalId: api.outputs.principalId
+    principalId: identity.outputs.principalId
     monitoredAppUniqueNames: monitoredAppUniqueNames
     sendMailThroughGraph: sendMailThroughGraph
     readAppManagementPolicy: readAppManagementPolicy
   }
+  dependsOn: [
+    api
+    rbac
+  ]
 }
 
 output AZURE_LOCATION string = location
@@ -201,9 +244,18 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_NAME string = api.outputs.name
 output SERVICE_API_NAME string = api.outputs.name
-output SSO_MONITOR_PRINCIPAL_ID string = api.outputs.principalId
+// The monitor's user-assigned identity: object id (Graph grants, Exchange, the subject of
+// a federated credential), client id, resource id.
+output SSO_MONITOR_PRINCIPAL_ID string = identity.outputs.principalId
+output SSO_MONITOR_CLIENT_ID string = identity.outputs.clientId
+output SSO_MONITOR_IDENTITY_ID string = identity.outputs.id
+// Facility client secrets (the monitor writes), and the monitor's own setting secrets (it reads).
 output SSO_MONITOR_VAULT_NAME string = vault.outputs.name
 output SSO_MONITOR_VAULT_URL string = vault.outputs.uri
+output SSO_MONITOR_SETTINGS_VAULT_NAME string = settingsVault.outputs.name
+output SSO_MONITOR_SETTINGS_VAULT_URL string = settingsVault.outputs.uri
+// The workspace holding both vaults' audit logs (az monitor log-analytics query --workspace).
+output SSO_MONITOR_LOG_ANALYTICS_WORKSPACE string = monitoring.outputs.logAnalyticsCustomerId
 output SSO_MONITOR_ADMIN_API_CLIENT_ID string = adminApi.outputs.clientId
 output SSO_MONITOR_ADMIN_API_AUDIENCE string = adminApi.outputs.audience
 output SSO_MONITOR_API_URL string = api.outputs.uri

@@ -208,6 +208,10 @@ class MonitorConfig:
     # The vault of the monitor's own setting secrets (webhook URLs, SMTP passwords,
     # handoff tokens), read only; None: the same vault as the facility secrets.
     settings_vault: str | None = None
+    # The client id of the Function App's user-assigned managed identity (the
+    # AZURE_CLIENT_ID app setting, which infra/ sets): the identity a federated
+    # credential in another tenant trusts.
+    managed_identity_client_id: str | None = None
 
     @property
     def settings_vault_url(self) -> str:
@@ -338,6 +342,9 @@ class _Validator:
         self.unknown(data, _TOP_KEYS, "")
         vault_url = self.https_url(data, "vaultUrl", "", required=True)
         settings_vault = self.https_url(data, "settingsVaultUrl", "")
+        managed_identity = self.env.get("AZURE_CLIENT_ID") or None
+        if managed_identity is not None and not _GUID.match(managed_identity):
+            self.fail("AZURE_CLIENT_ID", "must be the managed identity's client id (a GUID)")
         home = self.string(data, "homeTenantId", "", pattern=_GUID, what="a tenant id (GUID)")
         cloud = self.cloud(self.mapping(data, "cloud", ""))
         network = self.network(self.mapping(data, "network", ""))
@@ -374,6 +381,7 @@ class _Validator:
             apps=tuple(replace(app, deployment_id=deployment) for app in apps),
             vault_url=vault_url,
             settings_vault=settings_vault,
+            managed_identity_client_id=managed_identity,
             home_tenant_id=home_tenant,
             identities=identities,
             cloud=cloud,

@@ -1,11 +1,11 @@
-// Entra ID for the monitor's managed identity, through the Microsoft Graph Bicep
+// Entra ID for the monitor's user-assigned managed identity, through the Microsoft Graph Bicep
 // extension: the Microsoft Graph application roles it uses, and ownership of each
 // monitored SmartTrace app registration in this tenant. Application.ReadWrite.OwnedBy
 // lets it read and change only the apps it owns, which is why ownership is granted
 // per app instead of Application.ReadWrite.All over the whole directory.
 extension microsoftGraphV1
 
-@description('Object id of the Function App managed identity (its service principal).')
+@description('Object (principal) id of the monitor\'s user-assigned managed identity (its service principal).')
 param principalId string
 
 @description('uniqueName of each monitored app registration; the identity becomes one of its owners.')

@@ -1,10 +1,16 @@
-// The vault that holds each facility's client secret (smarttrace-<facility>), one
-// version per credential, tagged with the rotation's stage and keyId. Access is Azure
-// RBAC only (no access policies), deleted secrets stay recoverable, and purge
-// protection means not even an owner can destroy them before the retention ends.
+// A Key Vault with Azure RBAC only (no access policies): deleted secrets stay
+// recoverable, and purge protection means not even an owner can destroy them before the
+// retention ends. main.bicep deploys two: the facility client secrets
+// (smarttrace-<facility>, one version per credential, tagged with the rotation's stage and
+// keyId), which the monitor writes, and its own setting secrets (Teams webhook URLs, SMTP
+// passwords, handoff tokens), which it only reads. Every request to either is in the
+// audit log (AuditEvent) in Log Analytics.
 param location string
 param tags object = {}
 param name string
+
+@description('Resource id of the Log Analytics workspace that receives the vault\'s audit log.')
+param workspaceId string
 
 @minValue(7)
 @maxValue(90)
@@ -34,6 +40,24 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
+  }
+}
+
+// Every authenticated request (each read of a secret: SecretGet) and every refused one
+// goes to the workspace, in the resource-specific table AZKVAuditLogs ('Dedicated').
+// docs/deploy.md, "Who read a secret", has the query.
+resource audit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: workspaceId
+    logAnalyticsDestinationType: 'Dedicated'
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
   }
 }
 

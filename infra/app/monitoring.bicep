@@ -37,3 +37,6 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 }
 
 output applicationInsightsName string = applicationInsights.name
+output logAnalyticsWorkspaceId string = logAnalytics.id
+// The workspace (customer) id that `az monitor log-analytics query --workspace` takes.
+output logAnalyticsCustomerId string = logAnalytics.properties.customerId

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_KEY = re.compile(r"'?([A-Za-z0-9_.$-]+)'?\s*:")
+_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*:")
 _OPEN = {"{": "}", "[": "]", "(": ")"}
 
 
@@ -94,6 +94,17 @@ def _interpolation_end(text: str, start: int) -> int:
     raise ValueError(f"unclosed interpolation at offset {start}")
 
 
+def string_end(code: str, start: int) -> int:
+    """The index just past the quote that closes the string whose ``'`` is at ``code[start]``
+    (``code`` from code_only: literal parts blank, interpolations kept)."""
+    if code.startswith("'''", start):
+        return code.index("'''", start + 3) + 3
+    i = start + 1
+    while code[i] != "'":
+        i = _interpolation_end(code, i + 2) + 1 if code.startswith("${", i) else i + 1
+    return i + 1
+
+
 def block_end(code: str, start: int) -> int:
     """The index just past the bracket that closes the one at ``code[start]``."""
     stack = [_OPEN[code[start]]]
@@ -130,11 +141,19 @@ def object_keys(text: str, start: int, code: str | None = None) -> dict[str, str
         if re.match(r"resource\s", text[i : i + 9]):
             i = block_end(code, code.index("{", i))
             continue
-        match = _KEY.match(text, i)
-        if match is None:
-            raise ValueError(f"cannot read an object key at {text[i:i + 40]!r}")
-        value_end = _value_end(code, match.end(), end)
-        keys[match.group(1)] = text[match.end() : value_end].strip()
+        if text[i] == "'":  # a quoted key: 'azd-service-name', or computed: '${identity.id}'
+            closing = string_end(code, i)
+            colon = re.compile(r"\s*:").match(text, closing)
+            if colon is None:
+                raise ValueError(f"cannot read an object key at {text[i:i + 40]!r}")
+            key, value_start = text[i + 1 : closing - 1], colon.end()
+        else:
+            match = _KEY.match(text, i)
+            if match is None:
+                raise ValueError(f"cannot read an object key at {text[i:i + 40]!r}")
+            key, value_start = match.group(1), match.end()
+        value_end = _value_end(code, value_start, end)
+        keys[key] = text[value_start:value_end].strip()
         i = value_end
 
 
@@ -149,19 +168,28 @@ def nested(raw_object: str, *path: str) -> dict[str, str]:
 
 
 def array_items(raw_array: str) -> list[str]:
-    """The items of an array literal (one per line, as Bicep writes them), raw."""
+    """The items of an array literal, raw: one per line as Bicep writes them, or separated
+    by commas (``['a', 'b']``)."""
     code = code_only(raw_array)
     start = code.index("[")
     end = block_end(code, start) - 1
     items, i = [], start + 1
     while True:
-        while i < end and code[i].isspace():
+        while i < end and (code[i].isspace() or code[i] == ","):
             i += 1
         if i >= end:
             return items
-        item_end = _value_end(code, i, end)
+        item_end = _item_end(code, i, end)
         items.append(raw_array[i:item_end].strip())
         i = item_end
+
+
+def _item_end(code: str, start: int, limit: int) -> int:
+    """Like _value_end, but a top-level comma also ends the item."""
+    i = start
+    while i < limit and code[i] not in "\n,":
+        i = block_end(code, i) if code[i] in _OPEN else i + 1
+    return i
 
 
 def string_value(raw: str) -> str | None:
@@ -188,6 +216,9 @@ class Declaration:
     loop: bool  # `= [for ...: {...}]`
     body: dict[str, str]  # the declared object's keys, raw values
     text: str
+    start: int = 0  # offsets of the declaration in its template's text
+    end: int = 0
+    body_start: int = 0  # the offset of the body's `{`
 
     @property
     def type(self) -> str:
@@ -208,7 +239,7 @@ class Template:
 
     @property
     def name(self) -> str:
-        return self.path.relative_to(INFRA).as_posix()
+        return self.path.relative_to(INFRA).as_posix() if self.path.is_relative_to(INFRA) else self.path.name
 
     def params(self) -> dict[str, Param]:
         params: dict[str, Param] = {}
@@ -242,7 +273,9 @@ class Template:
                 i = self.code.index("{", i)
             end = block_end(self.code, i)
             body = object_keys(self.text, i, self.code)
-            found.append(Declaration(match.group(1), match.group(2), match.group(3), bool(match.group(4)), condition, loop, body, self.text[match.start() : end]))
+            found.append(
+                Declaration(match.group(1), match.group(2), match.group(3), bool(match.group(4)), condition, loop, body, self.text[match.start() : end], match.start(), end, i)
+            )
         return found
 
     def declaration(self, symbol: str) -> Declaration:
@@ -261,3 +294,95 @@ class Template:
 
 def templates() -> list[Template]:
     return [Template.load(path) for path in sorted(INFRA.rglob("*.bicep"))]
+
+
+# ---------------------------------------------------------------- values as a tree
+
+
+@dataclass(frozen=True)
+class Obj:
+    """An object literal. ``computed`` holds keys that are interpolations (``'${identity.id}'``)."""
+
+    entries: dict[str, Value]
+    computed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Arr:
+    """An array literal; a loop (``[for x in xs: {...}]``) is an array of its body."""
+
+    items: tuple[Value, ...]
+    loop: bool = False
+
+
+@dataclass(frozen=True)
+class Lit:
+    """A literal: a string without interpolation, an integer, true, false or null."""
+
+    value: str | int | bool | None
+
+
+@dataclass(frozen=True)
+class Expr:
+    """Anything computed. ``branches`` are the values a conditional (``c ? a : b``) may take."""
+
+    text: str
+    branches: tuple[Value, ...] = ()
+
+
+Value = Obj | Arr | Lit | Expr
+
+
+def parse_value(raw: str) -> Value:
+    """The value of a Bicep expression as a tree: literals where the text has them, ``Expr``
+    for everything computed (parameters, variables, function calls, references)."""
+    raw = raw.strip()
+    code = code_only(raw)
+    if raw[:1] in ("{", "[") and block_end(code, 0) == len(raw):
+        if raw[0] == "{":
+            keys = object_keys(raw, 0, code)
+            entries = {key: parse_value(value) for key, value in keys.items() if "${" not in key}
+            return Obj(entries, tuple(key for key in keys if "${" in key))
+        loop = re.match(r"\[\s*for\b", code)
+        if loop:
+            colon = _top_level(code, ":", loop.end(), len(code) - 1)
+            return Arr((parse_value(raw[colon + 1 : -1]),), loop=True)
+        return Arr(tuple(parse_value(item) for item in array_items(raw)))
+    literal = string_value(raw)
+    if literal is not None:
+        return Lit(literal)
+    if raw.startswith("'''") and raw.endswith("'''") and "${" not in raw:
+        return Lit(raw[3:-3])
+    if re.fullmatch(r"-?\d+", raw):
+        return Lit(int(raw))
+    if raw in ("true", "false"):
+        return Lit(raw == "true")
+    if raw == "null":
+        return Lit(None)
+    question = _top_level(code, "?", 0, len(code))
+    if question >= 0:
+        colon = _top_level(code, ":", question + 1, len(code))
+        if colon >= 0:
+            return Expr(raw, (parse_value(raw[question + 1 : colon]), parse_value(raw[colon + 1 :])))
+    return Expr(raw)
+
+
+def _top_level(code: str, char: str, start: int, end: int) -> int:
+    """The offset of ``char`` outside any bracket in ``code[start:end]``, or -1. For ``?``,
+    the coalescing ``??`` and the safe dereference ``?.`` and ``?[`` do not count."""
+    i = start
+    while i < end:
+        c = code[i]
+        if c in _OPEN:
+            i = block_end(code, i)
+            continue
+        if c == "'":
+            i = string_end(code, i)
+            continue
+        if c == char:
+            if char == "?" and (code[i + 1 : i + 2] in ("?", ".", "[") or code[i - 1 : i] == "?"):
+                i += 2
+                continue
+            return i
+        i += 1
+    return -1

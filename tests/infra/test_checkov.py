@@ -11,6 +11,13 @@ nothing else changed). The copy also holds one deliberately broken template, and
 test requires checkov to report exactly that file as unparsable: the parser would
 catch a syntax error in ours, which is the nearest this machine gets to `bicep build`
 (the Bicep CLI downloads a binary and cannot be installed here).
+
+The files that declare Microsoft Graph resources are parsed too, their Graph resources
+with them (checkov's own parser is asked which resources it read). checkov has no check
+for any Microsoft.Graph type, though, so it passes or fails none of them: the Graph
+permissions are held by test_templates.py (exactly Application.ReadWrite.OwnedBy plus the
+two optional roles, nothing directory-wide) and test_bicep_types.py (every property
+against the Graph extension's type definitions).
 """
 
 from __future__ import annotations
@@ -28,6 +35,20 @@ import pytest
 from tests.infra.bicep import INFRA, ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+CHECKOV_PYTHON = CHECKOV.with_name("python")
+# The resources checkov's Bicep parser reads from each file: {file: [type, ...]}.
+LIST_RESOURCES = """
+import json, sys
+from pathlib import Path
+from checkov.bicep.parser import Parser
+root = Path(sys.argv[1])
+found = {}
+for path in sorted(root.rglob("*.bicep")):
+    template, _ = Parser().parse(path)
+    if template is not None:
+        found[path.relative_to(root).as_posix()] = sorted({r.get("type", "") for r in template.get("resources", {}).values()})
+print(json.dumps(found))
+"""
 EXTENSION_LINE = re.compile(r"(?m)^(extension [A-Za-z_][A-Za-z0-9_]*)[ \t]*$")
 SKIP_COMMENT = re.compile(r"checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 CANARY = "zz-syntax-canary.bicep"
@@ -45,7 +66,8 @@ def _reports(output: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """infra/ as checkov can read it, with the canary."""
     if not CHECKOV.exists():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"{CHECKOV.relative_to(ROOT)} is missing: make test installs it (make checkov)")
@@ -59,6 +81,11 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
         rewritten += count
     assert rewritten, "no `extension` line was found: is this workaround still needed?"
     (copy / CANARY).write_text(BROKEN, encoding="utf-8")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def reports(copy: Path) -> dict[str, dict[str, Any]]:
     env = {**os.environ, "LOG_LEVEL": "WARNING"}
     result = subprocess.run(
         [str(CHECKOV), "--skip-download", "--framework", "bicep", "secrets", "--directory", str(copy), "--output", "json"],
@@ -79,6 +106,24 @@ def test_checkov_parses_every_template_and_rejects_a_broken_one(reports: dict[st
     unparsed = [Path(path).name for path in bicep["results"]["parsing_errors"]]
     assert unparsed == [CANARY], f"checkov could not parse {unparsed}; only the canary should fail"
     assert bicep["summary"]["resource_count"] > 0 and bicep["summary"]["passed"] > 0, bicep["summary"]
+
+
+def test_the_graph_extension_files_are_parsed_with_their_graph_resources(copy: Path, reports: dict[str, dict[str, Any]]) -> None:
+    result = subprocess.run([str(CHECKOV_PYTHON), "-c", LIST_RESOURCES, str(copy)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parsed = json.loads(result.stdout)
+    graph_files = sorted(path.relative_to(INFRA).as_posix() for path in INFRA.rglob("*.bicep") if EXTENSION_LINE.search(path.read_text(encoding="utf-8")))
+    assert graph_files == ["app/admin-api.bicep", "app/entra.bicep", "app/owner.bicep"]
+    for name in graph_files:
+        graph_types = [t for t in parsed.get(name, []) if t.startswith("Microsoft.Graph/")]
+        assert graph_types, f"checkov's parser read no Microsoft.Graph resource from {name}: {parsed.get(name)}"
+    assert {"Microsoft.Graph/appRoleAssignedTo", "Microsoft.Graph/applications", "Microsoft.Graph/servicePrincipals"} <= {
+        t for name in graph_files for t in parsed[name]
+    }
+    # ...and checks none of them: checkov has no Microsoft.Graph checks. If it gains some,
+    # this fails: then its results cover the Graph resources too, and this note can go.
+    checked = {check["resource"] for report in reports.values() for kind in ("passed_checks", "failed_checks", "skipped_checks") for check in report["results"][kind]}
+    assert not [r for r in checked if r.startswith("Microsoft.Graph/")], sorted(checked)
 
 
 def test_no_check_fails(reports: dict[str, dict[str, Any]]) -> None:

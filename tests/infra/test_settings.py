@@ -51,6 +51,9 @@ PLATFORM_SETTINGS = {
     # The Functions host's telemetry to Application Insights, with Entra ID auth.
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    # azure-identity's DefaultAzureCredential: the client id of the user-assigned managed
+    # identity to take a token as (empty locally: az login).
+    "AZURE_CLIENT_ID",
 }
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
@@ -181,6 +184,17 @@ def test_storage_is_identity_based_in_azure() -> None:
         assert settings[f"AzureWebJobsStorage__{service}ServiceUri"] == f"storage.properties.primaryEndpoints.{service}"
 
 
+def test_every_token_is_taken_as_the_user_assigned_identity() -> None:
+    """Without its client id, the host and azure-identity look for a system-assigned
+    identity, which the Function App does not have: storage, telemetry and the code's
+    DefaultAzureCredential each name the user-assigned one."""
+    settings = bicep_settings()
+    assert settings["AzureWebJobsStorage__clientId"] == "identityClientId"
+    assert settings["AZURE_CLIENT_ID"] == "identityClientId"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "'ClientId=${identityClientId};Authorization=AAD'"
+    assert nested(Template.load("main.bicep").declaration("api").body["params"])["identityClientId"] == "identity.outputs.clientId"
+
+
 def test_the_schedule_setting_defaults_to_the_samples() -> None:
     main = Template.load("main.bicep")
     assert string_value(main.params()["schedule"].default or "") == sample_settings()["SSO_MONITOR_SCHEDULE"]
@@ -194,6 +208,7 @@ def test_the_schedule_setting_defaults_to_the_samples() -> None:
 # A key added there without a value here fails the test below: add one.
 _DEPLOYMENT_VALUES = {
     "vaultUrl": "https://kv-abc123.vault.azure.net/",
+    "settingsVaultUrl": "https://kvset-abc123.vault.azure.net/",
     "homeTenantId": "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11",
     "tenantId": "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11",
     "audience": "api://5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11/sso-monitor-admin-abc123",
@@ -232,6 +247,8 @@ def test_the_deployed_document_is_a_valid_configuration(parameters_file: str) ->
     document = deployed_document(parameters["monitorConfig"]["value"])
     config = parse_config(document, environ={})
     assert config.vault_url == "https://kv-abc123.vault.azure.net"
+    # Channel and handoff secrets come from the second vault, which the identity only reads.
+    assert config.settings_vault_url == "https://kvset-abc123.vault.azure.net"
     assert config.admin_api is not None and config.admin_api.client_id == _DEPLOYMENT_VALUES["clientId"]
     assert config.cloud.graph_endpoint == "https://graph.microsoft.com/v1.0"
     assert config.cloud.authority == "https://login.microsoftonline.com"

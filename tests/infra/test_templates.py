@@ -1,9 +1,11 @@
-"""What issue 7 promises of infra/, read from the templates: no account keys, a Key Vault
-with RBAC and purge protection, Application Insights without local auth, the Microsoft
-Graph roles and nothing broader, Azure roles each on one resource, the admin API's app
-roles as the code checks them, a Python the package supports. And, since the Bicep CLI
-cannot run here, the wiring a compiler would check: every module's parameters and
-outputs, and azure.yaml's service.
+"""What issue 7 promises of infra/, read from the templates: no account keys, Key Vaults
+with RBAC, purge protection and an audit log, Application Insights without local auth, a
+user-assigned identity (the only kind another tenant's federated credential can trust),
+the Microsoft Graph roles and nothing broader, Azure roles each on one resource, basic
+publishing credentials off, the admin API's app roles as the code checks them, a Python
+the package supports. And, since the Bicep CLI cannot run here, the wiring a compiler
+would check: every module's parameters and outputs, and azure.yaml's service. (Each
+property against Microsoft's type definitions: test_bicep_types.py.)
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4e42-8a64-420c390055eb"
 
 
@@ -63,7 +66,9 @@ def test_the_deployment_package_is_read_with_the_managed_identity() -> None:
     site = Template.load("app/function.bicep").declaration("functionApp")
     storage = nested(site.body["properties"], "functionAppConfig", "deployment", "storage")
     assert _literal(storage["type"]) == "blobContainer"
-    assert _literal(nested(site.body["properties"], "functionAppConfig", "deployment", "storage", "authentication")["type"]) == "SystemAssignedIdentity"
+    authentication = nested(site.body["properties"], "functionAppConfig", "deployment", "storage", "authentication")
+    assert _literal(authentication["type"]) == "UserAssignedIdentity"
+    assert authentication["userAssignedIdentityResourceId"] == "identityId"
 
 
 # ---------------------------------------------------------------- Key Vault
@@ -76,6 +81,38 @@ def test_key_vault_uses_rbac_soft_delete_and_purge_protection() -> None:
     assert properties["enableSoftDelete"] == "true"
     assert properties["enablePurgeProtection"] == "true"
     assert "accessPolicies" not in properties, "RBAC only: no access policies"
+
+
+def test_there_are_two_vaults_facility_secrets_and_settings() -> None:
+    """The identity that writes facility secrets must not be able to change where alerts
+    and secrets go: the channel and handoff secrets live in a vault of their own, which the
+    configuration names as settingsVaultUrl."""
+    main = Template.load("main.bicep")
+    vaults = [d for d in main.declarations() if d.kind == "module" and d.target == "app/keyvault.bicep"]
+    assert sorted(d.symbol for d in vaults) == ["settingsVault", "vault"]
+    names = {d.symbol: nested(d.body["params"])["name"] for d in vaults}
+    assert names["vault"] != names["settingsVault"]
+    facts = object_keys(main.var("deploymentFacts"), 0)
+    assert facts["vaultUrl"] == "vault.outputs.uri"
+    assert facts["settingsVaultUrl"] == "settingsVault.outputs.uri"
+    assert {"SSO_MONITOR_VAULT_URL", "SSO_MONITOR_SETTINGS_VAULT_URL", "SSO_MONITOR_SETTINGS_VAULT_NAME"} <= main.outputs()
+
+
+def test_every_read_of_a_vault_is_audited_in_log_analytics() -> None:
+    keyvault = Template.load("app/keyvault.bicep")
+    (audit,) = keyvault.of_type("Microsoft.Insights/diagnosticSettings")
+    assert audit.body["scope"] == "vault" and audit.condition is None
+    properties = nested(audit.body["properties"])
+    assert properties["workspaceId"] == "workspaceId"
+    # The resource-specific table (AZKVAuditLogs) that docs/deploy.md's query reads.
+    assert _literal(properties["logAnalyticsDestinationType"]) == "Dedicated"
+    logs = [object_keys(item, 0) for item in array_items(properties["logs"])]
+    assert [(_literal(log["category"]), log["enabled"]) for log in logs] == [("AuditEvent", "true")]
+    main = Template.load("main.bicep")
+    for symbol in ("vault", "settingsVault"):
+        assert nested(main.declaration(symbol).body["params"])["workspaceId"] == "monitoring.outputs.logAnalyticsWorkspaceId"
+    deploy = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert "AZKVAuditLogs" in deploy and "SecretGet" in deploy, "docs/deploy.md should show how to find reads of a secret"
 
 
 # ---------------------------------------------------------------- monitoring
@@ -93,17 +130,49 @@ def test_application_insights_has_local_auth_off_and_a_workspace() -> None:
 # ---------------------------------------------------------------- the Function App
 
 
-def test_the_function_app_is_flex_consumption_with_a_system_assigned_identity() -> None:
+def test_the_function_app_is_flex_consumption_with_the_user_assigned_identity_only() -> None:
+    """Entra trusts only a user-assigned identity in another tenant's federated credential;
+    a system-assigned one beside it would be a second identity with no role to play."""
     function = Template.load("app/function.bicep")
     sku = nested(function.declaration("plan").body["sku"])
     assert (_literal(sku["name"]), _literal(sku["tier"])) == ("FC1", "FlexConsumption")
     site = function.declaration("functionApp")
     assert _literal(site.body["kind"]) == "functionapp,linux"
-    assert _literal(nested(site.body["identity"])["type"]) == "SystemAssigned"
+    identity = nested(site.body["identity"])
+    assert _literal(identity["type"]) == "UserAssigned"
+    assert object_keys(identity["userAssignedIdentities"], 0) == {"${identityId}": "{}"}
     properties = nested(site.body["properties"])
     assert properties["httpsOnly"] == "true"
+    assert properties["keyVaultReferenceIdentity"] == "identityId"
     runtime = nested(site.body["properties"], "functionAppConfig", "runtime")
     assert (_literal(runtime["name"]), runtime["version"]) == ("python", "pythonVersion")
+
+    main = Template.load("main.bicep")
+    (created,) = Template.load("app/identity.bicep").of_type("Microsoft.ManagedIdentity/userAssignedIdentities")
+    assert not created.existing
+    assert nested(main.declaration("api").body["params"])["identityId"] == "identity.outputs.id"
+    for module in ("rbac", "entra"):
+        assert nested(main.declaration(module).body["params"])["principalId"] == "identity.outputs.principalId"
+    assert "SystemAssigned" not in without_comments("".join(t.text for t in templates()))
+
+
+def test_basic_publishing_credentials_are_off() -> None:
+    function = Template.load("app/function.bicep")
+    policies = function.of_type("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+    assert sorted(_literal(p.body["name"]) for p in policies) == ["ftp", "scm"]
+    for policy in policies:
+        assert policy.body["parent"] == "functionApp" and policy.condition is None
+        assert nested(policy.body["properties"]) == {"allow": "false"}
+    assert _literal(nested(function.declaration("functionApp").body["properties"], "siteConfig")["ftpsState"]) == "Disabled"
+
+
+def test_the_graph_grants_wait_for_the_new_identity_to_replicate() -> None:
+    """A Graph grant to a principal created seconds earlier can fail ("does not exist");
+    the grants come after the Function App and the Azure roles, and docs/deploy.md says
+    what to do if the first deployment still fails there."""
+    entra = Template.load("main.bicep").declaration("entra")
+    assert {item.strip() for item in array_items(entra.body["dependsOn"])} == {"api", "rbac"}
+    assert "If the first azd up fails in Entra" in (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
 
 
 def test_python_versions_are_ones_the_package_supports() -> None:
@@ -111,10 +180,23 @@ def test_python_versions_are_ones_the_package_supports() -> None:
     python = Template.load("main.bicep").params()["pythonVersion"]
     allowed = [_literal(item) for item in python.allowed]
     assert allowed, "pythonVersion should list its @allowed versions"
-    assert _literal(python.default or "") in allowed
+    # 3.12: azd's remote build has built 3.13 apps with 3.11 (Azure/azure-dev#8538).
+    assert _literal(python.default or "") == "3.12" and "3.12" in allowed
     unsupported = [version for version in allowed if f"{version}.0" not in requires]
     assert not unsupported, f"pyproject.toml requires Python {requires}; infra/main.bicep allows {unsupported}"
     assert nested(Template.load("main.bicep").declaration("api").body["params"])["pythonVersion"] == "pythonVersion"
+
+
+def test_the_scale_out_limit_is_one_flex_consumption_accepts() -> None:
+    """Flex Consumption: "The lowest maximum scale is currently 40. The highest currently
+    supported value is 1000." (flex-consumption-plan.md, Considerations; docs/deploy.md)."""
+    main = Template.load("main.bicep")
+    bounds = dict(re.findall(r"@(minValue|maxValue)\((\d+)\)\s*(?=(?:@[^\n]*\n\s*)*param maximumInstanceCount\b)", main.text))
+    assert bounds == {"minValue": "40", "maxValue": "1000"}, bounds
+    default = int(main.params()["maximumInstanceCount"].default or "0")
+    assert 40 <= default <= 1000
+    example = json.loads((INFRA / "main.parameters.example.json").read_text(encoding="utf-8"))["parameters"]
+    assert 40 <= example["maximumInstanceCount"]["value"] <= 1000
 
 
 # ---------------------------------------------------------------- Azure roles
@@ -140,7 +222,7 @@ def test_each_azure_role_is_granted_on_one_resource_only() -> None:
     assignments = _role_assignments()
     assert assignments, "no role assignments found: the reader is broken"
     for template, symbol, _, scope in assignments:
-        assert scope in {"storage", "vault", "applicationInsights"}, f"{template} {symbol}: scope {scope or '(the deployment scope)'} is broader than one resource"
+        assert scope in {"storage", "vault", "settingsVault", "applicationInsights"}, f"{template} {symbol}: scope {scope or '(the deployment scope)'} is broader than one resource"
 
 
 def test_the_managed_identity_gets_exactly_the_roles_it_needs() -> None:
@@ -150,22 +232,33 @@ def test_the_managed_identity_gets_exactly_the_roles_it_needs() -> None:
         (STORAGE_QUEUE_DATA_CONTRIBUTOR, "storage"),
         (STORAGE_TABLE_DATA_CONTRIBUTOR, "storage"),
         (KEY_VAULT_SECRETS_OFFICER, "vault"),
+        (KEY_VAULT_SECRETS_USER, "settingsVault"),
         (MONITORING_METRICS_PUBLISHER, "applicationInsights"),
     }
 
 
-def test_key_vault_secrets_officer_is_scoped_to_the_vault() -> None:
-    officers = [(symbol, scope) for _, symbol, role, scope in _role_assignments() if role == KEY_VAULT_SECRETS_OFFICER]
-    assert officers and all(scope == "vault" for _, scope in officers), officers
-    # ...the vault this deployment creates, not one named elsewhere.
-    vault = Template.load("app/rbac.bicep").declaration("vault")
-    assert vault.existing and vault.body["name"] == "keyVaultName"
-    assert nested(Template.load("main.bicep").declaration("rbac").body["params"])["keyVaultName"] == "vault.outputs.name"
+def test_the_identity_writes_facility_secrets_and_only_reads_settings() -> None:
+    identity_roles = {(role, scope) for _, symbol, role, scope in _role_assignments() if not symbol.startswith("operator")}
+    assert {scope for role, scope in identity_roles if role == KEY_VAULT_SECRETS_OFFICER} == {"vault"}
+    assert {role for role, scope in identity_roles if scope == "settingsVault"} == {KEY_VAULT_SECRETS_USER}
+    # ...the vaults this deployment creates, not ones named elsewhere.
+    rbac = Template.load("app/rbac.bicep")
+    params = nested(Template.load("main.bicep").declaration("rbac").body["params"])
+    for symbol, param, module in (("vault", "keyVaultName", "vault"), ("settingsVault", "settingsVaultName", "settingsVault")):
+        vault = rbac.declaration(symbol)
+        assert vault.existing and vault.body["name"] == param
+        assert params[param] == f"{module}.outputs.name"
 
 
-def test_the_operators_role_is_optional() -> None:
-    operator = Template.load("app/rbac.bicep").declaration("operatorSecretsOfficer")
-    assert operator.condition == "!empty(operatorPrincipalId)"
+def test_the_operators_roles_are_optional() -> None:
+    rbac = Template.load("app/rbac.bicep")
+    operator = [d for d in rbac.of_type("Microsoft.Authorization/roleAssignments") if d.symbol.startswith("operator")]
+    assert sorted(d.symbol for d in operator) == ["operatorSecretsOfficer", "operatorSettingsOfficer"]
+    assert all(d.condition == "!empty(operatorPrincipalId)" for d in operator)
+    assert {(role, scope) for _, symbol, role, scope in _role_assignments() if symbol.startswith("operator")} == {
+        (KEY_VAULT_SECRETS_OFFICER, "vault"),
+        (KEY_VAULT_SECRETS_OFFICER, "settingsVault"),
+    }
 
 
 # ---------------------------------------------------------------- Microsoft Graph
@@ -194,6 +287,26 @@ def test_the_identity_gets_application_readwrite_ownedby_and_mail_send_only_when
     main = Template.load("main.bicep").params()
     assert main["sendMailThroughGraph"].default == "false"
     assert main["readAppManagementPolicy"].default == "false"
+
+
+def test_graph_permissions_are_granted_in_entra_bicep_only() -> None:
+    """checkov has no check for Microsoft.Graph resources (test_checkov.py shows it parses
+    them and reports none), so the Graph permissions are held here and in the test above:
+    application roles on Microsoft Graph only in entra.bicep, exactly the three named there;
+    no delegated grants, no requested permissions on any app registration."""
+    seen = 0
+    for template in templates():
+        for assignment in template.of_type("Microsoft.Graph/appRoleAssignedTo"):
+            seen += 1
+            if template.name == "app/entra.bicep":
+                assert assignment.body["resourceId"] == "microsoftGraph.id"
+                continue
+            # Elsewhere only the admin API's own roles, on its own service principal.
+            assert (template.name, assignment.body["resourceId"]) == ("app/admin-api.bicep", "adminApiServicePrincipal.id"), assignment.symbol
+        assert not template.of_type("Microsoft.Graph/oauth2PermissionGrants"), f"{template.name}: a delegated permission grant"
+        for app in template.of_type("Microsoft.Graph/applications"):
+            assert "requiredResourceAccess" not in app.body, f"{template.name} {app.symbol}: requests API permissions"
+    assert seen == 4, "the reader found a different number of app role assignments than infra/ has"
 
 
 def test_no_directory_wide_graph_permission_appears_anywhere() -> None:
