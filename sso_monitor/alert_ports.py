@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from . import redact
 from .errors import ExternalError
 from .models import SecretValue
 
@@ -49,6 +50,15 @@ class Alert:
     steps: tuple[str, ...] = ()  # numbered steps (manual handoff)
     status_url: str | None = None  # the status page, when configured
     operations: bool = False  # the monitor's own failure: goes to the operations channels
+
+    def __post_init__(self) -> None:
+        # The net under every alert (cards, emails, the alert state): no fragment of a
+        # secret this process holds, whatever text an upstream service sent us.
+        for name in ("title", "message", "fix"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, redact.scrub(value))
+        object.__setattr__(self, "steps", tuple(redact.scrub(step) for step in self.steps))
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)

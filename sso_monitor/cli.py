@@ -73,7 +73,25 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Scrubbed:
+    """A text stream whose writes are scrubbed of every fragment of a secret this
+    process holds (redact.py): the net under everything the CLI prints."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from .redact import scrub
+
+        return self._stream.write(scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if not isinstance(sys.stdout, _Scrubbed):
+        sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)  # type: ignore[assignment]
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:

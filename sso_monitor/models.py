@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from . import redact
+
 
 class SecretValue:
-    """A secret held in memory. ``str()`` and ``repr()`` never show it."""
+    """A secret held in memory. ``str()`` and ``repr()`` never show it, and every
+    fragment of it is masked in the process's logs and outputs (redact.py)."""
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        redact.register(value)
 
     def reveal(self) -> str:
         return self._value

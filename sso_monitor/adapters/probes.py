@@ -48,6 +48,7 @@ import requests
 import msal
 import msal.exceptions
 
+from .. import redact
 from ..config import MonitorConfig
 from ..models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
 from ..net import session_with_host_map
@@ -82,9 +83,10 @@ MAX_REDIRECTS = 3
 
 
 def scrub(text: str, secret: SecretValue | str | None) -> str:
-    """``text`` with every occurrence of the secret replaced by ``***``."""
+    """``text`` with the secret, and every run of 8+ characters of any secret this
+    process holds, replaced by ``***``."""
     value = secret.reveal() if isinstance(secret, SecretValue) else secret
-    return text.replace(value, "***") if value else text
+    return redact.scrub(text.replace(value, "***") if value else text)
 
 
 def _shorten(text: str) -> str:

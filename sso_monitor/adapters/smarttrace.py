@@ -31,6 +31,7 @@ SmartTrace's answers never carry them.
 from __future__ import annotations
 
 import functools
+import re
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -40,6 +41,7 @@ import requests
 
 from ..config import MonitorConfig
 from ..errors import ExternalError, HandoffRejected, Throttled, TransientError
+from .. import redact
 from ..models import SecretValue
 from ..net import session_with_host_map
 from .threads import BlockingPool
@@ -127,7 +129,7 @@ class HttpSecretPusher:
             raise TransientError(SERVICE, f"{what}: SmartTrace answered HTTP {status} without confirming the keyId", status=status)
         error = body.get("error") if isinstance(body, dict) else None
         error = error if isinstance(error, dict) else {}
-        code = str(error["code"]) if error.get("code") else None
+        code = _error_code(error)
         detail = _scrub(_describe(what, status, error), secret, token)
         if 300 <= status < 400:
             raise HandoffRejected(SERVICE, f"{what}: SmartTrace answered a redirect (HTTP {status}), not followed", status=status, code="redirect")
@@ -166,22 +168,35 @@ def _json(response: requests.Response) -> Any:
         return None
 
 
+# SmartTrace's error fields are passed on only when they have the strict shape of a code
+# (snake_case), an AADSTS reason or a field name: its free text may echo what it was
+# sent (the secret, or most of it), so it never is.
+_FIELD_SHAPES = {
+    "code": re.compile(r"^[a-z][a-z0-9_]{1,39}$"),
+    "reason": re.compile(r"^(?:AADSTS\d{4,8}|[a-z][a-z0-9_]{1,39})$"),
+    "target": re.compile(r"^[A-Za-z][A-Za-z0-9]{0,39}$"),
+}
+
+
+def _token_field(error: dict[str, Any], key: str) -> str | None:
+    value = error.get(key)
+    return value if isinstance(value, str) and _FIELD_SHAPES[key].match(value) else None
+
+
+def _error_code(error: dict[str, Any]) -> str | None:
+    return _token_field(error, "code")
+
+
 def _describe(what: str, status: int, error: dict[str, Any]) -> str:
     parts = [f"{what}: SmartTrace answered HTTP {status}"]
-    if error.get("code"):
-        parts.append(str(error["code"]))
-    if error.get("reason"):
-        parts.append(f"({error['reason']})")
-    if error.get("target"):
-        parts.append(f"on {error['target']}")
-    text = " ".join(parts)
-    message = " ".join(str(error.get("message") or "").split())
-    return f"{text}: {message}" if message else text
+    for key, shown in (("code", "{}"), ("reason", "({})"), ("target", "on {}")):
+        field = _token_field(error, key)
+        if field:
+            parts.append(shown.format(field))
+    return " ".join(parts)
 
 
 def _scrub(text: str, *secrets: SecretValue) -> str:
-    for secret in secrets:
-        value = secret.reveal()
-        if value:
-            text = text.replace(value, "***")
+    """Fragments of any secret this process holds (these ``secrets`` among them) masked."""
+    text = redact.scrub(text)
     return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"

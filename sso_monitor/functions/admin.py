@@ -14,6 +14,7 @@ from typing import Any
 
 import azure.functions as func
 
+from .. import redact
 from . import PerProcess
 
 bp = func.Blueprint()
@@ -63,7 +64,8 @@ _get_state = _state.get
 
 
 def _json(status: int, payload: Any) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(payload, default=str), status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    body = redact.scrub(json.dumps(payload, default=str))  # no fragment of a secret in any answer
+    return func.HttpResponse(body, status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store"})
 
 
 def _facility(req: func.HttpRequest) -> str:
@@ -103,7 +105,7 @@ def _body(req: func.HttpRequest, fields: dict[str, type], *, required: tuple[str
 async def _handle(req: func.HttpRequest, role: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
     from ..admin import InvalidSnooze, UnknownFacility
     from ..alerting import UnknownCode
-    from ..errors import ConfigError, ExternalError
+    from ..errors import ConfigError, ExternalError, LeaseUnavailable
     from ..rotation import RotationFailed
     from .auth import AuthError, json_error
 
@@ -121,6 +123,8 @@ async def _handle(req: func.HttpRequest, role: str, action: Callable[[_State, An
         return json_error(400, "invalid_field", str(exc))
     except RotationFailed as exc:
         return json_error(409, "rotation_conflict", str(exc))
+    except LeaseUnavailable:
+        return json_error(409, "rotation_busy", "another run holds this app's lease (a rotation is running); try again in a minute")
     except ConfigError as exc:
         log.error("admin API not configured: %s", exc)
         return json_error(503, "not_configured", "the admin API is not configured; see the Function App's log")
@@ -154,7 +158,7 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     from .status_page import render_status_page
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
-        page = render_status_page(await state.service.status(_now()))
+        page = redact.scrub(render_status_page(await state.service.status(_now())))
         return func.HttpResponse(page, status_code=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
     return await _handle(req, READ_ROLE, act)

@@ -43,6 +43,7 @@ import azure.functions as func
 import jwt
 import requests
 
+from .. import redact
 from ..errors import MonitorError
 from ..net import session_with_host_map
 
@@ -121,7 +122,7 @@ def json_error(status: int, code: str, message: str) -> func.HttpResponse:
         error = "" if code == "missing_token" else ', error="invalid_token"'
         headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"{error}'
     return func.HttpResponse(
-        json.dumps({"error": {"code": code, "message": message}}),
+        redact.scrub(json.dumps({"error": {"code": code, "message": message}})),
         status_code=status,
         mimetype="application/json",
         headers=headers,

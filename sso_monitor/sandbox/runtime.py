@@ -11,6 +11,9 @@ other date (credentials, secrets, propagation) follows ``world.clock``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 import json
 import shutil
 import tempfile
@@ -45,7 +48,9 @@ class Endpoints:
         return self.vaults[name.lower()]
 
     def webhook_url(self, webhook_id: str) -> str:
-        return f"{self.teams}/workflows/{webhook_id}/triggers/manual/paths/invoke?api-version=2016-06-01&sig=sandbox"
+        # A signature shaped like Power Automate's (43 base64url characters), fixed per webhook.
+        signature = base64.urlsafe_b64encode(hashlib.sha256(f"sandbox-webhook-{webhook_id}".encode()).digest()).decode().rstrip("=")
+        return f"{self.teams}/workflows/{webhook_id}/triggers/manual/paths/invoke?api-version=2016-06-01&sig={signature}"
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -202,6 +202,8 @@ class SmartTraceService(Service):
         if body["tenantId"].lower() != found.tenant_id.lower():
             raise self._reject(found, key_id, 409, "tenant_mismatch",
                                f"tenantId does not match the tenant configured for {found.name}.", "tenantId")
+        if found.echo_secret_in_errors:
+            raise self._reject(found, key_id, 400, "secret_rejected", f"The client secret {secret[:-1]} could not be saved.", "clientSecret", reason=secret[1:])
         if found.key_id and found.key_id.lower() == key_id:
             if found.client_secret and _secrets.compare_digest(found.client_secret.encode(), secret.encode()):
                 self._record(found, key_id, 200, "unchanged")

@@ -38,7 +38,7 @@ T = TypeVar("T")
 MARKER = "sso-monitor r-test"
 ADD_PASSWORD = "/v1.0/applications/*/addPassword"
 REMOVE_PASSWORD = "/v1.0/applications/*/removePassword"
-TOKEN = SecretValue("sandbox-handoff-token")
+TOKEN = SecretValue("stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs")
 
 
 # ---------------------------------------------------------------- helpers

@@ -135,3 +135,37 @@ def test_failing_rotations_leak_no_secret(mode: str, fault: str, sandbox: Sandbo
     assert scenario.converged(), scenario.describe()
     assert sandbox.faults.log, "the fault never fired"
     assert not scenario.leaks(cli.text()), "a secret value reached the CLI's output, an alert, a tag or the lease files"
+
+
+def runs_of_eight(text: str, secrets: list[str]) -> list[str]:
+    """The secrets of which some run of 8 characters appears in ``text``."""
+    return [s for s in secrets if len(s) >= 8 and any(s[i : i + 8] in text for i in range(len(s) - 7))]
+
+
+def test_an_upstream_that_echoes_most_of_the_secret_leaks_no_fragment(sandbox: Sandbox, tmp_path: Path, caplog):
+    """SmartTrace refuses the push with an error whose free text (and 'reason') echoes 39
+    of the secret's 40 characters. Nothing the monitor emits may carry 8 of them in a row:
+    the CLI's output, the events, the alert cards and emails built from them, the logs."""
+    import logging
+
+    from sso_monitor.alert_render import email_bodies, serialise, teams_message
+    from sso_monitor.alert_ports import Notice
+    from sso_monitor.alerts import rotation_alert
+    from sso_monitor.config import AlertsConfig
+
+    caplog.set_level(logging.DEBUG)
+    scenario = Scenario(sandbox, "http", tmp_path / "locks")
+    due(scenario)
+    sandbox.world.facility("acme").echo_secret_in_errors = True
+    cli = Cli(scenario)
+    assert cli.rotate(dry_run=False, force=True) == 2  # the push was refused
+    assert [r.status for r in sandbox.world.facility("acme").received][-1] == 400  # and its error echoed the secret
+    new = [v.value for v in scenario.versions() if v.tags.get("stage") == "verified"]
+    assert new, scenario.describe()
+    events = [event for notifier in cli.notifiers for event in notifier.events]
+    alerts = [rotation_alert(event, sandbox.world.now(), AlertsConfig()) for event in events]
+    rendered = [serialise(teams_message(Notice("ops", (alert,)))).decode() for alert in alerts]
+    rendered += ["\n".join(email_bodies(Notice("mail", (alert,)))) for alert in alerts]
+    text = "\n".join([cli.text(), *rendered, caplog.text])
+    assert "secret_rejected" in text  # SmartTrace's code is passed on...
+    assert not runs_of_eight(text, list(sandbox.world.issued_secrets)), "8+ characters of a secret reached an output"

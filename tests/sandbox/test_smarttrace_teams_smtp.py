@@ -22,7 +22,7 @@ from sso_monitor.net import HostMap, HostMapAdapter, session_with_host_map
 from sso_monitor.sandbox.smarttrace import SmartTraceService
 from sso_monitor.sandbox.teams import MAX_PAYLOAD_BYTES, TeamsService
 
-TOKEN = "sandbox-handoff-token"
+TOKEN = "stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs"
 THROTTLE_TEXT = "Microsoft Teams endpoint returned HTTP error 429"
 
 
