@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from .config import AppConfig, MonitorConfig
@@ -23,7 +23,6 @@ from .wiring import build_adapters, build_rotation_deps
 log = logging.getLogger(__name__)
 
 
-MAX_SNOOZE = timedelta(days=90)
 
 
 class UnknownFacility(MonitorError):
@@ -124,6 +123,7 @@ class AdminService:
         return asdict(result)
 
     async def snooze(self, facility: str, code: str, until: datetime, who: str, reason: str, now: datetime) -> dict[str, Any]:
+        from .alerts import snooze_problem
         from .wiring import opened_alerting
 
         self.app(facility)
@@ -132,10 +132,9 @@ class AdminService:
             from .errors import ConfigError
 
             raise ConfigError(["snoozes are kept in the Function App's storage: set AzureWebJobsStorage"])
-        if until <= now:
-            raise InvalidSnooze("until must be in the future")
-        if until - now > MAX_SNOOZE:
-            raise InvalidSnooze(f"a snooze lasts at most {MAX_SNOOZE.days} days")
+        problem = snooze_problem(until, now, reason)
+        if problem is not None:
+            raise InvalidSnooze(problem)
         async with opened_alerting(self.config) as alerting:
             snooze = await alerting.snooze(facility, code, until, who, reason)
         return snooze.as_dict()

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from .alerts import parse_until
+from .alerts import snooze_problem, parse_until
 from .config import MonitorConfig
 from .errors import MonitorError
 from .run import CheckReport
@@ -59,8 +59,9 @@ def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, 
     except ValueError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return 3
-    if end <= now:
-        err.write(f"sso-monitor: --until {until} is not in the future\n")
+    problem = snooze_problem(end, now, reason)
+    if problem is not None:
+        err.write(f"sso-monitor: {problem.replace('until ', '--until ', 1).replace('reason ', '--reason ', 1)}\n")
         return 3
 
     async def run() -> None:

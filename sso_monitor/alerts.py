@@ -329,4 +329,22 @@ def parse_until(text: str) -> datetime:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
         raise ValueError(f"until must be an ISO 8601 date or date-time, e.g. 2026-12-31 or 2026-12-31T08:00:00Z, not {value!r}") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    try:
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last instant Python can hold
+        raise ValueError(f"until is out of range: {value!r}") from None
+
+
+MAX_SNOOZE_DAYS = 90
+MAX_SNOOZE_REASON = 200
+
+
+def snooze_problem(until: datetime, now: datetime, reason: str) -> str | None:
+    """Why a snooze cannot be taken (None: it can): the one rule for the CLI and the API."""
+    if until <= now:
+        return "until must be in the future"
+    if until - now > timedelta(days=MAX_SNOOZE_DAYS):
+        return f"a snooze lasts at most {MAX_SNOOZE_DAYS} days"
+    if len(reason) > MAX_SNOOZE_REASON:
+        return f"reason must be at most {MAX_SNOOZE_REASON} characters"
+    return None

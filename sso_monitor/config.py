@@ -33,6 +33,7 @@ PUBLIC_AUTHORITY = "https://login.microsoftonline.com"
 DEFAULT_API_BASE = "https://api.smarttrace.ai/v1"
 DEFAULT_THRESHOLDS = (30, 14, 7, 3, 1)
 TENANT_SIZES = ("small", "medium", "large")
+MAX_DOCUMENT_CHARS = 20_000_000  # thousands of apps fit in a few MB
 
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -62,6 +63,7 @@ class HandoffConfig:
     url: str | None = None
     method: str = "PUT"
     token_secret_name: str | None = None  # Key Vault secret holding the bearer token
+    allowed_hosts: tuple[str, ...] = ()  # hosts besides the app's SmartTrace API host the secret may go to
 
 
 @dataclass(frozen=True)
@@ -241,13 +243,19 @@ def load_config(source: str | Path | None = None, environ: Mapping[str, str] | N
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError([f"{path}: cannot read the configuration file ({exc.strerror or exc})"]) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
         origin = str(path)
     else:
         origin = ENV_CONFIG
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise ConfigError([f"{origin}: the configuration is larger than {MAX_DOCUMENT_CHARS // 1_000_000} MB"])
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError([f"{origin}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"]) from None
+    except RecursionError:
+        raise ConfigError([f"{origin}: nested too deeply to be a configuration"]) from None
     return parse_config(document, env)
 
 
@@ -542,6 +550,13 @@ class _Validator:
         if alert_channels is not None and (not isinstance(alert_channels, list) or not all(isinstance(c, str) and c for c in alert_channels)):
             self.fail(f"{where}.alertChannels", "must be a list of channel names (see channels)")
             alert_channels = None
+        if handoff.url:
+            # The client secret goes only to this facility's SmartTrace API host (or a
+            # host the configuration names explicitly): a typo or an edit of the URL
+            # must not send it anywhere else.
+            host = (urlsplit(handoff.url).hostname or "").lower()
+            if host != (urlsplit(api_base).hostname or "").lower() and host not in handoff.allowed_hosts:
+                self.fail(f"{where}.handoff.url", f"must be on the app's SmartTrace API host {urlsplit(api_base).hostname} (or a host in handoff.allowedHosts), not {host}")
         if len(self.problems) > before or facility is None or tenant_id is None or app_id is None:
             return None
         return AppConfig(
@@ -641,7 +656,7 @@ class _Validator:
         return RotationPolicy(mode=mode, rotate_before_days=before, lifetime_days=lifetime, grace_days=grace)
 
     def handoff(self, data: Mapping[str, Any], where: str) -> HandoffConfig:
-        self.unknown(data, {"mode", "url", "method", "tokenSecretName"}, where)
+        self.unknown(data, {"mode", "url", "method", "tokenSecretName", "allowedHosts"}, where)
         mode = data.get("mode", "manual")
         if mode not in ("manual", "http"):
             self.fail(f"{where}.mode", f"must be manual or http, not {mode!r}")
@@ -651,7 +666,11 @@ class _Validator:
             self.fail(f"{where}.method", f"must be PUT, POST or PATCH, not {method!r}")
         url = self.https_url(data, "url", where, required=mode == "http")
         token = self.string(data, "tokenSecretName", where, required=mode == "http", pattern=_SECRET_NAME, what="a Key Vault secret name")
-        return HandoffConfig(mode=mode, url=url, method=method, token_secret_name=token)
+        hosts = data.get("allowedHosts", [])
+        if not isinstance(hosts, list) or not all(isinstance(h, str) and _HOST.match(h) for h in hosts):
+            self.fail(f"{where}.allowedHosts", "must be a list of host names")
+            hosts = []
+        return HandoffConfig(mode=mode, url=url, method=method, token_secret_name=token, allowed_hosts=tuple(h.lower() for h in hosts))
 
     def thresholds(self, value: Any, where: str) -> tuple[int, ...]:
         if (
@@ -675,6 +694,12 @@ class _Validator:
             other = secret_names.setdefault(app.vault_secret_name.lower(), app.facility)
             if other != app.facility:
                 self.fail(f"apps ({app.facility}).vaultSecretName", f"{app.vault_secret_name} is already used by {other}")
+        for app in apps:
+            # A handoff token named like a facility's client secret would send that
+            # secret to SmartTrace as a bearer token (and read it from the wrong vault).
+            token = (app.handoff.token_secret_name or "").lower()
+            if token and token in secret_names:
+                self.fail(f"apps ({app.facility}).handoff.tokenSecretName", f"{app.handoff.token_secret_name} is the client secret of {secret_names[token]}, not a handoff token")
 
 
 def _default_graph_scope(graph_endpoint: str) -> str:

@@ -152,6 +152,14 @@ class _Session(requests.Session):
     """
 
     ca_path: str | None = None
+    follow_redirects: bool = True
+
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if not self.follow_redirects:
+            # Whatever the caller (MSAL) asks: a 307/308 would re-send the body (a client
+            # secret) to wherever the Location points.
+            kwargs["allow_redirects"] = False
+        return super().request(method, url, *args, **kwargs)
 
     def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
@@ -160,15 +168,17 @@ class _Session(requests.Session):
         return settings
 
 
-def session_with_host_map(host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True) -> requests.Session:
+def session_with_host_map(host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True, follow_redirects: bool = True) -> requests.Session:
     """A ``requests.Session`` that resolves the mapped names to the given addresses.
 
     ``ca_path`` (a PEM bundle) is the session's trust store, replacing the
     default one (and winning over REQUESTS_CA_BUNDLE); None keeps requests'
     default. An empty or missing map gives plain ``requests`` behaviour.
     ``trust_env=False`` skips the environment (proxies, netrc) on every request.
+    ``follow_redirects=False`` answers every redirect as it is, whatever a request asks.
     """
     session = _Session()
+    session.follow_redirects = follow_redirects
     session.trust_env = trust_env
     if host_map:
         adapter = HostMapAdapter(host_map)

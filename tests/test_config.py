@@ -45,6 +45,12 @@ def test_defaults_apply_and_apps_override_field_by_field():
     assert config.identity_for(T2).kind == "default"
 
 
+def test_a_handoff_host_may_be_allowed_explicitly():
+    data = copy.deepcopy(BASE)
+    data["apps"][0]["handoff"] = {"mode": "http", "url": "https://relay.contoso.example/smarttrace", "tokenSecretName": "acme-token", "allowedHosts": ["relay.contoso.example"]}
+    assert parse_config(data, environ={}).apps[0].handoff.allowed_hosts == ("relay.contoso.example",)
+
+
 def test_settings_vault_defaults_to_the_facility_vault():
     assert parse_config(BASE, environ={}).settings_vault_url == BASE["vaultUrl"]
     split = parse_config({**BASE, "settingsVaultUrl": "https://kv-sso-settings.vault.azure.net"}, environ={})
@@ -140,6 +146,11 @@ DELETE = object()
         ("alerts", {"statusPageUrl": "http://status.example"}, "alerts.statusPageUrl: must be an https:// URL"),
         ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
         ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
+        # the client secret goes only to the facility's SmartTrace API host
+        ("apps[0].handoff", {"mode": "http", "url": "https://attacker.example/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host api.smarttrace.ai"),
+        ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai.attacker.example/x", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host"),
+        # a handoff token named like a facility's client secret
+        ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "smarttrace-globex"}, "apps (acme).handoff.tokenSecretName: smarttrace-globex is the client secret of globex"),
     ],
 )
 def test_each_error_names_the_app_and_field(path, value, message):

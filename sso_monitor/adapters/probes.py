@@ -135,7 +135,8 @@ class EntraTokenProbe:
         self.retry_total = retry_total
         self.retry_backoff_factor = retry_backoff_factor
         self._pool = BlockingPool(config.network.concurrency, "token-probe")
-        self._session = session_with_host_map({}, config.network.ca_bundle, trust_env=config.network.use_env_proxies)
+        # No redirect is followed: MSAL would re-post the client secret to the Location.
+        self._session = session_with_host_map({}, config.network.ca_bundle, trust_env=config.network.use_env_proxies, follow_redirects=False)
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=max(10, config.network.concurrency))
         self._session.mount("https://", adapter)
         self._http_cache: dict[Any, Any] = {}  # MSAL's: discovery answers (and its own throttling memory)

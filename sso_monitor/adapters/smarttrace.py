@@ -58,7 +58,7 @@ class HttpSecretPusher:
     def __init__(self, config: MonitorConfig) -> None:
         network = config.network
         self.timeout = network.timeout_seconds
-        self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies)
+        self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies, follow_redirects=False)
         self._pool = BlockingPool(network.concurrency, "handoff")
 
     async def push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:

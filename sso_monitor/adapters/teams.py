@@ -24,6 +24,8 @@ retries and to the digest.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import asyncio
 import json
 import logging
@@ -133,6 +135,9 @@ class TeamsChannel:
             raise ChannelError(self.name, f"webhook URL secret {self.secret_name}: {type(exc).__name__}", transient=False, status=exc.status) from exc
         except ExternalError as exc:
             raise ChannelError(self.name, f"webhook URL secret {self.secret_name}: could not be read ({type(exc).__name__})", status=exc.status) from exc
+        if urlsplit(value.reveal().strip()).scheme.lower() != "https":
+            # The card goes where this secret says: never in clear text, never to a non-URL.
+            raise ChannelError(self.name, f"webhook URL secret {self.secret_name}: not an https:// URL", transient=False)
         self._url = value
         return value
 

@@ -231,8 +231,6 @@ async def snooze(req: func.HttpRequest) -> func.HttpResponse:
         body = _body(req, {"code": str, "until": str, "reason": str}, required=("code", "until"))
         if not _CODE.fullmatch(body["code"]):
             raise BadRequest(400, "invalid_field", "code must be a finding code such as SECRET_EXPIRING (see docs/checks.md)")
-        if len(body.get("reason", "")) > 200:
-            raise BadRequest(400, "invalid_field", "reason must be at most 200 characters")
         try:
             until = parse_until(body["until"])
         except ValueError as exc:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from sso_monitor.checking import check_and_report
-from sso_monitor.config import parse_config
+from sso_monitor.config import deployment_id, parse_config
 from sso_monitor.sandbox import Sandbox, World
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import StandardIds, standard_world
@@ -57,8 +57,24 @@ def extra_secrets(world, ids):
         world.add_password(smarttrace(world, ids), display_name="made by hand")
 
 
-def orphan(world, ids):
-    world.add_password(smarttrace(world, ids), display_name="sso-monitor r-0001", start=world.now() - timedelta(days=2), created=world.now() - timedelta(days=2))
+def late(change: Callable[[Sandbox, StandardIds], None]) -> Callable[[Sandbox, StandardIds], None]:
+    """A breakage that needs the running sandbox (its endpoints)."""
+    change.late = True  # type: ignore[attr-defined]
+    return change
+
+
+@late
+def orphan(sandbox, ids):
+    # This deployment's exact marker: its id is a hash of the vault URL, known once running.
+    document, _ = monitor_document(sandbox)
+    name = f"sso-monitor {deployment_id(document['vaultUrl'])} 20261128T000000Z-0000000a"
+    world = sandbox.world
+    world.add_password(smarttrace(world, ids), display_name=name, start=world.now() - timedelta(days=2), created=world.now() - timedelta(days=2))
+
+
+def no_graph_permission(world, ids):
+    # Admin consent never given: Graph refuses every read (a real 403, not ownership).
+    world.tenant(ids.tenant_id).sp_by_app_id(ids.monitor_app_id).granted_roles = {}
 
 
 def wrong_vault_value(world, ids):
@@ -86,7 +102,11 @@ def vault_failing(sandbox: Sandbox, ids: StandardIds) -> None:
 
 SCENARIOS: list[tuple[str, Callable]] = [
     ("APP_NOT_FOUND", lambda w, i: w.tenant(i.tenant_id).applications.pop(i.smarttrace_object_id)),
-    ("APP_ACCESS_DENIED", lambda w, i: smarttrace(w, i).owners.clear()),
+    ("APP_ACCESS_DENIED", no_graph_permission),
+    # With Application.ReadWrite.OwnedBy the monitor still reads the app; owners say it is not one
+    ("MONITOR_NOT_OWNER", lambda w, i: smarttrace(w, i).owners.clear()),
+    # Entra refuses the app itself (disabled): not a secret problem
+    ("TOKEN_REQUEST_REFUSED", lambda w, i: setattr(sp(w, i), "account_enabled", False)),
     ("SECRET_MISSING", lambda w, i: smarttrace(w, i).password_credentials.clear()),
     ("SECRET_EXPIRING", lambda w, i: set_end(w, i, 10)),
     ("SECRET_EXPIRED", lambda w, i: set_end(w, i, -1)),
@@ -118,8 +138,11 @@ def test_the_healthy_app_has_no_findings(sandbox):
 @pytest.mark.parametrize("code, breakage", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_each_code_is_found_end_to_end(code, breakage):
     world, ids = standard_world()
-    breakage(world, ids)
+    if not getattr(breakage, "late", False):
+        breakage(world, ids)
     with Sandbox(world) as sandbox:
+        if getattr(breakage, "late", False):
+            breakage(sandbox, ids)
         found = codes_for(sandbox)
     assert code in found, found
 
