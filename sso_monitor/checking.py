@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO
 
 from .config import MonitorConfig
-from .report import EXIT_MONITOR_FAILED, exit_code, write_json, write_table
+from .report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
 from .run import CheckReport, Progress, run_checks, select_apps
 from .wiring import build_adapters
 
@@ -47,7 +47,7 @@ def check_and_report(
         from .alert_commands import send_check_alerts
 
         if not send_check_alerts(config, report, moment, alert_state, err):
-            code = max(code, EXIT_MONITOR_FAILED)
+            code = worst_exit(code, EXIT_MONITOR_FAILED)
     return code
 
 

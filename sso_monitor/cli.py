@@ -7,12 +7,24 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 
 
+EXIT_USAGE = 3  # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting 3 on bad usage (its own 2 would read as "critical")."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sso-monitor", description="Keeps SmartTrace's Sign in with Microsoft working.")
+    parser = _Parser(prog="sso-monitor", description="Keeps SmartTrace's Sign in with Microsoft working.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (never secret values)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,6 +105,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not isinstance(sys.stdout, _Scrubbed):
         sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)  # type: ignore[assignment]
     args = _parser().parse_args(argv)
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("sso-monitor: interrupted", file=sys.stderr)
+        return 130
+    # Broad on purpose: whatever went wrong, a person sees one line and exit 3, never a
+    # traceback (it is in the log with -v).
+    except Exception as exc:  # noqa: BLE001
+        from .errors import MonitorError
+
+        logging.getLogger("sso_monitor.cli").debug("the command failed", exc_info=True)
+        if isinstance(exc, MonitorError):
+            print(f"sso-monitor: {exc}", file=sys.stderr)
+        else:
+            print(f"sso-monitor: the command failed ({type(exc).__name__}); run it again with -v for the details", file=sys.stderr)
+        return 3
+
+
+def _main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         # The token probe expects refusals; azure-identity logs each as a warning.

@@ -14,6 +14,15 @@ from typing import IO, Any
 from .run import CheckReport
 
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_MONITOR_FAILED = 0, 1, 2, 3
+# One rule for every command: the most severe meaning wins, and "sign-in is or will
+# be broken" (2) is more severe than "the monitor itself failed" (3), which is more
+# severe than warnings (1). So an undelivered alert (3) never hides a critical (2).
+_PRECEDENCE = (EXIT_OK, EXIT_WARNING, EXIT_MONITOR_FAILED, EXIT_CRITICAL)
+
+
+def worst_exit(*codes: int) -> int:
+    """The exit code that keeps the most severe meaning of ``codes`` visible."""
+    return max(codes, key=_PRECEDENCE.index, default=EXIT_OK)
 
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "error": "magenta"}
 

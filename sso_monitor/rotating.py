@@ -13,9 +13,11 @@ from .config import AppConfig, MonitorConfig
 from .errors import MonitorError
 from .models import SecretValue
 from .rotation import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator, adopt, rotation_status
+from .report import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
 from .wiring import build_rotation_deps
 
-EXIT_OK, EXIT_FAILED, EXIT_MONITOR_FAILED = 0, 2, 3
+# A rotation that failed leaves the secret due: as severe as a critical finding.
+EXIT_FAILED = EXIT_CRITICAL
 
 
 def _app(config: MonitorConfig, facility: str, err: IO[str]) -> AppConfig | None:
@@ -84,7 +86,7 @@ def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force
         out.write(f"Dry run for {facility}: nothing was changed.\n")
     _print_result(result, notifier, out, as_json)
     alerted = dry_run or _alert(config, notifier, alert_state, err)
-    return EXIT_FAILED if result.error else EXIT_OK if alerted else EXIT_MONITOR_FAILED
+    return worst_exit(EXIT_FAILED if result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
 def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None, alert_state: Path | None = None) -> int:
