@@ -54,7 +54,13 @@ class CredentialRejected(ExternalError):
 
 
 class LifetimeExceedsPolicy(ExternalError):
-    """addPassword refused the end date: CredentialInvalidLifetimeAsPerAppPolicy."""
+    """addPassword refused the end date: CredentialInvalidLifetimeAsPerAppPolicy.
+    ``policy_id``: the refusing policy, as Graph's message names it (the tenant
+    default's id is 00000000-0000-0000-0000-000000000000), when it does."""
+
+    def __init__(self, service: str, message: str, *, policy_id: str | None = None, **kwargs: object) -> None:
+        super().__init__(service, message, **kwargs)  # type: ignore[arg-type]
+        self.policy_id = policy_id
 
 
 class AnswerLost(TransientError):

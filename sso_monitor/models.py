@@ -99,11 +99,14 @@ class Ownership:
 
 @dataclass(frozen=True)
 class PasswordPolicy:
-    """The tenant's default app management policy for password lifetimes."""
+    """An app management policy's password lifetime: the tenant's default, or the
+    policy assigned to one app (which replaces the default for it, both ways)."""
 
     max_lifetime: timedelta | None
     restrict_for_apps_created_after: datetime | None = None
     enabled: bool = True
+    policy_id: str | None = None  # the policy's id (the tenant default's is all zeros)
+    scope: str = "tenant"  # tenant | app
 
     def applies_to(self, app_created: datetime | None) -> bool:
         if not self.enabled or self.max_lifetime is None:

@@ -25,7 +25,7 @@ from .config import AppConfig
 from .errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
 from .models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
 from .ports import TokenProbe
-from .rotation_ports import AppWriter, HeldLease, Lease, NewCredential, SecretPusher, VaultVersion, VaultWriter
+from .rotation_ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from .rotation_state import (
     ABANDONED,
     AWAITING,
@@ -38,6 +38,9 @@ from .rotation_state import (
     VERIFIED,
     capped_end,
     current_version,
+    fallback_end,
+    lifetime_refusal,
+    refusing_policy,
     escalation_threshold,
     in_flight,
     is_managed,
@@ -405,8 +408,8 @@ class Rotator:
 
     async def _create_and_store(self, registration: AppRegistration) -> tuple[VaultVersion, SecretValue] | None:
         app, now = self.app, self.now()
-        policy = await self.deps.writer.read_policy(app.tenant_id)
-        end = new_end(now, app.rotation.lifetime_days, policy)
+        lifetime = await self.deps.writer.read_policy(app.tenant_id, app.app_id)
+        end = new_end(now, app.rotation.lifetime_days, lifetime.policy)
         rotation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         name = marker_name(app.deployment_id, rotation_id)
         self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
@@ -414,7 +417,7 @@ class Rotator:
         if self.dry_run:
             return None
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
-        new = await self._create(name, end, policy)
+        new = await self._create(name, end, lifetime)
         tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
         try:
             version = await self._add_version(new.secret, tags, new.end)
@@ -425,19 +428,21 @@ class Rotator:
         self.say("store", f"stored keyId {new.key_id} as version {version.version}")
         return version, new.secret
 
-    async def _create(self, name: str, end: datetime, policy) -> NewCredential:
+    async def _create(self, name: str, end: datetime, lifetime: LifetimePolicy) -> NewCredential:
         app = self.app
         try:
             return await self._add_password(name, end)
         except LifetimeExceedsPolicy as exc:
-            cap = capped_end(self.now(), policy)
-            if cap is None or cap >= end:
-                raise RotationFailed(
-                    "create: the tenant's app management policy refuses this lifetime; set rotation.lifetimeDays within it "
-                    "or grant the monitor Policy.Read.ApplicationConfiguration so it can cap the lifetime itself"
-                ) from exc
-            self.say("create", f"the tenant policy caps lifetimes; retrying with end {stamp(cap)}")
-            return await self._add_password(name, cap)
+            # Once more, shorter: to the cap the monitor knows, else to a cautious fallback.
+            retry = capped_end(self.now(), lifetime.policy) or fallback_end(self.now())
+            who = refusing_policy(exc.policy_id)
+            if retry >= end:
+                raise RotationFailed(lifetime_refusal(who, end, lifetime.unreadable)) from exc
+            self.say("create", f"{who} refused an end of {stamp(end)}; retrying once with {stamp(retry)}")
+            try:
+                return await self._add_password(name, retry)
+            except LifetimeExceedsPolicy as again:
+                raise RotationFailed(lifetime_refusal(refusing_policy(again.policy_id), retry, lifetime.unreadable)) from again
         except AnswerLost:
             # The secret may exist, but its value was in the lost answer: look for our
             # marker, remove what we find (we can never use it), then create once more.

@@ -28,6 +28,17 @@ class NewCredential:
 
 
 @dataclass(frozen=True)
+class LifetimePolicy:
+    """What caps a new secret's lifetime for one app, as far as the monitor may read it:
+    the policy assigned to the app if any (it replaces the tenant default), else the
+    tenant default. ``unreadable`` names what Graph refused to show (then a policy the
+    monitor cannot see may still refuse a lifetime)."""
+
+    policy: PasswordPolicy | None
+    unreadable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class VaultVersion:
     """Metadata of one Key Vault secret version (no value)."""
 
@@ -54,8 +65,9 @@ class AppWriter(Protocol):
         """The app with its credentials; raises NotFound, AccessDenied or ExternalError."""
         ...
 
-    async def read_policy(self, tenant_id: str) -> PasswordPolicy | None:
-        """The tenant's password lifetime policy, or None when we may not read it."""
+    async def read_policy(self, tenant_id: str, app_id: str) -> LifetimePolicy:
+        """The password lifetime policy that applies to this app: its own assigned
+        appManagementPolicy, else the tenant default; what could not be read is named."""
         ...
 
     async def add_password(self, tenant_id: str, app_id: str, display_name: str, end: datetime) -> NewCredential:

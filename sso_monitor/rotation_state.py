@@ -155,6 +155,37 @@ def may_abandon(flight: VaultVersion, now: datetime) -> bool:
     return flight.stage in (PENDING, VERIFIED) and missing_too_long(flight, now)
 
 
+# After a refusal with no cap the monitor could read: one retry at this lifetime, the
+# maxLifetime of Microsoft's own app management policy examples (P90D).
+FALLBACK_LIFETIME = timedelta(days=90)
+DEFAULT_POLICY_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def fallback_end(now: datetime) -> datetime:
+    return now + FALLBACK_LIFETIME - POLICY_MARGIN
+
+
+def refusing_policy(policy_id: str | None) -> str:
+    """Graph's refusal names the policy: the tenant default (all zeros) or one assigned to the app."""
+    if policy_id is None:
+        return "an app management policy"
+    if policy_id == DEFAULT_POLICY_ID:
+        return "the tenant's default app management policy"
+    return f"the app management policy {policy_id} assigned to this app"
+
+
+def lifetime_refusal(who: str, end: datetime, unreadable: tuple[str, ...]) -> str:
+    """Why create stopped, and the fix that fits: a permission only when the monitor lacked
+    one to read the cap itself."""
+    text = f"create: {who} refuses a client secret ending {stamp(end)}; set rotation.lifetimeDays within it"
+    if unreadable:
+        text += (
+            f" (the monitor could not read {' or '.join(unreadable)}: granting it Policy.Read.ApplicationConfiguration, "
+            "and Application.Read.All for an app's own policy, lets it cap the lifetime itself)"
+        )
+    return text
+
+
 def retirable(versions: list[VaultVersion], now: datetime, grace_days: int) -> list[VaultVersion]:
     """Previous versions whose grace period is over."""
     due = []

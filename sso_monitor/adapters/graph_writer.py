@@ -27,6 +27,8 @@ is success (False: "already gone"), whoever removed it.
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -43,7 +45,7 @@ from ..errors import (
     TransientError,
 )
 from ..models import AppRegistration, PasswordPolicy, SecretValue
-from ..rotation_ports import NewCredential
+from ..rotation_ports import LifetimePolicy, NewCredential
 from .graph import (
     _AADSTS,
     APP_SELECT,
@@ -54,6 +56,7 @@ from .graph import (
     _error_of,
     _policy,
     parse_datetime,
+    parse_duration,
 )
 from .graph_client import GraphAnswer, GraphPipeline
 
@@ -61,6 +64,8 @@ log = logging.getLogger(__name__)
 
 SERVICE = "graph"
 LIFETIME_CODE = "CredentialInvalidLifetimeAsPerAppPolicy"
+DEFAULT_POLICY_ID = "00000000-0000-0000-0000-000000000000"  # the tenant default's id in Graph's answers
+_GUID_IN = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class GraphAppWriter:
@@ -83,18 +88,46 @@ class GraphAppWriter:
             raise ExternalError(SERVICE, f"{what}: Graph answered HTTP {answer.status} without an application")
         return app
 
-    async def read_policy(self, tenant_id: str) -> PasswordPolicy | None:
+    async def read_policy(self, tenant_id: str, app_id: str) -> LifetimePolicy:
+        unreadable: list[str] = []
+        assigned = await self._app_policy(tenant_id, app_id, unreadable)
+        if assigned is not None:
+            return LifetimePolicy(assigned, tuple(unreadable))
         what = f"defaultAppManagementPolicy of tenant {tenant_id}"
         answer = await self._read(tenant_id, POLICY_URL, what)
         if answer.status == 403:
             log.info("graph %s: not readable (no Policy.Read.ApplicationConfiguration), no cap known", what)
-            return None
+            return LifetimePolicy(None, (*unreadable, "the tenant's default app management policy"))
         if not 200 <= answer.status < 300:
             raise _status_error(answer, what)
         policy = _policy(answer)
         if not isinstance(policy, PasswordPolicy):
             raise ExternalError(SERVICE, f"{what}: Graph answered HTTP {answer.status} without a policy")
-        return policy
+        return LifetimePolicy(replace(policy, policy_id=DEFAULT_POLICY_ID, scope="tenant"), tuple(unreadable))
+
+    async def _app_policy(self, tenant_id: str, app_id: str, unreadable: list[str]) -> PasswordPolicy | None:
+        """The appManagementPolicy assigned to the app, which replaces the tenant default
+        for it (GET /applications/{id}/appManagementPolicies); None: none assigned, or not readable."""
+        what = f"appManagementPolicies of application {app_id}"
+        answer = await self._read(tenant_id, f"/applications(appId={_alternate_key(app_id.lower())})/appManagementPolicies", what)
+        if answer.status in (401, 403):
+            log.info("graph %s: not readable, the app's own cap is unknown", what)
+            unreadable.append("the app's own app management policy")
+            return None
+        if not 200 <= answer.status < 300:
+            raise _status_error(answer, what)
+        items = answer.body.get("value") if isinstance(answer.body, dict) else None
+        for item in items or []:
+            if not isinstance(item, dict) or item.get("isEnabled") is False:
+                continue
+            restrictions = (item.get("restrictions") or {}).get("passwordCredentials") or []
+            lifetime = next((r for r in restrictions if isinstance(r, dict) and r.get("restrictionType") == "passwordLifetime" and r.get("state", "enabled") != "disabled"), None)
+            return PasswordPolicy(
+                max_lifetime=parse_duration(lifetime.get("maxLifetime")) if lifetime else None,
+                policy_id=str(item.get("id") or "") or None,
+                scope="app",
+            )
+        return None
 
     async def add_password(self, tenant_id: str, app_id: str, display_name: str, end: datetime) -> NewCredential:
         app = await self.read_app(tenant_id, app_id)
@@ -112,9 +145,13 @@ class GraphAppWriter:
                 raise AnswerLost(SERVICE, f"{what}: HTTP {answer.status} without a readable credential; it may exist", status=answer.status)
             log.info("graph %s: keyId %s, ends %s", what, credential.key_id, credential.end.isoformat())
             return credential
-        code, _ = _error_of(answer.body)
+        code, message = _error_of(answer.body)
         if answer.status == 400 and code == LIFETIME_CODE:
-            raise LifetimeExceedsPolicy(SERVICE, f"{what}: the end date {graph_datetime(end)} is beyond the app management policy", status=400, code=code)
+            named = _GUID_IN.search(message or "")
+            raise LifetimeExceedsPolicy(
+                SERVICE, f"{what}: the end date {graph_datetime(end)} is beyond the app management policy", status=400, code=code,
+                policy_id=named.group(0).lower() if named else None,
+            )
         if answer.status >= 500:
             raise _status_error(answer, what, kind=AnswerLost)
         raise _status_error(answer, what)

@@ -87,18 +87,35 @@ def test_read_app_gives_the_app_and_its_credentials(sandbox: Sandbox, ids: Stand
     assert app.web.logout_url == "https://api.smarttrace.ai/v1/auth/callback/azure-logout/acme"
 
 
-def test_read_app_missing_is_not_found_and_foreign_is_access_denied(sandbox: Sandbox, ids: StandardIds) -> None:
+def test_read_app_missing_is_not_found_and_foreign_is_readable(sandbox: Sandbox, ids: StandardIds) -> None:
     with pytest.raises(NotFound):
         with_adapter(GraphAppWriter, sandbox, lambda w: w.read_app(ids.tenant_id, new_guid()))
-    with pytest.raises(AccessDenied):
-        with_adapter(GraphAppWriter, sandbox, lambda w: w.read_app(ids.tenant_id, ids.foreign_app_id))
+    # Application.ReadWrite.OwnedBy reads every app; only writes need ownership (docs/sandbox/fidelity.md).
+    foreign = with_adapter(GraphAppWriter, sandbox, lambda w: w.read_app(ids.tenant_id, ids.foreign_app_id))
+    assert foreign.app_id == ids.foreign_app_id
 
 
-def test_read_policy_with_policy_read_gives_the_cap_and_without_none(sandbox: Sandbox, ids: StandardIds) -> None:
-    assert with_adapter(GraphAppWriter, sandbox, lambda w: w.read_policy(ids.tenant_id)) is None
+def test_read_policy_with_policy_read_gives_the_cap_and_without_says_what_was_unreadable(sandbox: Sandbox, ids: StandardIds) -> None:
+    unknown = with_adapter(GraphAppWriter, sandbox, lambda w: w.read_policy(ids.tenant_id, ids.smarttrace_app_id))
+    assert unknown.policy is None and len(unknown.unreadable) == 2  # the app's own policy and the tenant default
     grant(sandbox.world, ids.tenant_id, ["Application.ReadWrite.OwnedBy", "Policy.Read.All"])
-    policy = with_adapter(GraphAppWriter, sandbox, lambda w: w.read_policy(ids.tenant_id))
-    assert policy is not None and policy.max_lifetime == timedelta(days=365) and policy.enabled
+    known = with_adapter(GraphAppWriter, sandbox, lambda w: w.read_policy(ids.tenant_id, ids.smarttrace_app_id))
+    assert known.unreadable == ()
+    assert known.policy is not None and known.policy.max_lifetime == timedelta(days=365) and known.policy.enabled
+    assert (known.policy.scope, known.policy.policy_id) == ("tenant", "00000000-0000-0000-0000-000000000000")
+
+
+def test_an_apps_own_policy_replaces_the_tenant_default(sandbox: Sandbox, ids: StandardIds) -> None:
+    grant(sandbox.world, ids.tenant_id, ["Application.ReadWrite.OwnedBy", "Policy.Read.All"])
+    app = smarttrace_app(sandbox.world, ids)
+    app.password_max_lifetime, app.policy_id = timedelta(days=30), "9c1f2a55-0000-4000-8000-00000000aaaa"
+    reading = with_adapter(GraphAppWriter, sandbox, lambda w: w.read_policy(ids.tenant_id, ids.smarttrace_app_id))
+    assert reading.policy is not None and reading.policy.max_lifetime == timedelta(days=30)
+    assert (reading.policy.scope, reading.policy.policy_id) == ("app", "9c1f2a55-0000-4000-8000-00000000aaaa")
+    end = sandbox.world.now() + timedelta(days=60)
+    with pytest.raises(LifetimeExceedsPolicy) as info:
+        with_adapter(GraphAppWriter, sandbox, lambda w: w.add_password(ids.tenant_id, ids.smarttrace_app_id, MARKER, end))
+    assert info.value.policy_id == "9c1f2a55-0000-4000-8000-00000000aaaa"  # Graph names the refusing policy
 
 
 # ---------------------------------------------------------------- Graph: addPassword
@@ -123,6 +140,7 @@ def test_add_password_beyond_the_tenant_policy_is_lifetime_exceeds_policy(sandbo
     with pytest.raises(LifetimeExceedsPolicy) as info:
         with_adapter(GraphAppWriter, sandbox, lambda w: w.add_password(ids.tenant_id, ids.smarttrace_app_id, MARKER, end))
     assert info.value.code == "CredentialInvalidLifetimeAsPerAppPolicy"
+    assert info.value.policy_id == "00000000-0000-0000-0000-000000000000"  # the tenant default
     assert len(smarttrace_app(world, ids).password_credentials) == 1
 
 
@@ -160,9 +178,12 @@ def test_add_password_whose_answer_is_lost_is_answer_lost_and_the_credential_exi
 
 def test_add_password_on_an_app_we_do_not_own_is_access_denied(sandbox: Sandbox, ids: StandardIds) -> None:
     end = sandbox.world.now() + timedelta(days=30)
+    before = len(sandbox.world.find_app(ids.foreign_app_id).password_credentials)
     with pytest.raises(AccessDenied):
         with_adapter(GraphAppWriter, sandbox, lambda w: w.add_password(ids.tenant_id, ids.foreign_app_id, MARKER, end))
-    assert add_password_posts(sandbox.world) == 0
+    # The read is allowed (OwnedBy reads everything); Graph refuses the write itself.
+    assert add_password_posts(sandbox.world) == 1
+    assert len(sandbox.world.find_app(ids.foreign_app_id).password_credentials) == before
 
 
 # ---------------------------------------------------------------- Graph: removePassword

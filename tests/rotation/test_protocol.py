@@ -87,12 +87,36 @@ def test_lifetime_is_capped_by_the_tenant_policy(sandbox, tmp_path):
     assert new.end - new.start <= timedelta(days=365)
 
 
-def test_without_policy_read_an_over_long_lifetime_fails_clearly(sandbox, tmp_path):
+def test_without_policy_read_a_refused_lifetime_is_retried_once_at_the_fallback(sandbox, tmp_path):
+    # The tenant caps at 365 days; the monitor cannot read that, asks for 700, is refused,
+    # and retries once at 90 days (the fallback) rather than failing the rotation.
     harness = Harness(sandbox, config_for(sandbox, handoff="http", lifetimeDays=700), tmp_path)
+    result = harness.rotate(force=True)
+    assert result.error is None and result.stage == "current"
+    new = next(c for c in harness.credentials() if c.key_id == result.key_id)
+    assert timedelta(days=89) <= new.end - new.start <= timedelta(days=90)
+    assert any("tenant's default app management policy refused" in line for line in result.actions)
+
+
+def test_an_apps_own_short_policy_fails_clearly_naming_it(sandbox, tmp_path):
+    world = sandbox.world
+    harness = Harness(sandbox, config_for(sandbox, handoff="http", lifetimeDays=700), tmp_path)
+    app = world.find_app(harness.app.app_id)
+    app.password_max_lifetime, app.policy_id = timedelta(days=30), "9c1f2a55-0000-4000-8000-00000000aaaa"
     before = {c.key_id for c in harness.credentials()}
     result = harness.rotate(force=True)
-    assert "app management policy refuses this lifetime" in (result.error or "")
+    error = result.error or ""
+    assert "the app management policy 9c1f2a55-0000-4000-8000-00000000aaaa assigned to this app" in error
+    assert "tenant's default app management policy refuse" not in error  # the app's own policy refused: never blame the tenant's
+    assert "Policy.Read.ApplicationConfiguration" in error  # the monitor could not read it: say how it could
     assert {c.key_id for c in harness.credentials()} == before  # nothing created
+    # With the permission, the monitor reads the app's cap and stays inside it, and says no permission is missing.
+    world.tenant(harness.app.tenant_id).sp_by_app_id(world.monitors[harness.app.tenant_id]).granted_roles[GRAPH].append("Policy.Read.All")
+    world.clock.advance(minutes=15)
+    done = harness.rotate(force=True)
+    assert done.error is None
+    created = next(c for c in harness.credentials() if c.key_id == done.key_id)
+    assert created.end - created.start <= timedelta(days=30)
 
 
 def test_retire_after_grace_removes_only_our_own(http_harness: Harness):
