@@ -71,8 +71,9 @@ CODES: dict[str, CodeInfo] = {
     ),
     "VAULT_SECRET_MISSING": CodeInfo(
         Severity.WARNING,
-        "Key Vault holds no copy of the client secret, so the monitor cannot verify or hand it over.",
-        "Run sso-monitor adopt FACILITY to store the secret SmartTrace uses in Key Vault, or let the monitor rotate.",
+        "Key Vault holds no usable copy of the client secret (none, its current version disabled, or the secret deleted), so the monitor cannot verify or hand it over.",
+        "If the secret was deleted, recover it (az keyvault secret recover --vault-name VAULT --name SECRET) or purge it: a deleted name cannot be reused until then. "
+        "Otherwise run sso-monitor adopt FACILITY to store the secret SmartTrace uses in Key Vault, or let the monitor rotate.",
     ),
     "VAULT_SECRET_UNKNOWN_KEY": CodeInfo(
         Severity.WARNING,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from .checks import owner_add_fix
 from .config import AppConfig
 from .errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
 from .models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
@@ -292,6 +293,7 @@ class Rotator:
                 await self._notify("due", f"The client secret of {app.facility} is due for renewal (notify-only mode).", key_id=credential.key_id if credential else None)
                 self.result.stage = "due"
                 return
+            await self._preflight()
             created = await self._create_and_store(registration)
             if created is None:  # dry run
                 self.say("verify", "verify the new secret at Entra, then hand it off, then finish")
@@ -376,10 +378,12 @@ class Rotator:
                 self.say("sweep", f"nothing removed: version {version.version} has no keyId tag and could not be read ({type(exc).__name__}); adopt it first")
                 return
         for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)):
-            self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
-            if not self.dry_run:
-                await self._remove_password(credential.key_id)
-                await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
+            if self.dry_run:
+                self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
+                continue
+            await self._remove_password(credential.key_id)
+            self.say("sweep", f"removed orphan credential {credential.key_id} ({credential.display_name})")
+            await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
 
     # ---- retire: previous credentials after the grace period, only our own
 
@@ -397,14 +401,29 @@ class Rotator:
                 if not self.dry_run:
                     await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
                 continue
-            self.say("retire", f"remove previous credential {version.key_id}")
             if self.dry_run:
+                self.say("retire", f"remove previous credential {version.key_id}")
                 continue
             removed = await self._remove_password(version.key_id)
+            self.say("retire", f"removed previous credential {version.key_id}{'' if removed else ' (it was already gone)'}")
             await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
             await self._notify("retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id)
 
     # ---- create and store
+
+    async def _preflight(self) -> None:
+        """Refusals known before anything is created (in a dry run too): a credential is
+        never made only to be removed again, run after run."""
+        app = self.app
+        owns, monitor = await self.deps.writer.monitor_owns(app.tenant_id, app.app_id)
+        if owns is False:
+            raise RotationFailed(f"create: Graph would refuse: {owner_add_fix(app.app_id, monitor or 'MONITOR_OBJECT_ID')}")
+        if not self.versions and await self.deps.vault.is_deleted(app.vault_secret_name):
+            raise RotationFailed(
+                f"store: Key Vault secret {app.vault_secret_name} is deleted but recoverable (soft delete), so its name cannot be used; "
+                f"recover it (az keyvault secret recover --id {self.deps.vault_url.rstrip('/')}/secrets/{app.vault_secret_name}) "
+                "or purge it, then run again; nothing was created"
+            )
 
     async def _create_and_store(self, registration: AppRegistration) -> tuple[VaultVersion, SecretValue] | None:
         app, now = self.app, self.now()
@@ -412,12 +431,13 @@ class Rotator:
         end = new_end(now, app.rotation.lifetime_days, lifetime.policy)
         rotation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         name = marker_name(app.deployment_id, rotation_id)
-        self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
-        self.say("store", f"store it as a new version of Key Vault secret {app.vault_secret_name}, stage pending")
         if self.dry_run:
+            self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
+            self.say("store", f"store it as a new version of Key Vault secret {app.vault_secret_name}, stage pending")
             return None
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
         new = await self._create(name, end, lifetime)
+        self.say("create", f"added client secret '{new.display_name}' (keyId {new.key_id}) ending {stamp(new.end)}")
         tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
         try:
             version = await self._add_version(new.secret, tags, new.end)
@@ -425,7 +445,7 @@ class Rotator:
             await self._compensate(new, exc)
             raise RotationFailed(f"store: Key Vault did not take the new version ({exc}); the new credential was removed") from exc
         self.versions.append(version)
-        self.say("store", f"stored keyId {new.key_id} as version {version.version}")
+        self.say("store", f"stored keyId {new.key_id} as version {version.version} of {app.vault_secret_name}, stage pending")
         return version, new.secret
 
     async def _create(self, name: str, end: datetime, lifetime: LifetimePolicy) -> NewCredential:
@@ -493,17 +513,19 @@ class Rotator:
         expires = flight.expires or self.now()
         if handoff.mode == "http":
             assert handoff.url and handoff.token_secret_name
-            self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
             if self.dry_run:
+                self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
                 return flight
             assert secret is not None
             await self._push(flight, secret, expires)
+            self.say("hand off", f"pushed keyId {flight.key_id} to SmartTrace at {handoff.url}; SmartTrace confirmed it")
             return await self._retag(flight, stage=HANDED_OFF, handedOffAt=stamp(self.now()))
         old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
-        self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
         if self.dry_run:
+            self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
             return flight
         await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, steps=self.manual_steps(flight, old))
+        self.say("hand off", f"asked the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace; waiting for confirmation")
         threshold = escalation_threshold(old.end if old else None, self.now(), app.thresholds)
         return await self._retag(flight, stage=AWAITING, notifiedAt=stamp(self.now()), notifiedThreshold=str(threshold or ""))
 
@@ -545,8 +567,8 @@ class Rotator:
 
     async def _finish(self, flight: VaultVersion) -> None:
         now = self.now()
-        self.say("finish", f"keyId {flight.key_id} becomes current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
         if self.dry_run:
+            self.say("finish", f"make keyId {flight.key_id} current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
             return
         # Old to previous first: after a crash between the two, the flight is still
         # handed-off and the next run finishes it again.
@@ -557,6 +579,7 @@ class Rotator:
             if version.stage == CURRENT or legacy:
                 await self._retag(version, stage=PREVIOUS, previousSince=stamp(now))
         flight = await self._retag(flight, stage=CURRENT, currentSince=stamp(now))
+        self.say("finish", f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
         self.result.stage = CURRENT
         await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
 

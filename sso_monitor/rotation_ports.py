@@ -70,6 +70,11 @@ class AppWriter(Protocol):
         appManagementPolicy, else the tenant default; what could not be read is named."""
         ...
 
+    async def monitor_owns(self, tenant_id: str, app_id: str) -> tuple[bool | None, str | None]:
+        """Is the monitor's own service principal among the app's owners (None: cannot
+        tell), and that service principal's object id (None: unknown)."""
+        ...
+
     async def add_password(self, tenant_id: str, app_id: str, display_name: str, end: datetime) -> NewCredential:
         """addPassword, sent once. Raises LifetimeExceedsPolicy, AnswerLost (it may have
         happened) or ExternalError (it did not)."""
@@ -95,6 +100,11 @@ class VaultWriter(Protocol):
 
     async def set_tags(self, name: str, version: str, tags: dict[str, str], *, enabled: bool | None = None) -> None:
         """Replace the version's tags (and optionally enable or disable it)."""
+        ...
+
+    async def is_deleted(self, name: str) -> bool | None:
+        """Is this secret name soft-deleted (recoverable, so not reusable until recovered or
+        purged)? None: Key Vault would not say."""
         ...
 
     async def read_secret(self, name: str) -> SecretValue:

@@ -129,6 +129,21 @@ class GraphAppWriter:
             )
         return None
 
+    async def monitor_owns(self, tenant_id: str, app_id: str) -> tuple[bool | None, str | None]:
+        what = f"owners of application {app_id} in tenant {tenant_id}"
+        answer = await self._read(tenant_id, f"/applications(appId={_alternate_key(app_id.lower())})/owners?$select=id", what)
+        try:
+            monitor = await self._pipeline(tenant_id).caller_object_id()
+        # Broad on purpose: without our own id the question has no answer, nothing more.
+        except Exception:  # noqa: BLE001
+            monitor = None
+        if monitor is None or not 200 <= answer.status < 300 or not isinstance(answer.body, dict):
+            return None, monitor
+        owners = {str(o.get("id")).lower() for o in answer.body.get("value") or [] if isinstance(o, dict)}
+        if monitor in owners:
+            return True, monitor
+        return (None if "@odata.nextLink" in answer.body else False), monitor
+
     async def add_password(self, tenant_id: str, app_id: str, display_name: str, end: datetime) -> NewCredential:
         app = await self.read_app(tenant_id, app_id)
         what = f"addPassword on application {app_id} in tenant {tenant_id}"

@@ -64,6 +64,9 @@ class KeyVaultWriter:
     async def set_tags(self, name: str, version: str, tags: dict[str, str], *, enabled: bool | None = None) -> None:
         await self._pool.run(self._set_tags, name, version, dict(tags), enabled)
 
+    async def is_deleted(self, name: str) -> bool | None:
+        return await self._pool.run(self._is_deleted, name)
+
     async def read_secret(self, name: str) -> SecretValue:
         return await self._settings.secret(name)
 
@@ -85,6 +88,16 @@ class KeyVaultWriter:
         found.sort(key=lambda v: v.created.timestamp() if v.created else float("-inf"))
         log.debug("vault %s: %d version(s)", name, len(found))
         return found
+
+    def _is_deleted(self, name: str) -> bool | None:
+        try:
+            self._client.get_deleted_secret(name)
+        except ResourceNotFoundError:
+            return False
+        except AzureError as exc:  # not allowed, or Key Vault failing: it would not say
+            log.info("vault %s: whether it is soft-deleted is unknown (%s)", name, type(exc).__name__)
+            return None
+        return True
 
     def _value(self, name: str, version: str | None) -> SecretValue:
         what = f"{name}/{version}" if version else name

@@ -423,3 +423,54 @@ def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at
     world.clock.advance(minutes=15)
     again = http_harness.rotate()
     assert again.error is None and again.stage == "current" and world.sign_in_works("acme")
+
+
+# ---- refusals known before anything is created: no create-remove cycle, and a dry run says so
+
+
+def test_a_soft_deleted_secret_name_stops_the_rotation_before_a_credential_is_created(http_harness: Harness):
+    world = http_harness.world
+    vault = next(iter(world.vaults.values()))
+    vault.soft_delete(http_harness.app.vault_secret_name, world.now() - timedelta(hours=1), settled=True)
+    before = {c.key_id for c in http_harness.credentials()}
+    for _ in range(2):  # run after run: never a credential created and removed again
+        notifier = MemoryNotifier()
+        result = http_harness.rotate(force=True, notifier=notifier)
+        assert "deleted but recoverable" in (result.error or "") and "recover" in result.error
+        assert {c.key_id for c in http_harness.credentials()} == before
+        assert [e.kind for e in notifier.events] == ["failed"]
+        assert not any(line.startswith(("create:", "store:")) for line in result.actions)
+        world.clock.advance(minutes=15)
+    assert world.sign_in_works("acme")
+
+
+def test_a_dry_run_that_would_be_refused_says_so(harness: Harness):
+    world = harness.world
+    world.find_app(harness.app.app_id).owners.clear()  # the monitor is not an owner any more
+    result = harness.rotate(force=True, dry_run=True)
+    assert result.error and "az ad app owner add --id" in result.error
+    from io import StringIO
+
+    from sso_monitor.rotating import rotate_command
+
+    out, err = StringIO(), StringIO()
+    deps = harness.deps()
+    try:
+        code = rotate_command(harness.config, "acme", dry_run=True, force=True, out=out, err=err, deps=deps)
+    finally:
+        asyncio.run(deps.aclose())
+    assert code != 0 and "az ad app owner add" in out.getvalue()
+
+
+def test_lines_say_what_happened_and_plans_say_would(http_harness: Harness):
+    # addPassword fails for good: there must be no "store:" line, the store never ran.
+    http_harness.sandbox.faults.add("status", service="graph", method="POST", path="*/addPassword", status=400, code="Request_BadRequest")
+    failed = http_harness.rotate(force=True)
+    assert failed.error and not any(line.startswith("store:") for line in failed.actions)
+    http_harness.sandbox.faults.clear()
+    done = http_harness.rotate(force=True)
+    assert any(line.startswith("create: added client secret") for line in done.actions)
+    assert any(line.startswith("store: stored keyId") for line in done.actions)
+    assert any(line.startswith("finish: keyId") and "is current" in line for line in done.actions)
+    plan = http_harness.rotate(force=True, dry_run=True)
+    assert all(" would " in f" {line.split(':', 1)[1]} " or line.startswith(("plan:", "resume:")) for line in plan.actions if not line.startswith("sweep: nothing")), plan.actions
