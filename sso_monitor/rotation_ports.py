@@ -91,7 +91,8 @@ class VaultWriter(Protocol):
     """One Key Vault: the app secrets' versions and their tags (the rotation's state)."""
 
     async def versions(self, name: str) -> list[VaultVersion]:
-        """Every version, oldest first; [] when the secret does not exist."""
+        """Every version, in no particular order (Key Vault lists by version id); [] when
+        the secret does not exist. rotation_state.ordered gives their age order."""
         ...
 
     async def value(self, name: str, version: str) -> SecretValue: ...

