@@ -275,8 +275,11 @@ _DEFAULT_KEYS = _APP_KEYS - {"facility", "tenantId", "appId", "facilityUrl", "va
 def deployment_id(vault_url: str) -> str:
     """Eight hex digits that tell this deployment's credentials from any other's: a
     hash of the vault that holds its facility secrets (the one thing two deployments
-    never share without also sharing their state)."""
-    return hashlib.sha256(vault_url.strip().rstrip("/").lower().encode()).hexdigest()[:8]
+    never share without also sharing their state). Its host and path, not its port: a
+    local vault (the sandbox) keeps its identity when it listens on another port."""
+    parts = urlsplit(vault_url.strip())
+    key = f"{(parts.hostname or '').lower()}{parts.path.rstrip('/').lower()}"
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from .rotation_state import (
     rotation_due,
     may_abandon,
     missing_too_long,
+    ordered,
     stale_copies,
     stamp,
     untagged_versions,
@@ -205,7 +206,7 @@ class Rotator:
         async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
             self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
             wanted = key_id.lower()
-            target = next((v for v in reversed(self.versions) if v.key_id == wanted), None)
+            target = next((v for v in reversed(ordered(self.versions)) if v.key_id == wanted), None)
             if target is None or target.stage in (ABANDONED, RETIRED, SUPERSEDED, PREVIOUS):
                 raise RotationFailed(f"no rotation of {self.app.facility} waits for keyId {key_id}")
             if target.stage == CURRENT:

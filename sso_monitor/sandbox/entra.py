@@ -5,41 +5,64 @@
 - POST /{tenant}/oauth2/v2.0/token    client_credentials with client_secret
 
 The token endpoint checks the secret against the world (start and end dates,
-the tenant's propagation delay, the service principal) and answers with
-AADSTS error bodies as Entra does. Access tokens carry the application
-permissions granted to the client's service principal for the resource.
+the tenant's propagation delay, the service principal, Conditional Access for
+workload identities; ``World.secret_works`` decides which refusal applies) and
+answers with AADSTS error bodies as Entra does. Access tokens carry the
+application permissions granted to the client's service principal for the
+resource. Every template below and its source is in docs/sandbox/fidelity.md.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import datetime, timezone
 
 from .faults import FaultPlan
 from .http import Request, Response, Service
 from .tokens import TokenIssuer
-from .world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, World
+from .world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Tenant, World
 
 TOKEN_LIFETIME_SECONDS = 3599
 
-# error code -> (OAuth error, HTTP status, description template).
+# error code -> (OAuth error, HTTP status, description template), as the live service words them.
 # invalid_client answers 401, as the live service does (RFC 6749 5.2); MSAL caches
 # exact-400 answers for 60 s, so the status matters to callers that retry.
 AADSTS = {
-    90002: ("invalid_request", 400, "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
-    700016: ("unauthorized_client", 400, "Application with identifier '{client}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
+    90002: ("invalid_request", 400, "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."),
+    900023: ("invalid_request", 400, "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain."),
+    700016: ("unauthorized_client", 400, "Application with identifier '{client}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
     7000215: ("invalid_client", 401, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'."),
     7000222: ("invalid_client", 401, "The provided client secret keys for app '{client}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."),
-    7000112: ("unauthorized_client", 400, "Application '{client}' is disabled."),
-    7000229: ("invalid_client", 401, "The client application {client} is missing service principal in the tenant {tenant}."),
-    500011: ("invalid_resource", 400, "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
+    7000112: ("unauthorized_client", 400, "Application '{client}'({name}) is disabled."),
+    7000229: ("invalid_client", 401, "The client application {client} is missing service principal in the tenant {tenant}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"),
+    53003: ("invalid_grant", 400, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."),
+    500011: ("invalid_resource", 400, "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
     1002012: ("invalid_scope", 400, "The provided value for scope {resource} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
     900144: ("invalid_request", 400, "The request body must contain the following parameter: '{parameter}'."),
     7000218: ("invalid_client", 401, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
     70003: ("unsupported_grant_type", 400, "The app requested an unsupported grant type '{grant}'."),
 }
 
-_REASON_CODES = {"AADSTS90002": 90002, "AADSTS700016": 700016, "AADSTS7000215": 7000215, "AADSTS7000222": 7000222, "AADSTS7000112": 7000112}
+# World.secret_works reasons -> AADSTS number
+_REASON_CODES = {
+    "AADSTS90002": 90002,
+    "AADSTS700016": 700016,
+    "AADSTS7000215": 7000215,
+    "AADSTS7000222": 7000222,
+    "AADSTS500011": 500011,
+    "AADSTS7000229": 7000229,
+    "AADSTS7000112": 7000112,
+    "AADSTS53003": 53003,
+}
+
+# How Entra separates the Trace ID, Correlation ID and Timestamp lines of an
+# error_description: one space since 2024 ("\r\n" in captures up to 2023).
+DESCRIPTION_SEPARATOR = " "
+
+# A tenant path segment Entra can resolve: a GUID, a domain name, or an alias.
+_TENANT_SHAPE = re.compile(r"^(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|common|organizations|consumers)$")
 
 RESOURCE_ALIASES = {
     GRAPH_APP_ID: GRAPH_RESOURCE,
@@ -56,6 +79,8 @@ class EntraService(Service):
     def __init__(self, world: World, faults: FaultPlan, issuer: TokenIssuer) -> None:
         super().__init__(world, faults)
         self.issuer = issuer
+        # set to "\r\n" to answer as Entra did up to 2023
+        self.description_separator = DESCRIPTION_SEPARATOR
         t = r"/(?P<tenant>[^/]+)"
         self.route("GET", t + r"/v2\.0/\.well-known/openid-configuration", self.discovery)
         self.route("GET", t + r"/\.well-known/openid-configuration", self.discovery)
@@ -70,7 +95,10 @@ class EntraService(Service):
     def discovery(self, request: Request, tenant: str) -> Response:
         known = self.world.tenant(tenant)
         if known is None and tenant not in ("common", "organizations"):
-            return self._aadsts(90002, tenant=tenant)
+            if not _TENANT_SHAPE.match(tenant):
+                return self._aadsts(900023, tenant=tenant)
+            # the metadata endpoint names the error invalid_tenant; the token endpoint invalid_request
+            return self._aadsts(90002, error="invalid_tenant", tenant=tenant)
         base = f"{self.base_url}/{tenant}"
         return Response.json(200, {
             "token_endpoint": f"{base}/oauth2/v2.0/token",
@@ -98,7 +126,7 @@ class EntraService(Service):
         form = request.form()
         known = self.world.tenant(tenant)
         if known is None:
-            return self._aadsts(90002, tenant=tenant)
+            return self._aadsts(900023 if not _TENANT_SHAPE.match(tenant) else 90002, tenant=tenant)
         grant = form.get("grant_type", "")
         if not grant:
             return self._aadsts(900144, tenant=tenant, parameter="grant_type")
@@ -116,14 +144,11 @@ class EntraService(Service):
         resource = self._resource(scope)
         if resource is None:
             return self._aadsts(1002012, tenant=tenant, resource=scope)
-        reason = self.world.secret_works(known.tenant_id, client_id, secret)
+        reason = self.world.secret_works(known.tenant_id, client_id, secret, resource=resource)
         if reason is not None:
-            return self._aadsts(_REASON_CODES[reason], tenant=tenant, client=client_id)
+            return self._refusal(_REASON_CODES[reason], tenant, known, client_id, resource)
         sp = known.sp_by_app_id(client_id)
-        if sp is None:
-            return self._aadsts(7000229, tenant=tenant, client=client_id)
-        if not self._resource_exists(known.tenant_id, resource):
-            return self._aadsts(500011, tenant=tenant, resource=resource)
+        assert sp is not None  # secret_works answered AADSTS7000229 otherwise
         request.caller = client_id
         now = datetime.now(timezone.utc)  # token lifetimes follow the real clock (the SDKs cache by it)
         roles = sorted(set(sp.granted_roles.get(resource, [])))
@@ -152,27 +177,48 @@ class EntraService(Service):
         resource = first[: -len("/.default")]
         return RESOURCE_ALIASES.get(resource, resource)
 
-    def _resource_exists(self, tenant_id: str, resource: str) -> bool:
-        if resource in (GRAPH_RESOURCE, VAULT_RESOURCE):
-            return True
-        tenant = self.world.tenant(tenant_id)
-        assert tenant is not None
-        return any(resource in app.identifier_uris or resource == app.app_id for app in tenant.applications.values())
+    def _refusal(self, number: int, tenant: str, known: Tenant, client_id: str, resource: str) -> Response:
+        app = known.app_by_app_id(client_id)
+        extra: dict[str, object] = {}
+        if number == 53003:
+            # Entra names the blocking policies in a claims challenge (capolids) and marks
+            # the message as one the client cannot resolve interactively.
+            sp = known.sp_by_app_id(client_id)
+            policy = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:ca-workload-block:{known.tenant_id}:{sp.object_id if sp else client_id}"))
+            extra = {
+                "suberror": "message_only",
+                "claims": json.dumps({"access_token": {"capolids": {"essential": True, "values": [policy]}}}, separators=(",", ":")),
+            }
+        return self._aadsts(
+            number,
+            extra=extra,
+            tenant=tenant,
+            client=client_id,
+            resource=resource,
+            directory=known.display_name or known.tenant_id,
+            name=app.display_name if app else "",
+        )
 
-    def _aadsts(self, number: int, **values: str) -> Response:
-        error, status, template = AADSTS[number]
+    def _aadsts(self, number: int, *, error: str | None = None, extra: dict[str, object] | None = None, **values: str) -> Response:
+        default_error, status, template = AADSTS[number]
         trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-        description = f"AADSTS{number}: {template.format_map(_Blank(values))} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {stamp}"
-        return Response.json(status, {
-            "error": error,
+        sep = self.description_separator
+        description = (
+            f"AADSTS{number}: {template.format_map(_Blank(values))}"
+            f"{sep}Trace ID: {trace}{sep}Correlation ID: {correlation}{sep}Timestamp: {stamp}"
+        )
+        body: dict[str, object] = {
+            "error": error or default_error,
             "error_description": description,
             "error_codes": [number],
             "timestamp": stamp,
             "trace_id": trace,
             "correlation_id": correlation,
             "error_uri": f"{self.base_url}/error?code={number}",
-        })
+        }
+        body.update(extra or {})
+        return Response.json(status, body)
 
 
 class _Blank(dict):  # format_map helper: a missing value prints as empty

@@ -11,7 +11,12 @@ path pattern) and a fault:
 - ``drop``: close the connection without an answer;
 - ``crash``: the caller dies at this point: the connection is closed and from
   then on every request to any service is refused until ``recover()``
-  (a process restart, in the harness's words).
+  (a process restart, in the harness's words);
+- ``replication``: not a fault of one call but a setting for the run: Graph
+  reads whose path matches may be answered by a replica that lags recent
+  writes (``window_seconds``, ``stale_probability``, ``seed``; see
+  replication.py). It overrides the tenant's own setting and never fires in
+  ``select``.
 
 ``when`` is ``before`` (the request never reaches the world) or ``after`` (the
 world changed, but the answer is lost); it applies to timeout, drop and crash.
@@ -32,7 +37,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("latency", "status", "throttle", "timeout", "drop", "crash")
+from .replication import Replication
+
+KINDS = ("latency", "status", "throttle", "timeout", "drop", "crash", "replication")
 
 
 @dataclass
@@ -50,6 +57,9 @@ class FaultRule:
     message: str | None = None
     retry_after: float = 1.0
     seconds: float = 30.0
+    window_seconds: float = 0.0
+    stale_probability: float = 0.0
+    seed: int | None = None
     matched: int = field(default=0, compare=False)
     fired: int = field(default=0, compare=False)
 
@@ -60,6 +70,8 @@ class FaultRule:
             raise ValueError(f"fault 'when' must be 'before' or 'after', not {self.when!r}")
         if self.nth is not None and self.nth < 1:
             raise ValueError("fault 'nth' counts from 1")
+        if self.fault == "replication":
+            self.replication = Replication(self.window_seconds, self.stale_probability, self.seed)  # validates
         if self.path.startswith("re:"):
             self._regex: re.Pattern[str] | None = re.compile(self.path[3:])
         else:
@@ -69,7 +81,7 @@ class FaultRule:
     def from_dict(cls, data: dict[str, Any]) -> "FaultRule":
         allowed = {
             "fault", "service", "method", "path", "nth", "times", "when", "latency_ms", "status",
-            "code", "message", "retry_after", "seconds",
+            "code", "message", "retry_after", "seconds", "window_seconds", "stale_probability", "seed",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -126,7 +138,7 @@ class FaultPlan:
         firing: list[FaultRule] = []
         with self._lock:
             for rule in self.rules:
-                if rule.exhausted() or not rule.matches(service, method, path):
+                if rule.fault == "replication" or rule.exhausted() or not rule.matches(service, method, path):
                     continue
                 rule.matched += 1
                 if rule.nth is not None and rule.matched != rule.nth:
@@ -135,6 +147,12 @@ class FaultPlan:
                 firing.append(rule)
                 self.log.append({"fault": rule.fault, "service": service, "method": method, "path": path})
         return firing
+
+    def replication(self, service: str, method: str, path: str) -> Replication | None:
+        """The replication setting the plan imposes on this read, if any (the last matching rule wins)."""
+        with self._lock:
+            found = [r for r in self.rules if r.fault == "replication" and r.matches(service, method, path)]
+        return found[-1].replication if found else None
 
     def mark_crashed(self, service: str, method: str, path: str, when: str) -> None:
         with self._lock:

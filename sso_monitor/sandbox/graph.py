@@ -7,6 +7,8 @@
 - GET    /v1.0/servicePrincipals                  ($filter, $select, $top)
 - GET    /v1.0/servicePrincipals/{id} | /servicePrincipals(appId='{appId}')
 - GET    .../appRoleAssignedTo                    ($top paging with @odata.nextLink)
+- GET    .../owners on applications and service principals ($select, $top)
+- GET    /v1.0/applications/{id}/appManagementPolicies (and the appId form)
 - GET    /v1.0/policies/defaultAppManagementPolicy
 - POST   /v1.0/users/{id | userPrincipalName}/sendMail
 - POST   /v1.0/$batch                             (20 requests, dependsOn, faults per inner request)
@@ -15,6 +17,11 @@ Callers authenticate with the sandbox's Entra tokens (audience Graph); the
 application permissions in the token's ``roles`` decide what they may read and
 write (see docs/sandbox/graph.md for the model and every deviation from Graph).
 Errors use Graph's body: ``{"error": {"code", "message", "innerError": {...}}}``.
+
+Two models sit behind thin hooks here: the identity service's throttling budget
+(budget.py, charged per request and per inner $batch request) and directory
+replication lag (replication.py: reads may show an object as it was before a
+recent write).
 """
 
 from __future__ import annotations
@@ -30,17 +37,21 @@ from datetime import datetime, timedelta, timezone
 from email import policy as email_policy
 from email.parser import Parser
 from email.utils import getaddresses
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from .budget import request_cost
 from .clock import iso, parse_iso
 from .faults import FaultPlan
 from .http import HttpError, Request, Response, Service, _Drop, _retry_after, bearer_token
+from .replication import ReplicaView
 from .tokens import TokenError, TokenIssuer
 from .world import (
-    DEFAULT_PASSWORD_LIFETIME,
+    DEFAULT_POLICY_ID,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
+    AppPolicy,
     AppRoleAssignment,
     Application,
     PasswordCredential,
@@ -48,11 +59,14 @@ from .world import (
     SentMail,
     ServicePrincipal,
     Tenant,
+    User,
     World,
+    default_password_end,
     format_duration,
 )
 
 AUDIENCES = [GRAPH_RESOURCE, GRAPH_APP_ID]
+_Directory = TypeVar("_Directory", Application, ServicePrincipal)
 ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 
 # ---- the permission model (application permissions, i.e. the token's "roles")
@@ -60,6 +74,10 @@ READ_ANY = frozenset({"Application.Read.All", "Application.ReadWrite.All", "Dire
 WRITE_ANY = frozenset({"Application.ReadWrite.All"})
 OWNED_BY = "Application.ReadWrite.OwnedBy"
 POLICY_READ = frozenset({"Policy.Read.All", "Policy.Read.ApplicationConfiguration", "Policy.ReadWrite.ApplicationConfiguration"})
+# Roles that may read users; without one, users in a directoryObject collection (owners)
+# come back with only @odata.type and id ("Limited information returned for inaccessible
+# member objects", Graph permissions overview).
+USER_READ = frozenset({"User.Read.All", "User.ReadWrite.All", "User.ReadBasic.All", "Directory.Read.All", "Directory.ReadWrite.All"})
 MAIL_SEND = "Mail.Send"
 
 BATCH_LIMIT = 20
@@ -110,6 +128,20 @@ def _denied() -> HttpError:
     return HttpError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
 
 
+class _DetailedError(HttpError):
+    """An OData error with ``details`` (Graph puts them between message and innerError)."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(status, code, message)
+        self.details = details
+
+
+def _lifetime_refused(policy_id: str) -> _DetailedError:
+    # The body Graph answers (OfficeDev/microsoft-365-agents-toolkit#10998, Azure/azure-cli#28522).
+    message = f"Credential lifetime exceeds the max value allowed as per assigned policy '{policy_id}'."
+    return _DetailedError(400, "CredentialInvalidLifetimeAsPerAppPolicy", message, [{"code": "InvalidKeyEndDate", "message": message, "target": "EndDate"}])
+
+
 def _bad_value(prop: str) -> HttpError:
     return HttpError(400, "Request_BadRequest", f"Invalid value specified for property '{prop}' of resource 'Application'.")
 
@@ -133,32 +165,36 @@ class GraphService(Service):
         action = r"/(?:microsoft\.graph\.)?"
         self.route("GET", V + r"/applications", self.list_applications)
         self.route("GET", V + APP_KEY, self.get_application)
+        self.route("GET", V + APP_KEY + r"/owners", self.list_application_owners)
+        self.route("GET", V + APP_KEY + r"/appManagementPolicies", self.list_app_management_policies)
         self.route("PATCH", V + APP_KEY, self.update_application)
         self.route("POST", V + APP_KEY + action + r"addPassword", self.add_password)
         self.route("POST", V + APP_KEY + action + r"removePassword", self.remove_password)
         self.route("GET", V + r"/servicePrincipals", self.list_service_principals)
         self.route("GET", V + SP_KEY, self.get_service_principal)
         self.route("GET", V + SP_KEY + r"/appRoleAssignedTo", self.list_app_role_assigned_to)
+        self.route("GET", V + SP_KEY + r"/owners", self.list_service_principal_owners)
         self.route("GET", V + r"/policies/defaultAppManagementPolicy", self.default_app_management_policy)
         self.route("POST", V + r"/users/(?P<user>[^/]+)" + action + r"sendMail", self.send_mail)
 
     # ------------------------------------------------------------ wire shapes
 
-    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, details: list[dict[str, Any]] | None = None) -> Response:
         request_id = self._ctx.request_id or str(uuid.uuid4())
         merged = {"Content-Type": "application/json", "request-id": request_id}
         merged.update(headers or {})
-        return Response.json(status, {
-            "error": {
-                "code": code,
-                "message": message,
-                "innerError": {
-                    "date": self._date(),
-                    "request-id": request_id,
-                    "client-request-id": self._ctx.client_request_id or request_id,
-                },
-            }
-        }, merged)
+        error: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            error["details"] = details
+        error["innerError"] = {
+            "date": self._date(),
+            "request-id": request_id,
+            "client-request-id": self._ctx.client_request_id or request_id,
+        }
+        return Response.json(status, {"error": error}, merged)
+
+    def _error(self, exc: HttpError) -> Response:
+        return self.error_response(exc.status, exc.code, exc.message, exc.headers, getattr(exc, "details", None))
 
     def throttle_response(self, retry_after: float) -> Response:
         # The shape of reference/graph/errors/throttling-429-sample-response.http.
@@ -212,11 +248,31 @@ class GraphService(Service):
             with self.world.lock:
                 return self.dispatch(request)
         except HttpError as exc:
-            return self.error_response(exc.status, exc.code, exc.message, exc.headers)
+            return self._error(exc)
 
     def dispatch(self, request: Request) -> Response:
         self._authenticate(request)
-        return self._route(request)
+        return self._route_charged(request)
+
+    def _route_charged(self, request: Request) -> Response:
+        """Route one request (or one inner $batch request) through the identity service's
+        throttling budget: charged before it runs, refused with 429 when a limit is full."""
+        cost = request_cost(request.method, request.path, request.query)
+        if cost is None:  # not the identity service (sendMail, unknown paths)
+            return self._route(request)
+        tenant = self._tenant(request)
+        decision = self.world.graph_budget.charge(
+            tenant_id=tenant.tenant_id, app_id=request.caller or "", size=tenant.size, cost=cost, enforce=tenant.graph_throttling
+        )
+        if not decision.admitted:
+            response = self.throttle_response(decision.retry_after)
+        else:
+            try:
+                response = self._route(request)
+            except HttpError as exc:
+                response = self._error(exc)
+        response.headers.update(decision.headers())
+        return response
 
     def _route(self, request: Request) -> Response:
         allowed: list[str] = []
@@ -264,38 +320,37 @@ class GraphService(Service):
         roles = request.claims.get("roles") or []
         return {str(role) for role in roles} if isinstance(roles, list) else set()
 
-    def _may_list_directory(self, request: Request) -> bool:
+    def _may_read_directory(self, request: Request) -> bool:
+        """Reads of any application or service principal, lists included. Application.ReadWrite.OwnedBy
+        reads everything: "The Application.ReadWrite.OwnedBy permission allows an app to call
+        GET /applications and GET /servicePrincipals to list all applications and service
+        principals in the tenant" (serviceprincipal-get, application-list; docs issues #17416, #15850)."""
         roles = self._roles(request)
         return bool(roles & READ_ANY) or OWNED_BY in roles
 
-    def _can_read_app(self, request: Request, app: Application) -> bool:
-        roles = self._roles(request)
-        if roles & READ_ANY:
-            return True
-        return OWNED_BY in roles and request.caller is not None and _owns(app.owners, request.caller)
+    @staticmethod
+    def _is_own(request: Request, app_id: str) -> bool:
+        """ "A service principal can retrieve its own application and service principal details
+        without being granted any application permissions" (serviceprincipal-get)."""
+        return request.caller is not None and request.caller.lower() == app_id.lower()
 
-    def _can_write_app(self, request: Request, app: Application) -> bool:
+    def _may_write_app(self, request: Request, app: Application) -> bool:
+        """Writes need Application.ReadWrite.All, or OwnedBy and the caller among the app's owners
+        (as the primary has it: a write is not served from a lagging replica)."""
         roles = self._roles(request)
         if roles & WRITE_ANY:
             return True
         return OWNED_BY in roles and request.caller is not None and _owns(app.owners, request.caller)
 
-    def _can_read_sp(self, request: Request, sp: ServicePrincipal) -> bool:
-        roles = self._roles(request)
-        if roles & READ_ANY:
-            return True
-        if OWNED_BY not in roles or request.caller is None:
-            return False
-        if _owns(sp.owners, request.caller):
-            return True
-        app = self._tenant(request).app_by_app_id(sp.app_id)
-        return app is not None and _owns(app.owners, request.caller)
+    def _view(self, request: Request) -> ReplicaView:
+        """The replicas this read is answered from (replication.py). A fault plan rule wins over the tenant's setting."""
+        tenant = self._tenant(request)
+        settings = self.faults.replication(self.name, request.method, request.path) or tenant.replication
+        return tenant.replica_log.view(settings, self.world.now())
 
     # ------------------------------------------------------------ look-ups
 
-    def _application(self, request: Request, object_id: str | None, app_id: str | None, *, write: bool = False) -> Application:
-        if not self._may_list_directory(request):
-            raise _denied()
+    def _find_application(self, request: Request, object_id: str | None, app_id: str | None) -> Application:
         tenant = self._tenant(request)
         if object_id is not None:
             if not GUID.match(object_id):
@@ -307,13 +362,9 @@ class GraphService(Service):
             app = tenant.app_by_app_id(key) if key else None
         if app is None:
             raise _not_found(key)
-        if not self._can_read_app(request, app) or (write and not self._can_write_app(request, app)):
-            raise _denied()
         return app
 
-    def _service_principal(self, request: Request, object_id: str | None, app_id: str | None) -> ServicePrincipal:
-        if not self._may_list_directory(request):
-            raise _denied()
+    def _find_service_principal(self, request: Request, object_id: str | None, app_id: str | None) -> ServicePrincipal:
         tenant = self._tenant(request)
         if object_id is not None:
             if not GUID.match(object_id):
@@ -325,32 +376,59 @@ class GraphService(Service):
             sp = tenant.sp_by_app_id(key) if key else None
         if sp is None:
             raise _not_found(key)
-        if not self._can_read_sp(request, sp):
-            raise _denied()
         return sp
+
+    def _readable_application(self, request: Request, object_id: str | None, app_id: str | None) -> Application:
+        return self._readable(request, lambda: self._find_application(request, object_id, app_id))
+
+    def _readable_service_principal(self, request: Request, object_id: str | None, app_id: str | None) -> ServicePrincipal:
+        return self._readable(request, lambda: self._find_service_principal(request, object_id, app_id))
+
+    def _readable(self, request: Request, find: Callable[[], _Directory]) -> _Directory:
+        """The addressed object if the caller may read it. Without a directory role only the
+        caller's own application and service principal can be read; the rest is 403, whether
+        it exists or not."""
+        if self._may_read_directory(request):
+            return find()
+        try:
+            found = find()
+        except HttpError:
+            raise _denied() from None
+        if not self._is_own(request, found.app_id):
+            raise _denied()
+        return found
+
+    def _writable_application(self, request: Request, object_id: str | None, app_id: str | None) -> Application:
+        """403 before any look-up without a directory role; 404 for a missing app; 403 for one the caller may not write."""
+        if not self._may_read_directory(request):
+            raise _denied()
+        app = self._find_application(request, object_id, app_id)
+        if not self._may_write_app(request, app):
+            raise _denied()
+        return app
 
     # ------------------------------------------------------------ applications
 
     def list_applications(self, request: Request) -> Response:
         _check_query(request, {"$select", "$filter", "$top", "$skiptoken"})
-        if not self._may_list_directory(request):
+        if not self._may_read_directory(request):
             raise _denied()
-        tenant = self._tenant(request)
+        tenant, view = self._tenant(request), self._view(request)
         predicate = _parse_filter(request, "Application", {"appId": lambda a: a.app_id, "id": lambda a: a.object_id, "displayName": lambda a: a.display_name})
-        apps = [a for a in tenant.applications.values() if self._can_read_app(request, a) and predicate(a)]
+        apps = [shown for shown in (view.of(a) for a in tenant.applications.values()) if predicate(shown)]
         items = [_application_json(tenant, a) for a in apps]
         selected = _selection(request, "application", _APPLICATION_KEYS)
         return self._page(request, items, selected, "applications")
 
     def get_application(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
         _check_query(request, {"$select"})
-        app = self._application(request, object_id, app_id)
-        body = _application_json(self._tenant(request), app)
+        app = self._readable_application(request, object_id, app_id)
+        body = _application_json(self._tenant(request), self._view(request).of(app))
         selected = _selection(request, "application", _APPLICATION_KEYS)
         return self._ok(self._entity(body, selected, "applications"))
 
     def update_application(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
-        app = self._application(request, object_id, app_id, write=True)
+        app = self._writable_application(request, object_id, app_id)
         body = _json_object(request)
         changes: dict[str, Any] = {}
         for key, value in body.items():
@@ -384,12 +462,13 @@ class GraphService(Service):
                 changes["web"] = _merge_web(app.web, value)
             else:
                 raise HttpError(400, "Request_BadRequest", f"The sandbox does not model updates to '{key}'.")
+        self.world.note_write(app)
         for attribute, value in changes.items():
             setattr(app, attribute, value)
         return Response.empty(204)
 
     def add_password(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
-        app = self._application(request, object_id, app_id, write=True)
+        app = self._writable_application(request, object_id, app_id)
         body = _parameters(_json_object(request, optional=True), ("passwordCredential",), "addPassword")
         spec = body.get("passwordCredential") or {}
         if not isinstance(spec, dict):
@@ -403,19 +482,20 @@ class GraphService(Service):
             raise _type_error("Edm.String")
         now = self.world.now()
         start = _datetime(spec.get("startDateTime")) or now
-        end = _datetime(spec.get("endDateTime")) or start + DEFAULT_PASSWORD_LIFETIME
+        end = _datetime(spec.get("endDateTime")) or default_password_end(start)
         if end <= start:
             raise HttpError(400, "Request_BadRequest", "The endDateTime of a password credential must be later than its startDateTime.")
-        limit = self._password_limit(self._tenant(request), app)
+        limit, policy_id = _password_policy(self._tenant(request), app)
         if limit is not None and end - start > limit:
-            raise HttpError(400, "CredentialInvalidLifetimeAsPerAppPolicy", "Credential lifetime exceeds the max value allowed as per assigned policy.")
+            raise _lifetime_refused(policy_id)
+        self.world.note_write(app)
         credential = self.world.add_password(app, display_name=display_name, start=start, end=end, created=now)
         payload = {"@odata.context": self._context("microsoft.graph.passwordCredential")}
         payload.update(_password_json(credential, secret=True))
         return self._ok(payload)
 
     def remove_password(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
-        app = self._application(request, object_id, app_id, write=True)
+        app = self._writable_application(request, object_id, app_id)
         body = _parameters(_json_object(request), ("keyId",), "removePassword")
         key_id = body.get("keyId")
         if key_id is None:
@@ -426,44 +506,85 @@ class GraphService(Service):
         if credential is None:
             # Unverified guess at Graph's answer (see docs/sandbox/graph.md).
             raise HttpError(400, "Request_BadRequest", f"No password credential with keyId '{key_id}' was found on application '{app.app_id}'.")
+        self.world.note_write(app)
         app.password_credentials.remove(credential)
         return Response.empty(204)
 
-    def _password_limit(self, tenant: Tenant, app: Application) -> timedelta | None:
-        if app.password_max_lifetime is not None:
-            return app.password_max_lifetime
-        if not tenant.policy_enabled or tenant.password_max_lifetime is None:
-            return None
-        if tenant.policy_restrict_after is not None and app.created <= tenant.policy_restrict_after:
-            return None
-        return tenant.password_max_lifetime
+    def list_app_management_policies(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
+        """The appManagementPolicy assigned to the app (at most one), or an empty collection."""
+        _check_query(request, {"$select", "$top", "$skiptoken"})
+        # Reading an app's policies takes a policy role and a directory role (assumption, after
+        # appManagementPolicy-list-appliesTo: "Application.Read.All and Policy.Read.All").
+        if not self._roles(request) & POLICY_READ or not self._may_read_directory(request):
+            raise _denied()
+        app = self._find_application(request, object_id, app_id)
+        policy = self._view(request).of(app).assigned_policy()
+        items = [_app_policy_json(policy)] if policy is not None else []
+        selected = _selection(request, "appManagementPolicy", _APP_POLICY_KEYS)
+        return self._page(request, items, selected, "policies/appManagementPolicies")
 
     # ------------------------------------------------------------ service principals
 
     def list_service_principals(self, request: Request) -> Response:
         _check_query(request, {"$select", "$filter", "$top", "$skiptoken"})
-        if not self._may_list_directory(request):
+        if not self._may_read_directory(request):
             raise _denied()
-        tenant = self._tenant(request)
+        tenant, view = self._tenant(request), self._view(request)
         predicate = _parse_filter(request, "ServicePrincipal", {"appId": lambda s: s.app_id, "id": lambda s: s.object_id, "displayName": lambda s: s.display_name})
-        sps = [s for s in tenant.service_principals.values() if self._can_read_sp(request, s) and predicate(s)]
-        items = [_service_principal_json(tenant, s) for s in sps]
+        sps = [shown for shown in (view.of(s) for s in tenant.service_principals.values()) if predicate(shown)]
+        items = [self._service_principal_json(tenant, view, s) for s in sps]
         selected = _selection(request, "servicePrincipal", _SERVICE_PRINCIPAL_KEYS)
         return self._page(request, items, selected, "servicePrincipals")
 
     def get_service_principal(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
         _check_query(request, {"$select"})
-        sp = self._service_principal(request, object_id, app_id)
-        body = _service_principal_json(self._tenant(request), sp)
+        sp = self._readable_service_principal(request, object_id, app_id)
+        view = self._view(request)
+        body = self._service_principal_json(self._tenant(request), view, view.of(sp))
         selected = _selection(request, "servicePrincipal", _SERVICE_PRINCIPAL_KEYS)
         return self._ok(self._entity(body, selected, "servicePrincipals"))
 
     def list_app_role_assigned_to(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
         _check_query(request, {"$select", "$top", "$skiptoken"})
-        sp = self._service_principal(request, object_id, app_id)
-        items = [_assignment_json(a) for a in sorted(sp.assigned_to, key=lambda a: a.created)]
+        sp = self._readable_service_principal(request, object_id, app_id)
+        shown = self._view(request).of(sp)
+        items = [_assignment_json(a) for a in sorted(shown.assigned_to, key=lambda a: a.created)]
         selected = _selection(request, "appRoleAssignment", _ASSIGNMENT_KEYS)
         return self._page(request, items, selected, f"servicePrincipals('{sp.object_id}')/appRoleAssignedTo", select_in_context=False)
+
+    def _service_principal_json(self, tenant: Tenant, view: ReplicaView, sp: ServicePrincipal) -> dict[str, Any]:
+        app = tenant.app_by_app_id(sp.app_id)
+        return _service_principal_json(tenant, sp, view.of(app) if app is not None else None)
+
+    # ------------------------------------------------------------ owners
+
+    def list_application_owners(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
+        _check_query(request, {"$select", "$top", "$skiptoken"})
+        if not self._may_read_directory(request):
+            raise _denied()
+        app = self._find_application(request, object_id, app_id)
+        return self._owners(request, app)
+
+    def list_service_principal_owners(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
+        _check_query(request, {"$select", "$top", "$skiptoken"})
+        if not self._may_read_directory(request):
+            raise _denied()
+        sp = self._find_service_principal(request, object_id, app_id)
+        return self._owners(request, sp)
+
+    def _owners(self, request: Request, target: Application | ServicePrincipal) -> Response:
+        """A directoryObject collection: service principals, then users, each with its @odata.type."""
+        tenant, view = self._tenant(request), self._view(request)
+        shown = view.of(target)
+        principals = [view.of(sp) for sp in (tenant.sp_by_app_id(a) for a in shown.owners) if sp is not None]
+        users = [u for u in (tenant.users.get(user_id) for user_id in shown.owner_users) if u is not None]
+        readable_users = bool(self._roles(request) & USER_READ)
+        items = [
+            {"@odata.type": "#microsoft.graph.servicePrincipal", **self._service_principal_json(tenant, view, sp)}
+            for sp in sorted(principals, key=lambda s: (s.display_name.lower(), s.object_id))
+        ] + [_user_json(u, readable=readable_users) for u in sorted(users, key=lambda u: (u.display_name.lower(), u.id))]
+        selected = _selection(request, "directoryObject", _DIRECTORY_OBJECT_KEYS)
+        return self._page(request, items, selected, "directoryObjects")
 
     # ------------------------------------------------------------ policies
 
@@ -480,7 +601,7 @@ class GraphService(Service):
                 "restrictForAppsCreatedAfterDateTime": iso(tenant.policy_restrict_after),
             })
         body = {
-            "id": "00000000-0000-0000-0000-000000000000",
+            "id": DEFAULT_POLICY_ID,
             "displayName": "Default app management tenant policy",
             "description": "Default tenant policy that enforces app management restrictions on applications and service principals. To apply policy to targeted resources, create a new policy under appManagementPolicies collection.",
             "isEnabled": tenant.policy_enabled,
@@ -660,9 +781,9 @@ class GraphService(Service):
         else:
             try:
                 with self.world.lock:
-                    response = self._route(inner)
+                    response = self._route_charged(inner)
             except HttpError as exc:
-                response = self.error_response(exc.status, exc.code, exc.message, exc.headers)
+                response = self._error(exc)
         for rule in rules:
             if rule.when == "after" and rule.fault in ("drop", "timeout", "crash"):
                 return self._fail_connection(rule, inner)
@@ -690,7 +811,7 @@ class GraphService(Service):
         offset = _decode_skiptoken(token) if token else 0
         page = items[offset: offset + top]
         if selected is not None:
-            page = [{k: item[k] for k in selected} for item in page]
+            page = [_select_item(item, selected) for item in page]
         fragment = f"{entity_set}({','.join(selected)})" if selected is not None and select_in_context else entity_set
         payload: dict[str, Any] = {"@odata.context": self._context(fragment)}
         if offset + top < len(items):
@@ -709,7 +830,7 @@ def _application_json(tenant: Tenant, app: Application) -> dict[str, Any]:
         "deletedDateTime": None,
         "appId": app.app_id,
         "applicationTemplateId": None,
-        "disabledByMicrosoftStatus": None,
+        "disabledByMicrosoftStatus": getattr(app, "disabled_by_microsoft_status", None),
         "createdDateTime": iso(app.created),
         "displayName": app.display_name,
         "description": None,
@@ -752,8 +873,8 @@ def _application_json(tenant: Tenant, app: Application) -> dict[str, Any]:
         "spa": {"redirectUris": []},
     }
 
-def _service_principal_json(tenant: Tenant, sp: ServicePrincipal) -> dict[str, Any]:
-    app = tenant.app_by_app_id(sp.app_id)
+def _service_principal_json(tenant: Tenant, sp: ServicePrincipal, app: Application | None) -> dict[str, Any]:
+    """``app`` is the SP's application as the same read sees it: several properties are copied from it."""
     web = app.web if app else {}
     names = [sp.app_id] + (list(app.identifier_uris) if app else [])
     return {
@@ -799,6 +920,66 @@ def _service_principal_json(tenant: Tenant, sp: ServicePrincipal) -> dict[str, A
 def _owns(owners: set[str], caller: str) -> bool:
     wanted = caller.lower()
     return any(owner.lower() == wanted for owner in owners)
+
+
+def _password_policy(tenant: Tenant, app: Application) -> tuple[timedelta | None, str]:
+    """The password lifetime cap that applies to ``app`` and the id of the policy that sets it.
+    An app's own policy replaces the tenant default, in both directions."""
+    assigned = app.assigned_policy()
+    if assigned is not None:
+        return assigned.password_max_lifetime, assigned.id
+    if not tenant.policy_enabled or tenant.password_max_lifetime is None:
+        return None, DEFAULT_POLICY_ID
+    if tenant.policy_restrict_after is not None and app.created <= tenant.policy_restrict_after:
+        return None, DEFAULT_POLICY_ID
+    return tenant.password_max_lifetime, DEFAULT_POLICY_ID
+
+
+def _app_policy_json(policy: AppPolicy) -> dict[str, Any]:
+    """The shape of appmanagementpolicy-get's example: restrictions.passwordCredentials and keyCredentials."""
+    passwords = []
+    if policy.password_max_lifetime is not None:
+        passwords.append({
+            "restrictionType": "passwordLifetime",
+            "maxLifetime": format_duration(policy.password_max_lifetime),
+            "restrictForAppsCreatedAfterDateTime": None,
+        })
+    return {
+        "id": policy.id,
+        "displayName": policy.display_name,
+        "description": "Custom policy that enforces app management restrictions on specific applications and service principals.",
+        "isEnabled": True,
+        "restrictions": {"passwordCredentials": passwords, "keyCredentials": []},
+    }
+
+
+def _user_json(user: User, *, readable: bool) -> dict[str, Any]:
+    """A user in a directoryObject collection: Graph's default user properties, or, when the
+    caller may not read users, only @odata.type and id with every other property null."""
+    body: dict[str, Any] = {
+        "@odata.type": "#microsoft.graph.user",
+        "id": user.id,
+        "businessPhones": [],
+        "displayName": user.display_name,
+        "givenName": None,
+        "jobTitle": None,
+        "mail": user.mail,
+        "mobilePhone": None,
+        "officeLocation": None,
+        "preferredLanguage": None,
+        "surname": None,
+        "userPrincipalName": user.user_principal_name,
+    }
+    if not readable:
+        body = {key: (value if key in ("@odata.type", "id") else None) for key, value in body.items()}
+    return body
+
+
+def _select_item(item: dict[str, Any], selected: list[str]) -> dict[str, Any]:
+    """$select on one collection item. A directoryObject collection keeps each item's @odata.type
+    (as Graph's answers do), and an item has only the selected properties its type has."""
+    chosen = {k: item[k] for k in selected if k in item}
+    return {"@odata.type": item["@odata.type"], **chosen} if "@odata.type" in item else chosen
 
 
 def _publisher_domain(tenant: Tenant) -> str:
@@ -852,7 +1033,10 @@ def _assignment_json(assignment: AppRoleAssignment) -> dict[str, Any]:
 
 
 _APPLICATION_KEYS = tuple(_application_json(Tenant("t", "t"), Application("o", "a", "t", "d", datetime.now(timezone.utc))))
-_SERVICE_PRINCIPAL_KEYS = tuple(_service_principal_json(Tenant("t", "t"), ServicePrincipal("o", "a", "t", "d")))
+_SERVICE_PRINCIPAL_KEYS = tuple(_service_principal_json(Tenant("t", "t"), ServicePrincipal("o", "a", "t", "d"), None))
+_USER_KEYS = tuple(k for k in _user_json(User("i", "u", "d"), readable=True) if not k.startswith("@"))
+_DIRECTORY_OBJECT_KEYS = tuple(dict.fromkeys(_SERVICE_PRINCIPAL_KEYS + _USER_KEYS))
+_APP_POLICY_KEYS = tuple(_app_policy_json(AppPolicy("i", "d", None)))
 _ASSIGNMENT_KEYS = tuple(_assignment_json(AppRoleAssignment("i", "p", "User", "n", "r", "n", "a", datetime.now(timezone.utc))))
 
 

@@ -20,6 +20,12 @@ Every request needs ``api-version``; then the Key Vault challenge protocol (401
 with ``WWW-Authenticate``), token validation, the vault's tenant and Azure RBAC
 (the vault's ``access`` map: appId -> role name). Errors are KeyVaultError bodies.
 Dates on the wire are Unix seconds taken from the sandbox clock.
+
+Delete, recover and purge finish in the background, as on the live service: for
+``vault.next_lag()`` seconds after a delete, GET /deletedsecrets/{name} answers 404
+and SetSecret 409 ObjectIsBeingDeleted; after a recover, GET /secrets/{name} answers
+404 and SetSecret 409 ObjectIsBeingRecovered; after a purge, SetSecret answers 409
+ObjectIsBeingDeleted. Versions are listed in ascending version-id order.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import base64
 import json
 import re
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import jwt
@@ -36,7 +42,7 @@ import jwt
 from .faults import FaultPlan
 from .http import HttpError, Request, Response, Service, _retry_after, bearer_token
 from .tokens import TokenError, TokenIssuer
-from .world import VAULT_RESOURCE, DeletedSecret, SecretVersion, Vault, VaultSecret, World
+from .world import VAULT_RESOURCE, DeletedSecret, SecretVersion, Settling, Vault, VaultSecret, World
 
 VAULT_AUDIENCES = [VAULT_RESOURCE, "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"]
 SERVICE_VERSION = "1.9.2900.1"  # x-ms-keyvault-service-version, as the live service reports one
@@ -53,6 +59,8 @@ NOT_FOUND_HINT = (
     "If you recently deleted this secret you may be able to recover it using the correct recovery command. "
     "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
 )
+# The 401 answer to a request without a token (the live text since the service accepted mTLS PoP tokens).
+MISSING_TOKEN_MESSAGE = "AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token."
 
 # Azure RBAC data actions (Microsoft.KeyVault/vaults/secrets/...) granted by each built-in role.
 ACTION_GET = "getSecret/action"
@@ -170,6 +178,7 @@ class KeyVaultService(Service):
         self._check_api_version(request)
         self._authenticate(request, vault)
         self._purge_expired(vault)
+        vault.settle(self.world.now())
         return super().dispatch(request)
 
     def _vault(self) -> Vault:
@@ -198,7 +207,7 @@ class KeyVaultService(Service):
         token = bearer_token(request)
         challenge = self._challenge(vault)
         if token is None:
-            raise VaultError(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", headers=challenge)
+            raise VaultError(401, "Unauthorized", MISSING_TOKEN_MESSAGE, headers=challenge)
         try:
             claims = self.issuer.validate(token, audiences=VAULT_AUDIENCES, now=datetime.now(timezone.utc))
         except TokenError as exc:
@@ -259,7 +268,7 @@ class KeyVaultService(Service):
 
     def _purge_expired(self, vault: Vault) -> None:
         now = self.world.now()
-        for key in [k for k, d in vault.deleted.items() if d.scheduled_purge <= now]:
+        for key in [k for k, d in vault.deleted.items() if d.scheduled_purge <= now and d.settling is None]:
             del vault.deleted[key]
 
     # ------------------------------------------------------------ helpers
@@ -269,9 +278,14 @@ class KeyVaultService(Service):
         if not _NAME.match(name):
             raise VaultError(400, "BadParameter", f"The request URI contains an invalid name: {name}")
 
+    @staticmethod
+    def _visible(secret: VaultSecret | None) -> bool:
+        """A secret readers can see: it has versions and no recovery is still under way."""
+        return secret is not None and bool(secret.versions) and secret.recovering is None
+
     def _secret(self, vault: Vault, name: str) -> VaultSecret:
         secret = vault.secrets.get(name.lower())
-        if secret is None or not secret.versions:
+        if secret is None or not self._visible(secret):
             raise VaultError(404, "SecretNotFound", f"A secret with (name/id) {name} was not found in this key vault. {NOT_FOUND_HINT}")
         return secret
 
@@ -286,9 +300,14 @@ class KeyVaultService(Service):
             )
         return found
 
-    def _deleted(self, vault: Vault, name: str) -> DeletedSecret:
+    def _deleted(self, vault: Vault, name: str, *, pending_conflicts: bool = False) -> DeletedSecret:
+        """The soft-deleted secret. While its deletion is still under way, look-ups answer
+        404 (the SDK's delete poller waits for exactly this); with ``pending_conflicts``
+        (purge, recover) the answer is 409 ObjectIsBeingDeleted instead."""
         deleted = vault.deleted.get(name.lower())
-        if deleted is None:
+        if deleted is not None and deleted.settling is not None and pending_conflicts:
+            raise VaultError(409, "Conflict", "Secret is currently being deleted.", inner="ObjectIsBeingDeleted")
+        if deleted is None or deleted.settling is not None:
             raise VaultError(404, "SecretNotFound", f"Deleted Secret not found: {name}")
         return deleted
 
@@ -447,14 +466,7 @@ class KeyVaultService(Service):
         tags = self._tags(body)
         content_type = self._content_type(body)
         attributes = self._attrs_in(body)
-        if name.lower() in vault.deleted:
-            raise VaultError(
-                409,
-                "Conflict",
-                f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
-                "in this state, the secret can only be recovered or purged.",
-                inner="ObjectIsDeletedButRecoverable",
-            )
+        self._check_name_reusable(vault, name)
         enabled = attributes.get("enabled")
         version = self.world.set_secret(
             vault,
@@ -468,6 +480,31 @@ class KeyVaultService(Service):
         )
         secret = vault.secrets[name.lower()]
         return self._ok(self._bundle(vault, secret, version, with_value=True))
+
+    @staticmethod
+    def _check_name_reusable(vault: Vault, name: str) -> None:
+        """SetSecret over a name that is deleted, being deleted or purged, or being recovered: 409."""
+        key = name.lower()
+        deleted = vault.deleted.get(key)
+        if (deleted is not None and deleted.settling is not None) or key in vault.purging:
+            raise VaultError(
+                409, "Conflict", f"Secret {name} is currently being deleted and cannot be re-created; retry later.",
+                inner="ObjectIsBeingDeleted",
+            )
+        if deleted is not None:
+            raise VaultError(
+                409,
+                "Conflict",
+                f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be reused; "
+                "in this state, the secret can only be recovered or purged.",
+                inner="ObjectIsDeletedButRecoverable",
+            )
+        existing = vault.secrets.get(key)
+        if existing is not None and existing.recovering is not None:
+            raise VaultError(
+                409, "Conflict", f"Secret {name} is currently being recovered and cannot be re-created; retry later.",
+                inner="ObjectIsBeingRecovered",
+            )
 
     def get_secret(self, request: Request, name: str, version: str = "") -> Response:
         vault = self._vault()
@@ -507,12 +544,11 @@ class KeyVaultService(Service):
         self._check_name(name)
         self._authorize(request, vault, ACTION_DELETE, f"/secrets/{name}")
         secret = self._secret(vault, name)
-        del vault.secrets[name.lower()]
-        now = self.world.now()
         if vault.soft_delete_days <= 0:  # soft delete off: gone at once, no recovery id
+            del vault.secrets[name.lower()]
             return self._ok(self._bundle(vault, secret, secret.latest, with_value=False))
-        deleted = DeletedSecret(secret=secret, deleted=now, scheduled_purge=now + timedelta(days=vault.soft_delete_days))
-        vault.deleted[name.lower()] = deleted
+        # gone from /secrets at once; in /deletedsecrets only once the deletion finishes
+        deleted = vault.soft_delete(name, self.world.now())
         return self._ok(self._deleted_bundle(vault, deleted))
 
     def list_secrets(self, request: Request) -> Response:
@@ -521,7 +557,7 @@ class KeyVaultService(Service):
         rows = [
             (key, self._item(vault, secret, secret.latest, versioned=False))
             for key, secret in sorted(vault.secrets.items())
-            if secret.versions
+            if self._visible(secret)
         ]
         return self._page(request, "/secrets", rows)
 
@@ -530,15 +566,17 @@ class KeyVaultService(Service):
         self._check_name(name)
         self._authorize(request, vault, ACTION_READ_METADATA, f"/secrets/{name}")
         secret = vault.secrets.get(name.lower())
-        if secret is None:  # an unknown name lists no versions (200, empty list)
+        if secret is None or not self._visible(secret):  # an unknown name lists no versions (200, empty list)
             return self._page(request, f"/secrets/{name}/versions", [])
-        rows = [(index, self._item(vault, secret, v, versioned=True)) for index, v in enumerate(secret.versions)]
+        # ascending version id (the live service's order), not creation order
+        ordered = sorted(secret.versions, key=lambda v: v.version.lower())
+        rows = [(v.version.lower(), self._item(vault, secret, v, versioned=True)) for v in ordered]
         return self._page(request, f"/secrets/{secret.name}/versions", rows)
 
     def list_deleted(self, request: Request) -> Response:
         vault = self._vault()
         self._authorize(request, vault, ACTION_READ_METADATA, "/deletedsecrets")
-        rows = [(key, self._deleted_item(vault, d)) for key, d in sorted(vault.deleted.items())]
+        rows = [(key, self._deleted_item(vault, d)) for key, d in sorted(vault.deleted.items()) if d.settling is None]
         return self._page(request, "/deletedsecrets", rows)
 
     def get_deleted(self, request: Request, name: str) -> Response:
@@ -551,10 +589,13 @@ class KeyVaultService(Service):
         vault = self._vault()
         self._check_name(name)
         self._authorize(request, vault, ACTION_RECOVER, f"/deletedsecrets/{name}")
-        deleted = self._deleted(vault, name)
+        deleted = self._deleted(vault, name, pending_conflicts=True)
         if name.lower() in vault.secrets:
             raise VaultError(409, "Conflict", f"Secret {name} already exists and cannot be recovered over.")
         del vault.deleted[name.lower()]
+        # back in /secrets only once the recovery finishes (GETs answer 404 until then)
+        now = self.world.now()
+        deleted.secret.recovering = Settling(now, vault.next_lag())
         vault.secrets[name.lower()] = deleted.secret
         return self._ok(self._bundle(vault, deleted.secret, deleted.secret.latest, with_value=False))
 
@@ -562,7 +603,7 @@ class KeyVaultService(Service):
         vault = self._vault()
         self._check_name(name)
         self._authorize(request, vault, ACTION_PURGE, f"/deletedsecrets/{name}")
-        self._deleted(vault, name)
+        self._deleted(vault, name, pending_conflicts=True)
         if vault.purge_protection:
             raise VaultError(
                 403,
@@ -572,6 +613,8 @@ class KeyVaultService(Service):
                 inner="VaultPurgeProtectionEnabled",
             )
         del vault.deleted[name.lower()]
+        # the purge also finishes in the background: the name cannot be reused until then
+        vault.purging[name.lower()] = Settling(self.world.now(), vault.next_lag())
         return Response.empty(204, self._service_headers())
 
     # ---- backup / restore (the blob is opaque to clients; here it is base64url JSON)
@@ -622,7 +665,7 @@ class KeyVaultService(Service):
             raise VaultError(400, "BadParameter", "The backup blob is malformed or was not produced by this service.") from None
         if str(blob.get("tenant", "")).lower() != vault.tenant_id.lower():
             raise VaultError(403, "Forbidden", "The backup blob belongs to a vault in another tenant and cannot be restored here.")
-        if name.lower() in vault.secrets or name.lower() in vault.deleted or not versions:
+        if name.lower() in vault.secrets or name.lower() in vault.deleted or name.lower() in vault.purging or not versions:
             raise VaultError(409, "Conflict", f"Secret {name} already exists in this vault (or is deleted but recoverable); it cannot be restored.")
         secret = VaultSecret(name=name, versions=versions)
         vault.secrets[name.lower()] = secret

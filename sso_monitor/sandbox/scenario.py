@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .budget import TENANT_SIZES
 from .clock import Clock, parse_iso
 from .faults import FaultPlan, FaultRule
+from .replication import Replication
 from .world import (
     GRAPH_RESOURCE,
     AppRoleAssignment,
     Application,
     PasswordCredential,
+    Tenant,
     User,
     World,
     new_guid,
@@ -103,6 +106,17 @@ class _Loader:
         except ValueError:
             raise ScenarioError(f"{where}: not a date: {value!r}") from None
 
+    def lag(self, value: Any, where: str) -> float | tuple[float, float]:
+        """Seconds: a number, or [low, high] for a per-operation value drawn from that range."""
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise ScenarioError(f"{where}: expected a number of seconds or [low, high]")
+            low, high = (self.number(v, where, 0) for v in value)
+            if high < low:
+                raise ScenarioError(f"{where}: high must not be below low")
+            return (low, high)
+        return self.number(value, where, 0)
+
     def duration(self, value: Any, where: str) -> timedelta:
         try:
             return parse_duration(self.text(value, where) or "")
@@ -157,15 +171,29 @@ class _Loader:
         return world, faults
 
     def tenant(self, world: World, data: dict[str, Any], where: str, now: datetime) -> None:
-        self.check_keys(data, {"id", "name", "propagationDelaySeconds", "appManagementPolicy", "users", "groups", "applications", "monitor"}, where)
+        self.check_keys(
+            data,
+            {"id", "name", "propagationDelaySeconds", "appManagementPolicy", "users", "groups", "applications", "monitor", "size", "graphThrottling", "replication"},
+            where,
+        )
         tenant_id = self.text(data.get("id"), f"{where}.id") or ""
         if world.tenant(tenant_id):
             raise ScenarioError(f"{where}.id: tenant {tenant_id} appears twice")
+        size = data.get("size", "small")
+        if size not in TENANT_SIZES:
+            raise ScenarioError(f"{where}.size: expected one of {', '.join(TENANT_SIZES)}")
         tenant = world.add_tenant(
             tenant_id,
             data.get("name") or tenant_id,
             propagation_delay=timedelta(seconds=self.number(data.get("propagationDelaySeconds"), f"{where}.propagationDelaySeconds", 0)),
+            size=size,
+            graph_throttling=self.flag(data.get("graphThrottling"), f"{where}.graphThrottling", True),
         )
+        if data.get("replication") is not None:
+            try:
+                tenant.replication = Replication.from_dict(self.obj(data["replication"], f"{where}.replication"))
+            except ValueError as exc:
+                raise ScenarioError(f"{where}.replication: {exc}") from None
         policy = data.get("appManagementPolicy")
         if policy is not None:
             pwhere = f"{where}.appManagementPolicy"
@@ -201,7 +229,7 @@ class _Loader:
     def application(self, world: World, tenant_id: str, data: dict[str, Any], where: str, now: datetime) -> None:
         self.check_keys(
             data,
-            {"key", "displayName", "appId", "id", "owners", "web", "identifierUris", "appRoles", "passwordMaxLifetime", "passwordCredentials", "servicePrincipal", "created", "notes"},
+            {"key", "displayName", "appId", "id", "owners", "web", "identifierUris", "appRoles", "passwordMaxLifetime", "appManagementPolicy", "passwordCredentials", "servicePrincipal", "created", "notes", "disabledByMicrosoftStatus"},
             where,
         )
         key = self.text(data.get("key"), f"{where}.key") or ""
@@ -232,6 +260,10 @@ class _Loader:
             app.created = self.date(data["created"], f"{where}.created", now)
         if data.get("passwordMaxLifetime") is not None:
             app.password_max_lifetime = self.duration(data["passwordMaxLifetime"], f"{where}.passwordMaxLifetime")
+        if data.get("appManagementPolicy") is not None:
+            self.app_policy(app, self.obj(data["appManagementPolicy"], f"{where}.appManagementPolicy"), f"{where}.appManagementPolicy")
+        if data.get("disabledByMicrosoftStatus") is not None:
+            app.disabled_by_microsoft_status = self.text(data["disabledByMicrosoftStatus"], f"{where}.disabledByMicrosoftStatus")
         self.refs.apps[key] = app
         for index, cred in enumerate(self.arr(data.get("passwordCredentials"), f"{where}.passwordCredentials")):
             cwhere = f"{where}.passwordCredentials[{index}]"
@@ -261,7 +293,7 @@ class _Loader:
             self.service_principal(world, app, self.obj(sp, f"{where}.servicePrincipal"), f"{where}.servicePrincipal", now)
 
     def service_principal(self, world: World, app: Application, data: dict[str, Any], where: str, now: datetime) -> None:
-        self.check_keys(data, {"id", "accountEnabled", "appRoleAssignmentRequired", "owners", "graphRoles", "roles", "assignments"}, where)
+        self.check_keys(data, {"id", "accountEnabled", "appRoleAssignmentRequired", "owners", "graphRoles", "roles", "assignments", "blockedByConditionalAccess"}, where)
         roles: dict[str, list[str]] = {}
         if data.get("graphRoles") is not None:
             roles[GRAPH_RESOURCE] = [self.text(r, f"{where}.graphRoles") or "" for r in self.arr(data["graphRoles"], f"{where}.graphRoles")]
@@ -273,6 +305,7 @@ class _Loader:
             account_enabled=self.flag(data.get("accountEnabled"), f"{where}.accountEnabled", True),
             app_role_assignment_required=self.flag(data.get("appRoleAssignmentRequired"), f"{where}.appRoleAssignmentRequired", False),
             granted_roles=roles,
+            blocked_by_conditional_access=self.flag(data.get("blockedByConditionalAccess"), f"{where}.blockedByConditionalAccess", False),
         )
         sp.owners = set()  # resolved in ownership(), once every app is known
         tenant = world.tenant(app.tenant_id)
@@ -301,12 +334,37 @@ class _Loader:
         for index, data in enumerate(tenant_data.get("applications") or []):
             awhere = f"{where}.applications[{index}]"
             app = self.refs.apps[data["key"]]
-            app.owners = {self.owner(o, f"{awhere}.owners") for o in self.arr(data.get("owners"), f"{awhere}.owners")}
-            sp_data = data.get("servicePrincipal", {})
             tenant = world.tenant(app.tenant_id)
-            sp = tenant.sp_by_app_id(app.app_id) if tenant else None
+            assert tenant is not None
+            app.owners, app.owner_users = self.owners(tenant, data.get("owners"), f"{awhere}.owners")
+            sp_data = data.get("servicePrincipal", {})
+            sp = tenant.sp_by_app_id(app.app_id)
             if sp is not None and isinstance(sp_data, dict):
-                sp.owners = {self.owner(o, f"{awhere}.servicePrincipal.owners") for o in self.arr(sp_data.get("owners"), f"{awhere}.servicePrincipal.owners")}
+                sp.owners, sp.owner_users = self.owners(tenant, sp_data.get("owners"), f"{awhere}.servicePrincipal.owners")
+
+    def app_policy(self, app: Application, data: dict[str, Any], where: str) -> None:
+        """An appManagementPolicy assigned to this app: {"id"?, "displayName"?, "passwordMaxLifetime"?}."""
+        self.check_keys(data, {"id", "displayName", "passwordMaxLifetime"}, where)
+        app.policy_id = self.text(data.get("id"), f"{where}.id", required=False) or new_guid()
+        app.policy_name = self.text(data.get("displayName"), f"{where}.displayName", required=False)
+        if data.get("passwordMaxLifetime") is not None:
+            app.password_max_lifetime = self.duration(data["passwordMaxLifetime"], f"{where}.passwordMaxLifetime")
+
+    def owners(self, tenant: Tenant, values: Any, where: str) -> tuple[set[str], set[str]]:
+        """Owners named by application key (its service principal), user (userPrincipalName or id) or appId:
+        the appIds of the owning service principals, and the ids of the owning users."""
+        principals: set[str] = set()
+        users: set[str] = set()
+        for value in self.arr(values, where):
+            name = self.text(value, where) or ""
+            user = tenant.user(name) if name not in self.refs.apps else None
+            if user is not None:
+                users.add(user.id)
+            elif name in self.refs.apps or re.fullmatch(r"[0-9a-fA-F-]{36}", name):
+                principals.add(self.owner(name, where))
+            else:
+                raise ScenarioError(f"{where}: {name!r} is neither an application key, a user of this tenant nor an appId")
+        return principals, users
 
     def owner(self, value: Any, where: str) -> str:
         name = self.text(value, where) or ""
@@ -323,7 +381,7 @@ class _Loader:
         return self.refs.credentials[name]
 
     def vault(self, world: World, data: dict[str, Any], where: str, now: datetime) -> None:
-        self.check_keys(data, {"name", "tenant", "access", "secrets", "purgeProtection", "softDeleteDays"}, where)
+        self.check_keys(data, {"name", "tenant", "access", "secrets", "purgeProtection", "softDeleteDays", "softDeleteLagSeconds", "lagSeed"}, where)
         name = self.text(data.get("name"), f"{where}.name") or ""
         if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{1,22}[a-zA-Z0-9]", name):
             raise ScenarioError(f"{where}.name: Key Vault names are 3-24 letters, digits and dashes, starting with a letter")
@@ -338,10 +396,18 @@ class _Loader:
             purge_protection=self.flag(data.get("purgeProtection"), f"{where}.purgeProtection", False),
             soft_delete_days=int(self.number(data.get("softDeleteDays"), f"{where}.softDeleteDays", 90)),
         )
+        if data.get("softDeleteLagSeconds") is not None:
+            vault.soft_delete_lag = self.lag(data["softDeleteLagSeconds"], f"{where}.softDeleteLagSeconds")
+        if data.get("lagSeed") is not None:
+            seed = data["lagSeed"]
+            if isinstance(seed, bool) or not isinstance(seed, int):
+                raise ScenarioError(f"{where}.lagSeed: expected an integer")
+            vault.lag_seed = seed
+        deleted: dict[str, tuple[datetime, str]] = {}  # lower-case name -> (deleted at, where)
         for index, secret in enumerate(self.arr(data.get("secrets"), f"{where}.secrets")):
             swhere = f"{where}.secrets[{index}]"
             secret = self.obj(secret, swhere)
-            self.check_keys(secret, {"name", "value", "credential", "tags", "contentType", "expires", "enabled"}, swhere)
+            self.check_keys(secret, {"name", "value", "credential", "tags", "contentType", "expires", "enabled", "deleted"}, swhere)
             tags = {str(k): str(v) for k, v in self.obj(secret.get("tags") or {}, f"{swhere}.tags").items()}
             expires = None
             # 'credential' takes the value, keyId tag and expiry of that credential;
@@ -367,6 +433,15 @@ class _Loader:
                 enabled=self.flag(secret.get("enabled"), f"{swhere}.enabled", True),
                 expires=expires,
             )
+            marker = secret.get("deleted")
+            if marker is not None and marker is not False:
+                if vault.soft_delete_days <= 0:
+                    raise ScenarioError(f"{swhere}.deleted: a vault without soft delete (softDeleteDays 0) keeps no deleted secrets")
+                at = now if marker is True else self.date(marker, f"{swhere}.deleted", now)
+                deleted[str(secret.get("name")).lower()] = (at, swhere)
+        # soft-deleted (recoverable) secrets: every version of the name, deletion already finished
+        for name, (at, _swhere) in deleted.items():
+            vault.soft_delete(name, at, settled=True)
 
     def facility(self, world: World, data: dict[str, Any], where: str) -> None:
         self.check_keys(data, {"name", "app", "apiBase", "credential", "apiTokens", "online", "logoutCallbackOnline", "verifyOnPush"}, where)

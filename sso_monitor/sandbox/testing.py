@@ -77,7 +77,7 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
         tags={"keyId": credential.key_id, "stage": "current"},
         expires=credential.end,
     )
-    world.add_facility("acme", tenant.tenant_id, smarttrace.app_id, client_secret=credential.secret_text, key_id=credential.key_id, api_tokens={"sandbox-handoff-token"})
+    world.add_facility("acme", tenant.tenant_id, smarttrace.app_id, client_secret=credential.secret_text, key_id=credential.key_id, api_tokens={"stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs"})
     hook = world.add_webhook("ops")
     mailbox = "sso-monitor@contoso.example"
     _add_user(world, tenant.tenant_id, mailbox, "SSO Monitor mailbox")

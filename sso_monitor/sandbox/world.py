@@ -12,23 +12,32 @@ search everything the monitor emitted for leaks.
 
 from __future__ import annotations
 
+import random
 import re
 import secrets as _secrets
 import string
 import threading
+import time
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .budget import TENANT_SIZES, BudgetStats, GraphBudget
 from .clock import Clock
+from .replication import REPLICATION_OFF, Replication, ReplicationLog
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 VAULT_RESOURCE = "https://vault.azure.net"
 
-DEFAULT_PASSWORD_LIFETIME = timedelta(days=730)  # addPassword's documented default: 2 years
+# addPassword's documented default: "endDateTime ... The default value is "startDateTime + 2 years"".
+# Calendar years: the doc's own example runs 2019-09-09T19:50:29Z to 2021-09-09T19:50:29Z (731 days).
+DEFAULT_PASSWORD_YEARS = 2
+# The tenant's default appManagementPolicy (GET /policies/defaultAppManagementPolicy) has this id.
+DEFAULT_POLICY_ID = "00000000-0000-0000-0000-000000000000"
 
 
 def new_guid() -> str:
@@ -36,11 +45,26 @@ def new_guid() -> str:
 
 
 def new_secret_text() -> str:
-    """A value shaped like Entra's: 40 characters, a 3-character prefix, '~' in position 4."""
+    """A value shaped like Entra's client secrets: 40 characters, a 3-character prefix, then
+    "8Q~" (a digit and "Q~": the shape secret scanners match, ``[a-zA-Z0-9_~.]{3}\\dQ~[a-zA-Z0-9_~.-]{31,34}``),
+    then 34 characters of letters, digits and ``_~.-`` (see docs/sandbox/fidelity.md)."""
     alphabet = string.ascii_letters + string.digits + "-_.~"
     prefix = "".join(_secrets.choice(string.ascii_letters + string.digits) for _ in range(3))
-    body = "".join(_secrets.choice(alphabet) for _ in range(36))
+    body = "".join(_secrets.choice(alphabet) for _ in range(34))
     return f"{prefix}8Q~{body}"
+
+
+def add_years(moment: datetime, years: int) -> datetime:
+    """The same instant ``years`` calendar years later; 29 February becomes 28 February (.NET AddYears)."""
+    try:
+        return moment.replace(year=moment.year + years)
+    except ValueError:
+        return moment.replace(year=moment.year + years, day=28)
+
+
+def default_password_end(start: datetime) -> datetime:
+    """addPassword's default endDateTime: startDateTime + 2 years."""
+    return add_years(start, DEFAULT_PASSWORD_YEARS)
 
 
 _DURATION = re.compile(
@@ -101,19 +125,47 @@ class Application:
     tenant_id: str
     display_name: str
     created: datetime
-    owners: set[str] = field(default_factory=set)  # appIds of the principals that own it
+    owners: set[str] = field(default_factory=set)  # appIds of the service principals that own it
+    owner_users: set[str] = field(default_factory=set)  # object ids of the users that own it
     password_credentials: list[PasswordCredential] = field(default_factory=list)
     web: dict[str, Any] = field(default_factory=dict)
     sign_in_audience: str = "AzureADMyOrg"
     identifier_uris: list[str] = field(default_factory=list)
     app_roles: list[dict[str, Any]] = field(default_factory=list)
     notes: str | None = None
-    # appManagementPolicy assigned to this app only (overrides the tenant default)
+    # appManagementPolicy assigned to this app (overrides the tenant default): its
+    # passwordLifetime restriction, and its id and displayName (see assigned_policy)
     password_max_lifetime: timedelta | None = None
+    policy_id: str | None = None
+    policy_name: str | None = None
+    # Graph's disabledByMicrosoftStatus: None/"NotDisabled", or e.g.
+    # "DisabledDueToViolationOfServicesAgreement" (the token endpoint then answers AADSTS7000112)
+    disabled_by_microsoft_status: str | None = None
 
     def credential(self, key_id: str) -> PasswordCredential | None:
         wanted = key_id.lower()
         return next((c for c in self.password_credentials if c.key_id.lower() == wanted), None)
+
+    def assigned_policy(self) -> AppPolicy | None:
+        """The appManagementPolicy assigned to this app, if any. Setting only
+        ``password_max_lifetime`` assigns one with a stable id derived from the app."""
+        if self.password_max_lifetime is None and self.policy_id is None:
+            return None
+        return AppPolicy(
+            id=self.policy_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:appManagementPolicy:{self.object_id}")),
+            display_name=self.policy_name or "Custom app management policy",
+            password_max_lifetime=self.password_max_lifetime,
+        )
+
+
+@dataclass(frozen=True)
+class AppPolicy:
+    """An appManagementPolicy (GET /applications/{id}/appManagementPolicies): it replaces the
+    tenant's default policy for the apps it is assigned to."""
+
+    id: str
+    display_name: str
+    password_max_lifetime: timedelta | None
 
 
 @dataclass
@@ -136,12 +188,16 @@ class ServicePrincipal:
     display_name: str
     account_enabled: bool = True
     app_role_assignment_required: bool = False
-    owners: set[str] = field(default_factory=set)
+    owners: set[str] = field(default_factory=set)  # appIds of the service principals that own it
     assigned_to: list[AppRoleAssignment] = field(default_factory=list)
     # Application permissions granted to this principal, by resource URI:
     # {"https://graph.microsoft.com": ["Application.ReadWrite.OwnedBy"]}
     granted_roles: dict[str, list[str]] = field(default_factory=dict)
     service_principal_type: str = "Application"
+    # a Conditional Access policy for workload identities blocks this principal's
+    # client-credentials sign-ins (AADSTS53003); user sign-ins to the app are not affected
+    blocked_by_conditional_access: bool = False
+    owner_users: set[str] = field(default_factory=set)  # object ids of the users that own it
 
 
 @dataclass
@@ -166,6 +222,13 @@ class Tenant:
     policy_enabled: bool = True
     # how long a new client secret takes before the token endpoint accepts it
     propagation_delay: timedelta = timedelta(0)
+    # Graph's identity and access throttling (budget.py): the tenant's size class, which
+    # sets its resource-unit budget, and whether the budget is enforced
+    size: str = "small"
+    graph_throttling: bool = True
+    # directory replication lag after Graph writes (replication.py); off unless set
+    replication: Replication = REPLICATION_OFF
+    replica_log: ReplicationLog = field(default_factory=ReplicationLog, repr=False, compare=False)
 
     def app_by_app_id(self, app_id: str) -> Application | None:
         wanted = app_id.lower()
@@ -199,10 +262,38 @@ class SecretVersion:
     expires: datetime | None = None
 
 
+# How long Key Vault takes to finish a delete, recover or purge in the background, in
+# seconds: drawn per operation from this range. Recorded SDK traffic shows windows from
+# under 2 s (2022) to about 13 s (2021); see docs/sandbox/fidelity.md.
+DEFAULT_SOFT_DELETE_LAG = (1.0, 13.0)
+
+
+@dataclass
+class Settling:
+    """A Key Vault operation that finishes in the background (soft delete, recovery, purge).
+
+    It counts as finished once ``seconds`` have passed on EITHER the world clock OR the
+    real monotonic clock, so it ends whether the world clock is frozen, running or
+    simulated (a rotation that sleeps on the world clock, a test that advances it, or
+    the SDK's poller that sleeps in real time).
+    """
+
+    started: datetime
+    seconds: float
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    def done(self, now: datetime) -> bool:
+        if self.seconds <= 0:
+            return True
+        return now >= self.started + timedelta(seconds=self.seconds) or time.monotonic() >= self.started_monotonic + self.seconds
+
+
 @dataclass
 class VaultSecret:
     name: str
-    versions: list[SecretVersion] = field(default_factory=list)  # oldest first
+    versions: list[SecretVersion] = field(default_factory=list)  # in creation order: the last is the latest
+    # set while a recovery is still under way: reads answer 404 until it is done
+    recovering: Settling | None = None
 
     @property
     def latest(self) -> SecretVersion:
@@ -217,6 +308,8 @@ class DeletedSecret:
     secret: VaultSecret
     deleted: datetime
     scheduled_purge: datetime
+    # set while the deletion is still under way: GET /deletedsecrets/{name} answers 404
+    settling: Settling | None = None
 
 
 @dataclass
@@ -229,6 +322,49 @@ class Vault:
     access: dict[str, str] = field(default_factory=dict)
     soft_delete_days: int = 90
     purge_protection: bool = False
+    # seconds a delete, recover or purge takes to finish: a number, or (low, high) for a
+    # value drawn per operation from a generator seeded by lag_seed (default: the name)
+    soft_delete_lag: float | tuple[float, float] = DEFAULT_SOFT_DELETE_LAG
+    lag_seed: int | None = None
+    # names whose purge is still under way (lower-case name -> its settling)
+    purging: dict[str, Settling] = field(default_factory=dict)
+    _lag_rng: random.Random | None = field(default=None, init=False, repr=False, compare=False)
+
+    def next_lag(self) -> float:
+        lag = self.soft_delete_lag
+        if isinstance(lag, (int, float)):
+            return float(lag)
+        low, high = float(lag[0]), float(lag[1])
+        if high <= low:
+            return low
+        if self._lag_rng is None:
+            self._lag_rng = random.Random(self.lag_seed if self.lag_seed is not None else zlib.crc32(self.name.encode("utf-8")))
+        return self._lag_rng.uniform(low, high)
+
+    def soft_delete(self, name: str, now: datetime, *, settled: bool = False) -> DeletedSecret:
+        """Move a secret (all its versions) to the deleted collection; unless ``settled``,
+        the deletion finishes after ``next_lag()`` seconds, as on the live service."""
+        secret = self.secrets.pop(name.lower())
+        secret.recovering = None
+        deleted = DeletedSecret(
+            secret=secret,
+            deleted=now,
+            scheduled_purge=now + timedelta(days=self.soft_delete_days),
+            settling=None if settled else Settling(now, self.next_lag()),
+        )
+        self.deleted[name.lower()] = deleted
+        return deleted
+
+    def settle(self, now: datetime) -> None:
+        """Finish the background operations whose time has come."""
+        for deleted in self.deleted.values():
+            if deleted.settling is not None and deleted.settling.done(now):
+                deleted.settling = None
+        for secret in self.secrets.values():
+            if secret.recovering is not None and secret.recovering.done(now):
+                secret.recovering = None
+        for key in [k for k, s in self.purging.items() if s.done(now)]:
+            del self.purging[key]
 
 
 # ---------------------------------------------------------------- SmartTrace
@@ -259,6 +395,9 @@ class Facility:
     api_tokens: set[str] = field(default_factory=set)
     # SmartTrace tests the pushed secret against Entra before accepting it
     verify_on_push: bool = True
+    # A hostile or careless upstream: refuse every push with an error whose free text
+    # echoes 39 of the secret's 40 characters (for the monitor's redaction tests).
+    echo_secret_in_errors: bool = False
     received: list[HandoffRecord] = field(default_factory=list)
 
 
@@ -299,8 +438,12 @@ class RequestRecord:
 class World:
     """Everything the simulated cloud knows. All access goes through ``lock``."""
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, replication: Replication | None = None) -> None:
         self.clock = clock or Clock()
+        # the replication setting new tenants start with (Tenant.replication); see set_replication
+        self.replication = replication or REPLICATION_OFF
+        # Graph's identity and access throttling budget, shared by every tenant (budget.py)
+        self.graph_budget = GraphBudget()
         self.lock = threading.RLock()
         self.tenants: dict[str, Tenant] = {}
         self.vaults: dict[str, Vault] = {}
@@ -347,9 +490,18 @@ class World:
     # ---- building (used by the scenario loader and by tests)
 
     def add_tenant(self, tenant_id: str, display_name: str = "", **options: Any) -> Tenant:
+        options.setdefault("replication", self.replication)
         tenant = Tenant(tenant_id=tenant_id.lower(), display_name=display_name or tenant_id, **options)
+        if tenant.size not in TENANT_SIZES:
+            raise ValueError(f"tenant size must be one of {', '.join(TENANT_SIZES)}, not {tenant.size!r}")
         self.tenants[tenant.tenant_id] = tenant
         return tenant
+
+    def set_replication(self, replication: Replication) -> None:
+        """Directory replication lag for every tenant, present and future."""
+        self.replication = replication
+        for tenant in self.tenants.values():
+            tenant.replication = replication
 
     def add_application(
         self,
@@ -401,13 +553,52 @@ class World:
             key_id=key_id or new_guid(),
             secret_text=secret_text or new_secret_text(),
             start=begin,
-            end=end or begin + DEFAULT_PASSWORD_LIFETIME,
+            end=end or default_password_end(begin),
             created=created or now,
             display_name=display_name,
         )
         app.password_credentials.append(credential)
         self.issued_secrets.append(credential.secret_text)
         return credential
+
+    def add_user(self, tenant_id: str, user_principal_name: str, display_name: str = "", *, user_id: str | None = None, mail: str | None = None) -> User:
+        tenant = self._require_tenant(tenant_id)
+        user = User(id=user_id or new_guid(), user_principal_name=user_principal_name, display_name=display_name or user_principal_name, mail=mail)
+        tenant.users[user.id] = user
+        return user
+
+    def add_owner(self, target: Application | ServicePrincipal, owner: Application | ServicePrincipal | User | str) -> None:
+        """Make ``owner`` an owner of ``target`` (as POST .../owners/$ref does). ``owner`` is a
+        service principal, an application (meaning its service principal), a user, or an appId,
+        user id or userPrincipalName. This is a directory write: reads may lag it (replication.py)."""
+        tenant = self._require_tenant(target.tenant_id)
+        kind, key = self._owner_reference(tenant, owner)
+        self.note_write(target)
+        if kind == "user":
+            target.owner_users.add(key)
+        else:
+            target.owners.add(key)
+
+    def note_write(self, obj: Application | ServicePrincipal) -> None:
+        """Call just before a directory write to ``obj``: lagging replicas keep the state before it."""
+        self._require_tenant(obj.tenant_id).replica_log.record_write(obj, self.now())
+
+    def graph_budget_stats(self, tenant_id: str) -> BudgetStats:
+        """For benchmarks: the peak resource units one app spent in any 10 s window in this tenant,
+        the 429s the throttling budget sent, and the resource units and requests charged."""
+        return self.graph_budget.stats(tenant_id)
+
+    def _owner_reference(self, tenant: Tenant, owner: Application | ServicePrincipal | User | str) -> tuple[str, str]:
+        if isinstance(owner, User):
+            return "user", owner.id
+        if isinstance(owner, (Application, ServicePrincipal)):
+            return "servicePrincipal", owner.app_id
+        user = tenant.user(owner)
+        if user is not None:
+            return "user", user.id
+        if tenant.sp_by_app_id(owner) is not None or tenant.app_by_app_id(owner) is not None:
+            return "servicePrincipal", owner
+        raise KeyError(f"no user, application or service principal {owner!r} in tenant {tenant.tenant_id}")
 
     def add_vault(self, name: str, tenant_id: str, **fields: Any) -> Vault:
         vault = Vault(name=name.lower(), tenant_id=tenant_id.lower(), **fields)
@@ -458,8 +649,24 @@ class World:
 
     # ---- behaviour shared by several services
 
-    def secret_works(self, tenant_id: str, app_id: str, secret_text: str) -> str | None:
-        """None if a client_credentials request with this secret would succeed, else the AADSTS reason."""
+    def secret_works(
+        self, tenant_id: str, app_id: str, secret_text: str, *, resource: str | None = None, client_credentials: bool = True
+    ) -> str | None:
+        """None if a sign-in with this client secret would succeed, else the AADSTS code Entra answers.
+
+        The checks, in the order applied (docs/sandbox/fidelity.md says which order is
+        sourced and which is an assumption):
+
+        1. AADSTS90002  the tenant does not exist
+        2. AADSTS700016 no application with this appId in the tenant
+        3. AADSTS7000222 the secret matches an expired credential;
+           AADSTS7000215 it matches none, or one not yet valid or not yet propagated
+        4. AADSTS500011 ``resource`` (a client-credentials scope's resource) is not in the tenant
+        5. AADSTS7000229 the application has no service principal in the tenant
+        6. AADSTS7000112 the service principal is disabled, or Microsoft disabled the application
+        7. AADSTS53003  a Conditional Access policy for workload identities blocks the service
+           principal (``client_credentials`` only: such policies do not apply to user sign-ins)
+        """
         tenant = self.tenant(tenant_id)
         if tenant is None:
             return "AADSTS90002"
@@ -467,25 +674,31 @@ class World:
         if app is None:
             return "AADSTS700016"
         now = self.now()
-        for credential in app.password_credentials:
-            if not _secrets.compare_digest(credential.secret_text, secret_text):
-                continue
-            if credential.end <= now:
-                return "AADSTS7000222"
-            if credential.start > now or credential.created + tenant.propagation_delay > now:
-                return "AADSTS7000215"  # not yet replicated: Entra says the secret is invalid
-            sp = tenant.sp_by_app_id(app_id)
-            if sp is not None and not sp.account_enabled:
-                return "AADSTS7000112"
-            return None
-        return "AADSTS7000215"
+        matched = next((c for c in app.password_credentials if _secrets.compare_digest(c.secret_text, secret_text)), None)
+        if matched is None:
+            return "AADSTS7000215"
+        if matched.end <= now:
+            return "AADSTS7000222"
+        if matched.start > now or matched.created + tenant.propagation_delay > now:
+            return "AADSTS7000215"  # not yet replicated: Entra says the secret is invalid
+        if resource is not None and resource not in (GRAPH_RESOURCE, VAULT_RESOURCE):
+            if not any(resource in a.identifier_uris or resource.lower() == a.app_id.lower() for a in tenant.applications.values()):
+                return "AADSTS500011"
+        sp = tenant.sp_by_app_id(app_id)
+        if sp is None:
+            return "AADSTS7000229"
+        if not sp.account_enabled or app.disabled_by_microsoft_status not in (None, "NotDisabled"):
+            return "AADSTS7000112"
+        if client_credentials and sp.blocked_by_conditional_access:
+            return "AADSTS53003"
+        return None
 
     def sign_in_works(self, facility_name: str) -> bool:
         """Would SSO work for this facility right now, with the secret SmartTrace holds?"""
         facility = self.facility(facility_name)
         if facility is None or not facility.client_secret:
             return False
-        return self.secret_works(facility.tenant_id, facility.app_id, facility.client_secret) is None
+        return self.secret_works(facility.tenant_id, facility.app_id, facility.client_secret, client_credentials=False) is None
 
     def record(self, record: RequestRecord) -> None:
         self.requests.append(record)

@@ -14,6 +14,7 @@ import requests
 from sso_monitor.sandbox.certs import make_tls
 from sso_monitor.sandbox.faults import FaultPlan, FaultRule
 from sso_monitor.sandbox.http import Request, Response, SandboxServer, Service
+from sso_monitor.sandbox.replication import Replication
 from sso_monitor.sandbox.world import World
 
 
@@ -181,3 +182,13 @@ def test_bad_rules_are_refused_with_a_reason(rule, message):
 def test_a_plan_loads_from_a_list():
     plan = FaultPlan.from_list([{"fault": "throttle", "service": "graph", "path": "/v1.0/$batch", "retry_after": 3}])
     assert plan.rules[0].retry_after == 3 and plan.rules[0].matches("graph", "POST", "/v1.0/$batch")
+
+
+def test_a_replication_rule_is_a_setting_for_the_run_not_a_fault():
+    plan = FaultPlan.from_list([{"fault": "replication", "service": "graph", "path": "/v1.0/applications*", "window_seconds": 5, "stale_probability": 0.5, "seed": 7}])
+    assert plan.replication("graph", "GET", "/v1.0/applications/x") == Replication(5, 0.5, 7)
+    assert plan.replication("graph", "GET", "/v1.0/servicePrincipals") is None
+    assert plan.replication("vault", "GET", "/v1.0/applications/x") is None
+    assert plan.select("graph", "GET", "/v1.0/applications/x") == [] and plan.log == []
+    with pytest.raises(ValueError, match="staleProbability"):
+        FaultRule.from_dict({"fault": "replication", "stale_probability": 1.5, "window_seconds": 1})

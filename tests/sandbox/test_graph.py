@@ -49,7 +49,7 @@ from msgraph_core import GraphClientFactory
 from sso_monitor.sandbox import Sandbox
 from tests.reference import require_reference
 from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import AppRoleAssignment, new_guid
+from sso_monitor.sandbox.world import AppRoleAssignment, add_years, new_guid
 
 GRAPH = "https://graph.microsoft.com"
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -353,7 +353,9 @@ def test_add_password_wire_shape_and_default_lifetime(sandbox: Sandbox, ids: Sta
     assert set(body) == {"@odata.context", "customKeyIdentifier", "displayName", "endDateTime", "hint", "keyId", "secretText", "startDateTime"}
     assert body["customKeyIdentifier"] is None and body["hint"] == body["secretText"][:3]
     start, end = datetime.fromisoformat(body["startDateTime"]), datetime.fromisoformat(body["endDateTime"])
-    assert end - start == timedelta(days=730)
+    # "startDateTime + 2 years": calendar years, as the doc's example (2019-09-09 to 2021-09-09)
+    assert end == add_years(start, 2) and (end - start).days in (730, 731)
+    assert len(body["secretText"]) == 40 and body["secretText"][3:6] == "8Q~"
     validate_entity("passwordCredential", body)
     # an empty body is allowed too (passwordCredential is optional)
     assert call(sandbox, "POST", f"/applications(appId='{ids.smarttrace_app_id}')/addPassword", token).status_code == 200
@@ -438,14 +440,15 @@ def test_owned_by_permission_model(sandbox: Sandbox, ids: StandardIds) -> None:
     add = sdk_error(sandbox, ids, lambda c: c.applications.by_application_id(ids.foreign_object_id).add_password.post(AddPasswordPostRequestBody()))
     assert add.response_status_code == 403 and add.error.code == "Authorization_RequestDenied"
 
-    read = sdk_error(sandbox, ids, lambda c: c.applications_with_app_id(ids.foreign_app_id).get())
-    assert read.response_status_code == 403 and read.error.code == "Authorization_RequestDenied"
-    read_by_id = sdk_error(sandbox, ids, lambda c: c.applications.by_application_id(ids.foreign_object_id).get())
-    assert read_by_id.response_status_code == 403
+    # OwnedBy reads every app: only writes need ownership (docs issues #17416, #15850; serviceprincipal-get)
+    read = with_graph(sandbox, ids, lambda c: c.applications_with_app_id(ids.foreign_app_id).get())
+    assert read.id == ids.foreign_object_id and read.password_credentials and read.password_credentials[0].secret_text is None
+    read_by_id = with_graph(sandbox, ids, lambda c: c.applications.by_application_id(ids.foreign_object_id).get())
+    assert read_by_id.app_id == ids.foreign_app_id
 
     query = ApplicationsRequestBuilder.ApplicationsRequestBuilderGetQueryParameters(filter=f"appId eq '{ids.foreign_app_id}'")
     listed = with_graph(sandbox, ids, lambda c: c.applications.get(request_configuration=RequestConfiguration(query_parameters=query)))
-    assert listed.value == []
+    assert [a.app_id for a in listed.value] == [ids.foreign_app_id]
 
     unknown = new_guid()
     missing = sdk_error(sandbox, ids, lambda c: c.applications_with_app_id(unknown).get())
@@ -454,16 +457,21 @@ def test_owned_by_permission_model(sandbox: Sandbox, ids: StandardIds) -> None:
     assert sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.foreign_app_id).web == {}
 
     token = monitor_token(sandbox, ids)
-    # the list without a filter shows only what the caller owns
+    # the list without a filter shows every app in the tenant
     everything = call(sandbox, "GET", "/applications", token).json()
-    assert [a["appId"] for a in everything["value"]] == [ids.smarttrace_app_id]
-    # service principals: its own app's SP yes, the foreign one no
+    assert {a["appId"] for a in everything["value"]} == {a.app_id for a in sandbox.world.tenant(ids.tenant_id).applications.values()}
+    # service principals: every one is readable, owned or not
     own_sp = call(sandbox, "GET", f"/servicePrincipals(appId='{ids.smarttrace_app_id}')", token)
     assert own_sp.status_code == 200 and own_sp.json()["appRoleAssignmentRequired"] is True
     foreign_sp = call(sandbox, "GET", f"/servicePrincipals(appId='{ids.foreign_app_id}')", token)
-    assert foreign_sp.status_code == 403 and error_of(foreign_sp)["code"] == "Authorization_RequestDenied"
-    assert call(sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.foreign_app_id}'"}).json()["value"] == []
+    assert foreign_sp.status_code == 200 and foreign_sp.json()["appId"] == ids.foreign_app_id
+    assert [s["appId"] for s in call(sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.foreign_app_id}'"}).json()["value"]] == [ids.foreign_app_id]
     assert call(sandbox, "GET", f"/servicePrincipals(appId='{unknown}')", token).status_code == 404
+    # writes on a foreign app stay 403 over raw HTTP too, by either address
+    for path in (f"/applications/{ids.foreign_object_id}", f"/applications(appId='{ids.foreign_app_id}')"):
+        denied = call(sandbox, "PATCH", path, token, json={"notes": "x"})
+        assert denied.status_code == 403 and error_of(denied)["message"] == "Insufficient privileges to complete the operation."
+        assert call(sandbox, "POST", path + "/removePassword", token, json={"keyId": new_guid()}).status_code == 403
 
 
 def test_read_all_reads_but_does_not_write_and_tenants_are_separate(sandbox: Sandbox, ids: StandardIds) -> None:
@@ -659,14 +667,17 @@ def test_batch_limits_and_inner_dispatch(sandbox: Sandbox, ids: StandardIds) -> 
     mixed = call(sandbox, "POST", "/$batch", token, json={"requests": [
         {"id": "own", "method": "GET", "url": f"applications(appId='{ids.smarttrace_app_id}')"},
         {"id": "foreign", "method": "GET", "url": f"/applications(appId='{ids.foreign_app_id}')"},
+        {"id": "foreign-write", "method": "PATCH", "url": f"/applications/{ids.foreign_object_id}",
+         "headers": {"Content-Type": "application/json"}, "body": {"notes": "not ours"}},
         {"id": "add", "method": "POST", "url": f"/applications/{ids.smarttrace_object_id}/addPassword",
          "headers": {"Content-Type": "application/json"}, "body": {"passwordCredential": {"displayName": "batched", "endDateTime": future(30)}}},
         {"id": "nested", "method": "POST", "url": "/$batch", "headers": {"Content-Type": "application/json"}, "body": {"requests": []}},
     ]}).json()
     by_id = {a["id"]: a for a in mixed["responses"]}
     assert by_id["own"]["status"] == 200
-    assert by_id["foreign"]["status"] == 403 and by_id["foreign"]["body"]["error"]["code"] == "Authorization_RequestDenied"
-    validate_error(by_id["foreign"]["body"])
+    assert by_id["foreign"]["status"] == 200 and by_id["foreign"]["body"]["appId"] == ids.foreign_app_id  # OwnedBy reads all
+    assert by_id["foreign-write"]["status"] == 403 and by_id["foreign-write"]["body"]["error"]["code"] == "Authorization_RequestDenied"
+    validate_error(by_id["foreign-write"]["body"])
     assert by_id["add"]["status"] == 200 and by_id["add"]["body"]["secretText"]
     assert sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.smarttrace_app_id).credential(by_id["add"]["body"]["keyId"]) is not None
     assert by_id["nested"]["status"] == 400
