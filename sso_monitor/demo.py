@@ -1,7 +1,7 @@
 """`sso-monitor demo`: the real check, against the built-in sandbox.
 
-Starts the sandbox with a scenario (default: seven facilities in two tenants,
-one healthy and six each with a typical problem), builds the same kind of
+Starts the sandbox with a scenario (default: eight facilities in two tenants,
+one healthy and seven each with a typical problem), builds the same kind of
 configuration a real deployment uses, only pointed at the sandbox, and runs
 the real check through the real SDKs over HTTPS. Then the alerts: each
 finding to the scenario's first Teams webhook, the monitor's own failures by

@@ -72,12 +72,14 @@ def test_demo_runs_the_real_check_on_the_sandbox(capsys):
 def test_demo_table_for_people(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    for facility in ("riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"):
+    for facility in ("riverside", "harbor", "valley", "summit", "prairie", "lakeside", "meadow", "orchard"):
         assert facility in out
     assert "SECRET_EXPIRING" in out and "critical" in out
     # and the alerts, one Teams card per finding, into the sandbox's webhook
     alerts = out[out.index("Alerts: "):]
-    assert alerts.startswith("Alerts: 7 Teams cards posted to the webhook 'sso-alerts'")
+    assert alerts.startswith("Alerts: 8 Teams cards posted to the webhook 'sso-alerts'")
+    # the facility whose app the monitor does not own: the exact command that fixes it
+    assert "MONITOR_NOT_OWNER" in out and "az ad app owner add --id" in out
     assert "[critical] valley: client secret has expired: sign-in is broken" in alerts
     assert "[warning] summit: front-channel logout URL is not SmartTrace's callback for this facility" in alerts
     assert "riverside" not in alerts.split("Rotation:")[0]  # healthy: nothing to say

@@ -29,10 +29,10 @@ def test_status_document_for_the_demo_world(scenario_sandbox, tmp_path):
 
     status = build_status(report, asyncio.run(stages()), scenario_sandbox.world.now())
     by_name = {a["facility"]: a for a in status["apps"]}
-    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"}
+    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "meadow", "orchard"}
     assert by_name["harbor"]["daysLeft"] in (11, 12) and by_name["harbor"]["status"] == "warning"
     assert by_name["valley"]["daysLeft"] < 0 and by_name["valley"]["status"] == "critical"
     assert by_name["riverside"]["rotation"]["stage"] == "current"  # a hand-stored secret counts as current
-    assert status["summary"] == {"ok": 1, "warning": 2, "critical": 4}
+    assert status["summary"] == {"ok": 1, "warning": 2, "critical": 5}
     text = json.dumps(status)
     assert not [s for s in scenario_sandbox.world.issued_secrets if s in text]

@@ -19,6 +19,7 @@ DEMO_FINDINGS = {
     "summit": ["LOGOUT_URL_MISMATCH"],
     "prairie": ["ID_TOKENS_DISABLED"],
     "lakeside": ["VAULT_SECRET_REJECTED"],
+    "meadow": ["MONITOR_NOT_OWNER"],  # created by IT; the monitor was never made an owner
     "orchard": ["NO_ASSIGNMENTS"],
 }
 

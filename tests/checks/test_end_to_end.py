@@ -167,7 +167,7 @@ def test_json_report_shape_and_exit_code(scenario_sandbox):
     report = json.loads(out.getvalue())
     assert code == 2  # the demo world has critical findings
     by_name = {a["facility"]: a for a in report["apps"]}
-    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "orchard"}
+    assert set(by_name) == {"riverside", "harbor", "valley", "summit", "prairie", "lakeside", "meadow", "orchard"}
     for app in report["apps"]:
         assert set(app) >= {"facility", "tenantId", "appId", "status", "findings"}
         for f in app["findings"]:

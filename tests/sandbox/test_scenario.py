@@ -47,9 +47,9 @@ def test_the_example_seeds_every_part_of_the_world():
     assert credential.secret_text in world.issued_secrets
 
 
-def test_the_builtin_demo_scenario_has_seven_facilities_in_two_tenants():
+def test_the_builtin_demo_scenario_has_eight_facilities_in_two_tenants():
     world, _ = load_scenario(json.loads(BUILTIN_SCENARIO.read_text()))
-    assert len(world.facilities) >= 7 and len(world.tenants) == 2
+    assert len(world.facilities) >= 8 and len(world.tenants) == 2
     # lakeside's vault holds a value Entra does not know, under the right keyId
     lakeside = world.vault("kv-sso-demo").secrets["smarttrace-lakeside"].latest
     app = world.find_app(world.facility("lakeside").app_id)
