@@ -132,6 +132,7 @@ class ScheduledPlan:
     work: list[WorkItem] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # what went wrong, per app or tenant (ids only)
     stuck: list[Any] = field(default_factory=list)  # rotation.RotationEvent("stuck"), for the alerts
+    versions: dict[str, list[VaultVersion]] = field(default_factory=dict)  # per facility, as read (the stored status's stages)
 
 
 async def plan_work(config: MonitorConfig, report: CheckReport, vault: Any, now: datetime) -> ScheduledPlan:
@@ -147,6 +148,7 @@ async def plan_work(config: MonitorConfig, report: CheckReport, vault: Any, now:
             except ExternalError as exc:
                 plan.failures.append(f"{app.facility}: Key Vault versions unreadable: {exc}")
                 return None
+        plan.versions[app.facility] = list(versions)
         stuck = stuck_rotation(versions, now)
         if stuck is not None:
             from .rotation import RotationEvent

@@ -1,7 +1,15 @@
 """The HTTP admin API under /api: thin handlers that authenticate, parse, call
 AdminService and map the result. Bad input is a 4xx with a clear message,
 never a 5xx; no answer ever holds a secret value. Actions are logged with the
-caller's identity (the token's subject or UPN)."""
+caller's identity (the token's subject or UPN).
+
+Load: status answers from the last scheduled run's stored report, cached per
+worker process (status_report.py), never from a live check; every caller is
+rate-limited per kind of call (ratelimit.py: reads, the live check, actions),
+with a 429 and Retry-After past the limit. Time: Azure ends an HTTP request
+after 230 s, so rotate bounds its wait for propagation (ROTATE_VERIFY_DEADLINE)
+and its whole answer (ROTATE_ANSWER_WITHIN); a rotation still in flight is a
+202 whose Location is GET apps/{facility}/rotation."""
 
 from __future__ import annotations
 
@@ -11,16 +19,26 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
 from .. import redact
 from . import PerProcess
+from .ratelimit import ACTION, CHECK, READ
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
+# Azure answers an HTTP trigger within 230 s at most (the load balancer's idle timeout).
+# The API's rotation waits at most this long for a new secret to propagate ...
+ROTATE_VERIFY_DEADLINE = 150.0
+# ... and answers by this time whatever the run is doing (it goes on in the process);
+# then queuing the resume takes at most 10 s more (AdminService.queue_resume): 210 s,
+# leaving the token check (keys cached; a fetch times out in 10 s) within 230 s.
+ROTATE_ANSWER_WITHIN = 200.0
+POLL_SECONDS = 30  # the Retry-After of a 202: how soon a client should ask the status URL
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CODE = re.compile(r"[A-Z][A-Z_]{1,40}")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -45,7 +63,11 @@ class _State:
             from ..errors import ConfigError
 
             raise ConfigError(["adminApi: required for the admin API (tenantId and audience of its app registration)"])
+        from .ratelimit import RateLimiter
+
+        self.config = config
         self.service = AdminService(config)
+        self.limiter = RateLimiter()
         self.validator = TokenValidator(
             AdminAuthSettings(
                 tenant_id=config.admin_api.tenant_id,
@@ -59,13 +81,20 @@ class _State:
 
 
 _state = PerProcess(_State)
-reset = _state.reset
 _get_state = _state.get
 
 
-def _json(status: int, payload: Any) -> func.HttpResponse:
+def reset() -> None:
+    """Forget the per-process state (the settings changed: tests)."""
+    from .status_report import cache
+
+    _state.reset()
+    cache.clear()
+
+
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
     body = redact.scrub(json.dumps(payload, default=str))  # no fragment of a secret in any answer
-    return func.HttpResponse(body, status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    return func.HttpResponse(body, status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store", **(headers or {})})
 
 
 def _facility(req: func.HttpRequest) -> str:
@@ -99,22 +128,40 @@ def _body(req: func.HttpRequest, fields: dict[str, type], *, required: tuple[str
     for key in required:
         if key not in data:
             raise BadRequest(400, "missing_field", f"{key} is required")
+    for key, value in data.items():
+        if isinstance(value, str) and not _is_unicode(value):
+            # JSON's \ud800 escapes decode to unpaired surrogates: no store, log or channel can keep them.
+            raise BadRequest(400, "invalid_field", f"{key} must be Unicode text (it holds an unpaired surrogate escape)")
     return data
 
 
-async def _handle(req: func.HttpRequest, role: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
+    """Authenticate (``role``), charge the caller's ``kind`` of call, run ``action``, map errors."""
     from ..admin import InvalidSnooze, UnknownFacility
     from ..alerting import UnknownCode
     from ..errors import ConfigError, ExternalError, LeaseUnavailable
     from ..rotation import RotationFailed
     from .auth import AuthError, json_error
+    from .ratelimit import RateLimited
 
     try:
         state = _get_state()
         principal = state.validator.validate(req.headers.get("Authorization"), required_role=role)
+        state.limiter.take(kind, _caller(principal))
         return await action(state, principal)
     except AuthError as exc:
         return json_error(exc.status, exc.code, exc.message)
+    except RateLimited as exc:
+        log.info("admin API: %s call refused, rate limit (retry after %d s)", exc.kind, exc.retry_after)
+        return _json(429, {"error": {"code": "rate_limited", "message": str(exc) + " (the limit is per caller and per instance)"}}, {"Retry-After": str(exc.retry_after)})
     except BadRequest as exc:
         return json_error(exc.status, exc.code, exc.message)
     except UnknownFacility as exc:
@@ -136,6 +183,21 @@ def _who(principal: Any) -> str:
     return principal.upn or principal.name or principal.subject
 
 
+def _caller(principal: Any) -> str:
+    """Whom the rate limit counts: the token's object id (oid), else its subject."""
+    return principal.object_id or f"sub:{principal.subject}"
+
+
+def _status_url(req: func.HttpRequest, facility: str) -> str:
+    """GET apps/{facility}/rotation beside the request's route: same scheme, host and
+    route prefix; never the request's query (it may carry the function key)."""
+    parts = urlsplit(req.url or "")
+    path = (parts.path or "").rstrip("/")
+    route = f"/apps/{facility}/rotate"
+    prefix = path[: -len(route)] if path.lower().endswith(route) else "/api"
+    return urlunsplit((parts.scheme, parts.netloc, f"{prefix}/apps/{facility}/rotation", "", ""))
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -146,9 +208,9 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
     from .auth import READ_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
-        return _json(200, await state.service.status(_now()))
+        return _json(200, await _stored_status(state))
 
-    return await _handle(req, READ_ROLE, act)
+    return await _handle(req, READ_ROLE, READ, act)
 
 
 @bp.function_name("admin_status_page")
@@ -158,10 +220,18 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     from .status_page import render_status_page
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
-        page = redact.scrub(render_status_page(await state.service.status(_now())))
+        page = redact.scrub(render_status_page(await _stored_status(state)))
         return func.HttpResponse(page, status_code=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
-    return await _handle(req, READ_ROLE, act)
+    return await _handle(req, READ_ROLE, READ, act)
+
+
+async def _stored_status(state: _State) -> dict[str, Any]:
+    """The last scheduled run's report (at most one storage read per process per minute)."""
+    from .status_report import cache, schedule_setting, served_status
+
+    document = await cache.get(state.service.stored_status)
+    return served_status(document, state.config, _now(), schedule_setting())
 
 
 @bp.function_name("admin_check")
@@ -175,7 +245,7 @@ async def check(req: func.HttpRequest) -> func.HttpResponse:
         log.info("admin: %s asked to check %s", _who(principal), facility)
         return _json(200, await state.service.check(facility, _now()))
 
-    return await _handle(req, ADMIN_ROLE, act)
+    return await _handle(req, ADMIN_ROLE, CHECK, act)
 
 
 @bp.function_name("admin_rotate")
@@ -184,12 +254,47 @@ async def rotate(req: func.HttpRequest) -> func.HttpResponse:
     from .auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
+        from ..admin import MOVING, RUNNING
+
         facility = _facility(req)
         body = _body(req, {"dryRun": bool, "force": bool})
-        result = await state.service.rotate(facility, dry_run=body.get("dryRun", False), force=body.get("force", False), who=_who(principal))
-        return _json(200, result)
+        dry_run = body.get("dryRun", False)
+        result = await state.service.rotate(
+            facility, dry_run=dry_run, force=body.get("force", False), who=_who(principal),
+            verify_deadline=ROTATE_VERIFY_DEADLINE, answer_within=ROTATE_ANSWER_WITHIN,
+        )
+        if dry_run or result.get("error") or result.get("stage") not in MOVING + (RUNNING,):
+            return _json(200, result)
+        # Still in flight: waiting for propagation (the rest is the worker's or the next
+        # timer run's), or still running here. 202, and where to follow it.
+        url = _status_url(req, facility)
+        if result["stage"] == RUNNING:
+            result["resume"] = "running"
+            result["message"] = f"the rotation of {facility} is still running; follow it at {url}"
+        else:
+            queued = await state.service.queue_resume(facility)
+            result["resume"] = "queued" if queued else "next-scheduled-run"
+            result["message"] = (
+                f"the new secret of {facility} is not yet reliable at Entra (propagation); "
+                + ("the rotation worker resumes it now" if queued else "the timer's next run resumes it")
+                + f"; follow it at {url}"
+            )
+        result["statusUrl"] = url
+        return _json(202, result, {"Location": url, "Retry-After": str(POLL_SECONDS)})
 
-    return await _handle(req, ADMIN_ROLE, act)
+    return await _handle(req, ADMIN_ROLE, ACTION, act)
+
+
+@bp.function_name("admin_rotation_status")
+@bp.route(route="apps/{facility}/rotation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
+    from .auth import READ_ROLE
+
+    async def act(state: _State, principal: Any) -> func.HttpResponse:
+        facility = _facility(req)
+        return _json(200, await state.service.rotation(facility, _now()))
+
+    return await _handle(req, READ_ROLE, READ, act)
 
 
 @bp.function_name("admin_confirm")
@@ -204,7 +309,7 @@ async def confirm(req: func.HttpRequest) -> func.HttpResponse:
             raise BadRequest(400, "invalid_field", "keyId must be a GUID (the new secret's keyId from the handoff message)")
         return _json(200, await state.service.confirm(facility, body["keyId"], _who(principal)))
 
-    return await _handle(req, ADMIN_ROLE, act)
+    return await _handle(req, ADMIN_ROLE, ACTION, act)
 
 
 @bp.function_name("admin_push")
@@ -217,7 +322,7 @@ async def push(req: func.HttpRequest) -> func.HttpResponse:
         body = _body(req, {"dryRun": bool})
         return _json(200, await state.service.push(facility, _who(principal), dry_run=body.get("dryRun", False)))
 
-    return await _handle(req, ADMIN_ROLE, act)
+    return await _handle(req, ADMIN_ROLE, ACTION, act)
 
 
 @bp.function_name("admin_snooze")
@@ -237,7 +342,7 @@ async def snooze(req: func.HttpRequest) -> func.HttpResponse:
             raise BadRequest(400, "invalid_field", str(exc)) from None
         return _json(200, await state.service.snooze(facility, body["code"], until, _who(principal), body.get("reason", ""), _now()))
 
-    return await _handle(req, ADMIN_ROLE, act)
+    return await _handle(req, ADMIN_ROLE, ACTION, act)
 
 
 @bp.function_name("admin_openapi")

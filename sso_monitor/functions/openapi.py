@@ -12,11 +12,43 @@ def _errors(*codes: str) -> dict[str, Any]:
     return {code: _ERROR for code in codes}
 
 
+def _rate(kind: str) -> str:
+    from .ratelimit import LIMITS
+
+    limit = LIMITS[kind]
+    return f"{limit.capacity} per {limit.period:g} s"
+
+
+_RATE_LIMITED = {
+    "429": {
+        "description": "Too many calls of this kind from this caller: wait Retry-After seconds (the limit is per caller and per instance)",
+        "headers": {"Retry-After": {"description": "seconds until a call is allowed again", "schema": {"type": "integer", "minimum": 1}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
+_LOCATION = {"description": "GET /apps/{facility}/rotation: where the rotation stands", "schema": {"type": "string"}}
+
+
 def openapi_document() -> dict[str, Any]:
+    from .admin import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
+
     secured = [{"functionKey": [], "entra": []}]
     return {
         "openapi": "3.1.0",
-        "info": {"title": "SmartTrace SSO Monitor admin API", "version": "1", "description": "Status, checks and rotations of SmartTrace's Entra ID app registrations. Every call needs the function key and an Entra ID bearer token: role SsoMonitor.Read for reads, SsoMonitor.Admin for actions. No answer ever contains a secret value."},
+        "info": {
+            "title": "SmartTrace SSO Monitor admin API",
+            "version": "1",
+            "description": (
+                "Status, checks and rotations of SmartTrace's Entra ID app registrations. Every call needs the function key and an Entra ID bearer token: "
+                "role SsoMonitor.Read for reads, SsoMonitor.Admin for actions. No answer ever contains a secret value. "
+                "The status is the last scheduled run's report (generatedAt; stale when older than twice the timer's interval), not a live check: "
+                "POST /apps/{facility}/check checks one app now. "
+                f"Rate limits, per caller (the token's oid) and per Function App instance: reads {_rate('read')}, the live check {_rate('check')}, "
+                f"actions {_rate('action')}; past them a 429 with Retry-After. "
+                "A rotation still in flight when rotate answers (the new secret not yet propagated, or the run still going) is a 202 "
+                "whose Location is GET /apps/{facility}/rotation."
+            ),
+        },
         "servers": [{"url": "/api"}],
         "components": {
             "securitySchemes": {
@@ -47,7 +79,7 @@ def openapi_document() -> dict[str, Any]:
                         "facility": {"type": "string"},
                         "tenantId": {"type": "string"},
                         "appId": {"type": "string"},
-                        "status": {"enum": ["ok", "warning", "critical", "error"]},
+                        "status": {"enum": ["ok", "warning", "critical", "error", "unknown"], "description": "unknown: not checked yet (no run since it was configured)"},
                         "secretExpires": {"type": ["string", "null"], "format": "date-time"},
                         "daysLeft": {"type": ["integer", "null"]},
                         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
@@ -56,8 +88,33 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "Status": {
                     "type": "object",
-                    "required": ["generatedAt", "apps"],
-                    "properties": {"generatedAt": {"type": "string"}, "summary": {"type": "object"}, "errors": {"type": "array", "items": {"type": "string"}}, "apps": {"type": "array", "items": {"$ref": "#/components/schemas/AppStatus"}}},
+                    "required": ["generatedAt", "stale", "apps"],
+                    "properties": {
+                        "generatedAt": {"type": ["string", "null"], "format": "date-time", "description": "when the scheduled run that produced this report checked; null: no run has completed yet"},
+                        "stale": {"type": "boolean", "description": "older than twice the timer's longest interval (26 h when the schedule cannot be read), or no run yet"},
+                        "staleAfter": {"type": ["string", "null"], "format": "date-time"},
+                        "message": {"type": "string", "description": "why it is stale, or that no run has completed yet"},
+                        "summary": {"type": "object"},
+                        "report": {"type": "object"},
+                        "errors": {"type": "array", "items": {"type": "string"}},
+                        "apps": {"type": "array", "items": {"$ref": "#/components/schemas/AppStatus"}},
+                    },
+                },
+                "RotationStatus": {
+                    "type": "object",
+                    "required": ["facility", "stage", "inFlight"],
+                    "properties": {
+                        "facility": {"type": "string"},
+                        "stage": {"type": "string", "description": "from Key Vault's tags: idle, current, pending, verified, awaiting-confirmation, handed-off"},
+                        "currentKeyId": {"type": ["string", "null"]},
+                        "currentExpires": {"type": ["string", "null"]},
+                        "inFlightKeyId": {"type": ["string", "null"]},
+                        "inFlightSince": {"type": ["string", "null"]},
+                        "retiring": {"type": "array", "items": {"type": "string"}},
+                        "leaseHeld": {"type": ["boolean", "null"], "description": "a run holds the app's lease now (null: unknown)"},
+                        "inFlight": {"type": "boolean", "description": "the rotation moves on by itself (pending, verified, handed-off) or a run holds the lease"},
+                        "checkedAt": {"type": "string", "format": "date-time"},
+                    },
                 },
                 "Snooze": {
                     "type": "object",
@@ -67,21 +124,49 @@ def openapi_document() -> dict[str, Any]:
                 "RotationResult": {
                     "type": "object",
                     "required": ["facility", "stage", "actions"],
-                    "properties": {"facility": {"type": "string"}, "stage": {"type": "string"}, "key_id": {"type": ["string", "null"]}, "actions": {"type": "array", "items": {"type": "string"}}, "error": {"type": ["string", "null"]}, "events": {"type": "array"}},
+                    "properties": {
+                        "facility": {"type": "string"},
+                        "stage": {"type": "string", "description": "running: rotate answered while the run goes on"},
+                        "key_id": {"type": ["string", "null"]},
+                        "actions": {"type": "array", "items": {"type": "string"}},
+                        "error": {"type": ["string", "null"]},
+                        "events": {"type": "array"},
+                        "alerts": {"type": "object"},
+                        "statusUrl": {"type": "string", "description": "202 only: GET /apps/{facility}/rotation"},
+                        "resume": {"enum": ["queued", "next-scheduled-run", "running"], "description": "202 only: what carries the rotation on"},
+                        "message": {"type": "string"},
+                    },
                 },
             },
         },
         "security": secured,
         "paths": {
-            "/status": {"get": {"summary": "Every app, its findings and rotation stage", "responses": {"200": {"description": "Status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, **_errors("401", "403", "503")}}},
-            "/status/page": {"get": {"summary": "The status as an HTML page with an expiry timeline", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}, **_errors("401", "403", "503")}}},
-            "/apps/{facility}/check": {"post": {"summary": "Check one app now", "parameters": [_FACILITY], "responses": {"200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503")}}},
+            "/status": {"get": {"summary": "Every app, its findings and rotation stage, as the last scheduled run found them", "responses": {"200": {"description": "The stored status (cached up to a minute per instance)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, **_errors("401", "403", "502", "503"), **_RATE_LIMITED}}},
+            "/status/page": {"get": {"summary": "The stored status as an HTML page with an expiry timeline", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}, **_errors("401", "403", "502", "503"), **_RATE_LIMITED}}},
+            "/apps/{facility}/check": {"post": {"summary": "Check one app now (live: Entra, Graph, Key Vault; the strictest rate limit)", "parameters": [_FACILITY], "responses": {"200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503"), **_RATE_LIMITED}}},
+            "/apps/{facility}/rotation": {
+                "get": {
+                    "summary": "Where one app's rotation stands, from Key Vault's tags (follow a 202 of rotate here)",
+                    "parameters": [_FACILITY],
+                    "responses": {"200": {"description": "The rotation's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationStatus"}}}}, **_errors("400", "401", "403", "404", "502", "503"), **_RATE_LIMITED},
+                }
+            },
             "/apps/{facility}/rotate": {
                 "post": {
                     "summary": "Run the rotation protocol for one app",
                     "parameters": [_FACILITY],
                     "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}, "force": {"type": "boolean"}}}}}},
-                    "responses": {"200": {"description": "Where the rotation stands", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503")},
+                    "description": (
+                        f"Answers within Azure's 230 s limit for HTTP: the wait for the new secret to propagate is bounded ({ROTATE_VERIFY_DEADLINE:g} s), and so is the whole answer ({ROTATE_ANSWER_WITHIN:g} s). "
+                        "A rotation still in flight then is a 202 with Location: waiting for propagation (the worker resumes it at once when the queue is reachable, "
+                        "else the timer's next run), or still running in the Function App."
+                    ),
+                    "responses": {
+                        "200": {"description": "Where the rotation stands (a failure is in error)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}},
+                        "202": {"description": "Still in flight: follow statusUrl", "headers": {"Location": _LOCATION, "Retry-After": {"description": "seconds before asking", "schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}},
+                        **_errors("400", "401", "403", "404", "413", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
                 }
             },
             "/apps/{facility}/confirm": {
@@ -89,7 +174,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Confirm SmartTrace holds the new secret (manual handoff)",
                     "parameters": [_FACILITY],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["keyId"], "additionalProperties": False, "properties": {"keyId": {"type": "string", "format": "uuid"}}}}}},
-                    "responses": {"200": {"description": "The rotation finished", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503")},
+                    "responses": {"200": {"description": "The rotation finished", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503"), **_RATE_LIMITED},
                 }
             },
             "/apps/{facility}/push": {
@@ -97,7 +182,7 @@ def openapi_document() -> dict[str, Any]:
                     "summary": "Push the secret SmartTrace should hold to it again (http handoff mode)",
                     "parameters": [_FACILITY],
                     "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}}}}}},
-                    "responses": {"200": {"description": "What was pushed (ids only)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503")},
+                    "responses": {"200": {"description": "What was pushed (ids only)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503"), **_RATE_LIMITED},
                 }
             },
             "/apps/{facility}/snooze": {
@@ -121,7 +206,7 @@ def openapi_document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"200": {"description": "The snooze", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snooze"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503")},
+                    "responses": {"200": {"description": "The snooze", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snooze"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503"), **_RATE_LIMITED},
                 }
             },
             "/openapi.json": {"get": {"summary": "This document", "security": [{"functionKey": []}], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},

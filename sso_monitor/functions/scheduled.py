@@ -1,5 +1,5 @@
-"""The unattended part: a timer that checks every app and queues rotation work,
-a queue-triggered worker that does one app's work under its lease, and an
+"""The unattended part: a timer that checks every app, stores the run's status
+report (what GET /api/status answers) and queues rotation work, a queue-triggered worker that does one app's work under its lease, and an
 alert for messages the platform gave up on (the poison queue).
 
 The timer's schedule is the app setting SSO_MONITOR_SCHEDULE (NCRONTAB, six
@@ -55,12 +55,17 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
     from ..adapters.work_queue import enqueue
     from ..errors import MonitorError
     from ..schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
+    from .status_report import store_run_report
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
     config = _config.get()
     now = _now()
     plan = await scheduled_check(config, now)
+    try:  # what GET /api/status answers until the next run (status_report.py)
+        await store_run_report(config, plan, now)
+    except (MonitorError, ValueError) as exc:  # ValueError: a malformed AzureWebJobsStorage
+        plan.failures.append(f"status report not stored: {exc}")
     queued, failures = await asyncio.to_thread(enqueue, config, plan.work)
     plan.failures.extend(failures)
     try:

@@ -52,6 +52,8 @@ ul.findings li{margin:2px 0}
 .none{color:#57606a;font-size:.9rem;margin:6px 0}
 svg.timeline{display:block;width:100%;height:auto;max-width:720px;margin-top:4px}
 .errors{background:#fff4f4;border:1px solid #e5a5a5;border-radius:8px;padding:8px 16px;margin:0 0 16px}
+.notice{background:#fff8e1;border:1px solid #d4a72c;border-radius:8px;padding:8px 16px;margin:0 0 16px}
+.notice h2{font-size:1rem;margin:4px 0}
 """.strip()
 
 
@@ -76,6 +78,12 @@ def render_status_page(document: Mapping[str, Any], *, horizon_days: int = 90) -
         items = "".join(f"<li>{escape(e)}</li>" for e in errors)
         errors_html = f'<section class="errors" aria-label="Monitor errors"><h2>The monitor itself failed</h2><ul>{items}</ul></section>'
 
+    notice_html = ""
+    message = _text(document.get("message"))
+    if document.get("stale") is True or message:
+        title = "No scheduled run has completed yet" if not document.get("generatedAt") else "This report is stale" if document.get("stale") is True else "Note"
+        notice_html = f'<section class="notice" role="status" aria-label="{escape(title)}"><h2>{escape(title)}</h2><p>{escape(message)}</p></section>'
+
     cards = "".join(_card(app, generated, horizon_days) for app in apps) or '<p class="none">No apps are configured.</p>'
     return (
         "<!DOCTYPE html>\n"
@@ -90,7 +98,7 @@ def render_status_page(document: Mapping[str, Any], *, horizon_days: int = 90) -
         f'<p class="sub">Generated <time datetime="{escape(generated)}">{escape(_human_time(generated))}</time>'
         f" \u00b7 {len(apps)} app{'s' if len(apps) != 1 else ''} \u00b7 timeline: today to +{horizon_days} days</p>"
         f'<ul class="counts" aria-label="Apps per status: {escape(summary)}">{count_items}</ul>'
-        f"{errors_html}{cards}"
+        f"{notice_html}{errors_html}{cards}"
         "</main></body></html>\n"
     )
 

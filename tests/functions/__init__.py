@@ -28,3 +28,35 @@ def configure_admin_api(
         monkeypatch.delenv("AzureWebJobsStorage", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # the local lease's lock files
     admin.reset()
+
+
+def forget_status_report(connection_string: str) -> None:
+    """Delete the stored status report (the timer writes it again), so a test does not
+    see what an earlier test's timer run stored, and forget the process's cached copy."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobClient
+
+    from sso_monitor.adapters.report_store import DEFAULT_CONTAINER, STATUS_BLOB
+    from sso_monitor.functions import status_report
+
+    with BlobClient.from_connection_string(connection_string, DEFAULT_CONTAINER, STATUS_BLOB) as blob:
+        try:
+            blob.delete_blob()
+        except ResourceNotFoundError:
+            pass
+    status_report.cache.clear()
+
+
+def run_timer() -> None:
+    """The timer's function, as the host calls it (with the app settings the test set)."""
+    import asyncio
+
+    from azure.functions.timer import TimerRequest
+
+    from sso_monitor.functions import scheduled
+    from tests.app_functions import functions_by_name
+
+    scheduled.reset()
+    result = functions_by_name()["scheduled_run"].get_user_function()(TimerRequest(past_due=False))
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)

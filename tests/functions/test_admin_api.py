@@ -10,7 +10,7 @@ import json
 import azure.functions as func
 import pytest
 
-from tests.functions import configure_admin_api
+from tests.functions import configure_admin_api, forget_status_report, run_timer
 
 from tests.app_functions import functions_by_name
 from sso_monitor.functions import admin
@@ -43,16 +43,29 @@ def error_code(response: func.HttpResponse) -> str:
     return json.loads(response.get_body())["error"]["code"]
 
 
-def test_status_with_the_read_role(api, ids):
-    response = call("admin_status", route="status", bearer=token(api, ids, "SsoMonitor.Read"))
+@pytest.fixture
+def after_a_run(sandbox, ids, monkeypatch, tmp_path, azurite):
+    """The admin API with the Function App's storage, after one scheduled run stored its
+    report (what the status routes answer; tests/functions/test_status_api.py has the rest)."""
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
+    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
+    forget_status_report(azurite.connection_string)
+    run_timer()
+    yield sandbox
+    admin.reset()
+
+
+def test_status_with_the_read_role(after_a_run, ids):
+    response = call("admin_status", route="status", bearer=token(after_a_run, ids, "SsoMonitor.Read"))
     assert response.status_code == 200
     document = json.loads(response.get_body())
     (app,) = document["apps"]
     assert app["facility"] == "acme" and app["status"] == "ok" and app["daysLeft"] in (64, 65)
+    assert document["generatedAt"] and document["stale"] is False
 
 
-def test_status_page_is_html(api, ids):
-    response = call("admin_status_page", route="status/page", bearer=token(api, ids, "SsoMonitor.Read"))
+def test_status_page_is_html(after_a_run, ids):
+    response = call("admin_status_page", route="status/page", bearer=token(after_a_run, ids, "SsoMonitor.Read"))
     assert response.status_code == 200 and response.mimetype == "text/html"
     assert "acme" in response.get_body().decode()
 
@@ -133,8 +146,8 @@ def test_openapi_lists_every_route(api):
     document = json.loads(call("admin_openapi", route="openapi.json").get_body())
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {
-        "/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/confirm",
-        "/apps/{facility}/push", "/apps/{facility}/snooze", "/openapi.json",
+        "/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/rotation",
+        "/apps/{facility}/confirm", "/apps/{facility}/push", "/apps/{facility}/snooze", "/openapi.json",
     }
 
 

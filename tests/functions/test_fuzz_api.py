@@ -4,11 +4,18 @@ For each path+method in ``openapi_document()`` one hypothesis test (one sandbox 
 all its examples) calls the function directly with generated input:
 
 - the path parameter: arbitrary text (unicode, slashes, whitespace, empty, very
-  long), strings matching the document's pattern, the configured facility and
-  near misses of it, or no parameter at all;
+  long: up to 10,000 characters and beyond), strings matching the document's
+  pattern, the configured facility and near misses of it, or no parameter at all;
 - the body: arbitrary bytes, arbitrary JSON values, objects built from the
   operation's requestBody schema with wrong types and extra fields, bodies over
-  the size limit, and pathological JSON (deep nesting, huge numbers, UTF-16);
+  the size limit, pathological JSON (deep nesting, also inside a known field,
+  huge numbers, UTF-16), and text that is not UTF-8 (Latin-1, UTF-16 without a
+  BOM, stray bytes);
+- the values that used to give a 5xx, among the generated ones: snooze ``until``
+  at the ends of time with extreme offsets ("9999-12-31T23:59:59-14:00",
+  "0001-01-01T00:00:00+14:00"), huge and unicode ``reason`` (lone surrogates,
+  control characters, right-to-left, emoji), keyId strings of every length up
+  to the body limit;
 - Authorization: absent, garbage, broken tokens (tampered, unknown key, wrong
   audience, expired, no role, alg none), or a valid token with the Read or Admin role.
 
@@ -22,6 +29,9 @@ Beyond that, a few answers are fixed whatever the rest of the input: no valid
 token is a 401 (403 for a token without the role), Read on an action is a 403,
 a facility outside the document's pattern is invalid_facility, an oversized body
 body_too_large, a keyId that is not exactly a GUID invalid_field.
+
+The status routes serve the report a real timer run stored (fixture ``status_stored``).
+The rate limit is lifted here (tests/functions/test_status_api.py tests it).
 
 Rotations: a valid Admin token, the configured facility and a well-typed body
 really rotate (``force``) or check whether a rotation is due. They are let
@@ -47,7 +57,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from tests.functions import configure_admin_api
+from tests.functions import configure_admin_api, forget_status_report, run_timer
 
 from tests.app_functions import app_functions
 from hypothesis import HealthCheck, event, given, settings
@@ -100,8 +110,14 @@ def test_every_documented_operation_has_a_function():
 @pytest.fixture
 def fuzz_api(sandbox, ids, monkeypatch, tmp_path, azurite):
     """The admin API configured against the sandbox and Azurite (the Function App's storage:
-    leases, snoozes); one sandbox per test, shared by its examples."""
+    leases, snoozes, the stored status report); one sandbox per test, shared by its examples.
+    The rate limit is lifted: it would turn the later examples into 429s before their input
+    is read (tests/functions/test_status_api.py tests it)."""
+    from sso_monitor.functions import ratelimit
+
+    monkeypatch.setattr(ratelimit, "LIMITS", {kind: ratelimit.Limit(1_000_000, 60.0) for kind in ratelimit.LIMITS})
     configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility=FACILITY, verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5}, storage=azurite.connection_string)
+    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
     yield sandbox
     admin.reset()
 
@@ -154,6 +170,15 @@ def handed_over(fuzz_api, tokens, path) -> None:
                     world.facility(FACILITY).client_secret = version.value
 
 
+@pytest.fixture
+def status_stored(fuzz_api, azurite, path) -> None:
+    """For the status routes: the report of a real timer run, so the answers hold real data."""
+    if path not in ("/status", "/status/page"):
+        return
+    forget_status_report(azurite.connection_string)
+    run_timer()
+
+
 # ---- strategies
 
 _TEXT = st.text(max_size=80)
@@ -196,8 +221,61 @@ def path_values(parameter: dict[str, Any]) -> st.SearchStrategy[str]:
         (2, st.sampled_from(near)),
         (1, st.text()),
         (1, st.text(min_size=200, max_size=2000)),
+        (1, st.sampled_from(["a" * 10_000, "acme" + "-" * 9_996, "\u00e9" * 10_000, "a/" * 5_000])),
+        (1, st.integers(5_000, 40_000).map(lambda n: ("acme-" * n)[:n])),
         (1, st.text(alphabet="abc/-. \n%", max_size=30)),
         (1, st.from_regex(pattern, fullmatch=True) if pattern else st.text()),
+    )
+
+
+# Snooze values: the ends of time with the extreme offsets, dates near now (some valid),
+# and every offset Python accepts.
+EXTREME_UNTIL = [
+    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-14:00",
+    "9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31", "0001-01-01", "9999-12-31T23:59:59Z",
+    "2026-02-30", "2026-13-01", "+2026-01-01", "2026-01-01T24:00:00", "2026-01-01T00:00:00+24:00", "Z", "T", "-", " 2026-01-01 ",
+]
+
+
+def until_values() -> st.SearchStrategy[str]:
+    from datetime import timezone as tz
+
+    today = datetime.now(timezone.utc).date()
+    offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda minutes: tz(timedelta(minutes=minutes)))
+    return weighted(
+        (3, st.sampled_from(EXTREME_UNTIL)),
+        (2, st.integers(-5, 120).map(lambda days: (today + timedelta(days=days)).isoformat())),
+        (2, st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets).map(lambda moment: moment.isoformat())),
+        (1, st.text(max_size=60)),
+    )
+
+
+def reasons() -> st.SearchStrategy[str]:
+    """Huge and unicode: lone surrogates (only JSON's escapes can carry them), control
+    characters, right-to-left marks, emoji, combining marks; around the 200-character limit."""
+    odd = ["\ud800", "x\udfff", "\udfff\ud800", "\x00", "\u202e\u2066rtl", "\U0001f512" * 3, "e\u0301" * 5, "\ufeff", "\r\n\t", "\u2028\u2029"]
+    return weighted(
+        (2, st.text(max_size=220)),
+        (2, st.sampled_from(odd)),
+        (1, st.lists(st.sampled_from(odd), min_size=1, max_size=40).map("".join)),
+        (1, st.integers(195, 205).map(lambda n: "\u00e9" * n)),
+        (1, st.integers(201, 15_000).map(lambda n: ("\U0001f512a" * n)[:n])),
+        (1, st.text(alphabet=st.characters(codec="utf-8"), min_size=190, max_size=210)),
+    )
+
+
+def codes() -> st.SearchStrategy[str]:
+    return weighted((3, st.sampled_from(["LOGOUT_URL_MISMATCH", "SECRET_EXPIRING", "ORPHAN_CREDENTIAL"])), (1, st.from_regex(r"[A-Z][A-Z_]{1,40}", fullmatch=True)))
+
+
+def key_id_lengths() -> st.SearchStrategy[str]:
+    """keyId strings of every length, from empty to the size of the body limit."""
+    guid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    return weighted(
+        (2, st.integers(0, 80).map(lambda n: (guid * 3)[:n])),
+        (1, st.integers(0, MAX_BODY).map(lambda n: "0" * n)),
+        (1, st.integers(0, 2 * MAX_BODY).map(lambda n: (guid + "-") * (n // 37) + guid[: n % 37])),
+        (1, st.text(alphabet="0123456789abcdefABCDEF-{} \n", max_size=60)),
     )
 
 
@@ -272,7 +350,28 @@ PATHOLOGICAL = st.one_of(
     st.integers(4301, 12000).map(lambda n: b'{"keyId": ' + b"1" * n + b"}"),
     st.integers(MAX_BODY + 1, 4 * MAX_BODY).map(lambda n: b" " * n),
     st.integers(MAX_BODY, 2 * MAX_BODY).map(lambda n: b'{"keyId": "' + b"0" * n + b'"}'),
+    st.integers(500, 3000).map(lambda n: b'{"reason":' + b"[" * n + b"]" * n + b', "code": "SECRET_EXPIRING", "until": "2026-01-01"}'),
+    st.integers(500, 3000).map(lambda n: b'{"until":' + b'{"a":' * n + b"1" + b"}" * n + b"}"),
+    st.integers(500, 3000).map(lambda n: b'{"keyId":' + b"[" * n + b"]" * n + b"}"),
     st.sampled_from([b"\xef\xbb\xbf{}", b"NaN", b'{"dryRun": NaN}', b'{"dryRun": true, "dryRun": 1}', b"\x00", b"{", b'"', b"\xff\xfe", b"  \n\t "]),
+)
+
+# Not UTF-8: what a client with the wrong charset, or none, might send.
+NOT_UTF8 = st.one_of(
+    st.sampled_from([
+        '{"code": "SECRET_EXPIRING", "until": "2026-01-01", "reason": "caf\u00e9 \u00fcber"}'.encode("latin-1"),
+        '{"keyId": "\u00e9"}'.encode("cp1252"),
+        '{"dryRun": true}'.encode("utf-16-le"),
+        '{"dryRun": true}'.encode("utf-16-be"),
+        '{"force": true}'.encode("utf-32-le"),
+        b'{"reason": "\xc3\x28"}',  # an invalid two-byte sequence
+        b'{"reason": "\xed\xa0\x80"}',  # a surrogate encoded in UTF-8 (CESU)
+        b'{"reason": "\xf8\x88\x80\x80\x80"}',  # a five-byte form
+        b"\x80{}",
+        b"{\x00}",
+    ]),
+    st.binary(min_size=1, max_size=200).map(lambda raw: b'{"reason": "' + raw + b'"}'),
+    st.text(min_size=1, max_size=40).map(lambda text: json.dumps({"reason": text}, ensure_ascii=False).encode("utf-16")),
 )
 
 
@@ -292,6 +391,7 @@ def bodies(operation: dict[str, Any], known: dict[str, st.SearchStrategy[Any]] |
         (2, JSON_VALUES.map(_encoded)),
         (1, st.tuples(shaped, st.sampled_from(["utf-16", "utf-32", "utf-8"])).map(lambda pair: _encoded(pair[0], pair[1], ensure_ascii=False))),
         (2, PATHOLOGICAL),
+        (1, NOT_UTF8),
     )
 
 
@@ -367,11 +467,11 @@ def _code(response: func.HttpResponse) -> str:
 @pytest.mark.parametrize("path, method", OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
 @FUZZ
 @given(data=st.data())
-def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_over, path, method, data):
+def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_over, status_stored, path, method, data):
     operation = DOCUMENT["paths"][path][method]
     function = FUNCTIONS[(path, method)]
     takes_input = bool(operation.get("parameters") or operation.get("requestBody"))
-    known = {"keyId": key_ids_held(fuzz_api.world)}
+    known = {"keyId": weighted((2, key_ids_held(fuzz_api.world)), (1, key_id_lengths())), "until": until_values(), "reason": reasons(), "code": codes()}
     params: dict[str, str] = {}
     if takes_input and data.draw(st.integers(0, 3), label="well-formed") == 0:
         # About one example in four is a valid request (the Admin role, the configured
@@ -401,7 +501,7 @@ def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_o
             facility = params.get("facility", "").strip()
             if not re.fullmatch(FACILITY_PATTERN, facility):
                 assert (response.status_code, _code(response)) == (400, "invalid_facility")
-            elif len(body) > MAX_BODY:
+            elif len(body) > MAX_BODY and method == "post":  # a GET's body is not read
                 assert (response.status_code, _code(response)) == (413, "body_too_large")
             elif facility != FACILITY:  # the body is parsed before the facility is looked up
                 assert response.status_code in (400, 404) and (response.status_code == 400 or _code(response) == "unknown_facility")
@@ -410,3 +510,82 @@ def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_o
                 if isinstance(key_id, str) and set(_json_object(body)) == {"keyId"} and not GUID.fullmatch(key_id):
                     assert (response.status_code, _code(response)) == (400, "invalid_field"), key_id
 
+
+
+# ---- the values that used to give a 5xx, each one sent for sure (the generated examples
+# above draw them too, but 40 examples need not hit each one)
+
+FACILITY_OPERATIONS = [(path, method) for path, method in OPERATIONS if "facility" in operation_path_params(DOCUMENT["paths"][path][method])]
+POST_OPERATIONS = [(path, method) for path, method in OPERATIONS if method == "post"]
+# As deep as the body limit allows (deeper is a 413 before any parsing).
+NESTED = [b"[" * 8_000 + b"]" * 8_000, b'{"a":' * 2_600 + b"1" + b"}" * 2_600, b'{"reason":' + b"[" * 8_000 + b"]" * 8_000 + b"}", b'{"keyId":' + b'{"a":' * 2_600 + b"1" + b"}" * 2_600 + b"}"]
+
+
+def answer(fuzz_api, tokens, path: str, method: str, body: bytes, facility: str = FACILITY) -> func.HttpResponse:
+    operation = DOCUMENT["paths"][path][method]
+    response = call(FUNCTIONS[(path, method)], method, path, {"facility": facility}, body, f"Bearer {tokens['admin']}")
+    check_answer(response, operation, fuzz_api.world.issued_secrets, path=path)
+    return response
+
+
+@pytest.mark.parametrize("path, method", FACILITY_OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in FACILITY_OPERATIONS])
+@pytest.mark.parametrize("facility", ["a" * 10_000, "acme" * 2_500, "\u00e9" * 10_000, "a" * 9_999 + "\n"], ids=["ascii", "repeated", "unicode", "newline"])
+def test_a_facility_of_ten_thousand_characters_is_invalid_facility(fuzz_api, tokens, path, method, facility):
+    response = answer(fuzz_api, tokens, path, method, b"{}", facility)
+    assert (response.status_code, _code(response)) == (400, "invalid_facility")
+
+
+@pytest.mark.parametrize("path, method", POST_OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in POST_OPERATIONS])
+def test_deep_nesting_and_bodies_that_are_not_utf8_are_clear_4xx(fuzz_api, tokens, path, method):
+    bodies = NESTED + [
+        '{"reason": "caf\u00e9"}'.encode("latin-1"), b'{"reason": "\xc3\x28"}', b'{"reason": "\xed\xa0\x80"}',
+        b'{"keyId": "\xf8\x88\x80\x80\x80"}', b"\x80{}", b"\xff\xfe\x00", bytes(range(256)),
+    ]
+    for body in bodies:
+        response = answer(fuzz_api, tokens, path, method, body)
+        # invalid_json; a UTF-8-encoded surrogate (which Python's decoder lets through) is refused
+        # by name: invalid_field (an unpaired surrogate), or unknown_field where it is no field at all.
+        assert len(body) <= MAX_BODY and response.status_code == 400, (body[:40], response.status_code)
+        assert _code(response) in ("invalid_json", "invalid_field", "unknown_field", "missing_field", "invalid_body")
+    # JSON in UTF-16 or UTF-32 (RFC 7159 allowed them; Python's decoder detects them): read, never a 5xx.
+    for body in ('{"dryRun": true}'.encode("utf-16-le"), '{"dryRun": true}'.encode("utf-32"), '{"code": "\u00e9"}'.encode("utf-16")):
+        answer(fuzz_api, tokens, path, method, body)
+
+
+@pytest.mark.parametrize("until", EXTREME_UNTIL)
+def test_snooze_until_at_the_ends_of_time_is_invalid_field(fuzz_api, tokens, until):
+    body = json.dumps({"code": "LOGOUT_URL_MISMATCH", "until": until}).encode()
+    response = answer(fuzz_api, tokens, "/apps/{facility}/snooze", "post", body)
+    assert (response.status_code, _code(response)) == (400, "invalid_field"), response.get_body()
+
+
+@pytest.mark.parametrize(
+    "reason, status",
+    [
+        ("\u00e9" * 201, 400), ("\U0001f512" * 1_000, 400), ("x" * MAX_BODY, 413),  # over 200 characters, or over the body limit
+        ("\ud800", 400), ("ok \udfff", 400), ("\udfff\ud800", 400),  # lone surrogates: JSON escapes only
+        ("\U0001f512" * 200, 200), ("\u202e\u2066 right to left", 200), ("e\u0301" * 100, 200), ("nul \x00 and \r\n", 200), ("", 200),
+    ],
+    ids=lambda value: repr(value)[:24],
+)
+def test_snooze_reasons_huge_and_unicode(fuzz_api, tokens, reason, status):
+    until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")
+    body = json.dumps({"code": "LOGOUT_URL_MISMATCH", "until": until, "reason": reason}).encode()
+    response = answer(fuzz_api, tokens, "/apps/{facility}/snooze", "post", body)
+    assert response.status_code == status, response.get_body()[:300]
+    if status == 200:
+        assert json.loads(response.get_body())["reason"] == reason
+
+
+def test_key_ids_of_every_length(fuzz_api, tokens):
+    guid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+    lengths = list(range(0, 80)) + [255, 256, 1024, 4096, MAX_BODY - 20, MAX_BODY, 2 * MAX_BODY]
+    for n in lengths:
+        for key_id in ((guid * (n // len(guid) + 1))[:n], "0" * n):
+            response = answer(fuzz_api, tokens, "/apps/{facility}/confirm", "post", json.dumps({"keyId": key_id}).encode())
+            if len(key_id) + 12 > MAX_BODY:
+                assert (response.status_code, _code(response)) == (413, "body_too_large"), n
+            elif key_id == guid:
+                assert (response.status_code, _code(response)) == (409, "rotation_conflict")  # a GUID no rotation waits for
+            else:
+                assert (response.status_code, _code(response)) == (400, "invalid_field"), n

@@ -53,6 +53,7 @@ HTTP_FUNCTIONS: dict[str, tuple[str, list[str], str]] = {
     "admin_status": ("status", ["GET"], "FUNCTION"),
     "admin_status_page": ("status/page", ["GET"], "FUNCTION"),
     "admin_check": ("apps/{facility}/check", ["POST"], "FUNCTION"),
+    "admin_rotation_status": ("apps/{facility}/rotation", ["GET"], "FUNCTION"),
     "admin_rotate": ("apps/{facility}/rotate", ["POST"], "FUNCTION"),
     "admin_confirm": ("apps/{facility}/confirm", ["POST"], "FUNCTION"),
     "admin_push": ("apps/{facility}/push", ["POST"], "FUNCTION"),
