@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from .config import AppConfig
 from .findings import Finding, Severity, finding
-from .rotation_state import is_ours
+from .rotation_state import UNSEEN_WINDOW, is_ours, unstamp
 from .models import (
     AppObservation,
     AppRegistration,
@@ -22,6 +22,7 @@ from .models import (
     ProbeOutcome,
     Reachability,
     ReadFailure,
+    VaultSecretInfo,
 )
 
 CRITICAL_DAYS = 7  # at or below this many days left, an expiring secret is critical
@@ -217,7 +218,15 @@ def check_secrets(config: AppConfig, obs: AppObservation, now: datetime) -> list
     return results
 
 
-def check_vault(config: AppConfig, obs: AppObservation) -> list[Finding]:
+def _recently_created(secret: VaultSecretInfo, now: datetime) -> bool:
+    """Was this version's credential created so recently that a read of the app may not
+    show it yet (rotation_state.UNSEEN_WINDOW)? By the monitor's createdAt tag, else Key
+    Vault's own created date."""
+    created = unstamp(secret.tags.get("createdAt")) or secret.created
+    return created is not None and now - created < UNSEEN_WINDOW
+
+
+def check_vault(config: AppConfig, obs: AppObservation, now: datetime) -> list[Finding]:
     if obs.vault_failure is not None:
         if obs.vault_failure.problem is Problem.NOT_FOUND:
             return [finding("VAULT_SECRET_MISSING", f"Key Vault has no secret named {config.vault_secret_name}.", secret_name=config.vault_secret_name)]
@@ -232,7 +241,9 @@ def check_vault(config: AppConfig, obs: AppObservation) -> list[Finding]:
     credential = None
     if app is not None:
         credential = next((c for c in app.password_credentials if secret.key_id and c.key_id.lower() == secret.key_id.lower()), None)
-        if credential is None:
+        if credential is None and secret.key_id and _recently_created(secret, now):
+            pass  # Graph's reads lag its writes: a credential minutes old may not show yet
+        elif credential is None:
             tag = secret.key_id or "(no keyId tag)"
             results.append(finding("VAULT_SECRET_UNKNOWN_KEY", f"Key Vault secret {secret.name} is tagged keyId {tag}, which is not a client secret of app {app.app_id}.", secret_name=secret.name, key_id=secret.key_id))
     if credential is not None and credential.end is not None:
@@ -332,7 +343,7 @@ def evaluate(config: AppConfig, obs: AppObservation, now: datetime) -> list[Find
         results += check_secrets(config, obs, now)
         results += check_web(config, obs)
         results += check_orphans(config, obs, now)
-    results += check_vault(config, obs)
+    results += check_vault(config, obs, now)
     results += check_service_principal(config, obs)
     results += check_urls(config, obs)
     return results

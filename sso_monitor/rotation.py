@@ -56,6 +56,7 @@ from .rotation_state import (
     stale_copies,
     stamp,
     untagged_versions,
+    version_of,
     stored_stamp,
     STORED_AT,
     UNSEEN_WINDOW,
@@ -206,7 +207,7 @@ class Rotator:
         async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
             self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
             wanted = key_id.lower()
-            target = next((v for v in reversed(ordered(self.versions)) if v.key_id == wanted), None)
+            target = version_of(self.versions, wanted)
             if target is None or target.stage in (ABANDONED, RETIRED, SUPERSEDED, PREVIOUS):
                 raise RotationFailed(f"no rotation of {self.app.facility} waits for keyId {key_id}")
             if target.stage == CURRENT:
@@ -573,7 +574,7 @@ class Rotator:
             return
         # Old to previous first: after a crash between the two, the flight is still
         # handed-off and the next run finishes it again.
-        for version in list(self.versions):
+        for version in ordered(self.versions):
             if version.version == flight.version:
                 continue
             legacy = version.stage is None and version is current_version(self.versions)

@@ -104,6 +104,15 @@ def stale_copies(versions: list[VaultVersion]) -> list[VaultVersion]:
 _PROGRESS = {PENDING: 1, VERIFIED: 2, AWAITING: 3, HANDED_OFF: 4, CURRENT: 5, PREVIOUS: 5, RETIRED: 5, SUPERSEDED: 5}
 
 
+def version_of(versions: list[VaultVersion], key_id: str) -> VaultVersion | None:
+    """The version that stands for this keyId: of its copies (a retried store writes two,
+    with the same tags and often the same second), the one furthest along, then the newest;
+    an abandoned copy only when there is no other."""
+    wanted = key_id.lower()
+    copies = [v for v in ordered(versions) if v.key_id == wanted]
+    return max(reversed(copies), key=lambda v: _PROGRESS.get(v.stage or "", 0), default=None)
+
+
 def current_version(versions: list[VaultVersion]) -> VaultVersion | None:
     """The version SmartTrace is taken to hold: the one tagged current, else (a
     secret stored by hand, no stage tags) the newest enabled version not in flight."""
@@ -189,7 +198,7 @@ def lifetime_refusal(who: str, end: datetime, unreadable: tuple[str, ...]) -> st
 def retirable(versions: list[VaultVersion], now: datetime, grace_days: int) -> list[VaultVersion]:
     """Previous versions whose grace period is over."""
     due = []
-    for version in versions:
+    for version in ordered(versions):  # oldest first, whatever order Key Vault listed them in
         since = unstamp(version.tags.get("previousSince"))
         if version.stage == PREVIOUS and since is not None and since + timedelta(days=grace_days) <= now:
             due.append(version)

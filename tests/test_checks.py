@@ -148,6 +148,10 @@ ROWS = [
     ("vault disabled", with_vault(enabled=False), ["VAULT_SECRET_MISSING"]),
     # the keyId tag names a credential the app no longer has
     ("vault unknown key", with_vault(tags={"keyId": OTHER_KEY}), ["VAULT_SECRET_UNKNOWN_KEY"]),
+    # a rotation made it minutes ago: Graph's read may not show the credential yet (reads lag writes)
+    ("vault key just created", with_vault(tags={"keyId": OTHER_KEY, "createdAt": (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")}), []),
+    # two hours on, still missing: the credential is really not there
+    ("vault key created long ago", with_vault(tags={"keyId": OTHER_KEY, "createdAt": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}), ["VAULT_SECRET_UNKNOWN_KEY"]),
     # no keyId tag at all
     ("vault untagged", with_vault(tags={}), ["VAULT_SECRET_UNKNOWN_KEY"]),
     # Key Vault's expiry is a day off Entra's end date

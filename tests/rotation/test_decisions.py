@@ -25,6 +25,7 @@ from sso_monitor.rotation_state import (
     stamp,
     unstamp,
     untagged_versions,
+    version_of,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -192,3 +193,14 @@ def test_may_abandon(stage, age, abandon):
     flight = v("1", stage=stage, createdAt=stamp(NOW - age))
     assert missing_too_long(flight, NOW) is (age >= timedelta(hours=1))
     assert may_abandon(flight, NOW) is abandon
+
+
+def test_the_version_of_a_key_id_is_its_copy_furthest_along():
+    # A retried store wrote two copies in the same second with the same tags; one was
+    # abandoned as stale, the other waits for confirmation: confirm must find that one.
+    same = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    live = VaultVersion("0aaa", {"stage": "awaiting-confirmation", "keyId": "k"}, created=same)
+    stale = VaultVersion("ffff", {"stage": "abandoned", "keyId": "k"}, created=same)
+    for versions in ([live, stale], [stale, live]):
+        assert version_of(versions, "K") is live
+    assert version_of([stale], "k") is stale and version_of([live], "x") is None

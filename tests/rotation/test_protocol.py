@@ -474,3 +474,22 @@ def test_lines_say_what_happened_and_plans_say_would(http_harness: Harness):
     assert any(line.startswith("finish: keyId") and "is current" in line for line in done.actions)
     plan = http_harness.rotate(force=True, dry_run=True)
     assert all(" would " in f" {line.split(':', 1)[1]} " or line.startswith(("plan:", "resume:")) for line in plan.actions if not line.startswith("sweep: nothing")), plan.actions
+
+
+def test_a_check_right_after_a_rotation_reads_no_unknown_key_from_a_lagging_replica(http_harness: Harness):
+    """Every Graph read in the window after a write comes from a replica that has not seen
+    it (probability 1): the check right after the rotation sees the app without the new
+    credential, and must not call the Key Vault copy's keyId unknown."""
+    from sso_monitor.sandbox.replication import Replication
+    from tests.checks import check_sandbox
+
+    world = http_harness.world
+    world.set_replication(Replication(window_seconds=600, stale_probability=1.0, seed=1))
+    done = http_harness.rotate(force=True)
+    assert done.stage == "current" and world.sign_in_works("acme")
+    app = world.find_app(http_harness.app.app_id)
+    report = check_sandbox(http_harness.sandbox)
+    acme = next(r for r in report.results if r.app.facility == "acme")
+    codes = [f.code for f in acme.findings]
+    assert "VAULT_SECRET_UNKNOWN_KEY" not in codes, codes
+    assert done.key_id in {c.key_id for c in app.password_credentials}  # it is there; the read lagged
