@@ -333,10 +333,10 @@ def test_a_permanently_failing_app_is_failed_and_the_others_are_read(fleet: tupl
 
 
 def test_monitor_without_any_graph_role_gets_access_denied_per_app(sandbox: Sandbox, ids: StandardIds) -> None:
-    """Graph answers every inner request 403 (the batch itself is 200). That is
-    indistinguishable from "the monitor owns none of these apps", which is per app
-    and actionable there (APP_ACCESS_DENIED: add the monitor as owner), so the
-    reader reports it per app and does not raise."""
+    """Graph answers every inner request 403 (the batch itself is 200): no Graph
+    permission was consented for the monitor. Reads are never refused for ownership
+    (Application.ReadWrite.OwnedBy reads every app), so this is reported per app as
+    APP_ACCESS_DENIED, whose fix is the consent; the reader does not raise."""
     grant(sandbox.world, ids.tenant_id, [])
     result = snapshot(sandbox, ids.tenant_id, [ids.smarttrace_app_id, ids.foreign_app_id])
     for app_id in (ids.smarttrace_app_id, ids.foreign_app_id):
