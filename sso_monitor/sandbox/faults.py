@@ -5,7 +5,8 @@ path pattern) and a fault:
 
 - ``latency``: add ``latency_ms`` before answering (then answer normally);
 - ``status``: answer ``status`` with the service's own error body
-  (``code``/``message`` optional);
+  (``code``/``message`` optional; ``location`` adds a Location header, for a
+  redirect that a client must not follow with its credentials);
 - ``throttle``: answer 429 with ``Retry-After: retry_after`` (Graph body);
 - ``timeout``: hold the connection for ``seconds`` and close it unanswered;
 - ``drop``: close the connection without an answer;
@@ -60,6 +61,7 @@ class FaultRule:
     window_seconds: float = 0.0
     stale_probability: float = 0.0
     seed: int | None = None
+    location: str | None = None  # status faults: a Location header (3xx answers)
     matched: int = field(default=0, compare=False)
     fired: int = field(default=0, compare=False)
 
@@ -81,7 +83,7 @@ class FaultRule:
     def from_dict(cls, data: dict[str, Any]) -> "FaultRule":
         allowed = {
             "fault", "service", "method", "path", "nth", "times", "when", "latency_ms", "status",
-            "code", "message", "retry_after", "seconds", "window_seconds", "stale_probability", "seed",
+            "code", "message", "retry_after", "seconds", "window_seconds", "stale_probability", "seed", "location",
         }
         unknown = set(data) - allowed
         if unknown:

@@ -153,7 +153,7 @@ class Service:
             return self.throttle_response(rule.retry_after)
         code = rule.code or _default_code(rule.status)
         message = rule.message or f"Injected fault: {rule.status} {code}."
-        return self.error_response(rule.status, code, message)
+        return self.error_response(rule.status, code, message, {"Location": rule.location} if rule.location else None)
 
     # ---- one request, with the fault plan applied
 

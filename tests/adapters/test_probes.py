@@ -261,3 +261,15 @@ def test_checks_share_one_session_concurrently(sandbox: Sandbox) -> None:
     results = check(config_for(sandbox), *[ACME] * 4, LOGOUT)
     assert time.monotonic() - started < 1.2
     assert all(result.outcome is Reachability.OK for result in results)
+
+
+@pytest.mark.parametrize("status", [302, 307, 308])
+def test_the_probe_never_follows_a_redirect_with_the_secret(sandbox: Sandbox, ids: StandardIds, status: int) -> None:
+    # A 307/308 would have the HTTP client re-post the body, client_secret included, to
+    # wherever Location points: the probe answers the redirect as it is, and nothing
+    # reaches the other host.
+    elsewhere = f"{sandbox.endpoints.smarttrace}/steal-the-secret"
+    sandbox.faults.add("status", service="login", method="POST", path="*/token", status=status, code="moved", location=elsewhere)
+    result = probe(sandbox, ids.tenant_id, ids.smarttrace_app_id, smarttrace_secret(sandbox, ids))
+    assert result.outcome is ProbeOutcome.ERROR
+    assert sandbox.world.count_requests(path_contains="steal-the-secret") == 0
