@@ -36,7 +36,7 @@ class Redactor:
     def register(self, value: str) -> None:
         if not value:
             return
-        for part in _secret_parts(value):
+        for part in secret_parts(value):
             self._register(part)
 
     def _register(self, value: str) -> None:
@@ -89,7 +89,7 @@ class Redactor:
 _SECRET_PARAMS = {"sig", "signature", "code", "key", "token", "secret", "password", "client_secret", "sv"}
 
 
-def _secret_parts(value: str) -> list[str]:
+def secret_parts(value: str) -> list[str]:
     """What of a value to mask in fragments: the whole value, except for a URL, whose
     credential-bearing parts (query signatures, userinfo) stand for it."""
     from urllib.parse import parse_qsl, urlsplit
