@@ -43,6 +43,9 @@ def check_and_report(
     else:
         write_table(report, out, color=out.isatty())
     code = exit_code(report)
+    if code == EXIT_MONITOR_FAILED:  # the report says why; a script reading only stderr learns it too
+        failed = len(report.results)
+        err.write(f"sso-monitor: no app could be checked ({failed} of {failed} failed; see the report's errors)\n")
     if alert_state is not None:
         from .alert_commands import send_check_alerts
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .config import AppConfig, MonitorConfig
-from .errors import MonitorError
+from .errors import ExternalError, MonitorError
 from .models import SecretValue
 from .rotation import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator, adopt, rotation_status
 from .report import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
@@ -103,7 +103,8 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
     _print_result(result, notifier, out, False)
-    return EXIT_OK if _alert(config, notifier, alert_state, err) else EXIT_MONITOR_FAILED
+    alerted = _alert(config, notifier, alert_state, err)
+    return worst_exit(EXIT_FAILED if result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
 def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
@@ -111,6 +112,10 @@ def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: boo
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
+        return EXIT_MONITOR_FAILED
+    if app.handoff.mode != "http":
+        # Nothing is broken: the command does not apply to this facility (bad usage, 3).
+        err.write(f"sso-monitor: {app.facility} hands secrets off manually; there is nothing to push (handoff.mode is {app.handoff.mode})\n")
         return EXIT_MONITOR_FAILED
 
     async def run(d: RotationDeps) -> RotationResult:
@@ -122,26 +127,38 @@ def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: boo
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
     _print_result(result, notifier, out, False)
-    return EXIT_OK
+    return EXIT_FAILED if result.error else EXIT_OK
 
 
-def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
-    out = out or sys.stdout
+def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+    """Each app's stage. The exit code is check's rule: an app whose stage could not
+    be read is 2 (no one can vouch for it), no app read at all is 3."""
+    out, err = out or sys.stdout, err or sys.stderr
 
-    async def run(d: RotationDeps) -> list[Any]:
-        return [await rotation_status(app, d) for app in config.apps]
+    async def run(d: RotationDeps) -> tuple[list[Any], list[tuple[str, str]]]:
+        statuses: list[Any] = []
+        failures: list[tuple[str, str]] = []
+        for app in config.apps:
+            try:
+                statuses.append(await rotation_status(app, d))
+            except ExternalError as exc:  # one vault's answer does not stop the others
+                failures.append((app.facility, str(exc)))
+        return statuses, failures
 
-    statuses, _ = asyncio.run(_with_deps(config, run, deps))
+    (statuses, failures), _ = asyncio.run(_with_deps(config, run, deps))
+    code = EXIT_MONITOR_FAILED if failures and not statuses else EXIT_FAILED if failures else EXIT_OK
+    for facility, problem in failures:
+        err.write(f"sso-monitor: {facility}: the rotation stage could not be read: {problem}\n")
     if as_json:
-        json.dump({"apps": [asdict(s) for s in statuses]}, out, indent=2, default=str)
+        json.dump({"apps": [asdict(s) for s in statuses], "errors": [{"facility": f, "error": e} for f, e in failures]}, out, indent=2, default=str)
         out.write("\n")
-        return EXIT_OK
+        return code
     for status in statuses:
         expires = f", expires {status.current_expires:%Y-%m-%d}" if status.current_expires else ""
         flight = f"; rotation in flight: keyId {status.in_flight_key_id} ({status.stage})" if status.in_flight_key_id else ""
         retiring = f"; retiring after grace: {', '.join(status.retiring)}" if status.retiring else ""
         out.write(f"{status.facility}: {status.stage}; current keyId {status.current_key_id or '-'}{expires}{flight}{retiring}\n")
-    return EXIT_OK
+    return code
 
 
 def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, from_vault: bool, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
@@ -151,16 +168,9 @@ def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, f
         return EXIT_MONITOR_FAILED
     value: SecretValue | None = None
     if not from_vault:
-        source = stdin or sys.stdin
-        if source.isatty():
-            import getpass
-
-            text = getpass.getpass("Client secret value (not echoed): ")
-        else:
-            text = source.readline()
-        text = text.strip()
-        if not text:
-            err.write("sso-monitor: no secret value on standard input (or use --from-vault)\n")
+        text, problem = _read_secret(stdin or sys.stdin)
+        if problem is not None:
+            err.write(f"sso-monitor: {problem}\n")
             return EXIT_MONITOR_FAILED
         value = SecretValue(text)
 
@@ -173,4 +183,38 @@ def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, f
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
     _print_result(result, None, out, False)
-    return EXIT_OK
+    return EXIT_FAILED if result.error else EXIT_OK
+
+
+# An Entra client secret is 40 characters; anything much longer on standard input is
+# some other file piped in by mistake (and each secret is registered for redaction in
+# runs of 8 characters: a megabyte would cost a gigabyte).
+MAX_SECRET_CHARS = 1024
+
+
+def _read_secret(source: IO[str] | None) -> tuple[str, str | None]:
+    """(the value on the first line of ``source``, or why there is none)."""
+    missing = "no secret value on standard input (or use --from-vault)"
+    if source is None or getattr(source, "closed", False):
+        return "", missing
+    try:
+        if source.isatty():
+            import getpass
+
+            text = getpass.getpass("Client secret value (not echoed): ")
+        else:
+            text = source.readline(MAX_SECRET_CHARS + 2)
+    except UnicodeDecodeError:
+        return "", "the value on standard input is not UTF-8 text: not a client secret"
+    except (OSError, ValueError) as exc:  # unreadable, or closed meanwhile
+        return "", f"cannot read standard input ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+    except EOFError:
+        return "", missing
+    text = text.strip()
+    if not text:
+        return "", missing
+    if any("\ud800" <= char <= "\udfff" for char in text):  # undecodable bytes, under a locale that escapes them
+        return "", "the value on standard input is not UTF-8 text: not a client secret"
+    if len(text) > MAX_SECRET_CHARS:
+        return "", f"the value on standard input is longer than {MAX_SECRET_CHARS} characters: not a client secret"
+    return text, None

@@ -77,6 +77,14 @@ def no_graph_permission(world, ids):
     world.tenant(ids.tenant_id).sp_by_app_id(ids.monitor_app_id).granted_roles = {}
 
 
+def unknown_key(world, ids):
+    # A keyId no credential of the app has, on a version stored days ago: not a read that
+    # lags a rotation's write (a credential under an hour old is not yet seen).
+    latest = vault_latest(world, ids)
+    latest.tags.update(keyId=str(uuid.uuid4()))
+    latest.created = latest.updated = world.now() - timedelta(days=2)
+
+
 def wrong_vault_value(world, ids):
     latest = vault_latest(world, ids)
     world.set_secret(world.vault(ids.vault_name), ids.vault_secret_name, "pasted-the-secret-id-by-mistake", tags=dict(latest.tags), expires=latest.expires)
@@ -113,7 +121,7 @@ SCENARIOS: list[tuple[str, Callable]] = [
     ("SECRET_LIFETIME_EXCEEDS_POLICY", lifetime_over_policy),
     ("TOO_MANY_SECRETS", extra_secrets),
     ("VAULT_SECRET_MISSING", lambda w, i: w.vault(i.vault_name).secrets.pop(i.vault_secret_name)),
-    ("VAULT_SECRET_UNKNOWN_KEY", lambda w, i: vault_latest(w, i).tags.update(keyId=str(uuid.uuid4()))),
+    ("VAULT_SECRET_UNKNOWN_KEY", unknown_key),
     ("VAULT_SECRET_REJECTED", wrong_vault_value),
     ("VAULT_EXPIRY_MISMATCH", lambda w, i: setattr(vault_latest(w, i), "expires", vault_latest(w, i).expires + timedelta(days=1))),
     ("LOGOUT_URL_MISSING", web(logoutUrl=None)),
