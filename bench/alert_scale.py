@@ -102,8 +102,8 @@ def config_for(size: int, environ: dict[str, str]):
 
 
 def results_for(config, phase: str):
-    from sso_monitor.findings import Severity, finding
-    from sso_monitor.run import AppResult
+    from sso_monitor.checks.findings import Severity, finding
+    from sso_monitor.checks.run import AppResult
 
     out = []
     for index, app in enumerate(config.apps):
@@ -118,7 +118,7 @@ def results_for(config, phase: str):
 
 
 async def measure(config, store, phase: str, now: datetime) -> dict:
-    from sso_monitor.alerting import Alerting
+    from sso_monitor.alerts.service import Alerting
 
     channels = {name: CountingChannel(name) for name in config.channels}
     counting = CountingStore(store)
@@ -138,7 +138,7 @@ async def measure(config, store, phase: str, now: datetime) -> dict:
 
 
 def run_size(size: int, repeat: int, azurite) -> dict:
-    from sso_monitor.adapters.alert_store import MemoryAlertStore, TableAlertStore
+    from sso_monitor.adapters.storage.alert_store import MemoryAlertStore, TableAlertStore
 
     rows = {}
     for store_name in ("memory", "table"):

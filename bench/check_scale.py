@@ -6,7 +6,7 @@ For each size the sandbox (in this process) gets N facilities and 20 ms of
 added latency on every request to every service. Each measurement runs in a
 fresh subprocess, so its peak RSS is its own:
 
-- ours: `sso_monitor.run.run_checks` with the real adapters (Graph reads
+- ours: `sso_monitor.checks.run.run_checks` with the real adapters (Graph reads
   batched 20 to a $batch, bounded concurrency);
 - baseline: what the usual PowerShell scripts do, one request per app per
   resource, in sequence: the app by $filter, its service principal by
@@ -108,7 +108,7 @@ def worker(kind: str, config_path: str) -> None:
 
 
 async def _ours(config) -> dict[str, int]:
-    from sso_monitor.run import run_checks
+    from sso_monitor.checks.run import run_checks
     from sso_monitor.wiring import build_adapters
 
     adapters = build_adapters(config)
@@ -129,8 +129,8 @@ def _baseline(config) -> dict[str, int]:
     from azure.identity import ClientSecretCredential
     from azure.keyvault.secrets import SecretClient
 
-    from sso_monitor.adapters.identity import credential_for
-    from sso_monitor.net import session_with_host_map
+    from sso_monitor.adapters.entra.identity import credential_for
+    from sso_monitor.adapters.http import session_with_host_map
 
     credential = credential_for(config, TENANT)
     token = credential.get_token(config.cloud.graph_scope).token

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
-from . import redact
+from sso_monitor import redact
 
 
 class SecretValue:

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .config import MonitorConfig
-from .ports import Adapters
+from sso_monitor.config import MonitorConfig
+from sso_monitor.checks.ports import Adapters
 
 
 def build_adapters(config: MonitorConfig) -> Adapters:
-    from .adapters.graph import GraphDirectoryReader
-    from .adapters.keyvault import KeyVaultReader
-    from .adapters.probes import EntraTokenProbe, UrlProbe
+    from sso_monitor.adapters.graph.reader import GraphDirectoryReader
+    from sso_monitor.adapters.keyvault.reader import KeyVaultReader
+    from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
 
     tenants = {app.tenant_id for app in config.apps}
     return Adapters(
@@ -27,12 +27,12 @@ def build_adapters(config: MonitorConfig) -> Adapters:
 def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clock=None):
     """The rotation's ports on the real SDKs. The CLI's lease is local (one machine);
     the Function App passes a blob lease."""
-    from .adapters.graph_writer import GraphAppWriter
-    from .adapters.keyvault_writer import KeyVaultWriter
-    from .adapters.lease import LocalLease
-    from .adapters.probes import EntraTokenProbe
-    from .adapters.smarttrace import HttpSecretPusher
-    from .rotation import MemoryNotifier, RotationDeps, SystemClock
+    from sso_monitor.adapters.graph.writer import GraphAppWriter
+    from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
+    from sso_monitor.adapters.storage.lease import LocalLease
+    from sso_monitor.adapters.entra.probes import EntraTokenProbe
+    from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
+    from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, SystemClock
 
     return RotationDeps(
         writer=GraphAppWriter(config),
@@ -62,10 +62,10 @@ def build_alerting(config: MonitorConfig, *, store=None, local_path=None, sleep=
     or memory."""
     import asyncio
 
-    from .adapters.alert_store import alert_store_from_settings
-    from .adapters.channels import build_channels
-    from .adapters.secrets import KeyVaultSecretSource
-    from .alerting import Alerting
+    from sso_monitor.adapters.storage.alert_store import alert_store_from_settings
+    from sso_monitor.adapters.channels.build import build_channels
+    from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
+    from sso_monitor.alerts.service import Alerting
 
     secrets = KeyVaultSecretSource(config)
     channels = build_channels(config, secrets, sleep=sleep or asyncio.sleep)

@@ -154,7 +154,7 @@ def forget_alert_state(connection_string: str) -> None:
     so a test does not see what earlier tests in the session said or snoozed."""
     from azure.data.tables import TableServiceClient
 
-    from sso_monitor.adapters.alert_store import DEFAULT_TABLE
+    from sso_monitor.adapters.storage.alert_store import DEFAULT_TABLE
 
     with TableServiceClient.from_connection_string(connection_string) as tables:
         tables.delete_table(DEFAULT_TABLE)  # a missing table is fine

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sso_monitor.checks import crossed_threshold, days_until, evaluate, in_use_credential
+from sso_monitor.checks.decisions import crossed_threshold, days_until, evaluate, in_use_credential
 from sso_monitor.config import parse_config
-from sso_monitor.findings import CODES, Severity
+from sso_monitor.checks.findings import CODES, Severity
 from sso_monitor.models import (
     AppObservation,
     AppRegistration,
@@ -313,7 +313,7 @@ def test_every_code_is_produced_by_some_row():
 def test_docs_checks_md_is_generated_from_the_codes():
     from pathlib import Path
 
-    from sso_monitor.findings import checks_markdown
+    from sso_monitor.checks.findings import checks_markdown
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "checks.md").read_text()
-    assert doc == checks_markdown(), "regenerate: python -m sso_monitor.findings > docs/checks.md"
+    assert doc == checks_markdown(), "regenerate: python -m sso_monitor.checks.findings > docs/checks.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from sso_monitor.cli import main
+from sso_monitor.cli.entry import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_sandbox_command_prints_endpoints_and_keeps_secrets_in_a_private_file(tmp_path):
     state = tmp_path / "state"
     process = subprocess.Popen(
-        [sys.executable, "-m", "sso_monitor.cli", "sandbox", "--scenario", str(ROOT / "examples" / "scenario.json"), "--state-dir", str(state)],
+        [sys.executable, "-m", "sso_monitor.cli.entry", "sandbox", "--scenario", str(ROOT / "examples" / "scenario.json"), "--state-dir", str(state)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from sso_monitor.config import ConfigError, deployment_id, load_config, parse_config
+from sso_monitor.config.document import schema_text
 
 ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "docs" / "config.schema.json"
 T1 = "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11"
 T2 = "a8e3d9c4-6b12-4f7a-8e5d-2c9b0f1e3d22"
 A1 = "11111111-2222-4333-8444-555555555555"
@@ -103,56 +108,56 @@ def with_change(path: str, value) -> dict:
 DELETE = object()
 
 
-@pytest.mark.parametrize(
-    "path, value, message",
-    [
-        ("apps[0].tenantId", "contoso", "apps[0] (acme).tenantId: must be a tenant id (GUID), not 'contoso'"),
-        ("apps[1].appId", DELETE, "apps[1] (globex).appId: required"),
-        ("apps[0].facility", "Acme Plant", "apps[0] (Acme Plant).facility: must be the SmartTrace instance name"),
-        ("apps[0].apiBase", "http://api.smarttrace.ai/v1", "apps[0] (acme).apiBase: must be an https:// URL"),
-        ("apps[0].rotation", {"mode": "yolo"}, "apps[0] (acme).rotation.mode: must be auto or notify-only, not 'yolo'"),
-        ("apps[0].rotation", {"rotateBeforeDays": 60, "lifetimeDays": 30}, "apps[0] (acme).rotation.lifetimeDays: must be longer than rotateBeforeDays (60)"),
-        ("apps[0].handoff", {"mode": "http"}, "apps[0] (acme).handoff.url: required"),
-        ("apps[0].handoff", {"mode": "carrier-pigeon"}, "apps[0] (acme).handoff.mode: must be manual or http"),
-        ("apps[0].thresholds", [7, 7], "apps[0] (acme).thresholds: must be a list of distinct whole days"),
-        ("apps[0].thresholds", ["30"], "apps[0] (acme).thresholds: must be a list of distinct whole days"),
-        ("apps[0].maxActiveSecrets", 0, "apps[0] (acme).maxActiveSecrets: must be a whole number from 1 to 20"),
-        ("apps[0].contacts", ["not-an-email"], "apps[0] (acme).contacts: must be a list of email addresses"),
-        ("apps[0].colour", "red", "apps[0] (acme).colour: unknown field"),
-        ("apps[1].facility", "acme", "apps (acme).facility: appears more than once"),
-        ("apps[1].vaultSecretName", "smarttrace-acme", "apps (globex).vaultSecretName: smarttrace-acme is already used by acme"),
-        ("apps", [], "apps: must list at least one app"),
-        ("vaultUrl", DELETE, "vaultUrl: required"),
-        ("homeTenantId", DELETE, "homeTenantId: required when the apps span several tenants"),
-        ("schedule", "0 0 6 * * *", "schedule: the timer's schedule is the app setting SSO_MONITOR_SCHEDULE"),
-        ("cloud.graphScope", "https://graph.microsoft.com/User.Read", "cloud.graphScope: must end with /.default"),
-        ("network.hostMap", {"*.smarttrace.ai": "nowhere"}, "network.hostMap.*.smarttrace.ai: must be 'host:port'"),
-        ("network.caBundle", "/no/such/ca.pem", "network.caBundle: no such file"),
-        ("identities", {"contoso": {}}, "identities.contoso: the key must be a tenant id"),
-        ("identities", {T1: {"kind": "client-secret", "clientId": A1, "clientSecretSetting": "MISSING_SETTING"}}, f"identities.{T1}.clientSecretSetting: the app setting MISSING_SETTING is not set"),
-        ("defaults.appId", A1, "defaults.appId: unknown field"),
-        ("channels", {"ops": {"type": "pager"}}, "channels.ops.type: must be teams, graph-mail or smtp, not 'pager'"),
-        ("channels", {"ops": {"type": "teams"}}, "channels.ops.webhookSecretName: required"),
-        ("channels", {"ops": {"type": "teams", "webhookUrl": "https://x.example/hook"}}, "channels.ops.webhookUrl: unknown field"),  # a URL with its signature is a secret: Key Vault only
-        ("channels", {"ops": {"type": "teams", "webhookSecretName": "no spaces allowed"}}, "channels.ops.webhookSecretName: must be a Key Vault secret name"),
-        ("channels", {"it": {"type": "graph-mail", "to": ["it@contoso.example"]}}, "channels.it.mailbox: required"),
-        ("channels", {"it": {"type": "graph-mail", "mailbox": "m@contoso.example", "to": "it@contoso.example"}}, "channels.it.to: must be a list of email addresses"),
-        ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "username": "a"}}, "channels.it: username and passwordSecretName go together"),
-        ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "port": 70000}}, "channels.it.port: must be a whole number from 1 to 65535"),
-        ("channels", {"bad name": {"type": "teams", "webhookSecretName": "x"}}, "channels.bad name: a channel name is letters, digits and dashes"),
-        ("alerts", {"channels": ["nowhere"]}, "alerts.channels: no channel named 'nowhere'"),
-        ("alerts", {"digest": "daily"}, "alerts.digest: must be true or false"),
-        ("alerts", {"repeatCriticalHours": 0}, "alerts.repeatCriticalHours: must be a whole number from 1 to 720"),
-        ("alerts", {"statusPageUrl": "http://status.example"}, "alerts.statusPageUrl: must be an https:// URL"),
-        ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
-        ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
-        # the client secret goes only to the facility's SmartTrace API host
-        ("apps[0].handoff", {"mode": "http", "url": "https://attacker.example/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host api.smarttrace.ai"),
-        ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai.attacker.example/x", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host"),
-        # a handoff token named like a facility's client secret
-        ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "smarttrace-globex"}, "apps (acme).handoff.tokenSecretName: smarttrace-globex is the client secret of globex"),
-    ],
-)
+ERROR_CASES = [
+    ("apps[0].tenantId", "contoso", "apps[0] (acme).tenantId: must be a tenant id (GUID), not 'contoso'"),
+    ("apps[1].appId", DELETE, "apps[1] (globex).appId: required"),
+    ("apps[0].facility", "Acme Plant", "apps[0] (Acme Plant).facility: must be the SmartTrace instance name"),
+    ("apps[0].apiBase", "http://api.smarttrace.ai/v1", "apps[0] (acme).apiBase: must be an https:// URL"),
+    ("apps[0].rotation", {"mode": "yolo"}, "apps[0] (acme).rotation.mode: must be auto or notify-only, not 'yolo'"),
+    ("apps[0].rotation", {"rotateBeforeDays": 60, "lifetimeDays": 30}, "apps[0] (acme).rotation.lifetimeDays: must be longer than rotateBeforeDays (60)"),
+    ("apps[0].handoff", {"mode": "http"}, "apps[0] (acme).handoff.url: required"),
+    ("apps[0].handoff", {"mode": "carrier-pigeon"}, "apps[0] (acme).handoff.mode: must be manual or http"),
+    ("apps[0].thresholds", [7, 7], "apps[0] (acme).thresholds: must be a list of distinct whole days"),
+    ("apps[0].thresholds", ["30"], "apps[0] (acme).thresholds: must be a list of distinct whole days"),
+    ("apps[0].maxActiveSecrets", 0, "apps[0] (acme).maxActiveSecrets: must be a whole number from 1 to 20"),
+    ("apps[0].contacts", ["not-an-email"], "apps[0] (acme).contacts: must be a list of email addresses"),
+    ("apps[0].colour", "red", "apps[0] (acme).colour: unknown field"),
+    ("apps[1].facility", "acme", "apps (acme).facility: appears more than once"),
+    ("apps[1].vaultSecretName", "smarttrace-acme", "apps (globex).vaultSecretName: smarttrace-acme is already used by acme"),
+    ("apps", [], "apps: must list at least one app"),
+    ("vaultUrl", DELETE, "vaultUrl: required"),
+    ("homeTenantId", DELETE, "homeTenantId: required when the apps span several tenants"),
+    ("schedule", "0 0 6 * * *", "schedule: the timer's schedule is the app setting SSO_MONITOR_SCHEDULE"),
+    ("cloud.graphScope", "https://graph.microsoft.com/User.Read", "cloud.graphScope: must end with /.default"),
+    ("network.hostMap", {"*.smarttrace.ai": "nowhere"}, "network.hostMap.*.smarttrace.ai: must be 'host:port'"),
+    ("network.caBundle", "/no/such/ca.pem", "network.caBundle: no such file"),
+    ("identities", {"contoso": {}}, "identities.contoso: the key must be a tenant id"),
+    ("identities", {T1: {"kind": "client-secret", "clientId": A1, "clientSecretSetting": "MISSING_SETTING"}}, f"identities.{T1}.clientSecretSetting: the app setting MISSING_SETTING is not set"),
+    ("defaults.appId", A1, "defaults.appId: unknown field"),
+    ("channels", {"ops": {"type": "pager"}}, "channels.ops.type: must be teams, graph-mail or smtp, not 'pager'"),
+    ("channels", {"ops": {"type": "teams"}}, "channels.ops.webhookSecretName: required"),
+    ("channels", {"ops": {"type": "teams", "webhookUrl": "https://x.example/hook"}}, "channels.ops.webhookUrl: unknown field"),  # a URL with its signature is a secret: Key Vault only
+    ("channels", {"ops": {"type": "teams", "webhookSecretName": "no spaces allowed"}}, "channels.ops.webhookSecretName: must be a Key Vault secret name"),
+    ("channels", {"it": {"type": "graph-mail", "to": ["it@contoso.example"]}}, "channels.it.mailbox: required"),
+    ("channels", {"it": {"type": "graph-mail", "mailbox": "m@contoso.example", "to": "it@contoso.example"}}, "channels.it.to: must be a list of email addresses"),
+    ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "username": "a"}}, "channels.it: username and passwordSecretName go together"),
+    ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "port": 70000}}, "channels.it.port: must be a whole number from 1 to 65535"),
+    ("channels", {"bad name": {"type": "teams", "webhookSecretName": "x"}}, "channels.bad name: a channel name is letters, digits and dashes"),
+    ("alerts", {"channels": ["nowhere"]}, "alerts.channels: no channel named 'nowhere'"),
+    ("alerts", {"digest": "daily"}, "alerts.digest: must be true or false"),
+    ("alerts", {"repeatCriticalHours": 0}, "alerts.repeatCriticalHours: must be a whole number from 1 to 720"),
+    ("alerts", {"statusPageUrl": "http://status.example"}, "alerts.statusPageUrl: must be an https:// URL"),
+    ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
+    ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
+    # the client secret goes only to the facility's SmartTrace API host
+    ("apps[0].handoff", {"mode": "http", "url": "https://attacker.example/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host api.smarttrace.ai"),
+    ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai.attacker.example/x", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host"),
+    # a handoff token named like a facility's client secret
+    ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "smarttrace-globex"}, "apps (acme).handoff.tokenSecretName: smarttrace-globex is the client secret of globex"),
+]
+
+
+@pytest.mark.parametrize("path, value, message", ERROR_CASES)
 def test_each_error_names_the_app_and_field(path, value, message):
     with pytest.raises(ConfigError) as caught:
         parse_config(with_change(path, value), environ={})
@@ -210,3 +215,149 @@ def test_each_app_carries_the_deployment_id_of_its_vault():
     # the same vault, however it is spelt, is the same deployment; another vault is another
     assert deployment_id(BASE["vaultUrl"].upper() + "/") == deployment_id(BASE["vaultUrl"])
     assert deployment_id("https://kv-other.vault.azure.net") != deployment_id(BASE["vaultUrl"])
+
+
+# ---------------------------------------------------------------- defaults, and the rules between sections
+
+
+def test_a_default_is_checked_in_each_app_that_uses_it():
+    with pytest.raises(ConfigError) as caught:
+        parse_config(with_change("defaults.maxActiveSecrets", 0), environ={})
+    assert caught.value.problems == [
+        "apps[0] (acme).maxActiveSecrets: must be a whole number from 1 to 20, not 0",
+        "apps[1] (globex).maxActiveSecrets: must be a whole number from 1 to 20, not 0",
+    ]
+
+
+def test_a_section_in_defaults_may_be_partial():
+    """A shared handoff token in defaults, each app's own URL: the merged section is whole."""
+    data = with_change("defaults.handoff", {"mode": "http", "tokenSecretName": "smarttrace-handoff-token"})
+    data["apps"][0]["handoff"] = {"url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, environ={})
+    assert caught.value.problems == ["apps[1] (globex).handoff.url: required"]
+    data["apps"][1]["handoff"] = {"url": "https://api.staging.smarttrace.ai/v1/integrations/globex/azure-ad/client-secret"}
+    acme, globex = parse_config(data, environ={}).apps
+    assert acme.handoff.token_secret_name == globex.handoff.token_secret_name == "smarttrace-handoff-token"
+    assert (acme.handoff.mode, globex.handoff.url) == ("http", "https://api.staging.smarttrace.ai/v1/integrations/globex/azure-ad/client-secret")
+
+
+def test_rules_between_sections_are_reported_with_the_problems_of_fields():
+    """One round of fixes: a duplicate facility and a route to nowhere are reported even
+    though another app and another alerts field are wrong too."""
+    data = with_change("apps[1].facility", "acme")
+    data["apps"].append({"facility": "initech", "tenantId": "contoso", "appId": A1})
+    data["alerts"] = {"channels": ["nowhere"], "digest": "daily"}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(data, environ={})
+    assert set(caught.value.problems) == {
+        "apps[2] (initech).tenantId: must be a tenant id (GUID), not 'contoso'",
+        "alerts.digest: must be true or false, not 'daily'",
+        "apps (acme).facility: appears more than once",
+        "alerts.channels: no channel named 'nowhere' (channels: none configured)",
+    }
+
+
+# Every field says what it must be: none of pydantic's own wording reaches an operator.
+WRONG_VALUES = [None, 5, -1, 2.5, True, "", " ", "x", [], ["x"], [5], {}, {"x": 1}]
+FIELDS = [
+    "$schema", "vaultUrl", "settingsVaultUrl", "homeTenantId", "apps", "defaults", "identities", "cloud", "network", "channels", "alerts", "verify", "adminApi",
+    *(f"apps[0].{key}" for key in ("facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts", "alertChannels")),
+    *(f"apps[0].rotation.{key}" for key in ("mode", "rotateBeforeDays", "lifetimeDays", "graceDays")),
+    *(f"apps[0].handoff.{key}" for key in ("mode", "url", "method", "tokenSecretName", "allowedHosts")),
+    *(f"identities.*.{key}" for key in ("kind", "clientId", "clientSecretSetting", "certificatePath")),
+    *(f"cloud.{key}" for key in ("graphEndpoint", "graphScope", "authority")),
+    *(f"network.{key}" for key in ("caBundle", "hostMap", "concurrency", "timeoutSeconds", "tenantSize", "tenantSizes")),
+    *(f"channels.{name}.{key}" for name, keys in (("t", ("type", "webhookSecretName")), ("m", ("mailbox", "to")), ("s", ("from", "host", "port", "username", "passwordSecretName"))) for key in keys),
+    *(f"alerts.{key}" for key in ("channels", "operations", "repeatCriticalHours", "digest", "digestHourUtc", "statusPageUrl")),
+    *(f"verify.{key}" for key in ("successes", "intervalSeconds", "deadlineSeconds")),
+    *(f"adminApi.{key}" for key in ("tenantId", "audience", "clientId")),
+]
+PYDANTIC_WORDING = ("Input should", "Field required", "Extra inputs", "Value error", "input_value", "Unable to extract", "Assertion failed")
+
+
+def test_no_problem_is_worded_by_pydantic():
+    full = {
+        **copy.deepcopy(BASE),
+        "identities": {"*": {"kind": "managed-identity"}},
+        "channels": {"t": {"type": "teams", "webhookSecretName": "w"}, "m": {"type": "graph-mail", "mailbox": "m@contoso.example"}, "s": {"type": "smtp", "from": "a@contoso.example", "host": "smtp.contoso.example"}},
+        "adminApi": {"tenantId": T1, "audience": "api://sso-monitor-admin"},
+    }
+    parse_config(full, environ={})
+    worded = []
+    for path in FIELDS:
+        for value in WRONG_VALUES:
+            data = copy.deepcopy(full)
+            parts = path.replace("]", "").replace("[", ".").split(".")
+            target = data
+            for part in parts[:-1]:
+                target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
+            target[parts[-1]] = value
+            try:
+                parse_config(data, environ={})
+            except ConfigError as error:
+                worded += [(path, value, problem) for problem in error.problems if any(words in problem for words in PYDANTIC_WORDING)]
+    assert not worded, worded
+
+
+# ---------------------------------------------------------------- the published JSON Schema
+
+REGENERATE = "python -m sso_monitor.config --schema > docs/config.schema.json"
+
+
+def schema_validator() -> Draft202012Validator:
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def test_the_published_schema_is_what_the_models_generate():
+    assert SCHEMA.read_text(encoding="utf-8") == schema_text(), f"docs/config.schema.json differs from the models: {REGENERATE}"
+
+
+def test_the_schema_command_prints_the_schema():
+    printed = subprocess.run([sys.executable, "-m", "sso_monitor.config", "--schema"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert printed == schema_text()
+
+
+def test_the_example_names_and_satisfies_the_schema():
+    example = json.loads((ROOT / "examples" / "apps.json").read_text(encoding="utf-8"))
+    assert example["$schema"] == "../docs/config.schema.json"
+    assert (ROOT / "examples" / example["$schema"]).resolve() == SCHEMA.resolve()
+    assert [error.message for error in schema_validator().iter_errors(example)] == []
+
+
+def test_the_schema_accepts_documents_the_loader_accepts():
+    channels = {"ops": {"type": "teams", "webhookSecretName": "teams-ops"}, "relay": {"type": "smtp", "host": "smtp.contoso.example", "from": "sso@contoso.example", "username": "sso", "passwordSecretName": "smtp-password"}}
+    for document in (BASE, {**BASE, "channels": channels, "alerts": {"channels": ["relay"], "operations": ["ops"]}, "network": {"tenantSizes": {T2: "large"}, "hostMap": {"*.smarttrace.ai": "127.0.0.1:8443"}}}):
+        parse_config(document, environ={})
+        assert [error.message for error in schema_validator().iter_errors(document)] == []
+
+
+# The problems only loading can find: rules between fields or sections, files, app settings.
+ONLY_ON_LOAD = {
+    "apps[0] (acme).rotation.lifetimeDays",
+    "apps[0] (acme).handoff.url",
+    "apps (acme).facility",
+    "apps (globex).vaultSecretName",
+    "apps (acme).handoff.tokenSecretName",
+    "apps (acme).alertChannels",
+    "homeTenantId",
+    "network.caBundle",
+    f"identities.{T1}.clientSecretSetting",
+    "channels.it",
+    "alerts.channels",
+}
+
+
+@pytest.mark.parametrize("path, value, message", ERROR_CASES)
+def test_the_schema_flags_what_an_editor_can_know(path, value, message):
+    """An editor with the schema marks every problem in the table but those only loading can find."""
+    flagged = any(True for _ in schema_validator().iter_errors(with_change(path, value)))
+    assert flagged == (message.split(":")[0] not in ONLY_ON_LOAD), message
+
+
+def test_the_settings_load_without_pydantic():
+    """Modules that only need the settings' types do not pay for pydantic: it loads on the first parse."""
+    check = "import sys, sso_monitor.config; assert 'pydantic' not in sys.modules; sso_monitor.config.parse_config({'vaultUrl': 'https://kv.vault.azure.net', 'apps': [{'facility': 'a', 'tenantId': '%s', 'appId': '%s'}]}, {}); assert 'pydantic' in sys.modules" % (T1, A1)
+    subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT)

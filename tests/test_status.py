@@ -6,9 +6,9 @@ import asyncio
 import json
 
 from sso_monitor.config import parse_config
-from sso_monitor.rotation import rotation_status
+from sso_monitor.rotation.protocol import rotation_status
 from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.status import build_status
+from sso_monitor.checks.status import build_status
 from sso_monitor.wiring import build_rotation_deps
 from tests.checks import check_sandbox
 
@@ -19,7 +19,7 @@ def test_status_document_for_the_demo_world(scenario_sandbox, tmp_path):
     config = parse_config(document, environ)
 
     async def stages():
-        from sso_monitor.adapters.lease import LocalLease
+        from sso_monitor.adapters.storage.lease import LocalLease
 
         deps = build_rotation_deps(config, lease=LocalLease(tmp_path))
         try:

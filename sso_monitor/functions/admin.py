@@ -23,9 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import azure.functions as func
 
-from .. import redact
-from . import PerProcess
-from .ratelimit import ACTION, CHECK, READ
+from sso_monitor import redact
+from sso_monitor.functions import PerProcess
+from sso_monitor.functions.ratelimit import ACTION, CHECK, READ
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -54,16 +54,16 @@ class _State:
     """The admin service and the token validator, built once per worker process."""
 
     def __init__(self) -> None:
-        from ..admin import AdminService
-        from ..config import load_config
-        from .auth import AdminAuthSettings, TokenValidator
+        from sso_monitor.service import AdminService
+        from sso_monitor.config import load_config
+        from sso_monitor.functions.auth import AdminAuthSettings, TokenValidator
 
         config = load_config()
         if config.admin_api is None:
-            from ..errors import ConfigError
+            from sso_monitor.errors import ConfigError
 
             raise ConfigError(["adminApi: required for the admin API (tenantId and audience of its app registration)"])
-        from .ratelimit import RateLimiter
+        from sso_monitor.functions.ratelimit import RateLimiter
 
         self.config = config
         self.service = AdminService(config)
@@ -86,7 +86,7 @@ _get_state = _state.get
 
 def reset() -> None:
     """Forget the per-process state (the settings changed: tests)."""
-    from .status_report import cache
+    from sso_monitor.functions.status_report import cache
 
     _state.reset()
     cache.clear()
@@ -145,12 +145,12 @@ def _is_unicode(text: str) -> bool:
 
 async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
     """Authenticate (``role``), charge the caller's ``kind`` of call, run ``action``, map errors."""
-    from ..admin import InvalidSnooze, UnknownFacility
-    from ..alerting import UnknownCode
-    from ..errors import ConfigError, ExternalError, LeaseUnavailable
-    from ..rotation import RotationFailed
-    from .auth import AuthError, json_error
-    from .ratelimit import RateLimited
+    from sso_monitor.service import InvalidSnooze, UnknownFacility
+    from sso_monitor.alerts.service import UnknownCode
+    from sso_monitor.errors import ConfigError, ExternalError, LeaseUnavailable
+    from sso_monitor.rotation.protocol import RotationFailed
+    from sso_monitor.functions.auth import AuthError, json_error
+    from sso_monitor.functions.ratelimit import RateLimited
 
     try:
         state = _get_state()
@@ -205,7 +205,7 @@ def _now() -> datetime:
 @bp.function_name("admin_status")
 @bp.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import READ_ROLE
+    from sso_monitor.functions.auth import READ_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         return _json(200, await _stored_status(state))
@@ -216,8 +216,8 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_status_page")
 @bp.route(route="status/page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import READ_ROLE
-    from .status_page import render_status_page
+    from sso_monitor.functions.auth import READ_ROLE
+    from sso_monitor.functions.status_page import render_status_page
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         page = redact.scrub(render_status_page(await _stored_status(state)))
@@ -228,7 +228,7 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
 
 async def _stored_status(state: _State) -> dict[str, Any]:
     """The last scheduled run's report (at most one storage read per process per minute)."""
-    from .status_report import cache, schedule_setting, served_status
+    from sso_monitor.functions.status_report import cache, schedule_setting, served_status
 
     document = await cache.get(state.service.stored_status)
     return served_status(document, state.config, _now(), schedule_setting())
@@ -237,7 +237,7 @@ async def _stored_status(state: _State) -> dict[str, Any]:
 @bp.function_name("admin_check")
 @bp.route(route="apps/{facility}/check", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def check(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import ADMIN_ROLE
+    from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
@@ -251,10 +251,10 @@ async def check(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_rotate")
 @bp.route(route="apps/{facility}/rotate", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def rotate(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import ADMIN_ROLE
+    from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
-        from ..admin import MOVING, RUNNING
+        from sso_monitor.service import MOVING, RUNNING
 
         facility = _facility(req)
         body = _body(req, {"dryRun": bool, "force": bool})
@@ -288,7 +288,7 @@ async def rotate(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_rotation_status")
 @bp.route(route="apps/{facility}/rotation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import READ_ROLE
+    from sso_monitor.functions.auth import READ_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
@@ -300,7 +300,7 @@ async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_confirm")
 @bp.route(route="apps/{facility}/confirm", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def confirm(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import ADMIN_ROLE
+    from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
@@ -315,7 +315,7 @@ async def confirm(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_push")
 @bp.route(route="apps/{facility}/push", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def push(req: func.HttpRequest) -> func.HttpResponse:
-    from .auth import ADMIN_ROLE
+    from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
@@ -328,8 +328,8 @@ async def push(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_snooze")
 @bp.route(route="apps/{facility}/snooze", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def snooze(req: func.HttpRequest) -> func.HttpResponse:
-    from ..alerts import parse_until
-    from .auth import ADMIN_ROLE
+    from sso_monitor.alerts.decisions import parse_until
+    from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
         facility = _facility(req)
@@ -348,6 +348,6 @@ async def snooze(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_openapi")
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
-    from .openapi import openapi_document
+    from sso_monitor.functions.openapi import openapi_document
 
     return _json(200, openapi_document())

@@ -43,9 +43,9 @@ import azure.functions as func
 import jwt
 import requests
 
-from .. import redact
-from ..errors import MonitorError
-from ..net import session_with_host_map
+from sso_monitor import redact
+from sso_monitor.errors import MonitorError
+from sso_monitor.adapters.http import session_with_host_map
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import json
 
 import azure.functions as func
 
-from .. import __version__
+from sso_monitor import __version__
 
 bp = func.Blueprint()
 

@@ -13,7 +13,7 @@ def _errors(*codes: str) -> dict[str, Any]:
 
 
 def _rate(kind: str) -> str:
-    from .ratelimit import LIMITS
+    from sso_monitor.functions.ratelimit import LIMITS
 
     limit = LIMITS[kind]
     return f"{limit.capacity} per {limit.period:g} s"
@@ -30,7 +30,7 @@ _LOCATION = {"description": "GET /apps/{facility}/rotation: where the rotation s
 
 
 def openapi_document() -> dict[str, Any]:
-    from .admin import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
+    from sso_monitor.functions.admin import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
 
     secured = [{"functionKey": [], "entra": []}]
     return {

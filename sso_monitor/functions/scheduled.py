@@ -20,20 +20,20 @@ from typing import Any
 
 import azure.functions as func
 
-from . import PerProcess
+from sso_monitor.functions import PerProcess
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 # Literal here, not imported: the decorators run when function_app is imported,
-# which must stay cheap (sso_monitor.schedule pulls in the check's modules).
+# which must stay cheap (sso_monitor.rotation.schedule pulls in the check's modules).
 WORK_QUEUE = "sso-monitor-work"
 POISON_QUEUE = "sso-monitor-work-poison"
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def _load_config() -> Any:
-    from ..config import load_config
+    from sso_monitor.config import load_config
 
     return load_config()
 
@@ -52,10 +52,10 @@ def _now() -> datetime:
 @bp.function_name("scheduled_run")
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def scheduled_run(timer: func.TimerRequest) -> None:
-    from ..adapters.work_queue import enqueue
-    from ..errors import MonitorError
-    from ..schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
-    from .status_report import store_run_report
+    from sso_monitor.adapters.storage.work_queue import enqueue
+    from sso_monitor.errors import MonitorError
+    from sso_monitor.rotation.schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
+    from sso_monitor.functions.status_report import store_run_report
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
@@ -85,8 +85,8 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
 @bp.function_name("rotation_worker")
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 async def rotation_worker(msg: func.QueueMessage) -> None:
-    from ..admin import _lease
-    from ..schedule import WorkFailed, alert_events, parse_work, run_work
+    from sso_monitor.service import _lease
+    from sso_monitor.rotation.schedule import WorkFailed, alert_events, parse_work, run_work
 
     try:
         item = parse_work(msg.get_body())
@@ -123,8 +123,8 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
 @bp.function_name("poison_alert")
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
 async def poison_alert(msg: func.QueueMessage) -> None:
-    from ..errors import MonitorError
-    from ..schedule import alert_failures, parse_work
+    from sso_monitor.errors import MonitorError
+    from sso_monitor.rotation.schedule import alert_failures, parse_work
 
     try:
         item = parse_work(msg.get_body())

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .ncrontab import longest_interval
+from sso_monitor.functions.ncrontab import longest_interval
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ async def store_run_report(config: Any, plan: Any, now: datetime) -> dict[str, A
     """Store the scheduled run's status document (schedule.ScheduledPlan: its check report
     and the Key Vault versions it read); None when no storage is configured (local runs).
     Raises ExternalError when the write fails."""
-    from ..adapters.report_store import report_store_from_settings
-    from ..admin import run_status_document
+    from sso_monitor.adapters.storage.report_store import report_store_from_settings
+    from sso_monitor.service import run_status_document
 
     document = await run_status_document(plan.report, getattr(plan, "versions", {}), now)
     store = report_store_from_settings(config)

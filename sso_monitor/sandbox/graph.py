@@ -41,13 +41,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from .budget import request_cost
-from .clock import iso, parse_iso
-from .faults import FaultPlan
-from .http import HttpError, Request, Response, Service, _Drop, _retry_after, bearer_token
-from .replication import ReplicaView
-from .tokens import TokenError, TokenIssuer
-from .world import (
+from sso_monitor.sandbox.budget import request_cost
+from sso_monitor.sandbox.clock import iso, parse_iso
+from sso_monitor.sandbox.faults import FaultPlan
+from sso_monitor.sandbox.http import HttpError, Request, Response, Service, _Drop, _retry_after, bearer_token
+from sso_monitor.sandbox.replication import ReplicaView
+from sso_monitor.sandbox.tokens import TokenError, TokenIssuer
+from sso_monitor.sandbox.world import (
     DEFAULT_POLICY_ID,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,

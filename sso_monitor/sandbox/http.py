@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .faults import FaultPlan, FaultRule
-from .world import RequestRecord, World
+from sso_monitor.sandbox.faults import FaultPlan, FaultRule
+from sso_monitor.sandbox.world import RequestRecord, World
 
 log = logging.getLogger("sso_monitor.sandbox")
 

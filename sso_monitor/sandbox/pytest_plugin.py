@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from .runtime import Sandbox
-from .serve import BUILTIN_SCENARIO
+from sso_monitor.sandbox.runtime import Sandbox
+from sso_monitor.sandbox.serve import BUILTIN_SCENARIO
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from .clock import iso, parse_iso
-from .faults import FaultPlan
-from .http import HttpError, Request, Response, Service, bearer_token
-from .world import Facility, HandoffRecord, World
+from sso_monitor.sandbox.clock import iso, parse_iso
+from sso_monitor.sandbox.faults import FaultPlan
+from sso_monitor.sandbox.http import HttpError, Request, Response, Service, bearer_token
+from sso_monitor.sandbox.world import Facility, HandoffRecord, World
 
 log = logging.getLogger("sso_monitor.sandbox.smarttrace")
 

@@ -22,7 +22,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from .world import SentMail, World
+from sso_monitor.sandbox.world import SentMail, World
 
 log = logging.getLogger("sso_monitor.sandbox.smtp")
 

@@ -27,7 +27,7 @@ from azure.data.tables import TableServiceClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.adapters.alert_store import (
+from sso_monitor.adapters.storage.alert_store import (
     MAX_DATA_BYTES,
     FileAlertStore,
     MemoryAlertStore,
@@ -36,7 +36,7 @@ from sso_monitor.adapters.alert_store import (
     table_endpoint,
     transaction_batches,
 )
-from sso_monitor.alert_ports import AlertStore, StoredItem
+from sso_monitor.alerts.ports import AlertStore, StoredItem
 from sso_monitor.config import MonitorConfig, StorageConfig
 from sso_monitor.errors import AccessDenied, ExternalError, MonitorError, TransientError
 from sso_monitor.models import SecretValue
@@ -507,8 +507,8 @@ def test_a_crash_between_write_and_replace_leaves_the_old_file_whole(tmp_path: P
 _WRITER = """
 import asyncio, sys
 from pathlib import Path
-from sso_monitor.alert_ports import StoredItem
-from sso_monitor.adapters.alert_store import FileAlertStore
+from sso_monitor.alerts.ports import StoredItem
+from sso_monitor.adapters.storage.alert_store import FileAlertStore
 
 async def main():
     store = FileAlertStore(Path(sys.argv[1]))

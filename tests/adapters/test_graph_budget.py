@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sso_monitor.adapters.graph_budget import ResourceBudget, request_cost
+from sso_monitor.adapters.graph.budget import ResourceBudget, request_cost
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sso_monitor.adapters.graph import (
+from sso_monitor.adapters.graph.reader import (
     BATCH_LIMIT,
     GraphDirectoryReader,
     parse_datetime,
@@ -31,7 +31,7 @@ from sso_monitor.models import (
     ReadFailure,
     ServicePrincipalInfo,
 )
-from sso_monitor.ports import DirectorySnapshot
+from sso_monitor.checks.ports import DirectorySnapshot
 from sso_monitor.sandbox import Sandbox, World
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import StandardIds
@@ -464,7 +464,7 @@ def test_parse_duration(text: str | None, expected: timedelta | None) -> None:
 def test_import_and_construction_load_no_sdk() -> None:
     code = (
         "import sys\n"
-        "from sso_monitor.adapters.graph import GraphDirectoryReader\n"
+        "from sso_monitor.adapters.graph.reader import GraphDirectoryReader\n"
         "from sso_monitor.config import MonitorConfig\n"
         "GraphDirectoryReader(MonitorConfig(apps=(), vault_url='https://kv.vault.azure.net', home_tenant_id='t', identities={}), 't')\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_http', 'kiota_abstractions', 'azure', 'httpx', 'aiohttp'))\n"

@@ -13,8 +13,8 @@ from azure.identity import (
     ManagedIdentityCredential,
 )
 
-from sso_monitor.adapters import identity as identity_adapter
-from sso_monitor.adapters.identity import credential_for, federated_assertion, token_exchange_scope
+from sso_monitor.adapters.entra import identity as identity_adapter
+from sso_monitor.adapters.entra.identity import credential_for, federated_assertion, token_exchange_scope
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import ConfigError
 

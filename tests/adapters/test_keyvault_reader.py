@@ -9,10 +9,10 @@ from datetime import UTC
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceResponseError
 
-from sso_monitor.adapters.keyvault import KeyVaultReader, failure_from, is_azure_vault_host
+from sso_monitor.adapters.keyvault.reader import KeyVaultReader, failure_from, is_azure_vault_host
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.models import Problem, ReadFailure, SecretValue
-from sso_monitor.ports import VaultRead
+from sso_monitor.checks.ports import VaultRead
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import StandardIds

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 
-from sso_monitor.adapters.lease import BlobLease, HeldLease, LocalLease, lease_from_settings, lease_seconds
+from sso_monitor.adapters.storage.lease import BlobLease, HeldLease, LocalLease, lease_from_settings, lease_seconds
 from sso_monitor.errors import AccessDenied, LeaseUnavailable, TransientError
 
 KEY = "0000aaaa-11bb-22cc-33dd-444444eeeeee-app"
@@ -237,7 +237,7 @@ def test_storage_errors_are_translated(azurite_connection_string: str, container
 
 _HOLDER = """
 import asyncio, sys
-from sso_monitor.adapters.lease import LocalLease
+from sso_monitor.adapters.storage.lease import LocalLease
 
 async def main():
     async with LocalLease(sys.argv[1]).hold(sys.argv[2]):

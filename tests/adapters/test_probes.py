@@ -10,7 +10,7 @@ from typing import Any
 import certifi
 import pytest
 
-from sso_monitor.adapters.probes import EntraTokenProbe, UrlProbe, classify_auth_error, scrub
+from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe, classify_auth_error, scrub
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
 from sso_monitor.sandbox import Sandbox

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from sso_monitor.adapters.graph_writer import GraphAppWriter
-from sso_monitor.adapters.keyvault_writer import KeyVaultWriter
-from sso_monitor.adapters.smarttrace import HttpSecretPusher
+from sso_monitor.adapters.graph.writer import GraphAppWriter
+from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
+from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import (
     AccessDenied,
@@ -26,8 +26,8 @@ from sso_monitor.errors import (
     TransientError,
 )
 from sso_monitor.models import SecretValue
-from sso_monitor.rotation_state import ordered
-from sso_monitor.rotation_ports import NewCredential
+from sso_monitor.rotation.state import ordered
+from sso_monitor.rotation.ports import NewCredential
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import StandardIds

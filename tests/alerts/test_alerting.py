@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from sso_monitor.adapters.alert_store import MemoryAlertStore
-from sso_monitor.alert_ports import ChannelError, Notice
-from sso_monitor.alerting import DIGEST, FINDINGS, OUTBOX, Alerting, UnknownCode
-from sso_monitor.findings import Severity, finding
-from sso_monitor.run import AppResult
+from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
+from sso_monitor.alerts.ports import ChannelError, Notice
+from sso_monitor.alerts.service import DIGEST, FINDINGS, OUTBOX, Alerting, UnknownCode
+from sso_monitor.checks.findings import Severity, finding
+from sso_monitor.checks.run import AppResult
 
 from .test_decisions import TENANT, config
 

@@ -10,10 +10,10 @@ import json
 
 import pytest
 
-from sso_monitor.adapters.alert_store import MemoryAlertStore
+from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
 from sso_monitor.config import parse_config
-from sso_monitor.findings import Severity, finding
-from sso_monitor.run import AppResult
+from sso_monitor.checks.findings import Severity, finding
+from sso_monitor.checks.run import AppResult
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.wiring import build_alerting
 

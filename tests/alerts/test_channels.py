@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import requests
 
-from sso_monitor.adapters.channels import build_channels
-from sso_monitor.adapters.mail import GraphMailChannel, SmtpChannel
-from sso_monitor.adapters.secrets import KeyVaultSecretSource
-from sso_monitor.adapters.teams import TeamsChannel
-from sso_monitor.alert_ports import Alert, AlertChannel, ChannelError, Notice
+from sso_monitor.adapters.channels.build import build_channels
+from sso_monitor.adapters.channels.mail import GraphMailChannel, SmtpChannel
+from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
+from sso_monitor.adapters.channels.teams import TeamsChannel
+from sso_monitor.alerts.ports import Alert, AlertChannel, ChannelError, Notice
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import NotFound
 from sso_monitor.sandbox import Sandbox

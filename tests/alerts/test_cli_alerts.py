@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from sso_monitor.cli import main
+from sso_monitor.cli.entry import main
 from sso_monitor.sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")

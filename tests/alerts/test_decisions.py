@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sso_monitor.alert_ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert
-from sso_monitor.alerts import (
+from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert
+from sso_monitor.alerts.decisions import (
     FindingState,
     Snooze,
     compose_digest,
@@ -23,7 +23,7 @@ from sso_monitor.alerts import (
     route,
 )
 from sso_monitor.config import AlertsConfig, parse_config
-from sso_monitor.findings import Severity, finding
+from sso_monitor.checks.findings import Severity, finding
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
 TENANT = "72f988bf-0000-4000-8000-000000000001"

@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.alert_ports import APPEARED, REMINDER, RESOLVED, WORSENED
-from sso_monitor.alerts import finding_alerts, parse_until
+from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED
+from sso_monitor.alerts.decisions import finding_alerts, parse_until
 from sso_monitor.config import AlertsConfig
-from sso_monitor.findings import Severity, finding
+from sso_monitor.checks.findings import Severity, finding
 
 from .test_decisions import ACME
 

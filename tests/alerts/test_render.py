@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.alert_ports import SEVERITIES, Alert, Notice
-from sso_monitor.alert_render import ADAPTIVE_CARD, TEAMS_BUDGET_BYTES, TEAMS_MAX_BYTES, email_bodies, email_message, serialise, teams_message
-from sso_monitor.findings import CODES
+from sso_monitor.alerts.ports import SEVERITIES, Alert, Notice
+from sso_monitor.alerts.render import ADAPTIVE_CARD, TEAMS_BUDGET_BYTES, TEAMS_MAX_BYTES, email_bodies, email_message, serialise, teams_message
+from sso_monitor.checks.findings import CODES
 from tests.reference import require_reference
 
 AT = datetime(2026, 11, 29, 7, 0, tzinfo=UTC)

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sso_monitor.rotation_ports import VaultVersion
-from sso_monitor.run import AppResult, CheckReport
-from sso_monitor.schedule import STUCK_AFTER, plan_work, stuck_rotation
+from sso_monitor.rotation.ports import VaultVersion
+from sso_monitor.checks.run import AppResult, CheckReport
+from sso_monitor.rotation.schedule import STUCK_AFTER, plan_work, stuck_rotation
 
 from .test_decisions import CONFIG
 

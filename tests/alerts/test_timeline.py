@@ -19,14 +19,14 @@ from datetime import timedelta
 
 import pytest
 
-from sso_monitor.admin import AdminService, _lease
+from sso_monitor.service import AdminService, _lease
 from sso_monitor.config import parse_config
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import standard_world
-from sso_monitor.rotation import adopt
+from sso_monitor.rotation.protocol import adopt
 from sso_monitor.wiring import build_rotation_deps
-from sso_monitor.schedule import alert_after_run, alert_events, run_work, scheduled_check
+from sso_monitor.rotation.schedule import alert_after_run, alert_events, run_work, scheduled_check
 from tests.alerts.test_render import card_errors
 from tests.azurite import forget_alert_state
 from tests.rotation.harness import SandboxClock

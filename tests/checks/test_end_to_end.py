@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from sso_monitor.checking import check_and_report
+from sso_monitor.cli.check import check_and_report
 from sso_monitor.config import deployment_id, parse_config
 from sso_monitor.sandbox import Sandbox, World
 from sso_monitor.sandbox.settings import monitor_document
@@ -163,7 +163,7 @@ def test_check_failed_when_a_read_keeps_failing():
 
 
 def test_every_code_has_an_end_to_end_scenario():
-    from sso_monitor.findings import CODES
+    from sso_monitor.checks.findings import CODES
 
     assert {code for code, _ in SCENARIOS} | {"CHECK_FAILED"} == set(CODES)
 

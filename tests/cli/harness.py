@@ -1,6 +1,6 @@
 """Running ``sso-monitor`` as a user's terminal sees it, and what that may never show.
 
-``run_cli(argv)`` calls ``sso_monitor.cli.main`` in this process with the streams a
+``run_cli(argv)`` calls ``sso_monitor.cli.entry.main`` in this process with the streams a
 real process has: standard output encodes strictly as UTF-8 (as it does under a
 UTF-8 locale: a lone surrogate from a non-UTF-8 argv byte fails there), standard
 error with ``backslashreplace``, standard input is the bytes given (nothing by
@@ -26,7 +26,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from sso_monitor import cli
+import sso_monitor.cli.entry as cli
 
 EXIT_CODES = {0, 1, 2, 3}  # docs/decisions.md, "Exit codes"; 130 only for an interrupt
 MIN_RUN = 8  # redact.MIN_RUN: no run of this many characters of a secret may be shown

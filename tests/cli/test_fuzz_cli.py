@@ -60,7 +60,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.findings import CODES
+from sso_monitor.checks.findings import CODES
 from sso_monitor.sandbox.settings import monitor_document
 
 from .harness import Run, assert_clean, issued, loopback_only, run_cli
@@ -529,7 +529,7 @@ def test_snooze_until_and_reason_follow_the_one_rule(sandboxed, no_network, work
     """--until: a date or date-time (UTC without an offset), in the future, at most 90
     days ahead; --reason: at most 200 characters of text. Exactly those are taken (0),
     everything else is refused in words that name the option (3); nothing else happens."""
-    from sso_monitor.alerts import parse_until, snooze_problem
+    from sso_monitor.alerts.decisions import parse_until, snooze_problem
 
     _, configs = sandboxed
     now = datetime.now(timezone.utc)

@@ -1,4 +1,4 @@
-"""What a user sees: ``python -m sso_monitor.cli`` as a real process, its output as
+"""What a user sees: ``python -m sso_monitor.cli.entry`` as a real process, its output as
 bytes, its exit status as the shell has it. Arguments a shell can pass but a str
 cannot hold (bytes that are not UTF-8), standard streams closed or a reader that
 goes away, an interrupt, and the sandbox-backed commands with their secrets.
@@ -38,7 +38,7 @@ def clean_environment(home: Path, extra: dict[str, str] | None = None) -> dict[s
 
 
 def sso_monitor(argv: list[str | bytes], cwd: Path, *, stdin: bytes | int | None = b"", env: dict[str, str] | None = None, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
-    command = [os.fsencode(sys.executable), b"-m", b"sso_monitor.cli", *(os.fsencode(a) if isinstance(a, str) else a for a in argv)]
+    command = [os.fsencode(sys.executable), b"-m", b"sso_monitor.cli.entry", *(os.fsencode(a) if isinstance(a, str) else a for a in argv)]
     options = {"input": stdin} if isinstance(stdin, bytes) else {"stdin": stdin}
     return subprocess.run(command, cwd=cwd, env=env or clean_environment(cwd), capture_output="stdout" not in kwargs, timeout=timeout, **options, **kwargs)
 
@@ -113,7 +113,7 @@ def test_nothing_to_adopt_on_a_closed_standard_input(scratch, sandbox_config):
 def test_a_closed_stream_is_not_a_crash(scratch, stream):
     """`sso-monitor ... >&-` or `2>&-`: Python has no sys.stdout (sys.stderr) at all."""
     result = subprocess.run(
-        [sys.executable, "-m", "sso_monitor.cli", "check", "--config", "missing.json"],
+        [sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", "missing.json"],
         cwd=scratch, env=clean_environment(scratch), preexec_fn=lambda: os.close(stream), timeout=60,
         stdout=subprocess.PIPE if stream == 2 else None, stderr=subprocess.PIPE if stream == 1 else None,
     )
@@ -209,7 +209,7 @@ def test_a_reader_that_goes_away(scratch, sandbox_config):
 def test_an_interrupt_exits_130_without_a_traceback(scratch, sandbox_config):
     config, env, sandbox = sandbox_config
     sandbox.faults.add("latency", service="graph", latency_ms=4_000)
-    process = subprocess.Popen([sys.executable, "-m", "sso_monitor.cli", "check", "--config", str(config)], cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", str(config)], cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not sandbox.world.count_requests("login"):

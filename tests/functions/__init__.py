@@ -36,7 +36,7 @@ def forget_status_report(connection_string: str) -> None:
     from azure.core.exceptions import ResourceNotFoundError
     from azure.storage.blob import BlobClient
 
-    from sso_monitor.adapters.report_store import DEFAULT_CONTAINER, STATUS_BLOB
+    from sso_monitor.adapters.storage.report_store import DEFAULT_CONTAINER, STATUS_BLOB
     from sso_monitor.functions import status_report
 
     with BlobClient.from_connection_string(connection_string, DEFAULT_CONTAINER, STATUS_BLOB) as blob:

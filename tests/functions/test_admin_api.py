@@ -217,7 +217,7 @@ def with_storage(sandbox, ids, monkeypatch, tmp_path, azurite):
 def test_snooze_is_kept_in_table_storage(with_storage, ids):
     from datetime import datetime, timedelta, timezone
 
-    from sso_monitor.adapters.alert_store import TableAlertStore
+    from sso_monitor.adapters.storage.alert_store import TableAlertStore
     from sso_monitor.config import load_config
 
     until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")

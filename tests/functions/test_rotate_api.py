@@ -20,10 +20,10 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from azure.storage.queue import QueueClient
 
-from sso_monitor import admin as admin_service
+from sso_monitor import service as admin_service
 from sso_monitor.functions import admin, scheduled
 from sso_monitor.sandbox.clock import SimulatedClock
-from sso_monitor.schedule import WORK_QUEUE
+from sso_monitor.rotation.schedule import WORK_QUEUE
 from tests.app_functions import functions_by_name
 from tests.azurite import forget_alert_state
 from tests.functions import configure_admin_api, run_timer

@@ -23,12 +23,12 @@ from azure.storage.queue import QueueClient
 
 from sso_monitor.config import RotationPolicy, parse_config
 from sso_monitor.errors import TransientError
-from sso_monitor.findings import finding
+from sso_monitor.checks.findings import finding
 from sso_monitor.functions import scheduled
-from sso_monitor.rotation_ports import VaultVersion
-from sso_monitor.run import AppResult, CheckReport
+from sso_monitor.rotation.ports import VaultVersion
+from sso_monitor.checks.run import AppResult, CheckReport
 from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.schedule import POISON_QUEUE, WORK_QUEUE, AppState, WorkFailed, WorkItem, alert_summary, app_state, plan_work, work_due
+from sso_monitor.rotation.schedule import POISON_QUEUE, WORK_QUEUE, AppState, WorkFailed, WorkItem, alert_summary, app_state, plan_work, work_due
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from sso_monitor.alert_ports import Alert, Notice
+from sso_monitor.alerts.ports import Alert, Notice
 from sso_monitor.config import ChannelConfig, load_config, parse_config
 from sso_monitor.models import SecretValue
 
@@ -47,7 +47,7 @@ def minimal_config():
 
 
 def test_check_against_the_tenant():
-    from sso_monitor.run import run_checks
+    from sso_monitor.checks.run import run_checks
     from sso_monitor.wiring import build_adapters
 
     config = load_config(setting("SSO_MONITOR_LIVE_CONFIG"))
@@ -65,7 +65,7 @@ def test_check_against_the_tenant():
 
 
 def test_a_card_reaches_the_teams_channel():
-    from sso_monitor.adapters.teams import TeamsChannel
+    from sso_monitor.adapters.channels.teams import TeamsChannel
 
     url = setting("SSO_MONITOR_LIVE_TEAMS_WEBHOOK")
     channel = TeamsChannel(minimal_config(), ChannelConfig(name="live-teams", type="teams", webhook_secret_name="webhook"), Given(webhook=url))
@@ -73,7 +73,7 @@ def test_a_card_reaches_the_teams_channel():
 
 
 def test_an_email_reaches_the_smtp_server():
-    from sso_monitor.adapters.mail import SmtpChannel
+    from sso_monitor.adapters.channels.mail import SmtpChannel
 
     host, _, port = setting("SSO_MONITOR_LIVE_SMTP").partition(":")
     user = setting("SSO_MONITOR_LIVE_SMTP_USER")

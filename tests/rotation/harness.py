@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sso_monitor.config import MonitorConfig, parse_config
-from sso_monitor.rotation import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator
+from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator
 from sso_monitor.sandbox import Sandbox, World
 from sso_monitor.sandbox.clock import SimulatedClock as SandboxClock
 from sso_monitor.sandbox.settings import monitor_document
@@ -56,7 +56,7 @@ class Harness:
         return self.config.apps[0]
 
     def deps(self, notifier: MemoryNotifier | None = None) -> RotationDeps:
-        from sso_monitor.adapters.lease import LocalLease
+        from sso_monitor.adapters.storage.lease import LocalLease
 
         return build_rotation_deps(self.config, notifier=notifier or MemoryNotifier(), lease=LocalLease(self.lock_dir), clock=SandboxClock(self.world))
 

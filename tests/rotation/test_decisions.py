@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from sso_monitor.models import PasswordCredentialInfo, PasswordPolicy
-from sso_monitor.rotation_ports import VaultVersion
-from sso_monitor.rotation_state import (
+from sso_monitor.rotation.ports import VaultVersion
+from sso_monitor.rotation.state import (
     POLICY_MARGIN,
     capped_end,
     current_version,

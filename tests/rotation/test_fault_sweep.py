@@ -97,8 +97,8 @@ from typing import Any
 import pytest
 
 from sso_monitor.errors import MonitorError
-from sso_monitor.rotation import MemoryNotifier, RotationDeps, RotationResult
-from sso_monitor.rotation_state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS, is_ours, marker_name
+from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult
+from sso_monitor.rotation.state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS, is_ours, marker_name
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.http import SandboxServer
 from sso_monitor.sandbox.replication import Replication
@@ -203,7 +203,7 @@ class FastHarness(Harness):
     """The harness, with a token probe whose retries do not sleep (nothing else differs)."""
 
     def deps(self, notifier: MemoryNotifier | None = None) -> RotationDeps:
-        from sso_monitor.adapters.probes import EntraTokenProbe
+        from sso_monitor.adapters.entra.probes import EntraTokenProbe
 
         deps = super().deps(notifier)
         deps.probe = EntraTokenProbe(self.config, retry_backoff_factor=0.0)
@@ -250,7 +250,7 @@ class Scenario:
         self.check("after the confirmation")
 
     def confirm(self, key_id: str) -> None:
-        from sso_monitor.rotation import Rotator
+        from sso_monitor.rotation.protocol import Rotator
 
         notifier = MemoryNotifier()
         try:
@@ -663,8 +663,8 @@ def test_a_retried_store_leaves_a_stale_copy_that_is_never_taken_up():
     ``previous``), and after the grace period retire removed the credential SmartTrace
     held: sign-in broke. Now the older copy is stale (whatever order the versions are
     listed in), is never in flight, and the next run abandons it."""
-    from sso_monitor.rotation_ports import VaultVersion
-    from sso_monitor.rotation_state import in_flight, stale_copies
+    from sso_monitor.rotation.ports import VaultVersion
+    from sso_monitor.rotation.state import in_flight, stale_copies
 
     hand_made = VaultVersion("h", {"stage": "previous", "keyId": "H"})
     older = VaultVersion("a", {"stage": "pending", "keyId": "X"})

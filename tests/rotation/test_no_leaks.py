@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from sso_monitor.rotating import confirm_command, rotate_command, status_command
-from sso_monitor.rotation import MemoryNotifier, RotationDeps
+from sso_monitor.cli.rotate import confirm_command, rotate_command, status_command
+from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps
 from sso_monitor.sandbox import Sandbox
 from tests.rotation.test_fault_sweep import MODES, Scenario, due, running
 
@@ -148,9 +148,9 @@ def test_an_upstream_that_echoes_most_of_the_secret_leaks_no_fragment(sandbox: S
     the CLI's output, the events, the alert cards and emails built from them, the logs."""
     import logging
 
-    from sso_monitor.alert_render import email_bodies, serialise, teams_message
-    from sso_monitor.alert_ports import Notice
-    from sso_monitor.alerts import rotation_alert
+    from sso_monitor.alerts.render import email_bodies, serialise, teams_message
+    from sso_monitor.alerts.ports import Notice
+    from sso_monitor.alerts.decisions import rotation_alert
     from sso_monitor.config import AlertsConfig
 
     caplog.set_level(logging.DEBUG)

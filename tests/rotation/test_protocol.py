@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from sso_monitor.models import SecretValue
-from sso_monitor.rotation import MemoryNotifier, Rotator, adopt, rotation_status
+from sso_monitor.rotation.protocol import MemoryNotifier, Rotator, adopt, rotation_status
 from tests.rotation.harness import Harness, config_for
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
@@ -267,7 +267,7 @@ def test_adopt_with_an_ambiguous_hint_needs_the_key_id(harness: Harness):
         finally:
             await deps.aclose()
 
-    from sso_monitor.rotation import RotationFailed
+    from sso_monitor.rotation.protocol import RotationFailed
 
     with pytest.raises(RotationFailed, match="several client secrets share this value's hint"):
         asyncio.run(go(None))
@@ -327,7 +327,7 @@ def test_a_handed_on_credential_that_vanished_is_left_to_a_person(harness: Harne
 
 
 def test_confirm_after_a_failed_push_is_refused_until_smarttrace_holds_the_key(http_harness: Harness):
-    from sso_monitor.rotation import ConfirmationRefused
+    from sso_monitor.rotation.protocol import ConfirmationRefused
 
     world = http_harness.world
     old_key = world.facility("acme").key_id
@@ -394,7 +394,7 @@ def _writes(world, since: int) -> list[str]:
 
 @pytest.mark.parametrize("lose_at", range(1, 8))  # an http rotation confirms the lease before each of its 7 writes
 def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at: int):
-    from sso_monitor.adapters.lease import LocalLease
+    from sso_monitor.adapters.storage.lease import LocalLease
 
     world = http_harness.world
     losing = LosingLease(LocalLease(http_harness.lock_dir), world, lose_at)
@@ -413,8 +413,8 @@ def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at
     assert result.error and "lost during the run" in result.error and "nothing was done" not in result.error
     assert world.sign_in_works("acme")
     # The stage reported is the one Key Vault holds.
-    from sso_monitor.rotation_state import in_flight, current_version
-    from sso_monitor.rotation_ports import VaultVersion
+    from sso_monitor.rotation.state import in_flight, current_version
+    from sso_monitor.rotation.ports import VaultVersion
 
     versions = [VaultVersion(v.version, dict(v.tags), v.enabled, v.expires, v.created) for v in http_harness.vault_versions()]
     flight = in_flight(versions)
@@ -451,7 +451,7 @@ def test_a_dry_run_that_would_be_refused_says_so(harness: Harness):
     assert result.error and "az ad app owner add --id" in result.error
     from io import StringIO
 
-    from sso_monitor.rotating import rotate_command
+    from sso_monitor.cli.rotate import rotate_command
 
     out, err = StringIO(), StringIO()
     deps = harness.deps()

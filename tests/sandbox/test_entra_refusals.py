@@ -17,7 +17,7 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from sso_monitor.net import session_with_host_map
+from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.entra import AADSTS, DESCRIPTION_SEPARATOR
 from sso_monitor.sandbox.testing import StandardIds
@@ -26,7 +26,7 @@ GRAPH = "https://graph.microsoft.com/.default"
 
 
 def acquire(sandbox: Sandbox, tenant: str, client: str, secret: str, scope: str = GRAPH) -> dict[str, Any]:
-    """A client-credentials token request through MSAL, as sso_monitor.adapters.probes makes it."""
+    """A client-credentials token request through MSAL, as sso_monitor.adapters.entra.probes makes it."""
     app = msal.ConfidentialClientApplication(
         client,
         client_credential=secret,

@@ -1,5 +1,5 @@
 """SmartTrace, the Teams Workflows webhook and SMTP, over real TLS against the running sandbox;
-plus unit tests of sso_monitor.net (host-mapped requests sessions)."""
+plus unit tests of sso_monitor.adapters.http (host-mapped requests sessions)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from sso_monitor.net import HostMap, HostMapAdapter, session_with_host_map
+from sso_monitor.adapters.http import HostMap, HostMapAdapter, session_with_host_map
 from sso_monitor.sandbox.smarttrace import SmartTraceService
 from sso_monitor.sandbox.teams import MAX_PAYLOAD_BYTES, TeamsService
 
@@ -565,7 +565,7 @@ def test_smtp_server_certificate_is_the_sandbox_one(sandbox: Any) -> None:
             client.starttls(context=ssl.create_default_context())
 
 
-# ---------------------------------------------------------------- sso_monitor.net
+# ---------------------------------------------------------------- sso_monitor.adapters.http
 
 
 def test_host_map_matching() -> None:

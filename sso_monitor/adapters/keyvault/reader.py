@@ -1,0 +1,191 @@
+"""Key Vault reads for the health checks: azure-keyvault-secrets behind VaultReader.
+
+Why the sync SecretClient, run through ``asyncio.to_thread``, and not the aio one:
+
+- ``credential_for`` builds sync credentials, and the federated identity's
+  client-assertion callback is a blocking token request; on the aio pipeline it
+  would stall the event loop. In a worker thread it blocks only that thread.
+- The aio transport needs aiohttp, which the package does not declare (it is in
+  the venv only as a dependency of a dependency); the sync transport is
+  requests, which it does.
+- The checks read one secret per app, with concurrency bounded by the core;
+  a thread per read in flight costs nothing that matters at that scale.
+
+SDK objects stop here: a read answers a ``VaultRead`` (our dataclasses) or a
+``ReadFailure`` whose detail names the secret, the HTTP status and Key Vault's
+error code, never a value. Retries of 429/5xx and dropped connections are
+azure-core's (RetryPolicy, honouring Retry-After); we only bound them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.keyvault.secrets import SecretClient, SecretProperties
+
+from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.config import MonitorConfig
+from sso_monitor.models import Problem, ReadFailure, SecretValue, VaultSecretInfo
+from sso_monitor.checks.ports import VaultRead
+from sso_monitor.adapters.entra.identity import credential_for
+
+log = logging.getLogger(__name__)
+
+# Key Vault DNS suffixes of the public and sovereign clouds (and private link).
+# Only a vault elsewhere (the sandbox on 127.0.0.1) may skip the SDK's check
+# that the challenge's resource matches the vault's domain.
+AZURE_VAULT_SUFFIXES = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.azure.cn", ".vaultcore.azure.net")
+
+DEFAULT_RETRY_TOTAL = 4
+_DETAIL_LIMIT = 240
+_AADSTS = re.compile(r"AADSTS\d+")
+
+
+def is_azure_vault_host(vault_url: str) -> bool:
+    host = (urlsplit(vault_url).hostname or "").lower().rstrip(".")
+    return any(host.endswith(suffix) for suffix in AZURE_VAULT_SUFFIXES)
+
+
+def secret_client_options(config: MonitorConfig, vault_url: str, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
+    """SecretClient keyword options from the settings (the reader's and the writer's)."""
+    timeout = config.network.timeout_seconds
+    options: dict[str, Any] = {
+        "retry_total": retry_total,
+        "retry_backoff_factor": retry_backoff_factor,
+        # The whole call, retries and Retry-After waits included, ends by then.
+        "timeout": int(timeout * (retry_total + 2)),
+        "connection_timeout": timeout,
+        "read_timeout": timeout,
+        "use_env_settings": config.network.use_env_proxies,
+    }
+    if not is_azure_vault_host(vault_url):
+        options["verify_challenge_resource"] = False
+    if config.network.ca_bundle:
+        options["connection_verify"] = config.network.ca_bundle
+    return options
+
+
+
+class KeyVaultReader:
+    """VaultReader on one vault (``config.vault_url``, or ``vault_url``) with the home tenant's identity.
+
+    ``retry_total`` and ``retry_backoff_factor`` bound azure-core's retries
+    (a permanent 503 returns after them); each request's connect and read
+    timeouts are ``config.network.timeout_seconds``.
+    """
+
+    def __init__(self, config: MonitorConfig, *, vault_url: str | None = None, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
+        self.vault_url = vault_url or config.vault_url
+        self._credential = credential_for(config, config.home_tenant_id)
+        self._client = SecretClient(self.vault_url, self._credential, **secret_client_options(config, self.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
+        self._pool = BlockingPool(config.network.concurrency, "keyvault")
+
+    async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
+        return await self._pool.run(self._read, name, with_history)
+
+    async def aclose(self) -> None:
+        await self._pool.run(self._close)
+        self._pool.close()
+
+    # ---- blocking parts, run in a worker thread
+
+    def _read(self, name: str, with_history: bool = True) -> VaultRead | ReadFailure:
+        try:
+            secret = self._client.get_secret(name)
+            stage = (secret.properties.tags or {}).get("stage")
+            if stage not in (None, "current"):
+                # The newest version belongs to a rotation in flight (or an abandoned
+                # one): SmartTrace holds the version tagged current, so that is checked.
+                current = [p for p in self._client.list_properties_of_secret_versions(name) if (p.tags or {}).get("stage") == "current"]
+                if current:
+                    # Newest by Key Vault's created (whole seconds), ties by the monitor's
+                    # storedAt tag: never by the listing's position (it is by version id).
+                    newest = max(current, key=lambda p: (p.created_on or datetime.min.replace(tzinfo=timezone.utc), (p.tags or {}).get("storedAt", ""), p.version or ""))
+                    secret = self._client.get_secret(name, newest.version)
+            # Every version's keyId, or the read fails: a partial set would make the
+            # sweep take stored credentials for orphans.
+            key_ids = (
+                frozenset(
+                    properties.tags["keyId"].lower()
+                    for properties in self._client.list_properties_of_secret_versions(name)
+                    if properties.tags and properties.tags.get("keyId")
+                )
+                if with_history
+                else None
+            )
+        except AzureError as exc:
+            failure = failure_from(name, exc)
+            log.warning("vault read %s: %s (%s)", name, failure.problem.value, failure.detail)
+            return failure
+        info = _info(secret.properties, name)
+        log.debug("vault read %s: version %s, keyId %s, %s keyId(s) across versions", name, info.version, info.key_id, "unread" if key_ids is None else len(key_ids))
+        return VaultRead(info=info, value=SecretValue(secret.value or ""), key_ids=key_ids)
+
+    def _close(self) -> None:
+        self._client.close()
+        close = getattr(self._credential, "close", None)
+        if close is not None:
+            close()
+
+
+def _info(properties: SecretProperties, name: str) -> VaultSecretInfo:
+    return VaultSecretInfo(
+        name=properties.name or name,
+        version=properties.version or "",
+        enabled=bool(properties.enabled),
+        expires=properties.expires_on,
+        tags=dict(properties.tags or {}),
+        content_type=properties.content_type,
+        created=properties.created_on,
+    )
+
+
+def failure_from(name: str, exc: AzureError) -> ReadFailure:
+    """Translate an SDK error into a ReadFailure. Key Vault and Entra error texts hold
+    ids and codes, never secret values; we keep a first line of them, shortened."""
+    if isinstance(exc, ResourceNotFoundError):
+        return ReadFailure(Problem.NOT_FOUND, f"no secret named {name} in the vault")
+    if isinstance(exc, ClientAuthenticationError):
+        # Raised by the vault (401: token refused) or by our own credential. Only an
+        # answer from Entra or the vault is a denial; "HTTP Error: 503" or a dropped
+        # connection while fetching the token is a failure to retry.
+        status = exc.status_code or (exc.response.status_code if exc.response is not None else None)
+        code = _AADSTS.search(str(exc.message))
+        if status in (401, 403) or code:
+            return ReadFailure(Problem.ACCESS_DENIED, _detail("the vault refused the monitor's identity", exc, code.group(0) if code else None))
+        return ReadFailure(Problem.FAILED, _detail("getting a token for the vault failed", exc, None))
+    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
+        error_code = _error_code(exc)
+        if _inner_code(exc) == "SecretDisabled":
+            # The current version exists but its value cannot be read: for the checks
+            # that is "no usable secret in Key Vault", as for a missing one.
+            return ReadFailure(Problem.NOT_FOUND, f"the current version of {name} is disabled")
+        return ReadFailure(Problem.ACCESS_DENIED, _detail(f"HTTP 403 {error_code or 'Forbidden'}", exc, None))
+    if isinstance(exc, HttpResponseError) and exc.status_code:
+        return ReadFailure(Problem.FAILED, _detail(f"HTTP {exc.status_code} {_error_code(exc) or ''}".rstrip(), exc, None))
+    return ReadFailure(Problem.FAILED, _detail(f"{type(exc).__name__}", exc, None))
+
+
+def _error_code(exc: HttpResponseError) -> str | None:
+    error = getattr(exc, "error", None)
+    return getattr(error, "code", None) if error is not None else None
+
+
+def _inner_code(exc: HttpResponseError) -> str | None:
+    """Key Vault's innererror code (``SecretDisabled``, ``ForbiddenByRbac``), the precise one."""
+    inner = getattr(getattr(exc, "error", None), "innererror", None)
+    return inner.get("code") if isinstance(inner, dict) else None
+
+
+def _detail(prefix: str, exc: AzureError, code: str | None) -> str:
+    message = getattr(getattr(exc, "error", None), "message", None) or str(exc.message or exc)
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if code and code not in first:
+        first = f"{code}: {first}"
+    text = f"{prefix}: {first}" if first and first not in prefix else prefix
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"

@@ -1,0 +1,96 @@
+"""Reports: JSON for machines, a table for people, and the exit code.
+
+Exit codes: 0 every app ok; 1 warnings only; 2 any critical finding or any
+app that could not be checked; 3 the monitor itself failed (bad
+configuration, or no app could be checked at all).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import IO, Any
+
+from sso_monitor.checks.run import CheckReport
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_MONITOR_FAILED = 0, 1, 2, 3
+# One rule for every command: the most severe meaning wins, and "sign-in is or will
+# be broken" (2) is more severe than "the monitor itself failed" (3), which is more
+# severe than warnings (1). So an undelivered alert (3) never hides a critical (2).
+_PRECEDENCE = (EXIT_OK, EXIT_WARNING, EXIT_MONITOR_FAILED, EXIT_CRITICAL)
+
+
+def worst_exit(*codes: int) -> int:
+    """The exit code that keeps the most severe meaning of ``codes`` visible."""
+    return max(codes, key=_PRECEDENCE.index, default=EXIT_OK)
+
+STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "error": "magenta"}
+
+
+def exit_code(report: CheckReport) -> int:
+    statuses = [r.status for r in report.results]
+    if not statuses or all(s == "error" for s in statuses):
+        return EXIT_MONITOR_FAILED
+    if any(s in ("critical", "error") for s in statuses):
+        return EXIT_CRITICAL
+    if any(s == "warning" for s in statuses):
+        return EXIT_WARNING
+    return EXIT_OK
+
+
+def as_dict(report: CheckReport) -> dict[str, Any]:
+    counts = Counter(r.status for r in report.results)
+    return {
+        "generatedAt": report.started.isoformat().replace("+00:00", "Z"),
+        "summary": {status: counts.get(status, 0) for status in ("ok", "warning", "critical", "error")},
+        "errors": list(report.errors),
+        "apps": [
+            {
+                "facility": r.app.facility,
+                "tenantId": r.app.tenant_id,
+                "appId": r.app.app_id,
+                "status": r.status,
+                "findings": [f.as_dict() for f in r.findings],
+            }
+            for r in sorted(report.results, key=lambda r: r.app.facility)
+        ],
+    }
+
+
+def write_json(report: CheckReport, out: IO[str]) -> None:
+    json.dump(as_dict(report), out, indent=2)
+    out.write("\n")
+
+
+def write_table(report: CheckReport, out: IO[str], *, color: bool | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, force_terminal=color, no_color=color is False, width=None if color else 160, highlight=False)
+    table = Table(title="SmartTrace SSO health", title_justify="left", show_lines=True)
+    table.add_column("facility", no_wrap=True)
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("findings")
+    for r in sorted(report.results, key=lambda r: (-_rank(r.status), r.app.facility)):
+        lines = [
+            f"[{STATUS_STYLE.get(f.severity.value, '')}]{f.code}[/] {_escape(f.message)}\n[dim]fix: {_escape(f.fix)}[/]" for f in r.findings
+        ] or ["[green]all checks passed[/]"]
+        table.add_row(r.app.facility, r.app.tenant_id[:8], f"[{STATUS_STYLE[r.status]}]{r.status}[/]", "\n".join(lines))
+    console.print(table)
+    counts = Counter(r.status for r in report.results)
+    console.print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "warning", "critical", "error")) + f" of {len(report.results)} apps")
+    for error in report.errors:
+        console.print(f"[magenta]monitor error:[/] {_escape(error)}")
+    if any(r.findings for r in report.results):
+        console.print("Every code is explained in docs/checks.md; --json gives the same report for machines.")
+
+
+def _rank(status: str) -> int:
+    return {"ok": 0, "warning": 1, "error": 2, "critical": 3}[status]
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

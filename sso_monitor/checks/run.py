@@ -1,0 +1,161 @@
+"""One check run over the configured apps: read, decide, report.
+
+Reads are grouped per tenant (the directory reader batches them), then each
+app's Key Vault secret, token probe and URL probes run under a bound on
+concurrency. One app's failure becomes its CHECK_FAILED finding; it never
+stops the others. Decisions are checks.evaluate, with ``now`` passed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sso_monitor.checks.decisions import evaluate, in_use_credential
+from sso_monitor.rotation.state import is_ours
+from sso_monitor.config import AppConfig, MonitorConfig
+from sso_monitor.errors import AccessDenied, ExternalError
+from sso_monitor.checks.findings import Finding, Severity, finding
+from sso_monitor.models import AppObservation, Problem, ReadFailure
+from sso_monitor.checks.ports import Adapters, DirectorySnapshot, VaultRead
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class AppResult:
+    app: AppConfig
+    findings: list[Finding]
+    secret_expires: datetime | None = None  # the end of the client secret SmartTrace is taken to use
+
+    @property
+    def status(self) -> str:
+        return app_status(self.findings)
+
+
+@dataclass
+class CheckReport:
+    results: list[AppResult]
+    started: datetime
+    finished: datetime | None = None
+    errors: list[str] = field(default_factory=list)  # the monitor's own failures (not per app)
+
+
+def app_status(findings: Sequence[Finding]) -> str:
+    """ok, warning, error (a check could not run) or critical: the worst finding wins."""
+    worst = max((f.severity for f in findings), key=lambda s: s.rank, default=None)
+    if worst is None or worst is Severity.INFO:
+        return "ok"
+    return worst.value
+
+
+def select_apps(config: MonitorConfig, facility: str | None) -> list[AppConfig]:
+    if facility is None:
+        return list(config.apps)
+    app = config.app(facility)
+    return [app] if app else []
+
+
+async def run_checks(
+    config: MonitorConfig,
+    adapters: Adapters,
+    now: datetime,
+    *,
+    apps: Sequence[AppConfig] | None = None,
+    progress: Progress | None = None,
+) -> CheckReport:
+    chosen = list(apps if apps is not None else config.apps)
+    report = CheckReport(results=[], started=now)
+    tenants: dict[str, list[AppConfig]] = {}
+    for app in chosen:
+        tenants.setdefault(app.tenant_id, []).append(app)
+    snapshots = await asyncio.gather(*(_snapshot(adapters, tenant, members, report) for tenant, members in tenants.items()))
+    by_tenant = dict(zip(tenants, snapshots))
+    gate = asyncio.Semaphore(config.network.concurrency)
+    done = 0
+
+    async def one(app: AppConfig) -> AppResult:
+        nonlocal done
+        async with gate:
+            expires = None
+            try:
+                observation = await observe(app, by_tenant[app.tenant_id], adapters)
+                findings = evaluate(app, observation, now)
+                if observation.app is not None:
+                    in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
+                    expires = in_use.end if in_use else None
+            except Exception as exc:  # isolation: one app's bug or outage must not stop the run
+                log.exception("check %s: unexpected failure", app.facility)
+                findings = [finding("CHECK_FAILED", f"unexpected {exc.__class__.__name__} while checking; see the monitor's log")]
+        done += 1
+        if progress:
+            progress(done, len(chosen))
+        return AppResult(app, findings, expires)
+
+    report.results = list(await asyncio.gather(*(one(app) for app in chosen)))
+    return report
+
+
+async def _snapshot(adapters: Adapters, tenant_id: str, apps: list[AppConfig], report: CheckReport) -> DirectorySnapshot | ReadFailure:
+    directory = adapters.directories.get(tenant_id)
+    if directory is None:
+        return ReadFailure(Problem.FAILED, f"no directory reader for tenant {tenant_id}")
+    try:
+        return await directory.snapshot(tenant_id, [a.app_id for a in apps])
+    except AccessDenied as exc:
+        report.errors.append(f"tenant {tenant_id}: {exc}")
+        return ReadFailure(Problem.ACCESS_DENIED, str(exc))
+    except ExternalError as exc:
+        report.errors.append(f"tenant {tenant_id}: {exc}")
+        return ReadFailure(Problem.FAILED, str(exc))
+
+
+async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, adapters: Adapters) -> AppObservation:
+    """Everything one app's checks need; each read's failure is recorded, not raised."""
+    obs = AppObservation()
+    if isinstance(snapshot, ReadFailure):
+        obs.app_failure = snapshot if snapshot.problem is not Problem.ACCESS_DENIED else ReadFailure(Problem.FAILED, f"the monitor cannot read tenant {app.tenant_id}: {snapshot.detail}")
+    else:
+        found = snapshot.apps.get(app.app_id)
+        if isinstance(found, ReadFailure):
+            obs.app_failure = found
+        elif found is None:
+            obs.app_failure = ReadFailure(Problem.FAILED, "Graph gave no answer for this app")
+        else:
+            obs.app = found
+        owners = snapshot.owners.get(app.app_id)
+        if isinstance(owners, ReadFailure):
+            obs.ownership_failure = owners
+        else:
+            obs.ownership = owners
+        sp = snapshot.service_principals.get(app.app_id)
+        if isinstance(sp, ReadFailure):
+            obs.service_principal_failure = sp
+        else:
+            obs.service_principal = sp
+        if snapshot.policy is not None and not isinstance(snapshot.policy, ReadFailure):
+            obs.policy = snapshot.policy
+    # Every version's keyId is needed only to tell orphans: credentials the monitor
+    # created. Without one of those on the app, one request per app is saved.
+    history = obs.app is None or any(is_ours(c.display_name, app.deployment_id) for c in obs.app.password_credentials)
+    vault_task = asyncio.create_task(adapters.vault.read(app.vault_secret_name, with_history=history))
+    pages = await asyncio.gather(adapters.urls.check(app.facility_url), adapters.urls.check(app.expected_logout_url))
+    obs.facility_page, obs.logout_callback = pages
+    stored = await vault_task
+    if isinstance(stored, ReadFailure):
+        obs.vault_failure = stored
+    else:
+        obs.vault_secret, obs.vault_key_ids = stored.info, stored.key_ids
+        obs.probe = await _probe(app, stored, adapters)
+    return obs
+
+
+async def _probe(app: AppConfig, stored: VaultRead, adapters: Adapters):
+    if not stored.info.enabled:
+        return None
+    return await adapters.probe.probe(app.tenant_id, app.app_id, stored.value)

@@ -1,0 +1,3 @@
+from sso_monitor.cli.entry import main
+
+__all__ = ["main"]

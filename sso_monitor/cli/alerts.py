@@ -1,0 +1,119 @@
+"""`sso-monitor check --alert` and `sso-monitor snooze`: alerts from the command
+line, with their state in a local file (the Function App keeps it in Azure
+Table Storage)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from sso_monitor.alerts.decisions import snooze_problem, parse_until
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import MonitorError
+from sso_monitor.checks.run import CheckReport
+
+DEFAULT_STATE = Path(".sso-monitor/alert-state.json")
+
+
+def send_check_alerts(config: MonitorConfig, report: CheckReport, now: datetime, state: Path, err: IO[str]) -> bool:
+    """Alert on a check's results; False (after saying why) when something was not delivered."""
+    from sso_monitor.rotation.schedule import ScheduledPlan, alert_after_run
+
+    plan = ScheduledPlan(report=report, failures=list(report.errors))
+    return _deliver(config, state, err, lambda alerting: alert_after_run(config, plan, now, alerting))
+
+
+def send_rotation_alerts(config: MonitorConfig, events: list, now: datetime, state: Path, err: IO[str]) -> bool:
+    """A rotation's events (rotate, confirm) to the channels; False (after saying why) when not all went."""
+    from sso_monitor.rotation.schedule import alert_events
+
+    return _deliver(config, state, err, lambda alerting: alert_events(config, events, now, alerting))
+
+
+def state_problem(state: Path) -> str | None:
+    """Why ``state`` cannot be the alert state file (None: it can be tried). The file
+    store would fail on these with a bare ValueError, not a MonitorError."""
+    text = str(state)
+    if "\x00" in text:
+        return f"alert state {text!r}: not a file name (it holds a NUL byte)"
+    if state.name in ("", ".", "..") or state.is_dir():
+        return f"alert state {text!r}: a directory, not a file (--alert-state names the file)"
+    return None
+
+
+def _stored(state: Path, work: Callable[[], Any]) -> Any:
+    """``asyncio.run(work())`` on the alert store in ``state``: MonitorError for a file
+    that is not a store, whatever way it is not (a RecursionError too: a JSON file
+    nested deeper than Python parses is not ours either)."""
+    problem = state_problem(state)
+    if problem is not None:
+        raise MonitorError(problem)
+    try:
+        return asyncio.run(work())
+    except RecursionError:
+        raise MonitorError(f"alert store {state}: not an alert store file (nested too deeply); it was left as it is (move it aside to start afresh)") from None
+
+
+def _deliver(config: MonitorConfig, state: Path, err: IO[str], send: Callable[[Any], Awaitable[list[str]]]) -> bool:
+    """Run ``send`` on the alerting kept in ``state``; say each delivery problem on ``err``."""
+    from sso_monitor.wiring import opened_alerting
+
+    async def run() -> list[str]:
+        async with opened_alerting(config, local_path=state) as alerting:
+            return await send(alerting)
+
+    try:
+        problems = _stored(state, run)
+    except MonitorError as exc:
+        err.write(f"sso-monitor: alerts not sent: {exc}\n")
+        return False
+    for problem in problems:
+        err.write(f"sso-monitor: {problem} (kept in {state} for the next run)\n")
+    return not problems
+
+
+def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]) -> int:
+    from sso_monitor.checks.findings import CODES
+    from sso_monitor.wiring import opened_alerting
+
+    # What is snoozed first, then until when: the first problem named is the one to fix first.
+    app = config.app(facility)
+    if app is None:
+        err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
+        return 3
+    if code not in CODES:
+        err.write(f"sso-monitor: unknown finding code {code!r} (see docs/checks.md)\n")
+        return 3
+    try:
+        end = parse_until(until)
+    except ValueError as exc:
+        message = str(exc)
+        err.write(f"sso-monitor: {'--' + message if message.startswith('until ') else message}\n")
+        return 3
+    if end <= now:
+        err.write(f"sso-monitor: --until {until.strip()!r} is not in the future\n")
+        return 3
+    if any("\ud800" <= char <= "\udfff" for char in reason):  # bytes that were not UTF-8 in argv (lone surrogates)
+        err.write("sso-monitor: --reason is not UTF-8 text\n")
+        return 3
+    problem = snooze_problem(end, now, reason)
+    if problem is not None:  # the one rule (alerts.py); said with the option it is about
+        said = "--" + problem if problem.startswith(("until ", "reason ")) else f"--until {until.strip()!r}: {problem}"
+        err.write(f"sso-monitor: {said}\n")
+        return 3
+
+    async def run() -> None:
+        async with opened_alerting(config, local_path=state) as alerting:
+            # the configured name: "ACME" would be stored as a snooze nothing ever matches
+            await alerting.snooze(app.facility, code, end, who, reason)
+
+    try:
+        _stored(state, run)
+    except MonitorError as exc:
+        err.write(f"sso-monitor: {exc}\n")
+        return 3
+    out.write(f"{app.facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
+    return 0

@@ -1,0 +1,75 @@
+"""`sso-monitor check` and the check part of the demo: run, render, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO
+
+from sso_monitor.config import MonitorConfig
+from sso_monitor.checks.report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
+from sso_monitor.checks.run import CheckReport, Progress, run_checks, select_apps
+from sso_monitor.wiring import build_adapters
+
+
+def check_and_report(
+    config: MonitorConfig,
+    *,
+    facility: str | None = None,
+    as_json: bool = False,
+    now: datetime | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    alert_state: Path | None = None,
+    reports: list[CheckReport] | None = None,
+) -> int:
+    """``alert_state``: also send alerts through the configured channels, remembering
+    what was said in this file (de-duplication across runs). ``reports``: the report
+    is appended there too (the demo goes on from it)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    apps = select_apps(config, facility)
+    if not apps:
+        err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
+        return EXIT_MONITOR_FAILED
+    moment = now or datetime.now(timezone.utc)
+    report = asyncio.run(_checked(config, apps, moment, err, show_progress=not as_json))
+    if reports is not None:
+        reports.append(report)
+    if as_json:
+        write_json(report, out)
+    else:
+        write_table(report, out, color=out.isatty())
+    code = exit_code(report)
+    if code == EXIT_MONITOR_FAILED:  # the report says why; a script reading only stderr learns it too
+        failed = len(report.results)
+        err.write(f"sso-monitor: no app could be checked ({failed} of {failed} failed; see the report's errors)\n")
+    if alert_state is not None:
+        from sso_monitor.cli.alerts import send_check_alerts
+
+        if not send_check_alerts(config, report, moment, alert_state, err):
+            code = worst_exit(code, EXIT_MONITOR_FAILED)
+    return code
+
+
+async def _checked(config: MonitorConfig, apps: list, now: datetime, err: IO[str], *, show_progress: bool) -> CheckReport:
+    adapters = build_adapters(config)
+    try:
+        if show_progress and err.isatty() and len(apps) > 1:
+            from rich.progress import Progress as Bar
+
+            with Bar(transient=True, console=_console(err)) as bar:
+                task = bar.add_task("checking apps", total=len(apps))
+                step: Progress = lambda done, total: bar.update(task, completed=done)
+                return await run_checks(config, adapters, now, apps=apps, progress=step)
+        return await run_checks(config, adapters, now, apps=apps)
+    finally:
+        await adapters.aclose()
+
+
+def _console(stream: IO[str]):
+    from rich.console import Console
+
+    return Console(file=stream)

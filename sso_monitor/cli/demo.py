@@ -1,0 +1,139 @@
+"""`sso-monitor demo`: the real check, against the built-in sandbox.
+
+Starts the sandbox with a scenario (default: eight facilities in two tenants,
+one healthy and seven each with a typical problem), builds the same kind of
+configuration a real deployment uses, only pointed at the sandbox, and runs
+the real check through the real SDKs over HTTPS. Then the alerts: each
+finding to the scenario's first Teams webhook, the monitor's own failures by
+SMTP, as a deployment configured with those channels would send them. Last,
+a rotation: the first app whose secret is due is rotated with a manual
+handoff, the administrator's paste and confirmation are played, and the
+alerts of each step are posted too. The rotation runs on simulated time, so
+the new secret's propagation delay passes at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sso_monitor.cli.check import check_and_report
+from sso_monitor.config import parse_config
+from sso_monitor.checks.report import EXIT_MONITOR_FAILED
+from sso_monitor.sandbox.runtime import Sandbox
+from sso_monitor.sandbox.scenario import scenario_refs
+from sso_monitor.sandbox.serve import BUILTIN_SCENARIO
+from sso_monitor.sandbox.settings import monitor_document
+
+
+def run_demo(scenario: Path | None, as_json: bool = False) -> int:
+    with Sandbox.from_scenario(scenario or BUILTIN_SCENARIO) as sandbox, tempfile.TemporaryDirectory() as state:
+        document, environ = monitor_document(sandbox)
+        webhook = _demo_channels(sandbox, document)
+        config = parse_config(document, environ)
+        if not as_json:
+            description = scenario_refs(sandbox.world).description
+            print(f"Sandbox: {description or 'scenario'}")
+            print(f"Checking {len(config.apps)} SmartTrace apps in {len({a.tenant_id for a in config.apps})} tenants over HTTPS (Graph, Entra, Key Vault, SmartTrace)...\n")
+            sys.stdout.flush()
+        alert_state = Path(state) / "alerts.json" if webhook else None
+        reports: list[Any] = []
+        code = check_and_report(config, as_json=as_json, now=sandbox.world.now(), alert_state=alert_state, reports=reports)
+        if webhook and not as_json:
+            _print_alerts(sandbox, webhook)
+        if not as_json and reports:
+            _demo_rotation(sandbox, config, reports[0], Path(state), webhook)
+    # The demo's world is broken on purpose: findings are its point, not a failure.
+    # Only a monitor failure (exit code 3) fails the demo.
+    return code if code == EXIT_MONITOR_FAILED else 0
+
+
+def _demo_channels(sandbox: Sandbox, document: dict[str, Any]) -> str | None:
+    """A Teams channel on the scenario's first webhook, and SMTP for operations when the
+    scenario has an SMTP user; their secrets go into the monitor's vault, as in Azure."""
+    world = sandbox.world
+    if not world.webhooks or sandbox.endpoints is None:
+        return None
+    webhook = next(iter(world.webhooks))
+    vault = world.vault(next(iter(sandbox.endpoints.vaults)))
+    world.set_secret(vault, "demo-teams-webhook", sandbox.endpoints.webhook_url(webhook))
+    document["channels"] = {"teams": {"type": "teams", "webhookSecretName": "demo-teams-webhook"}}
+    document["alerts"] = {"channels": ["teams"]}
+    if world.smtp_users:
+        login, password = next(iter(world.smtp_users.items()))
+        world.set_secret(vault, "demo-smtp-password", password)
+        document["channels"]["ops-mail"] = {
+            "type": "smtp", "host": sandbox.endpoints.smtp_host, "port": sandbox.endpoints.smtp_port, "from": login,
+            "username": login, "passwordSecretName": "demo-smtp-password", "to": [login],
+        }
+        document["alerts"]["operations"] = ["ops-mail"]
+    return webhook
+
+
+def _print_alerts(sandbox: Sandbox, webhook: str) -> None:
+    cards = sandbox.world.webhooks[webhook].received
+    print(f"\nAlerts: {len(cards)} Teams card{'' if len(cards) == 1 else 's'} posted to the webhook {webhook!r} (each change once; the next run says only what changed):")
+    for payload in cards:
+        print(f"  {payload['attachments'][0]['content'].get('fallbackText', '')}")
+    mail = [m for m in sandbox.world.mail if m.via == "smtp"]
+    if mail:
+        print(f"  and {len(mail)} email{'' if len(mail) == 1 else 's'} to operations: " + "; ".join(m.subject for m in mail))
+
+
+def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webhook: str | None) -> None:
+    """Rotate the first app the check found expiring, with a manual handoff, end to end."""
+    import asyncio
+
+    from sso_monitor.adapters.storage.lease import LocalLease
+    from sso_monitor.sandbox.clock import SimulatedClock
+    from sso_monitor.cli.rotate import settings_from
+    from sso_monitor.rotation.protocol import MemoryNotifier, Rotator
+    from sso_monitor.wiring import build_rotation_deps
+
+    app = next((r.app for r in report.results if r.app.rotation.mode == "auto" and any(f.code == "SECRET_EXPIRING" for f in r.findings)), None)
+    if app is None:
+        return
+    world = sandbox.world
+    cards_before = len(world.webhooks[webhook].received) if webhook else 0
+    print(f"\nRotation: {app.facility}'s client secret is due. The protocol runs as the timer's worker would run it:")
+
+    async def rotate_then_confirm() -> tuple[Any, Any, list[Any]]:
+        notifier = MemoryNotifier()
+        deps = build_rotation_deps(config, notifier=notifier, lease=LocalLease(state / "locks"), clock=SimulatedClock(world))
+        try:
+            settings = settings_from(config)
+            rotated = await Rotator(app, deps, settings).run()
+            for line in rotated.actions:
+                print(f"  {line}")
+            waiting = next((e for e in notifier.events if e.kind == "awaiting-confirmation"), None)
+            if rotated.error or waiting is None:
+                return rotated, None, notifier.events
+            print("  The facility's administrator is asked to:")
+            for number, step in enumerate(waiting.steps, 1):
+                print(f"    {number}. {step}")
+            # The administrator pastes the new value into SmartTrace, then confirms.
+            vault = world.vault(next(iter(sandbox.endpoints.vaults)))
+            pasted = next(v for v in vault.secrets[app.vault_secret_name].versions if v.tags.get("keyId") == rotated.key_id)
+            facility = world.facility(app.facility)
+            facility.client_secret, facility.key_id = pasted.value, rotated.key_id
+            confirmed = await Rotator(app, deps, settings).confirm(rotated.key_id or "", "the demo's administrator")
+            for line in confirmed.actions:
+                print(f"  {line}")
+            return rotated, confirmed, notifier.events
+        finally:
+            await deps.aclose()
+
+    rotated, confirmed, events = asyncio.run(rotate_then_confirm())
+    if rotated.error:
+        print(f"  error: {rotated.error}")
+        return
+    if webhook:
+        from sso_monitor.cli.alerts import send_rotation_alerts
+
+        send_rotation_alerts(config, events, world.now(), state / "alerts.json", sys.stderr)
+        cards = world.webhooks[webhook].received[cards_before:]
+        print(f"  Alerts: {len(cards)} more Teams card{'' if len(cards) == 1 else 's'}: " + "; ".join(c["attachments"][0]["content"].get("fallbackText", "") for c in cards))
+    works = world.sign_in_works(app.facility)
+    print(f"{app.facility}: {confirmed.stage if confirmed else rotated.stage}, keyId {rotated.key_id}; sign-in with the new secret works: {'yes' if works else 'NO'}.")

@@ -1,0 +1,351 @@
+"""The `sso-monitor` command line: thin, it parses and calls one function per command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from sso_monitor import __version__
+
+
+EXIT_USAGE = 3  # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, exiting 3 on bad usage (its own 2 would read as "critical")."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]):  # type: ignore[override]
+        # `--until=--`: Python 3.11's argparse drops an explicit "--" value as if it were
+        # the end-of-options marker and hands the command an empty list instead of a
+        # string. The value is what was typed.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sso-monitor", description="Keeps SmartTrace's Sign in with Microsoft working.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (never secret values)")
+    # -v after the command too (`sso-monitor check -v`); SUPPRESS: absent there, it
+    # leaves the one given before the command alone.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail (never secret values)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's word
+        return commands.add_parser(name, help=help, parents=[verbose])
+
+    sandbox = command("sandbox", help="run the local simulated cloud until interrupted")
+    sandbox.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
+    sandbox.add_argument("--state-dir", type=Path, default=Path(".sandbox"), help="where the CA and the settings file go (default .sandbox)")
+
+    check = command("check", help="check every configured app (or one) and report")
+    check.add_argument("--config", help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
+    check.add_argument("--app", metavar="FACILITY", help="check only this facility")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--alert", action="store_true", help="also send alerts through the configured channels (each change once)")
+    check.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
+
+    snooze = command("snooze", help="silence alerts for one finding of one facility until a date")
+    snooze.add_argument("facility")
+    snooze.add_argument("code", help="the finding code, e.g. LOGOUT_URL_MISMATCH (docs/checks.md)")
+    snooze.add_argument("--until", required=True, help="ISO date or date-time (UTC), e.g. 2026-12-31")
+    snooze.add_argument("--reason", default="", help="why (kept with the snooze)")
+    snooze.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
+    snooze.add_argument("--config")
+
+    rotate = command("rotate", help="rotate one facility's client secret when due (or --force)")
+    rotate.add_argument("facility")
+    rotate.add_argument("--config", help="configuration file (default: SSO_MONITOR_CONFIG)")
+    rotate.add_argument("--dry-run", action="store_true", help="print the plan; change nothing anywhere")
+    rotate.add_argument("--force", action="store_true", help="rotate even if the current secret is not due")
+    rotate.add_argument("--json", action="store_true")
+    rotate.add_argument("--alert", action="store_true", help="also send the rotation's events through the configured channels")
+    rotate.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
+
+    status = command("status", help="the stage of each app's rotation")
+    status.add_argument("--config")
+    status.add_argument("--json", action="store_true")
+
+    confirm = command("confirm", help="confirm SmartTrace holds the new secret (manual handoff)")
+    confirm.add_argument("facility")
+    confirm.add_argument("--key-id", required=True, help="the new secret's keyId, as given in the handoff message")
+    confirm.add_argument("--config")
+    confirm.add_argument("--alert", action="store_true", help="also send the completion through the configured channels")
+    confirm.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
+
+    push = command("push", help="push the secret SmartTrace should hold to it again (http handoff)")
+    push.add_argument("facility")
+    push.add_argument("--dry-run", action="store_true", help="say what would be pushed; send nothing")
+    push.add_argument("--config")
+
+    adopt = command("adopt", help="bring an existing hand-made secret under management")
+    adopt.add_argument("facility")
+    adopt.add_argument("--key-id", help="the credential's keyId, when its hint is ambiguous")
+    adopt.add_argument("--from-vault", action="store_true", help="the value is already in Key Vault; read nothing from standard input")
+    adopt.add_argument("--config")
+
+    demo = command("demo", help="start the sandbox and show the monitor at work on it")
+    demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
+    demo.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+class _Scrubbed:
+    """A text stream whose writes are scrubbed of every fragment of a secret this
+    process holds (redact.py): the net under everything the CLI prints."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        from sso_monitor.redact import scrub
+
+        return self._stream.write(scrub(text))
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The exit code by docs/decisions.md, "Exit codes", whatever happens: 0-3, or 130
+    when interrupted; never a traceback (it is in the log with -v)."""
+    _usable_streams()
+    if not isinstance(sys.stdout, _Scrubbed):
+        sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)  # type: ignore[assignment]
+    try:
+        args = _parser().parse_args(argv)
+        code = _main(args)
+        sys.stdout.flush()  # a reader that went away is found here, not at interpreter exit
+        return code
+    except SystemExit as exc:  # argparse: --help and --version (0), bad usage (3)
+        return _exit_status(exc)
+    except KeyboardInterrupt:
+        _say("sso-monitor: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader of standard output went away (`sso-monitor status | head -1`): what
+        # is still buffered goes nowhere, and the interpreter's own flush at exit must
+        # not fail again (it would print "Exception ignored" and exit 120).
+        _discard_stdout()
+        _say("sso-monitor: standard output was closed before everything was written")
+        return 3
+    # Broad on purpose: whatever went wrong, a person sees one line and exit 3, never a
+    # traceback (it is in the log with -v).
+    except Exception as exc:  # noqa: BLE001
+        from sso_monitor.errors import MonitorError
+
+        logging.getLogger("sso_monitor.cli.entry").debug("the command failed", exc_info=True)
+        if isinstance(exc, MonitorError):
+            _say(f"sso-monitor: {exc}")
+        else:
+            _say(f"sso-monitor: the command failed ({type(exc).__name__}); run it again with -v for the details")
+        return 3
+
+
+_EXIT_CODES = (0, 1, 2, 3, 130)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """A SystemExit as the documented exit code: the interpreter would make a message
+    into 1 ("warnings"), and any other number means nothing here."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int) and exc.code in _EXIT_CODES:
+        return exc.code
+    if not isinstance(exc.code, int):
+        _say(f"sso-monitor: {exc.code}")
+    return 3
+
+
+def _say(line: str) -> None:
+    """One line on standard error, even when standard error itself is gone."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # closed, or a broken pipe: nowhere left to say it
+        pass
+
+
+def _usable_streams() -> None:
+    """A stream that was closed before the process started (`sso-monitor check >&-`)
+    is None in Python: writing to it would fail in the middle of a command."""
+    import os
+
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+
+
+def _discard_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding): nothing buffered to lose
+        pass
+
+
+def _main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        # The token probe expects refusals; azure-identity logs each as a warning.
+        # Our own report states them as findings, so keep the SDKs' chatter out.
+        for noisy in ("azure", "msal", "httpx", "kiota_http"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.command in ("sandbox", "demo"):
+        problem = _scenario_problem(args.scenario) or (_state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
+        if problem is not None:
+            print(f"sso-monitor: {problem}", file=sys.stderr)
+            return 3
+    if args.command == "sandbox":
+        from sso_monitor.sandbox.serve import serve
+
+        return serve(args.scenario, args.state_dir)
+    if args.command in ("check", "rotate", "status", "confirm", "push", "adopt", "snooze"):
+        from sso_monitor.config import load_config
+        from sso_monitor.errors import ConfigError
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"sso-monitor: {exc}", file=sys.stderr)
+            return 3
+        except ValueError as exc:
+            # What load_config does not make a ConfigError yet: a NUL byte in the path,
+            # an integer literal longer than Python converts. Still the input's fault.
+            logging.getLogger("sso_monitor.cli.entry").debug("the configuration", exc_info=True)
+            print(f"sso-monitor: invalid configuration: {_first_clause(exc)}", file=sys.stderr)
+            return 3
+        return _run_command(args, config)
+    if args.command == "demo":
+        from sso_monitor.cli.demo import run_demo
+
+        return run_demo(args.scenario, as_json=args.json)
+    raise AssertionError(args.command)  # argparse rejects unknown commands first
+
+
+def _first_clause(exc: Exception) -> str:
+    """An exception's message up to its first ';' (Python's advice after it is for programmers)."""
+    return str(exc).split(";")[0].strip() or type(exc).__name__
+
+
+MAX_SCENARIO_CHARS = 20_000_000
+
+
+def _scenario_problem(path: Path | None) -> str | None:
+    """Why ``--scenario`` cannot be loaded (None: it can, or none was given), said
+    before anything starts, in the words of the configuration's own errors."""
+    if path is None:
+        return None
+    import json
+
+    from sso_monitor.sandbox.scenario import ScenarioError, load_scenario
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return f"{path}: cannot read the scenario file ({exc.strerror or exc})"
+    except UnicodeDecodeError as exc:
+        return f"{path}: the scenario file is not UTF-8 text (byte {exc.start})"
+    except ValueError:  # a NUL byte in the name
+        return f"{str(path)!r} is not a file name"
+    if len(text) > MAX_SCENARIO_CHARS:
+        return f"{path}: the scenario is larger than {MAX_SCENARIO_CHARS // 1_000_000} MB"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{path}: the scenario is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    except RecursionError:
+        return f"{path}: the scenario is nested too deeply"
+    except ValueError:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
+        return f"{path}: the scenario holds a number too long to read"
+    if not isinstance(data, dict):
+        return f"{path}: a scenario is a JSON object"
+    try:
+        load_scenario(data)
+    except ScenarioError as exc:  # a ValueError: the message names the field
+        return f"{path}: {exc}"
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # the loader's own checks missed this shape; still the file's fault, not ours
+        logging.getLogger("sso_monitor.cli.entry").debug("scenario %s", path, exc_info=True)
+        return f"{path}: not a scenario the sandbox can load ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _state_dir_problem(path: Path) -> str | None:
+    """Why the sandbox cannot keep its CA and settings file in ``--state-dir``."""
+    import os
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{path}: cannot use it as the sandbox's state directory ({exc.strerror or exc})"
+    except ValueError:
+        return f"{str(path)!r} is not a directory name"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path}: the sandbox's state directory is not writable"
+    return None
+
+
+def _run_command(args: argparse.Namespace, config) -> int:
+    from sso_monitor.cli.alerts import DEFAULT_STATE
+
+    # --alert (or an explicit --alert-state): send alerts, remembering what was said in that file
+    alert_state = (args.alert_state or DEFAULT_STATE) if getattr(args, "alert", False) or getattr(args, "alert_state", None) else None
+    if args.command == "check":
+        from sso_monitor.cli.check import check_and_report
+
+        return check_and_report(config, facility=args.app, as_json=args.json, alert_state=alert_state)
+    if args.command == "snooze":
+        from datetime import datetime, timezone
+
+        from sso_monitor.cli.alerts import snooze_command
+
+        return snooze_command(
+            config, args.facility, args.code, args.until, reason=args.reason, who=_who(),
+            state=args.alert_state or DEFAULT_STATE, now=datetime.now(timezone.utc), out=sys.stdout, err=sys.stderr,
+        )
+    from sso_monitor.cli import rotate as rotating
+
+    if args.command == "rotate":
+        return rotating.rotate_command(config, args.facility, dry_run=args.dry_run, force=args.force, as_json=args.json, alert_state=alert_state)
+    if args.command == "status":
+        return rotating.status_command(config, as_json=args.json)
+    if args.command == "confirm":
+        return rotating.confirm_command(config, args.facility, args.key_id, _who(), alert_state=alert_state)
+    if args.command == "push":
+        return rotating.push_command(config, args.facility, _who(), dry_run=args.dry_run)
+    return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault)
+
+
+def _who() -> str:
+    """Who acts, for the audit trail: the login name, or the uid where there is none (a
+    container's arbitrary uid has no passwd entry: getpass.getuser() raises there)."""
+    import getpass
+    import os
+
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError, ImportError):
+        name = f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"cli:{name.encode('utf-8', 'backslashreplace').decode('utf-8')}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

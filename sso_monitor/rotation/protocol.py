@@ -1,0 +1,724 @@
+"""The rotation protocol for one app: named steps that check before they act.
+
+    sweep -> retire -> create -> store -> verify -> hand off -> finish
+
+State is the Key Vault version tags (rotation_state.py); a run reads it and
+resumes wherever the last run stopped, so a crash at any point converges on
+the next run. Invariants (tests/rotation/): SmartTrace's credential stays
+valid until the new one is confirmed there plus the grace period; every
+credential created ends in Key Vault or is removed; a credential the monitor
+did not create or adopt is never removed; one rotation per app at a time (the
+lease); no secret value outside Key Vault, Entra and SmartTrace's endpoint.
+Dry run is honoured at every side effect ("would ...").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from sso_monitor.checks.decisions import owner_add_fix
+from sso_monitor.config import AppConfig
+from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
+from sso_monitor.models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
+from sso_monitor.checks.ports import TokenProbe
+from sso_monitor.rotation.ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
+from sso_monitor.rotation.state import (
+    ABANDONED,
+    AWAITING,
+    CURRENT,
+    HANDED_OFF,
+    PENDING,
+    PREVIOUS,
+    RETIRED,
+    SUPERSEDED,
+    VERIFIED,
+    capped_end,
+    current_version,
+    fallback_end,
+    lifetime_refusal,
+    refusing_policy,
+    escalation_threshold,
+    in_flight,
+    is_managed,
+    marker_name,
+    new_end,
+    orphans,
+    retirable,
+    rotation_due,
+    may_abandon,
+    missing_too_long,
+    ordered,
+    stale_copies,
+    stamp,
+    untagged_versions,
+    version_of,
+    stored_stamp,
+    STORED_AT,
+    UNSEEN_WINDOW,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RotationFailed(MonitorError):
+    """A step could not complete; the message says which and why (never a value)."""
+
+
+class ConfirmationRefused(RotationFailed):
+    """A confirmation without evidence: SmartTrace (http handoff) does not report the keyId."""
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass
+class RotationEvent:
+    kind: str  # due | started | awaiting-confirmation | reminder | completed | failed | retired | orphan-removed
+    facility: str
+    tenant_id: str
+    app_id: str
+    message: str
+    key_id: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+class Notifier(Protocol):
+    async def notify(self, event: RotationEvent) -> None: ...
+
+
+class MemoryNotifier:
+    """Keeps events (the CLI prints them; tests assert on them)."""
+
+    def __init__(self) -> None:
+        self.events: list[RotationEvent] = []
+
+    async def notify(self, event: RotationEvent) -> None:
+        log.info("notify %s %s: %s", event.kind, event.facility, event.message)
+        self.events.append(event)
+
+
+@dataclass(frozen=True)
+class RotationSettings:
+    verify_successes: int = 3  # token requests in a row that must work
+    verify_interval: float = 5.0  # seconds between them
+    verify_deadline: float = 300.0  # give up this run after (the next run resumes)
+    sweep_window: timedelta = timedelta(minutes=10)  # an orphan younger than this is left alone
+    lease_ttl: timedelta = timedelta(seconds=60)
+
+
+@dataclass
+class RotationDeps:
+    writer: AppWriter
+    vault: VaultWriter
+    probe: TokenProbe
+    pusher: SecretPusher
+    notifier: Notifier
+    lease: Lease
+    clock: Clock = field(default_factory=SystemClock)
+    vault_url: str = ""
+
+    async def aclose(self) -> None:
+        for part in (self.writer, self.vault, self.probe, self.pusher):
+            await part.aclose()
+
+
+@dataclass
+class RotationResult:
+    facility: str
+    stage: str  # where the app's rotation stands after this run
+    actions: list[str] = field(default_factory=list)  # "step: what was done (or would be done)"
+    key_id: str | None = None  # the rotation's new credential, when there is one
+    error: str | None = None
+
+
+def lease_key(app: AppConfig) -> str:
+    return f"{app.tenant_id}-{app.app_id}"
+
+
+class Rotator:
+    """One run of the protocol for one app."""
+
+    def __init__(self, app: AppConfig, deps: RotationDeps, settings: RotationSettings | None = None, *, dry_run: bool = False, force: bool = False) -> None:
+        self.app = app
+        self.deps = deps
+        self.settings = settings or RotationSettings()
+        self.dry_run = dry_run
+        self.force = force
+        self.result = RotationResult(app.facility, stage="idle")
+        self.versions: list[VaultVersion] = []
+        self.held: HeldLease | None = None
+
+    # ---- entry points
+
+    async def run(self) -> RotationResult:
+        try:
+            if self.dry_run:  # a dry run changes nothing anywhere, not even a lease blob
+                await self._run()
+            else:
+                async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
+                    await self._run()
+        except LeaseUnavailable as exc:
+            if self.held is None:
+                self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
+                log.info("rotate %s: lease held elsewhere", self.app.facility)
+                return self.result
+            # Lost mid-run: nothing more was written; what was done is in the actions.
+            done = len([a for a in self.result.actions if not a.startswith(("plan:", "resume:"))])
+            self.result.error = (
+                f"the lease on {self.app.facility} was lost during the run ({exc}); stopped before the next write "
+                f"after {done} step(s) listed above; the next run resumes from Key Vault's state"
+            )
+            self.result.stage = self._stage_now()
+            log.warning("rotate %s: %s", self.app.facility, self.result.error)
+            return self.result
+        except (ExternalError, RotationFailed) as exc:
+            self.result.error = str(exc)
+            self.result.stage = self._stage_now()
+            log.warning("rotate %s: failed: %s", self.app.facility, exc)
+            if not self.dry_run:
+                await self._notify("failed", f"Rotation of {self.app.facility} stopped: {exc}")
+        return self.result
+
+    def _stage_now(self) -> str:
+        """Where Key Vault says the rotation stands (after a failure mid-flight too)."""
+        flight = in_flight(self.versions)
+        if flight is not None and flight.stage:
+            return flight.stage
+        return CURRENT if current_version(self.versions) is not None else "idle"
+
+    async def confirm(self, key_id: str, who: str) -> RotationResult:
+        """The administrator says SmartTrace holds the new secret: hand-off done, then finish."""
+        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
+            self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
+            wanted = key_id.lower()
+            target = version_of(self.versions, wanted)
+            if target is None or target.stage in (ABANDONED, RETIRED, SUPERSEDED, PREVIOUS):
+                raise RotationFailed(f"no rotation of {self.app.facility} waits for keyId {key_id}")
+            if target.stage == CURRENT:
+                self.say("confirm", f"keyId {key_id} is already current; nothing to do")
+                self.result.stage, self.result.key_id = CURRENT, wanted
+                return self.result
+            if target.stage == PENDING:
+                raise RotationFailed(f"keyId {key_id} is not verified yet; an unverified secret is never handed on (run rotate again)")
+            if target.stage != HANDED_OFF and self.app.handoff.mode == "http":
+                await self._require_smarttrace_holds(wanted)
+            target = await self._retag(target, stage=HANDED_OFF, confirmedAt=stamp(self.now()), confirmedBy=who[:200])
+            self.say("confirm", f"{who} confirmed SmartTrace holds keyId {key_id}")
+            await self._finish(target)
+        return self.result
+
+    async def _require_smarttrace_holds(self, key_id: str) -> None:
+        """http handoff: a person's word is not evidence that SmartTrace holds the secret
+        (the push may have failed); SmartTrace's own answer is."""
+        handoff = self.app.handoff
+        assert handoff.url and handoff.token_secret_name
+        token = await self.deps.vault.read_secret(handoff.token_secret_name)
+        held = await self.deps.pusher.held_key_id(url=handoff.url, token=token, facility=self.app.facility)
+        if held != key_id:
+            raise ConfirmationRefused(
+                f"{self.app.facility} hands secrets off over http, and SmartTrace reports keyId {held or 'none'}, not {key_id}: "
+                f"push it first (sso-monitor push {self.app.facility}, or POST /api/apps/{self.app.facility}/push); "
+                "the old secret stays until SmartTrace holds the new one"
+            )
+        self.say("confirm", f"SmartTrace reports it holds keyId {key_id}")
+
+    async def repush(self, who: str) -> RotationResult:
+        """Push the secret SmartTrace should hold again (http handoff mode): the handed-off
+        one of an unfinished rotation, else the current one. For a SmartTrace that lost it,
+        or a push whose answer was lost."""
+        handoff = self.app.handoff
+        if handoff.mode != "http" or not handoff.url or not handoff.token_secret_name:
+            raise RotationFailed(f"{self.app.facility} hands secrets off manually; there is nothing to push (handoff.mode is {handoff.mode})")
+        async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
+            self.versions = await self.deps.vault.versions(self.app.vault_secret_name)
+            flight = in_flight(self.versions)
+            target = flight if flight is not None and flight.stage == HANDED_OFF else current_version(self.versions)
+            if target is None or not target.key_id:
+                raise RotationFailed(f"Key Vault holds no current secret with a keyId for {self.app.facility}; adopt or rotate first")
+            self.say("push", f"{who} asked to push keyId {target.key_id} (version {target.version}) to SmartTrace at {handoff.url} again")
+            if self.dry_run:
+                return self.result
+            secret = await self.deps.vault.value(self.app.vault_secret_name, target.version)
+            await self._push(target, secret, target.expires or self.now())
+            self.result.stage, self.result.key_id = target.stage or CURRENT, target.key_id
+            self.say("push", f"SmartTrace accepted keyId {target.key_id}")
+        return self.result
+
+    # ---- the run
+
+    def now(self) -> datetime:
+        return self.deps.clock.now()
+
+    def say(self, step: str, message: str) -> None:
+        line = f"{step}: {'would ' if self.dry_run and not message.startswith(('not ', 'nothing', 'waiting')) else ''}{message}"
+        log.info("rotate %s %s", self.app.facility, line)
+        self.result.actions.append(line)
+
+    async def _run(self) -> None:
+        app = self.app
+        registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
+        self.versions = await self.deps.vault.versions(app.vault_secret_name)
+        await self._abandon_stale_copies()
+        await self._sweep(registration)
+        await self._retire()
+        flight = in_flight(self.versions)
+        secret: SecretValue | None = None
+        if flight is not None and flight.key_id not in {c.key_id.lower() for c in registration.password_credentials}:
+            flight = await self._unseen(flight)
+        if flight is None:
+            current = current_version(self.versions)
+            credential = _credential(registration, current.key_id if current else None)
+            end = credential.end if credential else None
+            if not rotation_due(end, self.now(), app.rotation.rotate_before_days, force=self.force):
+                days = (end - self.now()).days if end else 0
+                self.say("plan", f"not due: the current secret has {days} days left (rotation starts at {app.rotation.rotate_before_days})")
+                self.result.stage = CURRENT if current else "idle"
+                return
+            if app.rotation.mode == "notify-only":
+                self.say("plan", "nothing changed: notify-only mode; the administrator renews the secret by hand")
+                await self._notify("due", f"The client secret of {app.facility} is due for renewal (notify-only mode).", key_id=credential.key_id if credential else None)
+                self.result.stage = "due"
+                return
+            await self._preflight()
+            created = await self._create_and_store(registration)
+            if created is None:  # dry run
+                self.say("verify", "verify the new secret at Entra, then hand it off, then finish")
+                self.result.stage = "due"
+                return
+            flight, secret = created
+        await self._advance(flight, secret, registration)
+
+    async def _advance(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> None:
+        self.result.key_id = flight.key_id
+        if flight.stage in (PENDING, VERIFIED) and secret is None:
+            secret = await self.deps.vault.value(self.app.vault_secret_name, flight.version)
+        if flight.stage == PENDING:
+            if self.dry_run:
+                self.say("verify", f"verify keyId {flight.key_id} at Entra")
+                self.result.stage = PENDING
+                return
+            assert secret is not None
+            if not await self._verify(flight, secret):
+                self.result.stage = PENDING
+                return
+            flight = await self._retag(flight, stage=VERIFIED, verifiedAt=stamp(self.now()))
+        if flight.stage == VERIFIED:
+            assert secret is not None or self.dry_run
+            flight = await self._hand_off(flight, secret, registration)
+        if flight.stage == AWAITING:
+            await self._remind(flight, registration)
+            self.result.stage = AWAITING
+            return
+        if flight.stage == HANDED_OFF:
+            await self._finish(flight)
+            return
+        self.result.stage = flight.stage or "idle"
+
+    # ---- a rotation's credential that the read of the app did not show
+
+    async def _unseen(self, flight: VaultVersion) -> VaultVersion | None:
+        """Graph's reads lag its writes: one read without the credential proves nothing
+        while it is young. Abandon only past the window, and then for real: remove the
+        credential (it may still exist) and disable the version, in one step."""
+        if not missing_too_long(flight, self.now()):
+            self.say("resume", f"credential {flight.key_id} is not in Graph's answer yet (reads lag writes); going on")
+            return flight
+        if not may_abandon(flight, self.now()):
+            self.say("resume", f"credential {flight.key_id} is gone from the app, and SmartTrace may hold it ({flight.stage}): a person must look")
+            await self._notify(
+                "failed",
+                f"The new client secret {flight.key_id} of {self.app.facility} ({flight.stage}) is not on the app registration: "
+                "if SmartTrace holds it, sign-in fails. Check Certificates & secrets; if it was deleted, run a forced rotation and paste the new secret.",
+                key_id=flight.key_id,
+            )
+            return flight
+        self.say("resume", f"credential {flight.key_id} of the unfinished rotation has been missing for over {UNSEEN_WINDOW}; abandon it")
+        if self.dry_run:
+            return None
+        assert flight.key_id
+        await self._remove_password(flight.key_id)
+        await self._retag(flight, stage=ABANDONED, abandonedAt=stamp(self.now()), enabled=False)
+        return None
+
+    # ---- stale copies: a retried store wrote the same keyId twice
+
+    async def _abandon_stale_copies(self) -> None:
+        for version in stale_copies(self.versions):
+            self.say("resume", f"version {version.version} repeats keyId {version.key_id} of a newer version (a retried store); abandoned it")
+            if not self.dry_run:
+                await self._retag(version, stage=ABANDONED, abandonedAt=stamp(self.now()))
+
+    # ---- sweep: our credentials that Key Vault does not know
+
+    async def _sweep(self, registration: AppRegistration) -> None:
+        deployment = self.app.deployment_id
+        if not orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment):
+            return
+        # A version stored by hand (no keyId tag) may hold one of them: learn which by
+        # its hint before anything is removed, or do not sweep at all.
+        hints: set[str] = set()
+        for version in untagged_versions(self.versions):
+            try:
+                hints.add((await self.deps.vault.value(self.app.vault_secret_name, version.version)).reveal()[:3])
+            except ExternalError as exc:
+                self.say("sweep", f"nothing removed: version {version.version} has no keyId tag and could not be read ({type(exc).__name__}); adopt it first")
+                return
+        for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)):
+            if self.dry_run:
+                self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
+                continue
+            await self._remove_password(credential.key_id)
+            self.say("sweep", f"removed orphan credential {credential.key_id} ({credential.display_name})")
+            await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
+
+    # ---- retire: previous credentials after the grace period, only our own
+
+    async def _retire(self) -> None:
+        live = {v.key_id for v in (current_version(self.versions), in_flight(self.versions)) if v is not None and v.key_id}
+        for version in retirable(self.versions, self.now(), self.app.rotation.grace_days):
+            if version.key_id in live:
+                # Never remove the credential SmartTrace holds, or the one on its way there.
+                self.say("retire", f"leave credential {version.key_id} in place: a newer version holds the same keyId")
+                if not self.dry_run:
+                    await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
+                continue
+            if not is_managed(version) or not version.key_id:
+                self.say("retire", f"leave credential {version.key_id} in place: not created or adopted by the monitor (remove it by hand or adopt it)")
+                if not self.dry_run:
+                    await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
+                continue
+            if self.dry_run:
+                self.say("retire", f"remove previous credential {version.key_id}")
+                continue
+            removed = await self._remove_password(version.key_id)
+            self.say("retire", f"removed previous credential {version.key_id}{'' if removed else ' (it was already gone)'}")
+            await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
+            await self._notify("retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id)
+
+    # ---- create and store
+
+    async def _preflight(self) -> None:
+        """Refusals known before anything is created (in a dry run too): a credential is
+        never made only to be removed again, run after run."""
+        app = self.app
+        owns, monitor = await self.deps.writer.monitor_owns(app.tenant_id, app.app_id)
+        if owns is False:
+            raise RotationFailed(f"create: Graph would refuse: {owner_add_fix(app.app_id, monitor or 'MONITOR_OBJECT_ID')}")
+        if not self.versions and await self.deps.vault.is_deleted(app.vault_secret_name):
+            raise RotationFailed(
+                f"store: Key Vault secret {app.vault_secret_name} is deleted but recoverable (soft delete), so its name cannot be used; "
+                f"recover it (az keyvault secret recover --id {self.deps.vault_url.rstrip('/')}/secrets/{app.vault_secret_name}) "
+                "or purge it, then run again; nothing was created"
+            )
+
+    async def _create_and_store(self, registration: AppRegistration) -> tuple[VaultVersion, SecretValue] | None:
+        app, now = self.app, self.now()
+        lifetime = await self.deps.writer.read_policy(app.tenant_id, app.app_id)
+        end = new_end(now, app.rotation.lifetime_days, lifetime.policy)
+        rotation_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        name = marker_name(app.deployment_id, rotation_id)
+        if self.dry_run:
+            self.say("create", f"add a client secret '{name}' ending {stamp(end)}")
+            self.say("store", f"store it as a new version of Key Vault secret {app.vault_secret_name}, stage pending")
+            return None
+        await self._notify("started", f"Rotating the client secret of {app.facility}.")
+        new = await self._create(name, end, lifetime)
+        self.say("create", f"added client secret '{new.display_name}' (keyId {new.key_id}) ending {stamp(new.end)}")
+        tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
+        try:
+            version = await self._add_version(new.secret, tags, new.end)
+        except ExternalError as exc:
+            await self._compensate(new, exc)
+            raise RotationFailed(f"store: Key Vault did not take the new version ({exc}); the new credential was removed") from exc
+        self.versions.append(version)
+        self.say("store", f"stored keyId {new.key_id} as version {version.version} of {app.vault_secret_name}, stage pending")
+        return version, new.secret
+
+    async def _create(self, name: str, end: datetime, lifetime: LifetimePolicy) -> NewCredential:
+        app = self.app
+        try:
+            return await self._add_password(name, end)
+        except LifetimeExceedsPolicy as exc:
+            # Once more, shorter: to the cap the monitor knows, else to a cautious fallback.
+            retry = capped_end(self.now(), lifetime.policy) or fallback_end(self.now())
+            who = refusing_policy(exc.policy_id)
+            if retry >= end:
+                raise RotationFailed(lifetime_refusal(who, end, lifetime.unreadable)) from exc
+            self.say("create", f"{who} refused an end of {stamp(end)}; retrying once with {stamp(retry)}")
+            try:
+                return await self._add_password(name, retry)
+            except LifetimeExceedsPolicy as again:
+                raise RotationFailed(lifetime_refusal(refusing_policy(again.policy_id), retry, lifetime.unreadable)) from again
+        except AnswerLost:
+            # The secret may exist, but its value was in the lost answer: look for our
+            # marker, remove what we find (we can never use it), then create once more.
+            registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
+            for credential in registration.password_credentials:
+                if credential.display_name == name:
+                    await self._remove_password(credential.key_id)
+                    self.say("create", f"the answer was lost; removed credential {credential.key_id} whose value was never seen")
+            return await self._add_password(f"{name}-2", end)
+
+    async def _compensate(self, new: NewCredential, cause: Exception) -> None:
+        # Not behind the lease on purpose: this credential is ours, its value never reached
+        # Key Vault, so no other run can know or need it; removing it can only help.
+        try:
+            await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, new.key_id)
+            self.say("store", f"failed ({type(cause).__name__}); removed the new credential {new.key_id}")
+        except ExternalError as exc:
+            self.say("store", f"failed, and removing credential {new.key_id} failed too ({exc}); the next sweep removes it")
+
+    # ---- verify
+
+    async def _verify(self, flight: VaultVersion, secret: SecretValue) -> bool:
+        clock, settings = self.deps.clock, self.settings
+        deadline = clock.now() + timedelta(seconds=settings.verify_deadline)
+        streak = attempts = 0
+        while True:
+            attempts += 1
+            probe = await self.deps.probe.probe(self.app.tenant_id, self.app.app_id, secret)
+            if probe.outcome is ProbeOutcome.REFUSED:
+                # Not the secret (app disabled, no service principal, Conditional Access):
+                # waiting for propagation cannot help; the next run tries again.
+                self.say("verify", f"Entra refuses app {self.app.app_id} itself ({probe.code}), not the new secret; not handing it on, the next run tries again")
+                return False
+            streak = streak + 1 if probe.outcome is ProbeOutcome.WORKS else 0
+            if streak >= settings.verify_successes:
+                self.say("verify", f"keyId {flight.key_id} worked {streak} times in a row ({attempts} attempts)")
+                return True
+            if clock.now() >= deadline:
+                self.say("verify", f"waiting for propagation: keyId {flight.key_id} not yet reliable after {attempts} attempts ({probe.code or probe.outcome.value}); the next run resumes")
+                return False
+            await clock.sleep(settings.verify_interval)
+
+    # ---- hand off
+
+    async def _hand_off(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> VaultVersion:
+        app = self.app
+        handoff = app.handoff
+        expires = flight.expires or self.now()
+        if handoff.mode == "http":
+            assert handoff.url and handoff.token_secret_name
+            if self.dry_run:
+                self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
+                return flight
+            assert secret is not None
+            await self._push(flight, secret, expires)
+            self.say("hand off", f"pushed keyId {flight.key_id} to SmartTrace at {handoff.url}; SmartTrace confirmed it")
+            return await self._retag(flight, stage=HANDED_OFF, handedOffAt=stamp(self.now()))
+        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
+        if self.dry_run:
+            self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
+            return flight
+        await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, steps=self.manual_steps(flight, old))
+        self.say("hand off", f"asked the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace; waiting for confirmation")
+        threshold = escalation_threshold(old.end if old else None, self.now(), app.thresholds)
+        return await self._retag(flight, stage=AWAITING, notifiedAt=stamp(self.now()), notifiedThreshold=str(threshold or ""))
+
+    def manual_steps(self, flight: VaultVersion, old: PasswordCredentialInfo | None) -> list[str]:
+        app = self.app
+        vault = self.deps.vault_url or "the monitor's Key Vault"
+        steps = [
+            f"Copy the new secret value: Key Vault {vault}, Secrets, {app.vault_secret_name}, version {flight.version}, Show secret value "
+            f"(or: az keyvault secret show --id {vault.rstrip('/')}/secrets/{app.vault_secret_name}/{flight.version} --query value -o tsv).",
+            f"In SmartTrace ({app.facility_url}): Integrations, Azure Active Directory, pencil (edit), Client secret: paste the value, Save.",
+            f"Sign in once with Microsoft at {app.facility_url} to check it works.",
+            f"Confirm: sso-monitor confirm {app.facility} --key-id {flight.key_id} (or POST /api/apps/{app.facility}/confirm).",
+        ]
+        if old is not None and old.end is not None:
+            current = current_version(self.versions)
+            if current is not None and is_managed(current):
+                after = f"The monitor removes it {app.rotation.grace_days} days after your confirmation."
+            else:  # hands off what is not ours: a secret made by hand is never removed by the monitor
+                after = "It was made by hand, so the monitor leaves it alone: remove it under Certificates & secrets once sign-in works with the new one, or let it expire."
+            steps.append(f"Before {stamp(old.end)}: the old secret {old.key_id} stops working then. {after}")
+        return steps
+
+    async def _remind(self, flight: VaultVersion, registration: AppRegistration) -> None:
+        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
+        threshold = escalation_threshold(old.end if old else None, self.now(), self.app.thresholds)
+        last = flight.tags.get("notifiedThreshold") or ""
+        self.say("hand off", f"waiting for the administrator to confirm keyId {flight.key_id}")
+        if threshold is None or (last and int(last) <= threshold) or self.dry_run:
+            return
+        await self._notify(
+            "reminder",
+            f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {(old.end - self.now()).days if old and old.end else '?'} days.",
+            key_id=flight.key_id,
+            steps=self.manual_steps(flight, old),
+        )
+        await self._retag(flight, notifiedThreshold=str(threshold), notifiedAt=stamp(self.now()))
+
+    # ---- finish
+
+    async def _finish(self, flight: VaultVersion) -> None:
+        now = self.now()
+        if self.dry_run:
+            self.say("finish", f"make keyId {flight.key_id} current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
+            return
+        # Old to previous first: after a crash between the two, the flight is still
+        # handed-off and the next run finishes it again.
+        for version in ordered(self.versions):
+            if version.version == flight.version:
+                continue
+            legacy = version.stage is None and version is current_version(self.versions)
+            if version.stage == CURRENT or legacy:
+                await self._retag(version, stage=PREVIOUS, previousSince=stamp(now))
+        flight = await self._retag(flight, stage=CURRENT, currentSince=stamp(now))
+        self.say("finish", f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
+        self.result.stage = CURRENT
+        await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
+
+    # ---- helpers
+
+    # Every write goes through one of these: the lease is confirmed immediately before.
+
+    async def _add_password(self, name: str, end: datetime) -> NewCredential:
+        await self._still_ours()
+        return await self.deps.writer.add_password(self.app.tenant_id, self.app.app_id, name, end)
+
+    async def _remove_password(self, key_id: str) -> bool:
+        await self._still_ours()
+        return await self.deps.writer.remove_password(self.app.tenant_id, self.app.app_id, key_id)
+
+    async def _add_version(self, value: SecretValue, tags: dict[str, str], expires: datetime | None) -> VaultVersion:
+        await self._still_ours()
+        return await self.deps.vault.add_version(self.app.vault_secret_name, value, tags=tags, expires=expires)
+
+    async def _push(self, version: VaultVersion, secret: SecretValue, expires: datetime) -> None:
+        handoff = self.app.handoff
+        assert handoff.url and handoff.token_secret_name and version.key_id
+        token = await self.deps.vault.read_secret(handoff.token_secret_name)
+        await self._still_ours()
+        await self.deps.pusher.push(
+            url=handoff.url, method=handoff.method, token=token, facility=self.app.facility, tenant_id=self.app.tenant_id,
+            app_id=self.app.app_id, key_id=version.key_id, secret=secret, expires=expires,
+        )
+
+    async def _still_ours(self) -> None:
+        """Immediately before every write: the lease, confirmed with the service now. A
+        lost lease means another run may be acting: stop before writing."""
+        if self.held is not None:
+            await self.held.confirm()
+
+    async def _retag(self, version: VaultVersion, *, enabled: bool | None = None, **changes: str) -> VaultVersion:
+        await self._still_ours()
+        tags = {**version.tags, **changes}
+        await self.deps.vault.set_tags(self.app.vault_secret_name, version.version, tags, enabled=enabled)
+        updated = VaultVersion(version.version, tags, version.enabled if enabled is None else enabled, version.expires, version.created)
+        self.versions = [updated if v.version == version.version else v for v in self.versions]
+        return updated
+
+    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, steps: list[str] | None = None) -> None:
+        event = RotationEvent(kind, self.app.facility, self.app.tenant_id, self.app.app_id, message, key_id, steps or [])
+        await self.deps.notifier.notify(event)
+
+
+def _credential(registration: AppRegistration, key_id: str | None) -> PasswordCredentialInfo | None:
+    if not key_id:
+        return None
+    return next((c for c in registration.password_credentials if c.key_id.lower() == key_id.lower()), None)
+
+
+# ---------------------------------------------------------------- status and adopt
+
+
+@dataclass
+class RotationStatus:
+    facility: str
+    stage: str  # idle | current | pending | verified | awaiting-confirmation | handed-off
+    current_key_id: str | None = None
+    current_expires: datetime | None = None
+    in_flight_key_id: str | None = None
+    in_flight_since: str | None = None
+    retiring: list[str] = field(default_factory=list)  # previous keyIds waiting out the grace period
+
+
+async def rotation_status(app: AppConfig, deps: RotationDeps) -> RotationStatus:
+    """Where the app's rotation stands, from Key Vault tags alone (read-only)."""
+    versions = await deps.vault.versions(app.vault_secret_name)
+    current = current_version(versions)
+    flight = in_flight(versions)
+    return RotationStatus(
+        facility=app.facility,
+        stage=flight.stage if flight and flight.stage else (CURRENT if current else "idle"),
+        current_key_id=current.key_id if current else None,
+        current_expires=current.expires if current else None,
+        in_flight_key_id=flight.key_id if flight else None,
+        in_flight_since=flight.tags.get("createdAt") if flight else None,
+        retiring=[v.key_id for v in versions if v.stage == PREVIOUS and v.key_id],
+    )
+
+
+async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, key_id: str | None = None) -> RotationResult:
+    """Bring a hand-made secret under management: store it (or take the one already
+    in Key Vault), match it to its keyId, and tag it current and managed."""
+    result = RotationResult(app.facility, stage="idle")
+    async with deps.lease.hold(lease_key(app)) as held:
+        registration = await deps.writer.read_app(app.tenant_id, app.app_id)
+        versions = await deps.vault.versions(app.vault_secret_name)
+        existing = current_version(versions)
+        if value is None:
+            if existing is None:
+                raise RotationFailed(f"adopt: Key Vault has no {app.vault_secret_name}; pass the secret value on standard input")
+            value = await deps.vault.value(app.vault_secret_name, existing.version)
+        credential = _match(registration, value, key_id)
+        probe = await deps.probe.probe(app.tenant_id, app.app_id, value)
+        if probe.outcome is not ProbeOutcome.WORKS:
+            raise RotationFailed(f"adopt: Entra refuses this secret for app {app.app_id} ({probe.code or probe.detail}); nothing was stored")
+        now = deps.clock.now()
+        tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now), STORED_AT: stored_stamp(now)}
+        for version in versions:
+            if version.stage == CURRENT and version.key_id != credential.key_id.lower():
+                await held.confirm()
+                await deps.vault.set_tags(app.vault_secret_name, version.version, {**version.tags, "stage": PREVIOUS, "previousSince": stamp(now)})
+        if existing is not None and existing.key_id in (None, credential.key_id.lower()) and value == await deps.vault.value(app.vault_secret_name, existing.version):
+            await held.confirm()
+            await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, **tags})
+            if existing.expires != credential.end:
+                result.actions.append("adopt: Key Vault expiry differs from Entra's end date; stored a fresh version with the right expiry")
+                await held.confirm()
+                await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
+                await held.confirm()
+                await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, "stage": SUPERSEDED})
+        else:
+            await held.confirm()
+            await deps.vault.add_version(app.vault_secret_name, value, tags=tags, expires=credential.end)
+        result.actions.append(f"adopt: keyId {credential.key_id} (hint {credential.hint}) is now managed and current in {app.vault_secret_name}")
+        result.stage, result.key_id = CURRENT, credential.key_id.lower()
+    return result
+
+
+def _match(registration: AppRegistration, value: SecretValue, key_id: str | None) -> PasswordCredentialInfo:
+    """Which credential the value belongs to: by keyId when given, else by its hint
+    (Graph keeps a secret's first three characters); ambiguity needs --key-id."""
+    if key_id:
+        found = _credential(registration, key_id)
+        if found is None:
+            raise NotFound("graph", f"app {registration.app_id} has no client secret with keyId {key_id}")
+        if found.hint and not value.reveal().startswith(found.hint):
+            raise RotationFailed(f"adopt: the value does not start with keyId {key_id}'s hint {found.hint}")
+        return found
+    candidates = [c for c in registration.password_credentials if c.hint and value.reveal().startswith(c.hint)]
+    if not candidates:
+        raise RotationFailed(f"adopt: no client secret of app {registration.app_id} has this value's hint; check the value, or pass --key-id")
+    if len(candidates) > 1:
+        ids = ", ".join(c.key_id for c in candidates)
+        raise RotationFailed(f"adopt: several client secrets share this value's hint ({ids}); pass --key-id")
+    return candidates[0]
