@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test install sandbox clean .venv313 checkov
+.PHONY: demo test install sandbox clean .venv313 checkov lock lock-upgrade deploy-size
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,34 @@ demo: install
 
 sandbox: install
 	$(BIN)/sso-monitor sandbox
+
+# requirements.txt, what the Functions build installs, is generated from pyproject.toml's
+# [project.dependencies] by uv (pinned below, installed into .venv): every version pinned,
+# every file hashed, one universal resolution for Python 3.11 and newer with markers where
+# a version differs by Python (docs/decisions.md, "requirements.txt is a lock of
+# pyproject.toml"). Needs the package index; tests/test_dependencies.py checks it offline.
+# `make lock` keeps the current pins where pyproject allows them; `make lock-upgrade`
+# moves every package to its newest allowed version.
+UV_VERSION ?= 0.13.9
+UV_STAMP   := $(VENV)/.installed-uv-$(UV_VERSION)
+LOCK_ARGS  := --universal --python-version 3.11 --generate-hashes --quiet
+
+$(UV_STAMP): | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+	touch $@
+
+lock: $(UV_STAMP)
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_ARGS) --output-file requirements.txt
+
+lock-upgrade: $(UV_STAMP)
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_ARGS) --upgrade --output-file requirements.txt
+
+# What the deployment package's dependencies weigh: requirements.txt installed with pip
+# --target into an empty directory (as the Functions build does) by Python 3.12, the
+# Function App's default (DEPLOY_PYTHON=... to choose another), then the total (du -sm)
+# and the five largest distributions. Needs the package index.
+deploy-size: install
+	$(BIN)/python -m tests.test_dependencies --deploy-size
 
 # Azurite (the Azure Storage emulator) for the storage tests, from package-lock.json.
 node_modules/.bin/azurite: package.json $(wildcard package-lock.json)

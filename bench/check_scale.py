@@ -58,7 +58,7 @@ def build_world(size: int, tenant_size: str = "large"):
 
     world = World()
     now = world.now()
-    tenant = world.add_tenant(TENANT, "Bench Foods", password_max_lifetime=timedelta(days=365), size=tenant_size)
+    world.add_tenant(TENANT, "Bench Foods", password_max_lifetime=timedelta(days=365), size=tenant_size)
     monitor = world.add_application(TENANT, "SmartTrace SSO Monitor")
     world.add_service_principal(monitor, granted_roles={GRAPH_RESOURCE: ["Application.ReadWrite.OwnedBy"]})
     world.add_password(monitor, start=now - timedelta(days=1), created=now - timedelta(days=1))

@@ -9,10 +9,29 @@ Vault, Entra's token endpoint or SmartTrace's handoff endpoint.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 
 from sso_monitor import redact
+
+
+STAMP = "%Y-%m-%dT%H:%M:%SZ"  # the one UTC format of our tags, texts and JSON dates
+
+
+def stamp(moment: datetime) -> str:
+    """A moment as ``2026-12-06T02:13:03Z`` (UTC, whole seconds)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc).strftime(STAMP)
+
+
+def unstamp(text: str | None) -> datetime | None:
+    """``stamp``'s inverse; None for anything else."""
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text, STAMP).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
 class SecretValue:

@@ -48,6 +48,15 @@ class Redactor:
     def __bool__(self) -> bool:
         return bool(self._grams)
 
+    def snapshot(self) -> frozenset[str]:
+        """What is registered now, for ``restore`` (tests: one test's secrets are not the next's)."""
+        with self._lock:
+            return frozenset(self._grams)
+
+    def restore(self, snapshot: frozenset[str]) -> None:
+        with self._lock:
+            self._grams = set(snapshot)
+
     def scrub(self, text: str) -> str:
         """``text`` with every run of MIN_RUN+ characters of a registered secret masked."""
         if not text or not self:
@@ -89,11 +98,23 @@ class Redactor:
 _SECRET_PARAMS = {"sig", "signature", "code", "key", "token", "secret", "password", "client_secret", "sv"}
 
 
+_CONNECTION_SECRETS = {"accountkey", "sharedaccesssignature"}
+
+
+def _is_connection_string(value: str) -> bool:
+    return ";" in value and any(f"{name}=" in value.lower() for name in _CONNECTION_SECRETS)
+
+
 def secret_parts(value: str) -> list[str]:
     """What of a value to mask in fragments: the whole value, except for a URL, whose
     credential-bearing parts (query signatures, userinfo) stand for it."""
     from urllib.parse import parse_qsl, urlsplit
 
+    if _is_connection_string(value):
+        # a storage connection string: its AccountKey or SharedAccessSignature is the
+        # secret; its endpoints and account name are in every storage log line
+        keys = [part.split("=", 1)[1] for part in value.split(";") if part.split("=", 1)[0].strip().lower() in _CONNECTION_SECRETS]
+        return [key for key in keys if key] or [value]
     if not value.lower().startswith(("https://", "http://")):
         return [value]
     try:

@@ -1,20 +1,38 @@
-"""The one place that builds the real adapters from settings."""
+"""The one place that builds the real adapters from settings (the composition root).
+
+The service (service.py) asks here for the check's readers, the rotation's writers,
+the lease and the alerting; tests swap what this builds, never module internals.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from sso_monitor.config import MonitorConfig
+from sso_monitor.adapters.channels.build import build_channels
+from sso_monitor.adapters.entra.identity import credential_for
+from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
+from sso_monitor.adapters.graph.reader import GraphDirectoryReader
+from sso_monitor.adapters.graph.writer import GraphAppWriter
+from sso_monitor.adapters.keyvault.reader import KeyVaultReader
+from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
+from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
+from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
+from sso_monitor.adapters.storage.alert_store import alert_store_from_settings
+from sso_monitor.alerts.ports import AlertStore
+from sso_monitor.adapters.storage.lease import LocalLease, lease_from_settings
+from sso_monitor.alerts.service import Alerting
 from sso_monitor.checks.ports import Adapters
+from sso_monitor.config import MonitorConfig
+from sso_monitor.rotation.ports import Lease
+from sso_monitor.rotation.protocol import Clock, MemoryNotifier, Notifier, RotationDeps, SystemClock
 
 
 def build_adapters(config: MonitorConfig) -> Adapters:
-    from sso_monitor.adapters.graph.reader import GraphDirectoryReader
-    from sso_monitor.adapters.keyvault.reader import KeyVaultReader
-    from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
-
+    """The check's readers: Graph per tenant, Key Vault, the token probe, the URL probe."""
     tenants = {app.tenant_id for app in config.apps}
     return Adapters(
         directories={tenant: GraphDirectoryReader(config, tenant) for tenant in tenants},
@@ -24,16 +42,8 @@ def build_adapters(config: MonitorConfig) -> Adapters:
     )
 
 
-def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clock=None):
-    """The rotation's ports on the real SDKs. The CLI's lease is local (one machine);
-    the Function App passes a blob lease."""
-    from sso_monitor.adapters.graph.writer import GraphAppWriter
-    from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
-    from sso_monitor.adapters.storage.lease import LocalLease
-    from sso_monitor.adapters.entra.probes import EntraTokenProbe
-    from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
-    from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, SystemClock
-
+def build_rotation_deps(config: MonitorConfig, *, notifier: Notifier | None = None, lease: Lease | None = None, clock: Clock | None = None) -> RotationDeps:
+    """The rotation's ports on the real SDKs (a local lease unless one is given)."""
     return RotationDeps(
         writer=GraphAppWriter(config),
         vault=KeyVaultWriter(config),
@@ -46,8 +56,19 @@ def build_rotation_deps(config: MonitorConfig, *, notifier=None, lease=None, clo
     )
 
 
+def build_lease(config: MonitorConfig) -> Lease:
+    """The rotations' lease: a blob lease on the Function App's storage, which every
+    instance shares; a local one when there is none (the CLI on one machine)."""
+    storage = config.storage
+    if storage.connection_string is not None:
+        return lease_from_settings(storage.connection_string.reveal(), None)
+    if storage.account_url:
+        return lease_from_settings(None, storage.account_url, credential_for(config, config.home_tenant_id))
+    return LocalLease()
+
+
 @asynccontextmanager
-async def opened_alerting(config: MonitorConfig, **options: Any) -> AsyncIterator[Any]:
+async def opened_alerting(config: MonitorConfig, **options: Any) -> AsyncIterator[Alerting]:
     """``build_alerting(config, **options)``, closed on the way out."""
     alerting = build_alerting(config, **options)
     try:
@@ -56,17 +77,10 @@ async def opened_alerting(config: MonitorConfig, **options: Any) -> AsyncIterato
         await alerting.aclose()
 
 
-def build_alerting(config: MonitorConfig, *, store=None, local_path=None, sleep=None):
+def build_alerting(config: MonitorConfig, *, store: AlertStore | None = None, local_path: Path | None = None, sleep: Any = None) -> Alerting:
     """Alerting on the configured channels and the alert store: Azure Table Storage
     when the Function App's storage is configured, else a local file (local_path)
     or memory."""
-    import asyncio
-
-    from sso_monitor.adapters.storage.alert_store import alert_store_from_settings
-    from sso_monitor.adapters.channels.build import build_channels
-    from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
-    from sso_monitor.alerts.service import Alerting
-
     secrets = KeyVaultSecretSource(config)
     channels = build_channels(config, secrets, sleep=sleep or asyncio.sleep)
     return Alerting(config, store or alert_store_from_settings(config, local_path=local_path), channels, closing=(secrets,))

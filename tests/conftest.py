@@ -7,10 +7,21 @@ from collections.abc import Iterator
 
 import pytest
 
+from sso_monitor import redact
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.testing import StandardIds, standard_world
 
 pytest_plugins = ["sso_monitor.sandbox.pytest_plugin", "tests.azurite"]
+
+
+@pytest.fixture(autouse=True)
+def _own_secrets() -> Iterator[None]:
+    """The redactor is process-wide: a secret one test registers ("not-the-monitor-secret")
+    would mask "-monitor" in the next test's texts. Each test starts from what was
+    registered before it."""
+    saved = redact.SECRETS.snapshot()
+    yield
+    redact.SECRETS.restore(saved)
 
 
 @pytest.fixture

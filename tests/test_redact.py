@@ -59,3 +59,15 @@ def test_a_secret_url_is_masked_by_its_signature_not_its_host():
     r.register("https://prod-01.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sig=Zx9ab8Cd7Ef6Gh5Ij4Kl3Mn2")
     assert r.scrub("see https://prod-01.westus.logic.azure.com/workflows") == "see https://prod-01.westus.logic.azure.com/workflows"
     assert "Zx9ab8Cd7Ef6" not in r.scrub("sig=Zx9ab8Cd7Ef6Gh5Ij4")
+
+
+def test_a_storage_connection_string_is_masked_by_its_key_not_its_endpoints():
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    r = Redactor()
+    r.register(f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={key};BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;")
+    line = "Request URL: 'http://127.0.0.1:10000/devstoreaccount1/sso-monitor-leases'"
+    assert r.scrub(line) == line  # the endpoint is in every storage log line: not a secret
+    assert key[:20] not in r.scrub(f"AccountKey={key}") and "***" in r.scrub(f"key {key[5:30]}")
+    sas = Redactor()
+    sas.register("BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature=sv=2022-11-02&ss=b&sig=AbCdEf0123456789xyz")
+    assert "0123456789" not in sas.scrub("sig=AbCdEf0123456789xyz") and sas.scrub("acct.blob.core.windows.net") == "acct.blob.core.windows.net"

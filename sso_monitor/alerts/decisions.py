@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sso_monitor.alerts.ports import APPEARED, CHANNEL_DOWN, MONITOR_FAILURE, REMINDER, RESOLVED, WORSENED, Alert, Notice
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.checks.decisions import crossed_threshold
 from sso_monitor.config import AlertsConfig, AppConfig, MonitorConfig
 from sso_monitor.checks.findings import CODES, Finding, Severity
@@ -221,7 +222,7 @@ def rotation_alert(event: Any, now: datetime, policy: AlertsConfig) -> Alert:
         facility=event.facility,
         tenant_id=event.tenant_id,
         app_id=event.app_id,
-        steps=tuple(event.steps),
+        steps=tuple(handoff_steps(event.handoff)) if event.handoff is not None else (),
         status_url=policy.status_page_url,
         operations=operations,
     )
@@ -231,7 +232,8 @@ def event_key(event: Any) -> str:
     """De-duplication key of a rotation event: the same event re-emitted by a retried
     run (the protocol notifies before it records, so a crash between the two repeats
     it) is recognised."""
-    text = "\x1f".join((event.kind, event.key_id or "", event.message, "\x1e".join(event.steps)))
+    steps = handoff_steps(event.handoff) if event.handoff is not None else []
+    text = "\x1f".join((event.kind, event.key_id or "", event.message, "\x1e".join(steps)))
     return f"{event.facility}.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 

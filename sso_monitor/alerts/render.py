@@ -31,6 +31,28 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sso_monitor.alerts.ports import Alert, Notice
+from sso_monitor.models import stamp
+
+def handoff_steps(facts: Any) -> list[str]:
+    """The numbered steps of a manual handoff (rotation.protocol.HandoffFacts), in words:
+    copy the value from Key Vault, paste it into SmartTrace, sign in, confirm, and what
+    becomes of the old secret."""
+    vault = facts.vault_url or "the monitor's Key Vault"
+    steps = [
+        f"Copy the new secret value: Key Vault {vault}, Secrets, {facts.secret_name}, version {facts.version}, Show secret value "
+        f"(or: az keyvault secret show --id {vault.rstrip('/')}/secrets/{facts.secret_name}/{facts.version} --query value -o tsv).",
+        f"In SmartTrace ({facts.facility_url}): Integrations, Azure Active Directory, pencil (edit), Client secret: paste the value, Save.",
+        f"Sign in once with Microsoft at {facts.facility_url} to check it works.",
+        f"Confirm: sso-monitor confirm {facts.facility} --key-id {facts.key_id} (or POST /api/apps/{facts.facility}/confirm).",
+    ]
+    if facts.old_key_id and facts.old_end is not None:
+        if facts.old_managed:
+            after = f"The monitor removes it {facts.grace_days} days after your confirmation."
+        else:  # hands off what is not ours: a secret made by hand is never removed by the monitor
+            after = "It was made by hand, so the monitor leaves it alone: remove it under Certificates & secrets once sign-in works with the new one, or let it expire."
+        steps.append(f"Before {stamp(facts.old_end)}: the old secret {facts.old_key_id} stops working then. {after}")
+    return steps
+
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"

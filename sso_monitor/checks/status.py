@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sso_monitor.rotation.protocol import RotationStatus
 from sso_monitor.checks.run import CheckReport
+from sso_monitor.models import stamp
 
 
 def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], now: datetime) -> dict[str, Any]:
@@ -41,4 +42,4 @@ def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], n
 
 
 def _utc(moment: datetime | None) -> str | None:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return stamp(moment) if moment else None

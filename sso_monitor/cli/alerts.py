@@ -13,24 +13,17 @@ from typing import IO, Any
 from sso_monitor.alerts.decisions import snooze_problem, parse_until
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import MonitorError
+from sso_monitor.checks.findings import CODES
 from sso_monitor.checks.run import CheckReport
+from sso_monitor.service import MonitorService
 
 DEFAULT_STATE = Path(".sso-monitor/alert-state.json")
 
 
 def send_check_alerts(config: MonitorConfig, report: CheckReport, now: datetime, state: Path, err: IO[str]) -> bool:
     """Alert on a check's results; False (after saying why) when something was not delivered."""
-    from sso_monitor.rotation.schedule import ScheduledPlan, alert_after_run
-
-    plan = ScheduledPlan(report=report, failures=list(report.errors))
-    return _deliver(config, state, err, lambda alerting: alert_after_run(config, plan, now, alerting))
-
-
-def send_rotation_alerts(config: MonitorConfig, events: list, now: datetime, state: Path, err: IO[str]) -> bool:
-    """A rotation's events (rotate, confirm) to the channels; False (after saying why) when not all went."""
-    from sso_monitor.rotation.schedule import alert_events
-
-    return _deliver(config, state, err, lambda alerting: alert_events(config, events, now, alerting))
+    service = MonitorService(config, alert_state=state)
+    return deliver(state, err, lambda: service.alert_check(report, now, report.errors))
 
 
 def state_problem(state: Path) -> str | None:
@@ -57,16 +50,11 @@ def _stored(state: Path, work: Callable[[], Any]) -> Any:
         raise MonitorError(f"alert store {state}: not an alert store file (nested too deeply); it was left as it is (move it aside to start afresh)") from None
 
 
-def _deliver(config: MonitorConfig, state: Path, err: IO[str], send: Callable[[Any], Awaitable[list[str]]]) -> bool:
-    """Run ``send`` on the alerting kept in ``state``; say each delivery problem on ``err``."""
-    from sso_monitor.wiring import opened_alerting
-
-    async def run() -> list[str]:
-        async with opened_alerting(config, local_path=state) as alerting:
-            return await send(alerting)
-
+def deliver(state: Path, err: IO[str], send: Callable[[], Awaitable[list[str]]]) -> bool:
+    """Run ``send`` (alerts kept in the state file ``state``); say each delivery problem on
+    ``err``; True when everything went."""
     try:
-        problems = _stored(state, run)
+        problems = _stored(state, send)
     except MonitorError as exc:
         err.write(f"sso-monitor: alerts not sent: {exc}\n")
         return False
@@ -76,9 +64,6 @@ def _deliver(config: MonitorConfig, state: Path, err: IO[str], send: Callable[[A
 
 
 def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]) -> int:
-    from sso_monitor.checks.findings import CODES
-    from sso_monitor.wiring import opened_alerting
-
     # What is snoozed first, then until when: the first problem named is the one to fix first.
     app = config.app(facility)
     if app is None:
@@ -105,10 +90,11 @@ def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, 
         err.write(f"sso-monitor: {said}\n")
         return 3
 
+    service = MonitorService(config, alert_state=state)
+
     async def run() -> None:
-        async with opened_alerting(config, local_path=state) as alerting:
-            # the configured name: "ACME" would be stored as a snooze nothing ever matches
-            await alerting.snooze(app.facility, code, end, who, reason)
+        # the configured name: "ACME" would be stored as a snooze nothing ever matches
+        await service.snooze(app, code, end, who, reason, now)
 
     try:
         _stored(state, run)

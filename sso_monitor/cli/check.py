@@ -10,8 +10,11 @@ from typing import IO
 
 from sso_monitor.config import MonitorConfig
 from sso_monitor.checks.report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
-from sso_monitor.checks.run import CheckReport, Progress, run_checks, select_apps
-from sso_monitor.wiring import build_adapters
+from rich.progress import Progress as Bar
+
+from sso_monitor.checks.run import CheckReport, Progress, select_apps
+from sso_monitor.cli.alerts import send_check_alerts
+from sso_monitor.service import MonitorService
 
 
 def check_and_report(
@@ -47,26 +50,19 @@ def check_and_report(
         failed = len(report.results)
         err.write(f"sso-monitor: no app could be checked ({failed} of {failed} failed; see the report's errors)\n")
     if alert_state is not None:
-        from sso_monitor.cli.alerts import send_check_alerts
-
         if not send_check_alerts(config, report, moment, alert_state, err):
             code = worst_exit(code, EXIT_MONITOR_FAILED)
     return code
 
 
 async def _checked(config: MonitorConfig, apps: list, now: datetime, err: IO[str], *, show_progress: bool) -> CheckReport:
-    adapters = build_adapters(config)
-    try:
-        if show_progress and err.isatty() and len(apps) > 1:
-            from rich.progress import Progress as Bar
-
-            with Bar(transient=True, console=_console(err)) as bar:
-                task = bar.add_task("checking apps", total=len(apps))
-                step: Progress = lambda done, total: bar.update(task, completed=done)
-                return await run_checks(config, adapters, now, apps=apps, progress=step)
-        return await run_checks(config, adapters, now, apps=apps)
-    finally:
-        await adapters.aclose()
+    service = MonitorService(config)
+    if show_progress and err.isatty() and len(apps) > 1:
+        with Bar(transient=True, console=_console(err)) as bar:
+            task = bar.add_task("checking apps", total=len(apps))
+            step: Progress = lambda done, total: bar.update(task, completed=done)
+            return await service.check(now, apps, progress=step)
+    return await service.check(now, apps)
 
 
 def _console(stream: IO[str]):

@@ -87,10 +87,9 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
     import asyncio
 
     from sso_monitor.adapters.storage.lease import LocalLease
+    from sso_monitor.cli.rotate import event_lines
     from sso_monitor.sandbox.clock import SimulatedClock
-    from sso_monitor.cli.rotate import settings_from
-    from sso_monitor.rotation.protocol import MemoryNotifier, Rotator
-    from sso_monitor.wiring import build_rotation_deps
+    from sso_monitor.service import MonitorService
 
     app = next((r.app for r in report.results if r.app.rotation.mode == "auto" and any(f.code == "SECRET_EXPIRING" for f in r.findings)), None)
     if app is None:
@@ -98,41 +97,36 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
     world = sandbox.world
     cards_before = len(world.webhooks[webhook].received) if webhook else 0
     print(f"\nRotation: {app.facility}'s client secret is due. The protocol runs as the timer's worker would run it:")
+    service = MonitorService(config, clock=SimulatedClock(world), lease=LocalLease(state / "locks"), alert_state=state / "alerts.json")
 
     async def rotate_then_confirm() -> tuple[Any, Any, list[Any]]:
-        notifier = MemoryNotifier()
-        deps = build_rotation_deps(config, notifier=notifier, lease=LocalLease(state / "locks"), clock=SimulatedClock(world))
-        try:
-            settings = settings_from(config)
-            rotated = await Rotator(app, deps, settings).run()
-            for line in rotated.actions:
-                print(f"  {line}")
-            waiting = next((e for e in notifier.events if e.kind == "awaiting-confirmation"), None)
-            if rotated.error or waiting is None:
-                return rotated, None, notifier.events
-            print("  The facility's administrator is asked to:")
-            for number, step in enumerate(waiting.steps, 1):
-                print(f"    {number}. {step}")
-            # The administrator pastes the new value into SmartTrace, then confirms.
-            vault = world.vault(next(iter(sandbox.endpoints.vaults)))
-            pasted = next(v for v in vault.secrets[app.vault_secret_name].versions if v.tags.get("keyId") == rotated.key_id)
-            facility = world.facility(app.facility)
-            facility.client_secret, facility.key_id = pasted.value, rotated.key_id
-            confirmed = await Rotator(app, deps, settings).confirm(rotated.key_id or "", "the demo's administrator")
-            for line in confirmed.actions:
-                print(f"  {line}")
-            return rotated, confirmed, notifier.events
-        finally:
-            await deps.aclose()
+        rotated = await service.rotate(app)
+        for line in rotated.result.actions:
+            print(f"  {line}")
+        waiting = [e for e in rotated.events if e.kind == "awaiting-confirmation"]
+        if rotated.result.error or not waiting:
+            return rotated.result, None, rotated.events
+        print("  The facility's administrator is asked to:")
+        for line in event_lines(waiting)[1:]:
+            print(line)
+        # The administrator pastes the new value into SmartTrace, then confirms.
+        vault = world.vault(next(iter(sandbox.endpoints.vaults)))
+        pasted = next(v for v in vault.secrets[app.vault_secret_name].versions if v.tags.get("keyId") == rotated.result.key_id)
+        facility = world.facility(app.facility)
+        facility.client_secret, facility.key_id = pasted.value, rotated.result.key_id
+        confirmed = await service.confirm(app, rotated.result.key_id or "", "the demo's administrator")
+        for line in confirmed.result.actions:
+            print(f"  {line}")
+        events = rotated.events + confirmed.events
+        if webhook:
+            await service.alert_events(events, world.now())
+        return rotated.result, confirmed.result, events
 
     rotated, confirmed, events = asyncio.run(rotate_then_confirm())
     if rotated.error:
         print(f"  error: {rotated.error}")
         return
     if webhook:
-        from sso_monitor.cli.alerts import send_rotation_alerts
-
-        send_rotation_alerts(config, events, world.now(), state / "alerts.json", sys.stderr)
         cards = world.webhooks[webhook].received[cards_before:]
         print(f"  Alerts: {len(cards)} more Teams card{'' if len(cards) == 1 else 's'}: " + "; ".join(c["attachments"][0]["content"].get("fallbackText", "") for c in cards))
     works = world.sign_in_works(app.facility)

@@ -1,4 +1,4 @@
-"""`sso-monitor rotate | status | confirm | push | adopt`: thin glue around sso_monitor.rotation.protocol."""
+"""`sso-monitor rotate | status | confirm | push | adopt`: parse, call the service, print."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from sso_monitor.config import AppConfig, MonitorConfig
-from sso_monitor.errors import ExternalError, MonitorError
-from sso_monitor.models import SecretValue
-from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator, adopt, rotation_status
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.checks.report import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
-from sso_monitor.wiring import build_rotation_deps
+from sso_monitor.cli.alerts import deliver
+from sso_monitor.config import AppConfig, MonitorConfig
+from sso_monitor.errors import MonitorError
+from sso_monitor.models import SecretValue
+from sso_monitor.service import MonitorService, Outcome
 
 # A rotation that failed leaves the secret due: as severe as a critical finding.
 EXIT_FAILED = EXIT_CRITICAL
@@ -27,87 +29,83 @@ def _app(config: MonitorConfig, facility: str, err: IO[str]) -> AppConfig | None
     return app
 
 
-async def _with_deps(config: MonitorConfig, work: Any, deps: RotationDeps | None = None) -> tuple[Any, Any]:
-    """Run ``work(deps)``; answer its result and the notifier that saw its events."""
-    own = deps is None
-    deps = deps or build_rotation_deps(config, notifier=MemoryNotifier())
-    try:
-        return await work(deps), deps.notifier
-    finally:
-        if own:
-            await deps.aclose()
+def _run(service: MonitorService, work: Any) -> Any:
+    """``work()`` on the service's event loop, the service's lease closed afterwards."""
+
+    async def run() -> Any:
+        try:
+            return await work()
+        finally:
+            await service.aclose()
+
+    return asyncio.run(run())
 
 
-def settings_from(config: MonitorConfig) -> RotationSettings:
-    verify = config.verify
-    return RotationSettings(verify_successes=verify.successes, verify_interval=verify.interval_seconds, verify_deadline=verify.deadline_seconds)
+def event_lines(events: list[Any]) -> list[str]:
+    """A rotation's events as printed: the message, then a manual handoff's numbered steps."""
+    lines = []
+    for event in events:
+        lines.append(f"[{event.kind}] {event.message}")
+        steps = handoff_steps(event.handoff) if event.handoff is not None else []
+        lines += [f"    {number}. {step}" for number, step in enumerate(steps, 1)]
+    return lines
 
 
-def _print_result(result: RotationResult, notifier: Any, out: IO[str], as_json: bool) -> None:
-    events = [asdict(e) for e in getattr(notifier, "events", [])]
+def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
+    result = outcome.result
     if as_json:
+        events = [{**{k: v for k, v in asdict(e).items() if k != "handoff"}, "steps": handoff_steps(e.handoff) if e.handoff else []} for e in outcome.events]
         json.dump({"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": result.actions, "error": result.error, "events": events}, out, indent=2, default=str)
         out.write("\n")
         return
     for line in result.actions:
         out.write(f"  {line}\n")
-    for event in events:
-        out.write(f"[{event['kind']}] {event['message']}\n")
-        for number, step in enumerate(event["steps"], 1):
-            out.write(f"    {number}. {step}\n")
+    for line in event_lines(outcome.events):
+        out.write(f"{line}\n")
     out.write(f"{result.facility}: {result.stage}" + (f" (keyId {result.key_id})" if result.key_id else "") + "\n")
     if result.error:
         out.write(f"error: {result.error}\n")
 
 
-def _alert(config: MonitorConfig, notifier: Any, alert_state: Path | None, err: IO[str]) -> bool:
+def _alert(service: MonitorService, outcome: Outcome, alert_state: Path | None, err: IO[str]) -> bool:
     """With --alert: the run's events to the channels (True when all went, or nothing to do)."""
-    events = list(getattr(notifier, "events", []))
-    if alert_state is None or not events:
+    if alert_state is None or not outcome.events:
         return True
-    from datetime import datetime, timezone
-
-    from sso_monitor.cli.alerts import send_rotation_alerts
-
-    return send_rotation_alerts(config, events, datetime.now(timezone.utc), alert_state, err)
+    alerting = MonitorService(service.config, alert_state=alert_state)
+    return deliver(alert_state, err, lambda: alerting.alert_events(outcome.events, datetime.now(timezone.utc)))
 
 
-def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force: bool, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None, alert_state: Path | None = None) -> int:
+def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force: bool, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None, alert_state: Path | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
         return EXIT_MONITOR_FAILED
-
-    async def run(d: RotationDeps) -> RotationResult:
-        return await Rotator(app, d, settings_from(config), dry_run=dry_run, force=force).run()
-
-    result, notifier = asyncio.run(_with_deps(config, run, deps))
+    service = service or MonitorService(config)
+    outcome = _run(service, lambda: service.rotate(app, dry_run=dry_run, force=force))
     if dry_run and not as_json:
         out.write(f"Dry run for {facility}: nothing was changed.\n")
-    _print_result(result, notifier, out, as_json)
-    alerted = dry_run or _alert(config, notifier, alert_state, err)
-    return worst_exit(EXIT_FAILED if result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
+    _print_result(outcome, out, as_json)
+    alerted = dry_run or _alert(service, outcome, alert_state, err)
+    return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
-def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None, alert_state: Path | None = None) -> int:
+def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None, alert_state: Path | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
         return EXIT_MONITOR_FAILED
-    async def run(d: RotationDeps) -> RotationResult:
-        return await Rotator(app, d, settings_from(config)).confirm(key_id, who)
-
+    service = service or MonitorService(config)
     try:
-        result, notifier = asyncio.run(_with_deps(config, run, deps))
+        outcome = _run(service, lambda: service.confirm(app, key_id, who))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
-    _print_result(result, notifier, out, False)
-    alerted = _alert(config, notifier, alert_state, err)
-    return worst_exit(EXIT_FAILED if result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
+    _print_result(outcome, out, False)
+    alerted = _alert(service, outcome, alert_state, err)
+    return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
-def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
     """Push the secret SmartTrace should hold to it again (http handoff mode)."""
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
@@ -117,35 +115,22 @@ def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: boo
         # Nothing is broken: the command does not apply to this facility (bad usage, 3).
         err.write(f"sso-monitor: {app.facility} hands secrets off manually; there is nothing to push (handoff.mode is {app.handoff.mode})\n")
         return EXIT_MONITOR_FAILED
-
-    async def run(d: RotationDeps) -> RotationResult:
-        return await Rotator(app, d, settings_from(config), dry_run=dry_run).repush(who)
-
+    service = service or MonitorService(config)
     try:
-        result, notifier = asyncio.run(_with_deps(config, run, deps))
+        outcome = _run(service, lambda: service.push(app, who, dry_run=dry_run))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
-    _print_result(result, notifier, out, False)
-    return EXIT_FAILED if result.error else EXIT_OK
+    _print_result(outcome, out, False)
+    return EXIT_FAILED if outcome.result.error else EXIT_OK
 
 
-def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
     """Each app's stage. The exit code is check's rule: an app whose stage could not
     be read is 2 (no one can vouch for it), no app read at all is 3."""
     out, err = out or sys.stdout, err or sys.stderr
-
-    async def run(d: RotationDeps) -> tuple[list[Any], list[tuple[str, str]]]:
-        statuses: list[Any] = []
-        failures: list[tuple[str, str]] = []
-        for app in config.apps:
-            try:
-                statuses.append(await rotation_status(app, d))
-            except ExternalError as exc:  # one vault's answer does not stop the others
-                failures.append((app.facility, str(exc)))
-        return statuses, failures
-
-    (statuses, failures), _ = asyncio.run(_with_deps(config, run, deps))
+    service = service or MonitorService(config)
+    statuses, failures = _run(service, lambda: service.rotation_statuses(config.apps))
     code = EXIT_MONITOR_FAILED if failures and not statuses else EXIT_FAILED if failures else EXIT_OK
     for facility, problem in failures:
         err.write(f"sso-monitor: {facility}: the rotation stage could not be read: {problem}\n")
@@ -161,7 +146,7 @@ def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str]
     return code
 
 
-def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, from_vault: bool, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None, deps: RotationDeps | None = None) -> int:
+def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, from_vault: bool, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
@@ -173,17 +158,14 @@ def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, f
             err.write(f"sso-monitor: {problem}\n")
             return EXIT_MONITOR_FAILED
         value = SecretValue(text)
-
-    async def run(d: RotationDeps) -> RotationResult:
-        return await adopt(app, d, value, key_id)
-
+    service = service or MonitorService(config)
     try:
-        result, _ = asyncio.run(_with_deps(config, run, deps))
+        outcome = _run(service, lambda: service.adopt(app, value, key_id))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_FAILED
-    _print_result(result, None, out, False)
-    return EXIT_FAILED if result.error else EXIT_OK
+    _print_result(outcome, out, False)
+    return EXIT_FAILED if outcome.result.error else EXIT_OK
 
 
 # An Entra client secret is 40 characters; anything much longer on standard input is

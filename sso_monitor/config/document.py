@@ -252,7 +252,7 @@ class App(_Section):
         return handoff
 
 
-IDENTIFYING = ("facility", "tenant_id", "app_id", "facility_url", "vault_secret_name")
+_IDENTIFYING = ("facility", "tenant_id", "app_id", "facility_url", "vault_secret_name")
 
 
 def _not_checked(value: Any, handler: Callable[[Any], Any]) -> Any:
@@ -269,7 +269,7 @@ AppDefaults = create_model(
     **{
         name: (Annotated[(field.annotation, *field.metadata, WrapValidator(_not_checked))], Field(None, alias=field.alias, description=field.description, json_schema_extra=field.json_schema_extra))
         for name, field in App.model_fields.items()
-        if name not in IDENTIFYING
+        if name not in _IDENTIFYING
     },
 )
 

@@ -1,5 +1,5 @@
 """The HTTP admin API under /api: thin handlers that authenticate, parse, call
-AdminService and map the result. Bad input is a 4xx with a clear message,
+AdminApi and map the result. Bad input is a 4xx with a clear message,
 never a 5xx; no answer ever holds a secret value. Actions are logged with the
 caller's identity (the token's subject or UPN).
 
@@ -35,7 +35,7 @@ MAX_BODY = 16 * 1024
 # The API's rotation waits at most this long for a new secret to propagate ...
 ROTATE_VERIFY_DEADLINE = 150.0
 # ... and answers by this time whatever the run is doing (it goes on in the process);
-# then queuing the resume takes at most 10 s more (AdminService.queue_resume): 210 s,
+# then queuing the resume takes at most 10 s more (AdminApi.queue_resume): 210 s,
 # leaving the token check (keys cached; a fetch times out in 10 s) within 230 s.
 ROTATE_ANSWER_WITHIN = 200.0
 POLL_SECONDS = 30  # the Retry-After of a 202: how soon a client should ask the status URL
@@ -54,7 +54,7 @@ class _State:
     """The admin service and the token validator, built once per worker process."""
 
     def __init__(self) -> None:
-        from sso_monitor.service import AdminService
+        from sso_monitor.functions.api import AdminApi
         from sso_monitor.config import load_config
         from sso_monitor.functions.auth import AdminAuthSettings, TokenValidator
 
@@ -66,7 +66,7 @@ class _State:
         from sso_monitor.functions.ratelimit import RateLimiter
 
         self.config = config
-        self.service = AdminService(config)
+        self.service = AdminApi(config)
         self.limiter = RateLimiter()
         self.validator = TokenValidator(
             AdminAuthSettings(
@@ -254,7 +254,7 @@ async def rotate(req: func.HttpRequest) -> func.HttpResponse:
     from sso_monitor.functions.auth import ADMIN_ROLE
 
     async def act(state: _State, principal: Any) -> func.HttpResponse:
-        from sso_monitor.service import MOVING, RUNNING
+        from sso_monitor.functions.api import MOVING, RUNNING
 
         facility = _facility(req)
         body = _body(req, {"dryRun": bool, "force": bool})

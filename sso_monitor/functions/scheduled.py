@@ -26,7 +26,8 @@ bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 # Literal here, not imported: the decorators run when function_app is imported,
-# which must stay cheap (sso_monitor.rotation.schedule pulls in the check's modules).
+# which must stay cheap (measured: importing the service and its SDKs costs about
+# 1 s more on a cold start; the triggers import it on their first call).
 WORK_QUEUE = "sso-monitor-work"
 POISON_QUEUE = "sso-monitor-work-poison"
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -54,14 +55,15 @@ def _now() -> datetime:
 async def scheduled_run(timer: func.TimerRequest) -> None:
     from sso_monitor.adapters.storage.work_queue import enqueue
     from sso_monitor.errors import MonitorError
-    from sso_monitor.rotation.schedule import ScheduledRunFailed, alert_after_run, alert_summary, scheduled_check
     from sso_monitor.functions.status_report import store_run_report
+    from sso_monitor.service import MonitorService, ScheduledRunFailed, alert_summary
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")
     config = _config.get()
+    service = MonitorService(config)
     now = _now()
-    plan = await scheduled_check(config, now)
+    plan = await service.scheduled_check(now)
     try:  # what GET /api/status answers until the next run (status_report.py)
         await store_run_report(config, plan, now)
     except (MonitorError, ValueError) as exc:  # ValueError: a malformed AzureWebJobsStorage
@@ -69,7 +71,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
     queued, failures = await asyncio.to_thread(enqueue, config, plan.work)
     plan.failures.extend(failures)
     try:
-        plan.failures.extend(await alert_after_run(config, plan, now))
+        plan.failures.extend(await service.alert_check(plan.report, now, plan.failures, plan.stuck))
     except MonitorError as exc:  # the alert store or a channel's secret: the summary below still goes to the log
         plan.failures.append(f"alerts not sent: {exc}")
     summary = alert_summary(plan, queued)
@@ -85,8 +87,8 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
 @bp.function_name("rotation_worker")
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 async def rotation_worker(msg: func.QueueMessage) -> None:
-    from sso_monitor.service import _lease
-    from sso_monitor.rotation.schedule import WorkFailed, alert_events, parse_work, run_work
+    from sso_monitor.rotation.schedule import parse_work
+    from sso_monitor.service import MonitorService, WorkFailed
 
     try:
         item = parse_work(msg.get_body())
@@ -100,9 +102,13 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
         log.error("rotation worker: dropped message %s: no app for facility %r in the configuration", msg.id, _printable(item.facility))
         return
     log.info("rotation worker: %s (%s), try %s", app.facility, item.reason, msg.dequeue_count or "?")
-    outcome = await run_work(config, app, _lease(config))
+    service = MonitorService(config)
+    try:
+        outcome = await service.work(item)
+    finally:
+        await service.aclose()
     result = outcome.result
-    for problem in await alert_events(config, outcome.events, _now()):
+    for problem in await service.alert_events(outcome.events, _now()):
         log.error("rotation worker: %s: %s (kept in the alert outbox for the next run)", app.facility, problem)
     if outcome.lease_held:
         log.info("rotation worker: %s: another run holds its lease; leaving it to that run", app.facility)
@@ -124,7 +130,8 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
 async def poison_alert(msg: func.QueueMessage) -> None:
     from sso_monitor.errors import MonitorError
-    from sso_monitor.rotation.schedule import alert_failures, parse_work
+    from sso_monitor.rotation.schedule import parse_work
+    from sso_monitor.service import MonitorService
 
     try:
         item = parse_work(msg.get_body())
@@ -135,7 +142,7 @@ async def poison_alert(msg: func.QueueMessage) -> None:
     log.error("alert: %s", text)
     # The log line above stands even when the configuration is what fails to load.
     try:
-        problems = await alert_failures(_config.get(), [text], _now())
+        problems = await MonitorService(_config.get()).alert_failures([text], _now())
     except MonitorError as exc:
         log.error("poison queue: not sent to the operations channels: %s", exc)
         return

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sso_monitor.functions.ncrontab import longest_interval
+from sso_monitor.models import stamp
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def _parse(value: Any) -> datetime | None:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp(moment)
 
 
 def _span(delta: timedelta) -> str:

@@ -19,10 +19,10 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from sso_monitor.checks.decisions import owner_add_fix
-from sso_monitor.config import AppConfig
+from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
 from sso_monitor.models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
 from sso_monitor.checks.ports import TokenProbe
@@ -87,6 +87,23 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
+@dataclass(frozen=True)
+class HandoffFacts:
+    """What a person needs to hand a new secret to SmartTrace by hand: where it is and
+    what follows. The words are the alerts' (alerts.render.handoff_steps)."""
+
+    facility: str
+    facility_url: str
+    vault_url: str
+    secret_name: str
+    version: str
+    key_id: str
+    old_key_id: str | None = None
+    old_end: datetime | None = None
+    old_managed: bool = False  # the old secret was created or adopted by the monitor: it removes it
+    grace_days: int = 0
+
+
 @dataclass
 class RotationEvent:
     kind: str  # due | started | awaiting-confirmation | reminder | completed | failed | retired | orphan-removed
@@ -95,7 +112,7 @@ class RotationEvent:
     app_id: str
     message: str
     key_id: str | None = None
-    steps: list[str] = field(default_factory=list)
+    handoff: HandoffFacts | None = None  # manual handoff: the facts its steps are written from
 
 
 class Notifier(Protocol):
@@ -121,6 +138,11 @@ class RotationSettings:
     sweep_window: timedelta = timedelta(minutes=10)  # an orphan younger than this is left alone
     lease_ttl: timedelta = timedelta(seconds=60)
 
+    @classmethod
+    def from_config(cls, config: MonitorConfig) -> RotationSettings:
+        verify = config.verify
+        return cls(verify_successes=verify.successes, verify_interval=verify.interval_seconds, verify_deadline=verify.deadline_seconds)
+
 
 @dataclass
 class RotationDeps:
@@ -144,7 +166,19 @@ class RotationResult:
     stage: str  # where the app's rotation stands after this run
     actions: list[str] = field(default_factory=list)  # "step: what was done (or would be done)"
     key_id: str | None = None  # the rotation's new credential, when there is one
-    error: str | None = None
+    # What stopped the run, typed: LeaseUnavailable (another run has the app), ExternalError
+    # (a call failed: a later try may succeed), RotationFailed (a refusal: it would fail again).
+    failure: MonitorError | None = None
+    message: str | None = None  # the failure as said to a person, when it says more than str(failure)
+
+    @property
+    def error(self) -> str | None:
+        if self.failure is None:
+            return None
+        return self.message or str(self.failure)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"facility": self.facility, "stage": self.stage, "actions": list(self.actions), "key_id": self.key_id, "error": self.error}
 
 
 def lease_key(app: AppConfig) -> str:
@@ -163,6 +197,8 @@ class Rotator:
         self.result = RotationResult(app.facility, stage="idle")
         self.versions: list[VaultVersion] = []
         self.held: HeldLease | None = None
+        self.secret: SecretValue | None = None  # the flight's value, once read (never logged)
+        self.registration: AppRegistration | None = None  # the app as this run read it
 
     # ---- entry points
 
@@ -174,13 +210,14 @@ class Rotator:
                 async with self.deps.lease.hold(lease_key(self.app), ttl=self.settings.lease_ttl) as self.held:
                     await self._run()
         except LeaseUnavailable as exc:
+            self.result.failure = exc
             if self.held is None:
-                self.result.error = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
+                self.result.message = f"another rotation of {self.app.facility} is running (its lease is held); nothing was done"
                 log.info("rotate %s: lease held elsewhere", self.app.facility)
                 return self.result
             # Lost mid-run: nothing more was written; what was done is in the actions.
             done = len([a for a in self.result.actions if not a.startswith(("plan:", "resume:"))])
-            self.result.error = (
+            self.result.message = (
                 f"the lease on {self.app.facility} was lost during the run ({exc}); stopped before the next write "
                 f"after {done} step(s) listed above; the next run resumes from Key Vault's state"
             )
@@ -188,7 +225,7 @@ class Rotator:
             log.warning("rotate %s: %s", self.app.facility, self.result.error)
             return self.result
         except (ExternalError, RotationFailed) as exc:
-            self.result.error = str(exc)
+            self.result.failure = exc
             self.result.stage = self._stage_now()
             log.warning("rotate %s: failed: %s", self.app.facility, exc)
             if not self.dry_run:
@@ -272,13 +309,12 @@ class Rotator:
 
     async def _run(self) -> None:
         app = self.app
-        registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
+        registration = self.registration = await self.deps.writer.read_app(app.tenant_id, app.app_id)
         self.versions = await self.deps.vault.versions(app.vault_secret_name)
         await self._abandon_stale_copies()
         await self._sweep(registration)
         await self._retire()
         flight = in_flight(self.versions)
-        secret: SecretValue | None = None
         if flight is not None and flight.key_id not in {c.key_id.lower() for c in registration.password_credentials}:
             flight = await self._unseen(flight)
         if flight is None:
@@ -301,34 +337,44 @@ class Rotator:
                 self.say("verify", "verify the new secret at Entra, then hand it off, then finish")
                 self.result.stage = "due"
                 return
-            flight, secret = created
-        await self._advance(flight, secret, registration)
+            flight, self.secret = created
+        await self._advance(flight)
 
-    async def _advance(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> None:
+    async def _advance(self, flight: VaultVersion) -> None:
+        """Move the rotation in flight on, step by step, until it must wait (for
+        propagation, or for a person) or is finished: the table below is the protocol
+        from the first stage on, one step per stage, each ``(version) -> version``."""
+        steps = {PENDING: self._verify_step, VERIFIED: self._hand_off_step, AWAITING: self._remind_step, HANDED_OFF: self._finish_step}
         self.result.key_id = flight.key_id
-        if flight.stage in (PENDING, VERIFIED) and secret is None:
-            secret = await self.deps.vault.value(self.app.vault_secret_name, flight.version)
-        if flight.stage == PENDING:
-            if self.dry_run:
-                self.say("verify", f"verify keyId {flight.key_id} at Entra")
-                self.result.stage = PENDING
-                return
-            assert secret is not None
-            if not await self._verify(flight, secret):
-                self.result.stage = PENDING
-                return
-            flight = await self._retag(flight, stage=VERIFIED, verifiedAt=stamp(self.now()))
-        if flight.stage == VERIFIED:
-            assert secret is not None or self.dry_run
-            flight = await self._hand_off(flight, secret, registration)
-        if flight.stage == AWAITING:
-            await self._remind(flight, registration)
-            self.result.stage = AWAITING
-            return
-        if flight.stage == HANDED_OFF:
-            await self._finish(flight)
-            return
+        while flight.stage in steps:
+            moved = await steps[flight.stage](flight)
+            if moved.stage == flight.stage:  # it waits, or this is a dry run
+                break
+            flight = moved
         self.result.stage = flight.stage or "idle"
+
+    async def _secret_of(self, flight: VaultVersion) -> SecretValue:
+        if self.secret is None:
+            self.secret = await self.deps.vault.value(self.app.vault_secret_name, flight.version)
+        return self.secret
+
+    async def _verify_step(self, flight: VaultVersion) -> VaultVersion:
+        if self.dry_run:
+            self.say("verify", f"verify keyId {flight.key_id} at Entra")
+            return flight
+        if not await self._verify(flight, await self._secret_of(flight)):
+            return flight
+        return await self._retag(flight, stage=VERIFIED, verifiedAt=stamp(self.now()))
+
+    async def _hand_off_step(self, flight: VaultVersion) -> VaultVersion:
+        return await self._hand_off(flight)
+
+    async def _remind_step(self, flight: VaultVersion) -> VaultVersion:
+        await self._remind(flight)
+        return flight
+
+    async def _finish_step(self, flight: VaultVersion) -> VaultVersion:
+        return await self._finish(flight)
 
     # ---- a rotation's credential that the read of the app did not show
 
@@ -509,7 +555,7 @@ class Rotator:
 
     # ---- hand off
 
-    async def _hand_off(self, flight: VaultVersion, secret: SecretValue | None, registration: AppRegistration) -> VaultVersion:
+    async def _hand_off(self, flight: VaultVersion) -> VaultVersion:
         app = self.app
         handoff = app.handoff
         expires = flight.expires or self.now()
@@ -518,40 +564,43 @@ class Rotator:
             if self.dry_run:
                 self.say("hand off", f"push keyId {flight.key_id} to SmartTrace at {handoff.url}")
                 return flight
-            assert secret is not None
-            await self._push(flight, secret, expires)
+            await self._push(flight, await self._secret_of(flight), expires)
             self.say("hand off", f"pushed keyId {flight.key_id} to SmartTrace at {handoff.url}; SmartTrace confirmed it")
             return await self._retag(flight, stage=HANDED_OFF, handedOffAt=stamp(self.now()))
-        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
         if self.dry_run:
             self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
             return flight
-        await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, steps=self.manual_steps(flight, old))
+        old = self._old_credential()
+        await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, handoff=self.handoff_facts(flight, old))
         self.say("hand off", f"asked the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace; waiting for confirmation")
         threshold = escalation_threshold(old.end if old else None, self.now(), app.thresholds)
         return await self._retag(flight, stage=AWAITING, notifiedAt=stamp(self.now()), notifiedThreshold=str(threshold or ""))
 
-    def manual_steps(self, flight: VaultVersion, old: PasswordCredentialInfo | None) -> list[str]:
-        app = self.app
-        vault = self.deps.vault_url or "the monitor's Key Vault"
-        steps = [
-            f"Copy the new secret value: Key Vault {vault}, Secrets, {app.vault_secret_name}, version {flight.version}, Show secret value "
-            f"(or: az keyvault secret show --id {vault.rstrip('/')}/secrets/{app.vault_secret_name}/{flight.version} --query value -o tsv).",
-            f"In SmartTrace ({app.facility_url}): Integrations, Azure Active Directory, pencil (edit), Client secret: paste the value, Save.",
-            f"Sign in once with Microsoft at {app.facility_url} to check it works.",
-            f"Confirm: sso-monitor confirm {app.facility} --key-id {flight.key_id} (or POST /api/apps/{app.facility}/confirm).",
-        ]
-        if old is not None and old.end is not None:
-            current = current_version(self.versions)
-            if current is not None and is_managed(current):
-                after = f"The monitor removes it {app.rotation.grace_days} days after your confirmation."
-            else:  # hands off what is not ours: a secret made by hand is never removed by the monitor
-                after = "It was made by hand, so the monitor leaves it alone: remove it under Certificates & secrets once sign-in works with the new one, or let it expire."
-            steps.append(f"Before {stamp(old.end)}: the old secret {old.key_id} stops working then. {after}")
-        return steps
+    def _old_credential(self) -> PasswordCredentialInfo | None:
+        """The credential SmartTrace holds now, as this run read the app."""
+        if self.registration is None:
+            return None
+        return _credential(self.registration, (current_version(self.versions) or VaultVersion("")).key_id)
 
-    async def _remind(self, flight: VaultVersion, registration: AppRegistration) -> None:
-        old = _credential(registration, (current_version(self.versions) or VaultVersion("")).key_id)
+    def handoff_facts(self, flight: VaultVersion, old: PasswordCredentialInfo | None) -> HandoffFacts:
+        app = self.app
+        current = current_version(self.versions)
+        return HandoffFacts(
+            facility=app.facility,
+            facility_url=app.facility_url,
+            vault_url=self.deps.vault_url,
+            secret_name=app.vault_secret_name,
+            version=flight.version,
+            key_id=flight.key_id or "",
+            old_key_id=old.key_id if old else None,
+            old_end=old.end if old else None,
+            # hands off what is not ours: a secret made by hand is never removed by the monitor
+            old_managed=current is not None and is_managed(current),
+            grace_days=app.rotation.grace_days,
+        )
+
+    async def _remind(self, flight: VaultVersion) -> None:
+        old = self._old_credential()
         threshold = escalation_threshold(old.end if old else None, self.now(), self.app.thresholds)
         last = flight.tags.get("notifiedThreshold") or ""
         self.say("hand off", f"waiting for the administrator to confirm keyId {flight.key_id}")
@@ -561,17 +610,17 @@ class Rotator:
             "reminder",
             f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {(old.end - self.now()).days if old and old.end else '?'} days.",
             key_id=flight.key_id,
-            steps=self.manual_steps(flight, old),
+            handoff=self.handoff_facts(flight, old),
         )
         await self._retag(flight, notifiedThreshold=str(threshold), notifiedAt=stamp(self.now()))
 
     # ---- finish
 
-    async def _finish(self, flight: VaultVersion) -> None:
+    async def _finish(self, flight: VaultVersion) -> VaultVersion:
         now = self.now()
         if self.dry_run:
             self.say("finish", f"make keyId {flight.key_id} current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
-            return
+            return flight
         # Old to previous first: after a crash between the two, the flight is still
         # handed-off and the next run finishes it again.
         for version in ordered(self.versions):
@@ -584,6 +633,7 @@ class Rotator:
         self.say("finish", f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
         self.result.stage = CURRENT
         await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
+        return flight
 
     # ---- helpers
 
@@ -625,8 +675,8 @@ class Rotator:
         self.versions = [updated if v.version == version.version else v for v in self.versions]
         return updated
 
-    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, steps: list[str] | None = None) -> None:
-        event = RotationEvent(kind, self.app.facility, self.app.tenant_id, self.app.app_id, message, key_id, steps or [])
+    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, handoff: HandoffFacts | None = None) -> None:
+        event = RotationEvent(kind, self.app.facility, self.app.tenant_id, self.app.app_id, message, key_id, handoff)
         await self.deps.notifier.notify(event)
 
 

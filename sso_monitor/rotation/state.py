@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sso_monitor.models import PasswordCredentialInfo, PasswordPolicy
+from sso_monitor.models import PasswordCredentialInfo, PasswordPolicy, stamp, unstamp
 from sso_monitor.rotation.ports import VaultVersion
 
 PENDING, VERIFIED, AWAITING, HANDED_OFF = "pending", "verified", "awaiting-confirmation", "handed-off"
@@ -29,19 +29,6 @@ POLICY_MARGIN = timedelta(hours=1)  # stay clearly inside the tenant's cap
 # missing from one read is "not yet seen" until this long after its creation.
 UNSEEN_WINDOW = timedelta(hours=1)
 STORED_AT = "storedAt"  # our tag: when the monitor stored the version, to the microsecond
-
-
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def unstamp(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
 
 
 def stored_stamp(moment: datetime) -> str:

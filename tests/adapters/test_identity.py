@@ -15,7 +15,7 @@ from azure.identity import (
 
 from sso_monitor.adapters.entra import identity as identity_adapter
 from sso_monitor.adapters.entra.identity import credential_for, federated_assertion, token_exchange_scope
-from sso_monitor.config import MonitorConfig, parse_config
+from sso_monitor.config import parse_config
 from sso_monitor.errors import ConfigError
 
 HOME = "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11"

@@ -241,7 +241,7 @@ def test_add_version_is_listed_last_with_its_tags_and_value(sandbox: Sandbox, id
     assert ordered(versions)[-1] == added and len(versions) == 2  # by created, then our storedAt: never the listing's position
     assert added.tags == tags and added.stage == "pending" and added.key_id == tags["keyId"] and added.enabled
     assert added.expires is not None and abs(added.expires - expires) < timedelta(seconds=1)
-    assert versions[0].stage == "current" and versions[0].key_id == ids.smarttrace_key_id
+    assert ordered(versions)[0].stage == "current" and ordered(versions)[0].key_id == ids.smarttrace_key_id
     assert read_back == value
     assert setting.reveal() == token.value  # a setting secret (here in the same vault: no settingsVaultUrl)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 
 import pytest
 
@@ -21,6 +20,8 @@ from sso_monitor.alerts.ports import ChannelError, Notice
 from sso_monitor.alerts.service import DIGEST, FINDINGS, OUTBOX, Alerting, UnknownCode
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.checks.run import AppResult
+from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.rotation.protocol import HandoffFacts, RotationEvent
 
 from .test_decisions import TENANT, config
 
@@ -132,13 +133,15 @@ def test_a_down_channel_is_tried_once_per_run():
 def test_rotation_events_are_said_once_and_failures_repeat_daily():
     cfg, alerting, ch = make()
 
-    def event(kind, message="m", key_id="k1", steps=()):
-        return SimpleNamespace(kind=kind, facility="acme", tenant_id=TENANT, app_id=cfg.app("acme").app_id, message=message, key_id=key_id, steps=list(steps))
+    facts = HandoffFacts("acme", "https://acme.smarttrace.ai", "https://kv.vault.azure.net", "smarttrace-acme", "v2", "k1")
 
-    run(alerting.rotation_events([event("started", key_id=None), event("awaiting-confirmation", steps=["copy", "paste"])], START))
-    run(alerting.rotation_events([event("awaiting-confirmation", steps=["copy", "paste"])], START + timedelta(minutes=5)))  # a retried run repeats it
+    def event(kind, message="m", key_id="k1", handoff=None):
+        return RotationEvent(kind, "acme", TENANT, cfg.app("acme").app_id, message, key_id, handoff)
+
+    run(alerting.rotation_events([event("started", key_id=None), event("awaiting-confirmation", handoff=facts)], START))
+    run(alerting.rotation_events([event("awaiting-confirmation", handoff=facts)], START + timedelta(minutes=5)))  # a retried run repeats it
     assert [a.kind for n in ch["acme-teams"].delivered for a in n.alerts] == ["rotation:started", "rotation:awaiting-confirmation"]
-    assert ch["acme-teams"].delivered[1].alerts[0].steps == ("copy", "paste")
+    assert ch["acme-teams"].delivered[1].alerts[0].steps == tuple(handoff_steps(facts))
     failed = event("failed", "Rotation of acme stopped: Graph 503")
     run(alerting.rotation_events([failed], START))
     run(alerting.rotation_events([failed], START + timedelta(hours=1)))

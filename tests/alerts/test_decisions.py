@@ -22,7 +22,9 @@ from sso_monitor.alerts.decisions import (
     rotation_alert,
     route,
 )
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.config import AlertsConfig, parse_config
+from sso_monitor.rotation.protocol import HandoffFacts
 from sso_monitor.checks.findings import Severity, finding
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
@@ -209,9 +211,11 @@ def test_digest_due(last, hour, expected):
 
 
 def test_rotation_alert_and_its_key():
-    event = SimpleNamespace(kind="awaiting-confirmation", facility="acme", tenant_id=TENANT, app_id=APP_ID, message="ready", key_id="k1", steps=["copy", "paste"])
+    facts = HandoffFacts("acme", "https://acme.smarttrace.ai", "https://kv.vault.azure.net", "smarttrace-acme", "v2", "k1")
+    event = SimpleNamespace(kind="awaiting-confirmation", facility="acme", tenant_id=TENANT, app_id=APP_ID, message="ready", key_id="k1", handoff=facts)
     made = rotation_alert(event, NOW, POLICY)
-    assert (made.kind, made.severity, made.steps, made.operations) == ("rotation:awaiting-confirmation", "warning", ("copy", "paste"), False)
+    assert (made.kind, made.severity, made.operations) == ("rotation:awaiting-confirmation", "warning", False)
+    assert made.steps == tuple(handoff_steps(facts)) and "sso-monitor confirm acme --key-id k1" in made.steps[3]  # the words are the alerts' own
     again = SimpleNamespace(**{**vars(event)})
     assert event_key(event) == event_key(again)  # a re-emitted event is recognised
     assert event_key(event) != event_key(SimpleNamespace(**{**vars(event), "key_id": "k2"}))

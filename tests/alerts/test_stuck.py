@@ -9,7 +9,8 @@ import pytest
 
 from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.checks.run import AppResult, CheckReport
-from sso_monitor.rotation.schedule import STUCK_AFTER, plan_work, stuck_rotation
+from sso_monitor.rotation.schedule import STUCK_AFTER, stuck_rotation
+from sso_monitor.service import plan_work
 
 from .test_decisions import CONFIG
 

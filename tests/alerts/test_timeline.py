@@ -19,14 +19,12 @@ from datetime import timedelta
 
 import pytest
 
-from sso_monitor.service import AdminService, _lease
+from sso_monitor.functions.api import AdminApi
+from sso_monitor.service import MonitorService
 from sso_monitor.config import parse_config
 from sso_monitor.sandbox import Sandbox
 from sso_monitor.sandbox.settings import monitor_document
 from sso_monitor.sandbox.testing import standard_world
-from sso_monitor.rotation.protocol import adopt
-from sso_monitor.wiring import build_rotation_deps
-from sso_monitor.rotation.schedule import alert_after_run, alert_events, run_work, scheduled_check
 from tests.alerts.test_render import card_errors
 from tests.azurite import forget_alert_state
 from tests.rotation.harness import SandboxClock
@@ -78,23 +76,21 @@ def test_45_days(azurite, tmp_path):
         environ["AzureWebJobsStorage"] = azurite.connection_string
         forget_alert_state(azurite.connection_string)
         config = parse_config(document, environ)
-        admin = AdminService(config, clock=clock)
+        admin = AdminApi(config, clock=clock)
+        service = MonitorService(config, clock=clock)
         problems: list[str] = []
 
         def timer_day(day: int) -> None:
             now = clock.now()
-            plan = asyncio.run(scheduled_check(config, now))
-            problems.extend(asyncio.run(alert_after_run(config, plan, now)))
+            plan = asyncio.run(service.scheduled_check(now))
+            problems.extend(asyncio.run(service.alert_check(plan.report, now, plan.failures, plan.stuck)))
             for item in plan.work:  # the worker, one message each (the queue itself: tests/functions)
-                outcome = asyncio.run(run_work(config, config.app(item.facility), _lease(config), clock=clock))
-                problems.extend(asyncio.run(alert_events(config, outcome.events, clock.now())))
+                worker = MonitorService(config, clock=clock)
+                outcome = asyncio.run(worker.work(item))
+                problems.extend(asyncio.run(worker.alert_events(outcome.events, clock.now())))
 
         async def onboard() -> None:  # the hand-made secret is adopted (docs/deploy.md, onboarding)
-            deps = build_rotation_deps(config, lease=_lease(config), clock=clock)
-            try:
-                assert (await adopt(config.app("acme"), deps, None)).error is None
-            finally:
-                await deps.aclose()
+            assert (await service.adopt(config.app("acme"), None, None)).result.error is None
 
         asyncio.run(onboard())
         new_key = None

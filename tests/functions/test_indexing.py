@@ -200,11 +200,11 @@ def ensure_venv313() -> tuple[Path | None, str]:
     VENV313_STAMP.unlink(missing_ok=True)
     if not _venv313_runs():
         subprocess.run([python313, "-m", "venv", "--clear", str(VENV313)], check=True)
-    subprocess.run(
-        [str(VENV313_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         RUNTIME_SPEC, "-r", str(REQUIREMENTS)],
-        check=True,
-    )
+    # requirements.txt is hashed, and pip's hash-checking mode then wants a hash for every
+    # requirement of the same call: the lock first, then the worker on top of it.
+    pip = [str(VENV313_PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(REQUIREMENTS)], check=True)
+    subprocess.run([*pip, RUNTIME_SPEC], check=True)
     VENV313_STAMP.write_text(_wanted_stamp())
     return VENV313_PYTHON, ""
 

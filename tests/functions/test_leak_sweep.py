@@ -11,7 +11,6 @@ import json
 import logging
 
 import azure.functions as func
-import pytest
 from azure.data.tables import TableServiceClient
 from azure.functions.timer import TimerRequest
 from azure.storage.blob import BlobServiceClient

@@ -20,7 +20,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from azure.storage.queue import QueueClient
 
-from sso_monitor import service as admin_service
+from sso_monitor.functions import api as admin_api
 from sso_monitor.functions import admin, scheduled
 from sso_monitor.sandbox.clock import SimulatedClock
 from sso_monitor.rotation.schedule import WORK_QUEUE
@@ -156,7 +156,7 @@ def test_a_run_past_the_answer_bound_goes_on_after_a_202(sandbox, ids, monkeypat
 
     async def scenario():
         response = await FUNCTIONS["admin_rotate"](request)
-        await admin_service.drain()  # the host's loop would carry it on; here the test waits for it
+        await admin_api.drain()  # the host's loop would carry it on; here the test waits for it
         return response
 
     try:

@@ -28,7 +28,8 @@ from sso_monitor.functions import scheduled
 from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.checks.run import AppResult, CheckReport
 from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.rotation.schedule import POISON_QUEUE, WORK_QUEUE, AppState, WorkFailed, WorkItem, alert_summary, app_state, plan_work, work_due
+from sso_monitor.rotation.schedule import POISON_QUEUE, WORK_QUEUE, AppState, WorkItem, app_state, work_due
+from sso_monitor.service import WorkFailed, alert_summary, plan_work
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 

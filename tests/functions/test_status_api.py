@@ -347,7 +347,7 @@ def test_unauthenticated_calls_are_not_counted(stored, ids):
 def test_a_report_that_cannot_be_stored_fails_the_run_but_not_its_alerts(stored, ids, monkeypatch, caplog):
     from sso_monitor.adapters.storage.report_store import BlobReportStore
     from sso_monitor.errors import TransientError
-    from sso_monitor.rotation.schedule import ScheduledRunFailed
+    from sso_monitor.service import ScheduledRunFailed
 
     async def refused(self, document):
         raise TransientError("blob storage", "sso-monitor-reports/status.json: write: 503 ServerBusy", status=503)

@@ -64,7 +64,8 @@ _READS = (
     # ENV_CONFIG = "SSO_MONITOR_CONFIG" at module level
     re.compile(rf"(?m)^ENV_[A-Z0-9_]*\s*(?::[^=\n]+)?=\s*[\"']{_NAME}[\"']"),
     # schedule="%SSO_MONITOR_SCHEDULE%": a keyword argument whose string holds a binding expression
-    re.compile(rf"\b\w+\s*=\s*[\"'][^\"'\n]*%{_NAME}%[^\"'\n]*[\"']"),
+    # (a name of three characters or more: "%Y-%m-%dT%H:%M:%SZ" holds "%dT%", a strftime format)
+    re.compile(r"\b\w+\s*=\s*[\"'][^\"'\n]*%([A-Za-z_][A-Za-z0-9_]{2,})%[^\"'\n]*[\"']"),
     # connection="AzureWebJobsStorage"
     re.compile(rf"\bconnection\s*=\s*[\"']{_NAME}[\"']"),
 )
@@ -123,6 +124,7 @@ fourth = environ.get(
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer")
 @bp.queue_trigger(arg_name="msg", queue_name="%WORK_QUEUE_NAME%", connection="AzureWebJobsStorage")
 stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
 rotation_id = f"{now:%Y%m%dT%H%M%SZ}-x"
 for name in ("HTTPS_PROXY", "HTTP_PROXY"):
     env.get(name)

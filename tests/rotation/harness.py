@@ -7,7 +7,7 @@ so propagation delays and verify deadlines cost no real seconds.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Harness:
     config: MonitorConfig
     lock_dir: Path
     settings: RotationSettings = FAST
+    notifiers: list = field(default_factory=list)  # of the service's sessions (service())
 
     @property
     def world(self) -> World:
@@ -59,6 +60,20 @@ class Harness:
         from sso_monitor.adapters.storage.lease import LocalLease
 
         return build_rotation_deps(self.config, notifier=notifier or MemoryNotifier(), lease=LocalLease(self.lock_dir), clock=SandboxClock(self.world))
+
+    def service(self) -> Any:
+        """The application service on this world: the harness's adapters and clock; every
+        session's notifier is kept in ``self.notifiers``."""
+        from sso_monitor.adapters.storage.lease import LocalLease
+        from sso_monitor.service import MonitorService
+
+        def build(config: Any, *, notifier: MemoryNotifier, lease: Any, clock: Any) -> RotationDeps:
+            self.notifiers.append(notifier)
+            deps = self.deps(notifier)
+            deps.lease = lease
+            return deps
+
+        return MonitorService(self.config, clock=SandboxClock(self.world), lease=LocalLease(self.lock_dir), build_deps=build)
 
     def rotate(self, *, force: bool = False, dry_run: bool = False, notifier: MemoryNotifier | None = None) -> RotationResult:
         return asyncio.run(self._with(lambda d: Rotator(self.app, d, self.settings, dry_run=dry_run, force=force).run(), notifier))

@@ -15,7 +15,6 @@ and what SmartTrace recorded about pushes. The fault sweep
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
@@ -23,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from sso_monitor.cli.rotate import confirm_command, rotate_command, status_command
-from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps
 from sso_monitor.sandbox import Sandbox
 from tests.rotation.test_fault_sweep import MODES, Scenario, due, running
 
@@ -44,19 +42,10 @@ class Cli:
         self.scenario = scenario
         self.config = scenario.harness.config
         self.out, self.err = StringIO(), StringIO()
-        self.notifiers: list[MemoryNotifier] = []
-
-    def deps(self) -> RotationDeps:
-        notifier = MemoryNotifier()
-        self.notifiers.append(notifier)
-        return self.scenario.harness.deps(notifier)
+        self.notifiers = scenario.harness.notifiers  # every session's, through the service
 
     def call(self, command, *args, **kwargs) -> int:
-        deps = self.deps()
-        try:
-            return command(self.config, *args, out=self.out, **kwargs, deps=deps)
-        finally:
-            asyncio.run(_close(deps))
+        return command(self.config, *args, out=self.out, **kwargs, service=self.scenario.harness.service())
 
     def rotate(self, **kwargs) -> int:
         return self.call(rotate_command, "acme", err=self.err, **kwargs)
@@ -70,10 +59,6 @@ class Cli:
     def text(self) -> str:
         events = [repr(event) for notifier in self.notifiers for event in notifier.events]
         return "\n".join([self.out.getvalue(), self.err.getvalue(), *events])
-
-
-async def _close(deps: RotationDeps) -> None:
-    await deps.aclose()
 
 
 @pytest.mark.parametrize("mode", MODES)

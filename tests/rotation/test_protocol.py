@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.models import SecretValue
 from sso_monitor.rotation.protocol import MemoryNotifier, Rotator, adopt, rotation_status
 from tests.rotation.harness import Harness, config_for
@@ -30,7 +31,7 @@ def test_manual_handoff_waits_for_confirmation_then_finishes(harness: Harness):
     assert harness.version_for(new_key).tags["stage"] == "awaiting-confirmation"
     assert world.facility("acme").key_id == old_key and world.sign_in_works("acme")
     (asking,) = [e for e in notifier.events if e.kind == "awaiting-confirmation"]
-    text = " ".join(asking.steps)
+    text = " ".join(handoff_steps(asking.handoff))
     assert "smarttrace-acme" in text and harness.version_for(new_key).version in text
     assert "Integrations, Azure Active Directory, pencil (edit), Client secret" in text
     assert f"sso-monitor confirm acme --key-id {new_key}" in text
@@ -243,7 +244,7 @@ def test_waiting_for_confirmation_reminds_once_per_threshold(harness: Harness):
     world.clock.advance(days=40)  # 25 days left: crosses 30
     first = MemoryNotifier()
     harness.rotate(notifier=first)
-    assert [e.kind for e in first.events] == ["reminder"] and first.events[0].steps
+    assert [e.kind for e in first.events] == ["reminder"] and handoff_steps(first.events[0].handoff)
     again = MemoryNotifier()
     harness.rotate(notifier=again)  # same threshold: no second reminder
     assert again.events == []
@@ -413,7 +414,7 @@ def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at
     assert result.error and "lost during the run" in result.error and "nothing was done" not in result.error
     assert world.sign_in_works("acme")
     # The stage reported is the one Key Vault holds.
-    from sso_monitor.rotation.state import in_flight, current_version
+    from sso_monitor.rotation.state import in_flight
     from sso_monitor.rotation.ports import VaultVersion
 
     versions = [VaultVersion(v.version, dict(v.tags), v.enabled, v.expires, v.created) for v in http_harness.vault_versions()]
@@ -454,11 +455,7 @@ def test_a_dry_run_that_would_be_refused_says_so(harness: Harness):
     from sso_monitor.cli.rotate import rotate_command
 
     out, err = StringIO(), StringIO()
-    deps = harness.deps()
-    try:
-        code = rotate_command(harness.config, "acme", dry_run=True, force=True, out=out, err=err, deps=deps)
-    finally:
-        asyncio.run(deps.aclose())
+    code = rotate_command(harness.config, "acme", dry_run=True, force=True, out=out, err=err, service=harness.service())
     assert code != 0 and "az ad app owner add" in out.getvalue()
 
 

@@ -273,18 +273,14 @@ def _detail(prefix: str, message: str) -> str:
 def _transport_failure(exc: BaseException) -> _BatchFailure:
     """An exception from the pipeline: Entra refusing our identity is a denial;
     a network error or a failed token request otherwise is transient."""
-    from azure.core.exceptions import AzureError, ClientAuthenticationError
+    # Here, not at the top: building the reader loads no SDK (cold start; tested).
+    from azure.core.exceptions import AzureError
 
-    if isinstance(exc, ClientAuthenticationError):
-        status = exc.status_code or (exc.response.status_code if exc.response is not None else None)
-        code = _AADSTS.search(str(exc.message or ""))
-        if status in (400, 401, 403) or code:
-            return _BatchFailure(
-                f"Entra refused the monitor's identity{': ' + code.group(0) if code else ''} (HTTP {status})",
-                denied=True, status=status, code=code.group(0) if code else None, cause=exc,
-            )
-    if isinstance(exc, AzureError):  # the token request itself failed (network, Entra down)
-        return _BatchFailure(_detail(f"getting a Graph token failed ({type(exc).__name__})", str(exc)), denied=False, cause=exc)
+    from sso_monitor.adapters.errors import describe
+
+    if isinstance(exc, AzureError):  # our token request: refused by Entra, or it failed (network, Entra down)
+        found = describe(exc, "Entra")
+        return _BatchFailure(found.detail, denied=found.kind is AccessDenied, status=found.status, code=found.code, cause=exc)
     return _BatchFailure(_detail(f"$batch failed ({type(exc).__name__})", str(exc)), denied=False, cause=exc)
 
 

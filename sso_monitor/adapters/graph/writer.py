@@ -35,19 +35,16 @@ from urllib.parse import quote
 
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import (
-    AccessDenied,
     AnswerLost,
     ConfigError,
     ExternalError,
     LifetimeExceedsPolicy,
-    NotFound,
-    Throttled,
     TransientError,
 )
+from sso_monitor.models import stamp
 from sso_monitor.models import AppRegistration, PasswordPolicy, SecretValue
 from sso_monitor.rotation.ports import LifetimePolicy, NewCredential
 from sso_monitor.adapters.graph.reader import (
-    _AADSTS,
     APP_SELECT,
     POLICY_URL,
     _alternate_key,
@@ -58,6 +55,7 @@ from sso_monitor.adapters.graph.reader import (
     parse_datetime,
     parse_duration,
 )
+from sso_monitor.adapters.errors import azure_error, status_error
 from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline
 
 log = logging.getLogger(__name__)
@@ -229,8 +227,7 @@ class GraphAppWriter:
 def graph_datetime(value: datetime) -> str:
     """Graph's Edm.DateTimeOffset in UTC, whole seconds (rounding down keeps a capped
     end date within the policy). A naive datetime is taken as UTC."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp(value)
 
 
 def _new_credential(body: Any, display_name: str, end: datetime) -> NewCredential | None:
@@ -252,20 +249,9 @@ def _new_credential(body: Any, display_name: str, end: datetime) -> NewCredentia
 
 def _status_error(answer: GraphAnswer, what: str, *, kind: type[ExternalError] | None = None) -> ExternalError:
     """An HTTP error answer as our exception: Graph's code and the first line of its
-    message (ids and reasons, never a value)."""
+    message (ids and reasons, never a value), by the one translation."""
     code, message = _error_of(answer.body)
-    text = _detail(f"{what}: HTTP {answer.status} {code or ''}".rstrip(), message)
-    if kind is not None:
-        return kind(SERVICE, text, status=answer.status, code=code)
-    if answer.status == 404:
-        return NotFound(SERVICE, text, status=404, code=code)
-    if answer.status in (401, 403):
-        return AccessDenied(SERVICE, text, status=answer.status, code=code)
-    if answer.status == 429:
-        return Throttled(SERVICE, text, retry_after=answer.retry_after, status=429, code=code)
-    if answer.status >= 500:
-        return TransientError(SERVICE, text, status=answer.status, code=code)
-    return ExternalError(SERVICE, text, status=answer.status, code=code)
+    return status_error(SERVICE, what, answer.status, code, message, retry_after=answer.retry_after, kind=kind)
 
 
 def _transport_error(exc: BaseException, what: str, *, lost: type[TransientError]) -> ExternalError:
@@ -273,16 +259,10 @@ def _transport_error(exc: BaseException, what: str, *, lost: type[TransientError
     a failed token request or connection means nothing was sent (TransientError);
     anything else may have happened after the request left: ``lost``."""
     import httpx
-    from azure.core.exceptions import AzureError, ClientAuthenticationError
+    from azure.core.exceptions import AzureError
 
-    if isinstance(exc, ClientAuthenticationError):
-        status = exc.status_code or (exc.response.status_code if exc.response is not None else None)
-        code = _AADSTS.search(str(exc.message or ""))
-        if status in (400, 401, 403) or code:
-            found = code.group(0) if code else None
-            return AccessDenied(SERVICE, f"{what}: Entra refused the monitor's identity{': ' + found if found else ''} (HTTP {status})", status=status, code=found)
-    if isinstance(exc, AzureError):  # the token request itself failed: nothing was sent to Graph
-        return TransientError(SERVICE, _detail(f"{what}: getting a Graph token failed ({type(exc).__name__})", str(exc.message or exc)))
+    if isinstance(exc, AzureError):  # our token request: refused by Entra, or it failed (nothing was sent to Graph)
+        return azure_error(SERVICE, what, exc, "Entra")
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         return TransientError(SERVICE, _detail(f"{what}: no connection to Graph ({type(exc).__name__})", str(exc)))
     return lost(SERVICE, _detail(f"{what}: no answer from Graph ({type(exc).__name__})", str(exc)))

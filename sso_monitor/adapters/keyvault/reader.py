@@ -20,16 +20,17 @@ azure-core's (RetryPolicy, honouring Retry-After); we only bound them.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
+from sso_monitor.adapters.errors import describe, inner_code
 from sso_monitor.adapters.threads import BlockingPool
 from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import AccessDenied, ExternalError, NotFound
 from sso_monitor.models import Problem, ReadFailure, SecretValue, VaultSecretInfo
 from sso_monitor.checks.ports import VaultRead
 from sso_monitor.adapters.entra.identity import credential_for
@@ -43,7 +44,6 @@ AZURE_VAULT_SUFFIXES = (".vault.azure.net", ".vault.usgovcloudapi.net", ".vault.
 
 DEFAULT_RETRY_TOTAL = 4
 _DETAIL_LIMIT = 240
-_AADSTS = re.compile(r"AADSTS\d+")
 
 
 def is_azure_vault_host(vault_url: str) -> bool:
@@ -146,46 +146,16 @@ def _info(properties: SecretProperties, name: str) -> VaultSecretInfo:
 
 
 def failure_from(name: str, exc: AzureError) -> ReadFailure:
-    """Translate an SDK error into a ReadFailure. Key Vault and Entra error texts hold
-    ids and codes, never secret values; we keep a first line of them, shortened."""
+    """An SDK error as a ReadFailure, by the one translation (adapters/errors.py); a
+    disabled current version is "no usable secret", as a missing one."""
     if isinstance(exc, ResourceNotFoundError):
         return ReadFailure(Problem.NOT_FOUND, f"no secret named {name} in the vault")
-    if isinstance(exc, ClientAuthenticationError):
-        # Raised by the vault (401: token refused) or by our own credential. Only an
-        # answer from Entra or the vault is a denial; "HTTP Error: 503" or a dropped
-        # connection while fetching the token is a failure to retry.
-        status = exc.status_code or (exc.response.status_code if exc.response is not None else None)
-        code = _AADSTS.search(str(exc.message))
-        if status in (401, 403) or code:
-            return ReadFailure(Problem.ACCESS_DENIED, _detail("the vault refused the monitor's identity", exc, code.group(0) if code else None))
-        return ReadFailure(Problem.FAILED, _detail("getting a token for the vault failed", exc, None))
-    if isinstance(exc, HttpResponseError) and exc.status_code == 403:
-        error_code = _error_code(exc)
-        if _inner_code(exc) == "SecretDisabled":
-            # The current version exists but its value cannot be read: for the checks
-            # that is "no usable secret in Key Vault", as for a missing one.
-            return ReadFailure(Problem.NOT_FOUND, f"the current version of {name} is disabled")
-        return ReadFailure(Problem.ACCESS_DENIED, _detail(f"HTTP 403 {error_code or 'Forbidden'}", exc, None))
-    if isinstance(exc, HttpResponseError) and exc.status_code:
-        return ReadFailure(Problem.FAILED, _detail(f"HTTP {exc.status_code} {_error_code(exc) or ''}".rstrip(), exc, None))
-    return ReadFailure(Problem.FAILED, _detail(f"{type(exc).__name__}", exc, None))
+    if isinstance(exc, HttpResponseError) and exc.status_code == 403 and inner_code(exc) == "SecretDisabled":
+        return ReadFailure(Problem.NOT_FOUND, f"the current version of {name} is disabled")
+    found = describe(exc, "the vault")
+    return ReadFailure(_PROBLEMS.get(found.kind, Problem.FAILED), found.detail)
 
 
-def _error_code(exc: HttpResponseError) -> str | None:
-    error = getattr(exc, "error", None)
-    return getattr(error, "code", None) if error is not None else None
+_PROBLEMS: dict[type[ExternalError], Problem] = {NotFound: Problem.NOT_FOUND, AccessDenied: Problem.ACCESS_DENIED}
 
 
-def _inner_code(exc: HttpResponseError) -> str | None:
-    """Key Vault's innererror code (``SecretDisabled``, ``ForbiddenByRbac``), the precise one."""
-    inner = getattr(getattr(exc, "error", None), "innererror", None)
-    return inner.get("code") if isinstance(inner, dict) else None
-
-
-def _detail(prefix: str, exc: AzureError, code: str | None) -> str:
-    message = getattr(getattr(exc, "error", None), "message", None) or str(exc.message or exc)
-    first = message.strip().splitlines()[0] if message.strip() else ""
-    if code and code not in first:
-        first = f"{code}: {first}"
-    text = f"{prefix}: {first}" if first and first not in prefix else prefix
-    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"

@@ -22,15 +22,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
 from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import AccessDenied, ExternalError, NotFound, Throttled, TransientError
-from sso_monitor.models import Problem, SecretValue
+from sso_monitor.errors import ExternalError, NotFound
+from sso_monitor.models import SecretValue
 from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.adapters.entra.identity import credential_for
-from sso_monitor.adapters.keyvault.reader import DEFAULT_RETRY_TOTAL, failure_from, secret_client_options
+from sso_monitor.adapters.errors import azure_error
+from sso_monitor.adapters.keyvault.reader import DEFAULT_RETRY_TOTAL, secret_client_options
 from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
 from sso_monitor.adapters.threads import BlockingPool
 
@@ -152,17 +153,7 @@ def _version(properties: SecretProperties) -> VaultVersion:
 
 
 def _error(exc: AzureError, what: str) -> ExternalError:
-    """The reader's translation (keyvault.failure_from) as an exception of our tree."""
-    failure = failure_from(what, exc)
-    status = exc.status_code if isinstance(exc, HttpResponseError) else None
-    code = getattr(getattr(exc, "error", None), "code", None) if isinstance(exc, HttpResponseError) else None
-    message = failure.detail if what in failure.detail else f"{what}: {failure.detail}"
-    if failure.problem is Problem.NOT_FOUND:
-        return NotFound(SERVICE, message, status=status, code=code)
-    if failure.problem is Problem.ACCESS_DENIED:
-        return AccessDenied(SERVICE, message, status=status, code=code)
-    if status == 429:
-        return Throttled(SERVICE, message, status=status, code=code)
-    if status is None or status >= 500:
-        return TransientError(SERVICE, message, status=status, code=code)
-    return ExternalError(SERVICE, message, status=status, code=code)
+    """The one translation (adapters/errors.py); a missing secret or version named as such."""
+    if isinstance(exc, ResourceNotFoundError):
+        return NotFound(SERVICE, f"{what}: no such secret or version in the vault", status=404)
+    return azure_error(SERVICE, what, exc, "the vault")

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import re
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,7 +42,7 @@ import requests
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import ExternalError, HandoffRejected, Throttled, TransientError
 from sso_monitor import redact
-from sso_monitor.models import SecretValue
+from sso_monitor.models import SecretValue, stamp
 from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.threads import BlockingPool
 
@@ -150,8 +150,7 @@ def _headers(token: SecretValue) -> dict[str, str]:
 
 
 def _iso(value: datetime) -> str:
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp(value)
 
 
 def _seconds(value: str | None) -> float | None:

@@ -44,17 +44,15 @@ from urllib.parse import quote
 
 from azure.core.exceptions import (
     AzureError,
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
-from sso_monitor.errors import AccessDenied, ExternalError, LeaseUnavailable, TransientError
+from sso_monitor.adapters.errors import azure_error, error_code as _error_code
+from sso_monitor.errors import ExternalError, LeaseUnavailable
 from sso_monitor.adapters.threads import BlockingPool
 
 try:  # POSIX only; elsewhere LocalLease excludes within one process.
@@ -262,25 +260,8 @@ def _create_blob(container: ContainerClient, blob: BlobClient) -> None:
         pass
 
 
-def _error_code(exc: HttpResponseError) -> str | None:
-    """The storage error code as a plain string (the SDK gives a str or a StorageErrorCode)."""
-    code = exc.error_code
-    return None if code is None else str(getattr(code, "value", code))
-
-
 def _translated(exc: AzureError, what: str) -> ExternalError:
-    if isinstance(exc, ClientAuthenticationError):
-        return AccessDenied(SERVICE, f"{what}: not authenticated or not allowed", status=exc.status_code)
-    if isinstance(exc, HttpResponseError):
-        status, code = exc.status_code, _error_code(exc)
-        if status == 403:
-            return AccessDenied(SERVICE, f"{what}: {status} {code}", status=status, code=code)
-        if status is not None and (status >= 500 or status == 429):
-            return TransientError(SERVICE, f"{what}: {status} {code}", status=status, code=code)
-        return ExternalError(SERVICE, f"{what}: {status} {code}", status=status, code=code)
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return TransientError(SERVICE, f"{what}: {type(exc).__name__}")
-    return ExternalError(SERVICE, f"{what}: {type(exc).__name__}")
+    return azure_error(SERVICE, what, exc, "storage")
 
 
 def lease_from_settings(

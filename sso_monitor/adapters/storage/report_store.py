@@ -30,16 +30,13 @@ from typing import Any
 
 from azure.core.exceptions import (
     AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
-from sso_monitor.errors import AccessDenied, ExternalError, Throttled, TransientError
+from sso_monitor.adapters.errors import azure_error
+from sso_monitor.errors import ExternalError
 from sso_monitor.adapters.threads import BlockingPool
 
 log = logging.getLogger(__name__)
@@ -128,35 +125,8 @@ class BlobReportStore:
         self._blob().upload_blob(data, overwrite=True, content_settings=settings)
 
 
-def _error_code(exc: HttpResponseError) -> str | None:
-    code = exc.error_code
-    return None if code is None else str(getattr(code, "value", code))
-
-
 def _translated(exc: AzureError, what: str) -> ExternalError:
-    if isinstance(exc, ClientAuthenticationError):  # 401, or our credential could not get a token
-        return AccessDenied(SERVICE, f"{what}: not authenticated or not allowed", status=exc.status_code)
-    if isinstance(exc, HttpResponseError):
-        status, code = exc.status_code, _error_code(exc)
-        detail = f"{what}: {status} {code}"
-        if status == 403:
-            return AccessDenied(SERVICE, detail, status=status, code=code)
-        if status in (429, 503):  # 503 ServerBusy is how Azure Storage throttles
-            return Throttled(SERVICE, detail, retry_after=_retry_after(exc), status=status, code=code)
-        if status is not None and status >= 500:
-            return TransientError(SERVICE, detail, status=status, code=code)
-        return ExternalError(SERVICE, detail, status=status, code=code)
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return TransientError(SERVICE, f"{what}: {type(exc).__name__}")
-    return ExternalError(SERVICE, f"{what}: {type(exc).__name__}")
-
-
-def _retry_after(exc: HttpResponseError) -> float | None:
-    value = exc.response.headers.get("Retry-After") if exc.response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+    return azure_error(SERVICE, what, exc, "storage")
 
 
 def report_store_from_settings(config: Any, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0, retry_total: int = 2) -> BlobReportStore | None:
