@@ -10,9 +10,11 @@ STAMP  := $(VENV)/.installed-dev
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml requirements.txt | $(BIN)/python
+# The monitor with its dev tools, and the sandbox (sandbox/: a distribution of its own,
+# never deployed) next to it.
+$(STAMP): pyproject.toml requirements.txt sandbox/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./sandbox
 	touch $(STAMP)
 
 install: $(STAMP)

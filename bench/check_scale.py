@@ -54,7 +54,7 @@ TENANT = "0b1d2c3e-4f50-4617-8293-a4b5c6d7e8f9"
 
 
 def build_world(size: int, tenant_size: str = "large"):
-    from sso_monitor.sandbox.world import GRAPH_RESOURCE, AppRoleAssignment, World, new_guid
+    from sso_sandbox.world import GRAPH_RESOURCE, AppRoleAssignment, World, new_guid
 
     world = World()
     now = world.now()
@@ -204,8 +204,8 @@ def main() -> None:
         worker(args.worker, args.config)
         return
 
-    from sso_monitor.sandbox import Sandbox
-    from sso_monitor.sandbox.settings import monitor_document
+    from sso_sandbox import Sandbox
+    from sso_sandbox.settings import monitor_document
 
     rows = []
     for size in [int(s) for s in args.sizes.split(",")]:
@@ -241,8 +241,8 @@ def main() -> None:
 
 def measure_budgeted(size: int, args) -> dict:
     """Ours in a small tenant, the sandbox enforcing Graph's budget: how close to the floor."""
-    from sso_monitor.sandbox import Sandbox
-    from sso_monitor.sandbox.settings import monitor_document
+    from sso_sandbox import Sandbox
+    from sso_sandbox.settings import monitor_document
 
     world = build_world(size, tenant_size="small")
     with Sandbox(world) as sandbox, tempfile.TemporaryDirectory() as scratch:

@@ -8,6 +8,7 @@ Vault, Entra's token endpoint or SmartTrace's handoff endpoint.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -212,3 +213,28 @@ class AppObservation:
     probe: SecretProbe | None = None
     facility_page: UrlCheck | None = None
     logout_callback: UrlCheck | None = None
+
+
+# ---- the monitor's own credentials (the checks and the rotation both read these)
+
+MARKER = "sso-monitor"
+# The display name of every credential the monitor creates: the marker, this deployment's
+# id and the rotation id ("sso-monitor 1a2b3c4d 20261206T021303Z-0a1b2c3d"), plus "-2"
+# for the second try after a lost answer. Only a name that matches this exactly, with
+# this deployment's id, is ours: a person may well call a hand-made secret "sso-monitor".
+_OURS = re.compile(r"^sso-monitor (?P<deployment>[0-9a-f]{8}) (?P<rotation>\d{8}T\d{6}Z-[0-9a-f]{8})(?:-2)?$")
+
+
+def marker_name(deployment_id: str, rotation_id: str) -> str:
+    return f"{MARKER} {deployment_id} {rotation_id}"
+
+
+def is_ours(display_name: str | None, deployment_id: str) -> bool:
+    """Created by this deployment of the monitor: its exact marker, its own id."""
+    match = _OURS.match(display_name or "")
+    return match is not None and bool(deployment_id) and match.group("deployment") == deployment_id
+
+
+# Graph's reads lag its writes by seconds (docs/sandbox/fidelity.md): a credential
+# missing from one read is "not yet seen" until this long after its creation.
+UNSEEN_WINDOW = timedelta(hours=1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,10 +27,9 @@ from sso_monitor.alerts.service import Alerting
 from sso_monitor.checks.findings import CODES
 from sso_monitor.checks.report import as_dict
 from sso_monitor.checks.run import AppResult, CheckReport, Progress, run_checks
-from sso_monitor.checks.status import build_status
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ExternalError, LeaseUnavailable, MonitorError
-from sso_monitor.models import SecretValue
+from sso_monitor.models import SecretValue, stamp
 from sso_monitor.rotation.ports import Lease, VaultVersion
 from sso_monitor.rotation.protocol import (
     Clock,
@@ -44,7 +44,8 @@ from sso_monitor.rotation.protocol import (
     adopt,
     rotation_status,
 )
-from sso_monitor.rotation.schedule import WorkItem, app_state, stuck_rotation, work_due
+from sso_monitor.rotation.ports import WorkItem
+from sso_monitor.rotation.schedule import app_state, stuck_rotation, work_due
 from sso_monitor.wiring import build_adapters, build_lease, build_rotation_deps, opened_alerting
 
 log = logging.getLogger(__name__)
@@ -328,3 +329,38 @@ class _KnownVersions:
 
     async def versions(self, name: str) -> list[VaultVersion]:
         return list(self._versions)
+
+
+# ---- the status document: check results, secret expiry and rotation stage per app
+
+
+def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], now: datetime) -> dict[str, Any]:
+    apps: list[dict[str, Any]] = []
+    for result in sorted(report.results, key=lambda r: r.app.facility):
+        rotation = rotations.get(result.app.facility)
+        expires = result.secret_expires
+        apps.append(
+            {
+                "facility": result.app.facility,
+                "tenantId": result.app.tenant_id,
+                "appId": result.app.app_id,
+                "status": result.status,
+                "secretExpires": _utc(expires),
+                "daysLeft": math.floor((expires - now).total_seconds() / 86400) if expires else None,
+                "findings": [f.as_dict() for f in result.findings],
+                "rotation": {
+                    "stage": rotation.stage if rotation else "unknown",
+                    "currentKeyId": rotation.current_key_id if rotation else None,
+                    "inFlightKeyId": rotation.in_flight_key_id if rotation else None,
+                    "retiring": list(rotation.retiring) if rotation else [],
+                },
+            }
+        )
+    counts: dict[str, int] = {}
+    for app in apps:
+        counts[app["status"]] = counts.get(app["status"], 0) + 1
+    return {"generatedAt": _utc(now), "summary": counts, "errors": list(report.errors), "apps": apps}
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return stamp(moment) if moment else None

@@ -23,12 +23,17 @@ from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
 from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
 from sso_monitor.adapters.storage.alert_store import alert_store_from_settings
 from sso_monitor.alerts.ports import AlertStore
+from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.storage.lease import LocalLease, lease_from_settings
+from sso_monitor.adapters.storage.lease_state import lease_held
+from sso_monitor.adapters.storage.report_store import BlobReportStore, report_store_from_settings
+from sso_monitor.adapters.storage.work_queue import enqueue
 from sso_monitor.alerts.service import Alerting
 from sso_monitor.checks.ports import Adapters
 from sso_monitor.config import MonitorConfig
 from sso_monitor.rotation.ports import Lease
 from sso_monitor.rotation.protocol import Clock, MemoryNotifier, Notifier, RotationDeps, SystemClock
+from sso_monitor.rotation.ports import WorkItem
 
 
 def build_adapters(config: MonitorConfig) -> Adapters:
@@ -84,3 +89,23 @@ def build_alerting(config: MonitorConfig, *, store: AlertStore | None = None, lo
     secrets = KeyVaultSecretSource(config)
     channels = build_channels(config, secrets, sleep=sleep or asyncio.sleep)
     return Alerting(config, store or alert_store_from_settings(config, local_path=local_path), channels, closing=(secrets,))
+
+
+def build_report_store(config: MonitorConfig) -> BlobReportStore | None:
+    """Where the scheduled run keeps its status report (None: no storage configured)."""
+    return report_store_from_settings(config)
+
+
+def enqueue_work(config: MonitorConfig, work: list[WorkItem]) -> tuple[list[WorkItem], list[str]]:
+    """Queue rotation work for the worker (blocking): what was sent, and the failures."""
+    return enqueue(config, work)
+
+
+async def rotation_lease_held(config: MonitorConfig, key: str) -> bool | None:
+    """Whether some instance holds the rotation lease ``key`` now (None: no storage)."""
+    return await lease_held(config, key)
+
+
+def http_session(ca_bundle: str | None, *, trust_env: bool) -> Any:
+    """A requests session with the configured trust store (the admin API's key fetches)."""
+    return session_with_host_map({}, ca_bundle, trust_env=trust_env)

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from sso_monitor import redact
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.testing import StandardIds, standard_world
+from sso_sandbox import Sandbox
+from sso_sandbox.testing import StandardIds, standard_world
 
-pytest_plugins = ["sso_monitor.sandbox.pytest_plugin", "tests.azurite"]
+pytest_plugins = ["sso_sandbox.pytest_plugin", "tests.azurite"]
 
 
 @pytest.fixture(autouse=True)

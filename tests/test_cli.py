@@ -103,7 +103,7 @@ def test_check_with_a_bad_configuration_exits_3_and_runs_nothing(tmp_path, capsy
 
 
 def test_check_unknown_facility_is_a_clear_error(tmp_path, capsys, sandbox):
-    from sso_monitor.sandbox.settings import monitor_document
+    from sso_sandbox.settings import monitor_document
 
     document, environ = monitor_document(sandbox)
     path = tmp_path / "apps.json"
@@ -120,7 +120,7 @@ def test_check_unknown_facility_is_a_clear_error(tmp_path, capsys, sandbox):
 
 
 def test_check_one_facility_from_the_setting(capsys, sandbox, monkeypatch):
-    from sso_monitor.sandbox.settings import monitor_document
+    from sso_sandbox.settings import monitor_document
 
     document, environ = monitor_document(sandbox)
     monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))

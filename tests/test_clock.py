@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_monitor.sandbox.clock import Clock, iso, parse_iso
-from sso_monitor.sandbox.world import format_duration, parse_duration
+from sso_sandbox.clock import Clock, iso, parse_iso
+from sso_sandbox.world import format_duration, parse_duration
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
 

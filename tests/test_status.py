@@ -7,8 +7,8 @@ import json
 
 from sso_monitor.config import parse_config
 from sso_monitor.rotation.protocol import rotation_status
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.checks.status import build_status
+from sso_sandbox.settings import monitor_document
+from sso_monitor.service import build_status
 from sso_monitor.wiring import build_rotation_deps
 from tests.checks import check_sandbox
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from sso_monitor.config import AppConfig
 from sso_monitor.checks.findings import Finding, Severity, finding
-from sso_monitor.rotation.state import UNSEEN_WINDOW, is_ours, unstamp
+from sso_monitor.models import UNSEEN_WINDOW, is_ours, unstamp
 from sso_monitor.models import (
     AppObservation,
     AppRegistration,
@@ -220,7 +220,7 @@ def check_secrets(config: AppConfig, obs: AppObservation, now: datetime) -> list
 
 def _recently_created(secret: VaultSecretInfo, now: datetime) -> bool:
     """Was this version's credential created so recently that a read of the app may not
-    show it yet (rotation_state.UNSEEN_WINDOW)? By the monitor's createdAt tag, else Key
+    show it yet (models.UNSEEN_WINDOW)? By the monitor's createdAt tag, else Key
     Vault's own created date."""
     created = unstamp(secret.tags.get("createdAt")) or secret.created
     return created is not None and now - created < UNSEEN_WINDOW

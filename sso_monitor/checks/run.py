@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sso_monitor.checks.decisions import evaluate, in_use_credential
-from sso_monitor.rotation.state import is_ours
+from sso_monitor.models import is_ours
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
 from sso_monitor.checks.findings import Finding, Severity, finding

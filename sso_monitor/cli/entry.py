@@ -209,14 +209,7 @@ def _main(args: argparse.Namespace) -> int:
         for noisy in ("azure", "msal", "httpx", "kiota_http"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command in ("sandbox", "demo"):
-        problem = _scenario_problem(args.scenario) or (_state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
-        if problem is not None:
-            print(f"sso-monitor: {problem}", file=sys.stderr)
-            return 3
-    if args.command == "sandbox":
-        from sso_monitor.sandbox.serve import serve
-
-        return serve(args.scenario, args.state_dir)
+        return _sandbox_command(args)
     if args.command in ("check", "rotate", "status", "confirm", "push", "adopt", "snooze"):
         from sso_monitor.config import load_config
         from sso_monitor.errors import ConfigError
@@ -233,74 +226,31 @@ def _main(args: argparse.Namespace) -> int:
             print(f"sso-monitor: invalid configuration: {_first_clause(exc)}", file=sys.stderr)
             return 3
         return _run_command(args, config)
-    if args.command == "demo":
-        from sso_monitor.cli.demo import run_demo
-
-        return run_demo(args.scenario, as_json=args.json)
     raise AssertionError(args.command)  # argparse rejects unknown commands first
+
+
+SANDBOX_MISSING = (
+    "the sandbox is not installed: it is a separate distribution, never part of the monitor's "
+    "deployment. From a clone of the repository: pip install -e ./sandbox (make demo does it)."
+)
+
+
+def _sandbox_command(args: argparse.Namespace) -> int:
+    """`sandbox` and `demo` belong to the sandbox's distribution (sandbox/, package
+    sso_sandbox); the monitor names it only here, and runs without it."""
+    try:
+        from sso_sandbox.cli import run
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "sso_sandbox":
+            raise
+        print(f"sso-monitor: {SANDBOX_MISSING}", file=sys.stderr)
+        return EXIT_USAGE
+    return run(args)
 
 
 def _first_clause(exc: Exception) -> str:
     """An exception's message up to its first ';' (Python's advice after it is for programmers)."""
     return str(exc).split(";")[0].strip() or type(exc).__name__
-
-
-MAX_SCENARIO_CHARS = 20_000_000
-
-
-def _scenario_problem(path: Path | None) -> str | None:
-    """Why ``--scenario`` cannot be loaded (None: it can, or none was given), said
-    before anything starts, in the words of the configuration's own errors."""
-    if path is None:
-        return None
-    import json
-
-    from sso_monitor.sandbox.scenario import ScenarioError, load_scenario
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return f"{path}: cannot read the scenario file ({exc.strerror or exc})"
-    except UnicodeDecodeError as exc:
-        return f"{path}: the scenario file is not UTF-8 text (byte {exc.start})"
-    except ValueError:  # a NUL byte in the name
-        return f"{str(path)!r} is not a file name"
-    if len(text) > MAX_SCENARIO_CHARS:
-        return f"{path}: the scenario is larger than {MAX_SCENARIO_CHARS // 1_000_000} MB"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return f"{path}: the scenario is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-    except RecursionError:
-        return f"{path}: the scenario is nested too deeply"
-    except ValueError:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
-        return f"{path}: the scenario holds a number too long to read"
-    if not isinstance(data, dict):
-        return f"{path}: a scenario is a JSON object"
-    try:
-        load_scenario(data)
-    except ScenarioError as exc:  # a ValueError: the message names the field
-        return f"{path}: {exc}"
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        # the loader's own checks missed this shape; still the file's fault, not ours
-        logging.getLogger("sso_monitor.cli.entry").debug("scenario %s", path, exc_info=True)
-        return f"{path}: not a scenario the sandbox can load ({type(exc).__name__}: {exc})"
-    return None
-
-
-def _state_dir_problem(path: Path) -> str | None:
-    """Why the sandbox cannot keep its CA and settings file in ``--state-dir``."""
-    import os
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return f"{path}: cannot use it as the sandbox's state directory ({exc.strerror or exc})"
-    except ValueError:
-        return f"{str(path)!r} is not a directory name"
-    if not os.access(path, os.W_OK | os.X_OK):
-        return f"{path}: the sandbox's state directory is not writable"
-    return None
 
 
 def _run_command(args: argparse.Namespace, config) -> int:
@@ -321,7 +271,7 @@ def _run_command(args: argparse.Namespace, config) -> int:
             config, args.facility, args.code, args.until, reason=args.reason, who=_who(),
             state=args.alert_state or DEFAULT_STATE, now=datetime.now(timezone.utc), out=sys.stdout, err=sys.stderr,
         )
-    from sso_monitor.cli import rotate as rotating
+    import sso_monitor.cli.rotate as rotating
 
     if args.command == "rotate":
         return rotating.rotate_command(config, args.facility, dry_run=args.dry_run, force=args.force, as_json=args.json, alert_state=alert_state)

@@ -26,19 +26,12 @@ import azure.functions as func
 from sso_monitor import redact
 from sso_monitor.functions import PerProcess
 from sso_monitor.functions.ratelimit import ACTION, CHECK, READ
+from sso_monitor.functions.bounds import POLL_SECONDS, ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
-# Azure answers an HTTP trigger within 230 s at most (the load balancer's idle timeout).
-# The API's rotation waits at most this long for a new secret to propagate ...
-ROTATE_VERIFY_DEADLINE = 150.0
-# ... and answers by this time whatever the run is doing (it goes on in the process);
-# then queuing the resume takes at most 10 s more (AdminApi.queue_resume): 210 s,
-# leaving the token check (keys cached; a fetch times out in 10 s) within 230 s.
-ROTATE_ANSWER_WITHIN = 200.0
-POLL_SECONDS = 30  # the Retry-After of a 202: how soon a client should ask the status URL
 _FACILITY = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _CODE = re.compile(r"[A-Z][A-Z_]{1,40}")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

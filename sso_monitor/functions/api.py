@@ -20,14 +20,12 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sso_monitor.adapters.storage.lease_state import lease_held
-from sso_monitor.adapters.storage.report_store import report_store_from_settings
-from sso_monitor.adapters.storage.work_queue import enqueue
 from sso_monitor.config import MonitorConfig
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.errors import ConfigError, ExternalError, MonitorError
 from sso_monitor.rotation.protocol import Clock, RotationResult, RotationSettings, lease_key
-from sso_monitor.rotation.schedule import RESUME, WorkItem
+from sso_monitor.rotation.ports import RESUME, WorkItem
+from sso_monitor import wiring
 from sso_monitor.service import MonitorService, Outcome
 
 log = logging.getLogger(__name__)
@@ -66,7 +64,7 @@ class AdminApi:
         """The store of the scheduled run's report (one per process); ConfigError without storage."""
         if self._reports is None:
             try:
-                store = report_store_from_settings(self.config)
+                store = wiring.build_report_store(self.config)
             except ValueError as exc:
                 raise ConfigError([str(exc)]) from None
             if store is None:
@@ -109,7 +107,7 @@ class AdminApi:
 
     async def _lease_held(self, app: Any) -> bool | None:
         try:
-            return await lease_held(self.config, lease_key(app))
+            return await wiring.rotation_lease_held(self.config, lease_key(app))
         except (MonitorError, ValueError) as exc:
             log.warning("rotation status %s: lease state unknown: %s", app.facility, exc)
             return None
@@ -160,7 +158,7 @@ class AdminApi:
         if storage.connection_string is None and not storage.account_url:
             return False
         try:
-            sent, failures = await asyncio.wait_for(asyncio.to_thread(enqueue, self.config, [WorkItem(facility, RESUME)]), within)
+            sent, failures = await asyncio.wait_for(asyncio.to_thread(wiring.enqueue_work, self.config, [WorkItem(facility, RESUME)]), within)
         except TimeoutError:
             log.warning("admin: resume of %s not queued within %.0f s; the timer's next run resumes it", facility, within)
             return False

@@ -45,7 +45,6 @@ import requests
 
 from sso_monitor import redact
 from sso_monitor.errors import MonitorError
-from sso_monitor.adapters.http import session_with_host_map
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +154,7 @@ class TokenValidator:
         if not settings.audiences:
             raise ValueError("the admin API needs an audience")
         self.settings = settings
-        self._session = session or session_with_host_map({}, settings.ca_bundle, trust_env=settings.use_env_proxies)
+        self._session = session or _session(settings)
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._cache: _SigningKeys | None = None
@@ -332,3 +331,9 @@ def _principal_from(claims: Mapping[str, Any]) -> Principal:
         name=text("name"),
         upn=text("preferred_username") or text("upn"),
     )
+
+
+def _session(settings: AdminAuthSettings) -> requests.Session:
+    from sso_monitor.wiring import http_session  # the composition root builds HTTP clients
+
+    return http_session(settings.ca_bundle, trust_env=settings.use_env_proxies)

@@ -30,7 +30,7 @@ _LOCATION = {"description": "GET /apps/{facility}/rotation: where the rotation s
 
 
 def openapi_document() -> dict[str, Any]:
-    from sso_monitor.functions.admin import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
+    from sso_monitor.functions.bounds import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
 
     secured = [{"functionKey": [], "entra": []}]
     return {

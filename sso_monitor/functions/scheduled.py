@@ -53,7 +53,7 @@ def _now() -> datetime:
 @bp.function_name("scheduled_run")
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def scheduled_run(timer: func.TimerRequest) -> None:
-    from sso_monitor.adapters.storage.work_queue import enqueue
+    from sso_monitor.wiring import enqueue_work
     from sso_monitor.errors import MonitorError
     from sso_monitor.functions.status_report import store_run_report
     from sso_monitor.service import MonitorService, ScheduledRunFailed, alert_summary
@@ -68,7 +68,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
         await store_run_report(config, plan, now)
     except (MonitorError, ValueError) as exc:  # ValueError: a malformed AzureWebJobsStorage
         plan.failures.append(f"status report not stored: {exc}")
-    queued, failures = await asyncio.to_thread(enqueue, config, plan.work)
+    queued, failures = await asyncio.to_thread(enqueue_work, config, plan.work)
     plan.failures.extend(failures)
     try:
         plan.failures.extend(await service.alert_check(plan.report, now, plan.failures, plan.stuck))
@@ -87,7 +87,7 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
 @bp.function_name("rotation_worker")
 @bp.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
 async def rotation_worker(msg: func.QueueMessage) -> None:
-    from sso_monitor.rotation.schedule import parse_work
+    from sso_monitor.rotation.ports import parse_work
     from sso_monitor.service import MonitorService, WorkFailed
 
     try:
@@ -130,7 +130,7 @@ async def rotation_worker(msg: func.QueueMessage) -> None:
 @bp.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
 async def poison_alert(msg: func.QueueMessage) -> None:
     from sso_monitor.errors import MonitorError
-    from sso_monitor.rotation.schedule import parse_work
+    from sso_monitor.rotation.ports import parse_work
     from sso_monitor.service import MonitorService
 
     try:

@@ -58,7 +58,7 @@ svg.timeline{display:block;width:100%;height:auto;max-width:720px;margin-top:4px
 
 
 def render_status_page(document: Mapping[str, Any], *, horizon_days: int = 90) -> str:
-    """The status document (see sso_monitor.checks.status) as a complete HTML5 page."""
+    """The status document (see sso_monitor.service.build_status) as a complete HTML5 page."""
     if horizon_days < 1:
         raise ValueError("horizon_days must be at least 1")
     generated = _text(document.get("generatedAt")) or "unknown"

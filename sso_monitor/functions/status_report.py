@@ -2,7 +2,7 @@
 
 The timer's run stores its status document (``store_run_report``: the apps, their
 findings, secret expiry and rotation stage, and ``generatedAt``, when the run
-checked) in the Function App's storage (adapters/report_store.py). The status
+checked) in the Function App's storage (adapters/storage/report_store.py). The status
 routes read it back through ``ReportCache``: at most one storage read per worker
 process per ``STATUS_TTL`` seconds, however many callers ask (concurrent callers
 at expiry wait for the one read in flight). The instance that ran the timer
@@ -117,11 +117,11 @@ async def store_run_report(config: Any, plan: Any, now: datetime) -> dict[str, A
     """Store the scheduled run's status document (schedule.ScheduledPlan: its check report
     and the Key Vault versions it read); None when no storage is configured (local runs).
     Raises ExternalError when the write fails."""
-    from sso_monitor.adapters.storage.report_store import report_store_from_settings
+    from sso_monitor.wiring import build_report_store
     from sso_monitor.service import run_status_document
 
     document = await run_status_document(plan.report, getattr(plan, "versions", {}), now)
-    store = report_store_from_settings(config)
+    store = build_report_store(config)
     if store is None:
         log.info("scheduled run: no AzureWebJobsStorage; the status report is not stored")
         return None

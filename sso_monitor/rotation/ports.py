@@ -8,6 +8,8 @@ answer surfaces as AnswerLost and the protocol looks before it acts again.
 
 from __future__ import annotations
 
+import json
+
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -150,3 +152,36 @@ class Lease(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- the work queue's message
+# (the timer queues one per app with rotation work; the worker takes it: schedule.py)
+
+WORK_QUEUE = "sso-monitor-work"
+POISON_QUEUE = f"{WORK_QUEUE}-poison"  # the Functions host's name for it
+# Why an app gets a worker run, in the order work_due looks for them.
+RESUME, ROTATE, RETIRE, SWEEP = "resume", "rotate", "retire", "sweep"
+REASONS = (RESUME, ROTATE, RETIRE, SWEEP)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    facility: str
+    reason: str
+
+    def message(self) -> str:
+        return json.dumps({"facility": self.facility, "reason": self.reason})
+
+
+def parse_work(body: bytes) -> WorkItem:
+    """The queue message's JSON; ValueError says what is wrong (never echoing the body)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
+        raise ValueError("not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    facility, reason = data.get("facility"), data.get("reason")
+    if not isinstance(facility, str) or not facility:
+        raise ValueError("no facility")
+    if reason not in REASONS:
+        raise ValueError(f"reason must be one of {', '.join(REASONS)}")
+    return WorkItem(facility, reason)

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from sso_monitor.checks.decisions import owner_add_fix
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
-from sso_monitor.models import AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue
+from sso_monitor.models import UNSEEN_WINDOW, AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue, marker_name
 from sso_monitor.checks.ports import TokenProbe
 from sso_monitor.rotation.ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from sso_monitor.rotation.state import (
@@ -45,7 +45,6 @@ from sso_monitor.rotation.state import (
     escalation_threshold,
     in_flight,
     is_managed,
-    marker_name,
     new_end,
     orphans,
     retirable,
@@ -59,7 +58,6 @@ from sso_monitor.rotation.state import (
     version_of,
     stored_stamp,
     STORED_AT,
-    UNSEEN_WINDOW,
 )
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 The timer checks every app, decides here which need a worker run and why
 (``work_due``, pure, from the check's view of the secret in use and the app's
-Key Vault version tags), and queues one message per such app (``WorkItem``).
+Key Vault version tags), and queues one message per such app (ports.WorkItem).
 The queue-triggered worker runs the rotation protocol for one app under its
 lease (service.MonitorService.work). The protocol decides again under the lease
 before it acts, so a message that went stale in the queue, or arrived twice, is
@@ -11,24 +11,18 @@ harmless.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sso_monitor.config import RotationPolicy
-from sso_monitor.rotation.ports import VaultVersion
+from sso_monitor.rotation.ports import RESUME, RETIRE, ROTATE, SWEEP, VaultVersion
 from sso_monitor.rotation.state import AWAITING, in_flight, retirable, rotation_due
 from sso_monitor.checks.run import AppResult
 
 log = logging.getLogger(__name__)
 
-WORK_QUEUE = "sso-monitor-work"
-POISON_QUEUE = f"{WORK_QUEUE}-poison"  # the Functions host's name for it
-# Why an app gets a worker run, in the order work_due looks for them.
-RESUME, ROTATE, RETIRE, SWEEP = "resume", "rotate", "retire", "sweep"
-REASONS = (RESUME, ROTATE, RETIRE, SWEEP)
 # A rotation that has not moved for this long is stuck (a worker run takes minutes;
 # waiting for the administrator's confirmation is not stuck: it has reminders).
 STUCK_AFTER = timedelta(hours=24)
@@ -81,31 +75,3 @@ def app_state(result: AppResult, versions: Sequence[VaultVersion]) -> AppState:
         versions=tuple(versions),
         orphans=sum(1 for f in result.findings if f.code == "ORPHAN_CREDENTIAL"),
     )
-
-
-# ---------------------------------------------------------------- messages
-
-
-@dataclass(frozen=True)
-class WorkItem:
-    facility: str
-    reason: str
-
-    def message(self) -> str:
-        return json.dumps({"facility": self.facility, "reason": self.reason})
-
-
-def parse_work(body: bytes) -> WorkItem:
-    """The queue message's JSON; ValueError says what is wrong (never echoing the body)."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nesting too deep
-        raise ValueError("not JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    facility, reason = data.get("facility"), data.get("reason")
-    if not isinstance(facility, str) or not facility:
-        raise ValueError("no facility")
-    if reason not in REASONS:
-        raise ValueError(f"reason must be one of {', '.join(REASONS)}")
-    return WorkItem(facility, reason)

@@ -32,10 +32,10 @@ from sso_monitor.models import (
     ServicePrincipalInfo,
 )
 from sso_monitor.checks.ports import DirectorySnapshot
-from sso_monitor.sandbox import Sandbox, World
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import GRAPH_RESOURCE, AppRoleAssignment, new_guid
+from sso_sandbox import Sandbox, World
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import GRAPH_RESOURCE, AppRoleAssignment, new_guid
 
 FLEET_TENANT = "3c9a1f52-0000-4000-8000-00000000fa01"
 OWNED_BY = "Application.ReadWrite.OwnedBy"

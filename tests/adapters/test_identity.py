@@ -182,7 +182,7 @@ def test_async_variant(monkeypatch):
 def test_a_private_authority_turns_instance_discovery_off(sandbox, ids):
     # Against the sandbox (an authority MSAL does not know) the credential must work
     # with discovery off: prove it by getting a token.
-    from sso_monitor.sandbox.settings import monitor_document
+    from sso_sandbox.settings import monitor_document
 
     document, environ = monitor_document(sandbox)
     cfg = parse_config(document, environ)

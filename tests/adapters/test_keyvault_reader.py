@@ -13,9 +13,9 @@ from sso_monitor.adapters.keyvault.reader import KeyVaultReader, failure_from, i
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.models import Problem, ReadFailure, SecretValue
 from sso_monitor.checks.ports import VaultRead
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds
 
 SECRET = "smarttrace-acme"
 

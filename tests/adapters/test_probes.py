@@ -13,9 +13,9 @@ import pytest
 from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe, classify_auth_error, scrub
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds
 
 ACME = "https://acme.smarttrace.ai"
 LOGOUT = "https://api.smarttrace.ai/v1/auth/callback/azure-logout/acme"

@@ -28,10 +28,10 @@ from sso_monitor.errors import (
 from sso_monitor.models import SecretValue
 from sso_monitor.rotation.state import ordered
 from sso_monitor.rotation.ports import NewCredential
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import GRAPH_RESOURCE, Application, World, new_guid
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import GRAPH_RESOURCE, Application, World, new_guid
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 

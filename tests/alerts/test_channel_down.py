@@ -14,7 +14,7 @@ from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
 from sso_monitor.config import parse_config
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.checks.run import AppResult
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 from sso_monitor.wiring import build_alerting
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")

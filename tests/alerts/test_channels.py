@@ -27,9 +27,9 @@ from sso_monitor.adapters.channels.teams import TeamsChannel
 from sso_monitor.alerts.ports import Alert, AlertChannel, ChannelError, Notice
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import NotFound
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds
 from tests.alerts.test_render import STEPS, card_errors
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
@@ -120,7 +120,7 @@ async def failure_of(channel: AlertChannel, sent: Notice) -> ChannelError:
 def monitor_log(caplog: pytest.LogCaptureFixture) -> str:
     """Every record but the sandbox servers' own (they stand for Microsoft's side)."""
     records = [r for phase in ("setup", "call", "teardown") for r in caplog.get_records(phase)]  # type: ignore[arg-type]
-    return "\n".join(f"{r.name} {r.getMessage()}" for r in records if not r.name.startswith(("sso_monitor.sandbox", "mail.log")))
+    return "\n".join(f"{r.name} {r.getMessage()}" for r in records if not r.name.startswith(("sso_sandbox", "mail.log")))
 
 
 # ---------------------------------------------------------------- Teams

@@ -22,9 +22,9 @@ import pytest
 from sso_monitor.functions.api import AdminApi
 from sso_monitor.service import MonitorService
 from sso_monitor.config import parse_config
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import standard_world
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import standard_world
 from tests.alerts.test_render import card_errors
 from tests.azurite import forget_alert_state
 from tests.rotation.harness import SandboxClock

@@ -6,8 +6,8 @@ import asyncio
 
 from sso_monitor.config import parse_config
 from sso_monitor.checks.run import CheckReport, run_checks
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
 from sso_monitor.wiring import build_adapters
 
 

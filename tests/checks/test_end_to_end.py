@@ -13,9 +13,9 @@ import pytest
 
 from sso_monitor.cli.check import check_and_report
 from sso_monitor.config import deployment_id, parse_config
-from sso_monitor.sandbox import Sandbox, World
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.sandbox.testing import StandardIds, standard_world
+from sso_sandbox import Sandbox, World
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.testing import StandardIds, standard_world
 from tests.checks import DEMO_FINDINGS, codes_by_facility
 
 

@@ -35,7 +35,7 @@ _LOGGED = "\u27eadebug-log\u27eb"  # marks each line of a traceback that came ou
 _LOG_HEADER = re.compile(r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.\-]+: ")
 _FRAME = re.compile(r'^[ \t]*File "[^"\n]*", line \d+', re.M)
 # The sandbox runs in this process too; its own records are not the CLI's output.
-_NOT_THE_CLI = ("sso_monitor.sandbox", "mail.log", "aiosmtpd")
+_NOT_THE_CLI = ("sso_sandbox", "mail.log", "aiosmtpd")
 
 
 @dataclass

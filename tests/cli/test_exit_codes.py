@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 
 from .harness import assert_clean, issued, run_cli
 

@@ -61,7 +61,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sso_monitor.checks.findings import CODES
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 
 from .harness import Run, assert_clean, issued, loopback_only, run_cli
 
@@ -337,7 +337,7 @@ def no_network():
 def no_sandbox_started(monkeypatch):
     """A belt for the tests without a sandbox: starting one would block (``sandbox``)
     or take seconds (``demo``); no generated input may get that far."""
-    from sso_monitor.sandbox.runtime import Sandbox
+    from sso_sandbox.runtime import Sandbox
 
     def refuse(self):
         raise AssertionError("a generated input started a sandbox")

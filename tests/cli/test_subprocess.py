@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 
 from .harness import assert_subprocess_clean, issued
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from sso_monitor.functions import admin
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 
 
 def configure_admin_api(

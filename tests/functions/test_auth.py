@@ -21,9 +21,9 @@ from sso_monitor.functions.auth import (
     json_error,
     require,
 )
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.testing import StandardIds, standard_world
-from sso_monitor.sandbox.tokens import SigningKey
+from sso_sandbox import Sandbox
+from sso_sandbox.testing import StandardIds, standard_world
+from sso_sandbox.tokens import SigningKey
 
 DISCOVERY = ".well-known/openid-configuration"
 JWKS = "discovery/v2.0/keys"

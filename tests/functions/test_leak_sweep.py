@@ -18,7 +18,7 @@ from azure.storage.queue import QueueServiceClient
 
 from sso_monitor.functions import scheduled
 from sso_monitor.redact import secret_parts
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 from tests.functions.test_scheduled import queued, run, storage  # noqa: F401  (storage: a fixture)
 
 TOKEN_SECRET = "smarttrace-acme-handoff-token"

@@ -22,8 +22,8 @@ from azure.storage.queue import QueueClient
 
 from sso_monitor.functions import api as admin_api
 from sso_monitor.functions import admin, scheduled
-from sso_monitor.sandbox.clock import SimulatedClock
-from sso_monitor.rotation.schedule import WORK_QUEUE
+from sso_sandbox.clock import SimulatedClock
+from sso_monitor.rotation.ports import WORK_QUEUE
 from tests.app_functions import functions_by_name
 from tests.azurite import forget_alert_state
 from tests.functions import configure_admin_api, run_timer

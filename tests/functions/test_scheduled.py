@@ -27,8 +27,9 @@ from sso_monitor.checks.findings import finding
 from sso_monitor.functions import scheduled
 from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.checks.run import AppResult, CheckReport
-from sso_monitor.sandbox.settings import monitor_document
-from sso_monitor.rotation.schedule import POISON_QUEUE, WORK_QUEUE, AppState, WorkItem, app_state, work_due
+from sso_sandbox.settings import monitor_document
+from sso_monitor.rotation.ports import POISON_QUEUE, WORK_QUEUE, WorkItem
+from sso_monitor.rotation.schedule import AppState, app_state, work_due
 from sso_monitor.service import WorkFailed, alert_summary, plan_work
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")

@@ -15,7 +15,7 @@ as reading a setting:
 Names the code reads through a variable are per deployment and not in any fixed list:
 the setting a ``client-secret`` identity names (``clientSecretSetting``), and the
 standard proxy variables config.network checks for (HTTPS_PROXY and kin). The sandbox
-(sso_monitor/sandbox) is never part of the Function App and is not scanned.
+(sandbox/sso_sandbox) is never part of the Function App and is not scanned.
 
 Settings are compared by connection name: ``AzureWebJobsStorage__blobServiceUri`` is the
 identity-based form of ``AzureWebJobsStorage`` (the Functions host's ``<name>__<property>``

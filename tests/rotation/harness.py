@@ -1,6 +1,6 @@
 """Running the rotation against the sandbox, with the sandbox's clock.
 
-``SandboxClock`` (sso_monitor.sandbox.clock.SimulatedClock) makes the protocol's waits move the simulated cloud's time,
+``SandboxClock`` (sso_sandbox.clock.SimulatedClock) makes the protocol's waits move the simulated cloud's time,
 so propagation delays and verify deadlines cost no real seconds.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator
-from sso_monitor.sandbox import Sandbox, World
-from sso_monitor.sandbox.clock import SimulatedClock as SandboxClock
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox import Sandbox, World
+from sso_sandbox.clock import SimulatedClock as SandboxClock
+from sso_sandbox.settings import monitor_document
 from sso_monitor.wiring import build_rotation_deps
 
 HANDOFF_TOKEN_SECRET = "smarttrace-acme-handoff-token"

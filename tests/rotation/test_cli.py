@@ -8,7 +8,7 @@ import json
 import pytest
 
 from sso_monitor.cli.entry import main
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 

@@ -98,11 +98,12 @@ import pytest
 
 from sso_monitor.errors import MonitorError
 from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult
-from sso_monitor.rotation.state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS, is_ours, marker_name
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.http import SandboxServer
-from sso_monitor.sandbox.replication import Replication
-from sso_monitor.sandbox.testing import standard_world
+from sso_monitor.models import is_ours, marker_name
+from sso_monitor.rotation.state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS
+from sso_sandbox import Sandbox
+from sso_sandbox.http import SandboxServer
+from sso_sandbox.replication import Replication
+from sso_sandbox.testing import standard_world
 from tests.rotation.harness import Harness, config_for
 
 MODES = ("http", "manual")
@@ -540,7 +541,7 @@ def speedups() -> Iterator[None]:
     from azure.core.pipeline.policies._retry import RetryPolicyBase
     from kiota_http.middleware import RetryHandler
 
-    from sso_monitor.sandbox import tokens
+    from sso_sandbox import tokens
 
     original_delay = RetryHandler.get_delay_time
 

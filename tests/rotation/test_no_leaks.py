@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from sso_monitor.cli.rotate import confirm_command, rotate_command, status_command
-from sso_monitor.sandbox import Sandbox
+from sso_sandbox import Sandbox
 from tests.rotation.test_fault_sweep import MODES, Scenario, due, running
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")

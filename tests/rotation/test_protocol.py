@@ -477,7 +477,7 @@ def test_a_check_right_after_a_rotation_reads_no_unknown_key_from_a_lagging_repl
     """Every Graph read in the window after a write comes from a replica that has not seen
     it (probability 1): the check right after the rotation sees the app without the new
     credential, and must not call the Key Vault copy's keyId unknown."""
-    from sso_monitor.sandbox.replication import Replication
+    from sso_sandbox.replication import Replication
     from tests.checks import check_sandbox
 
     world = http_harness.world

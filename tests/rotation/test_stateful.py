@@ -47,7 +47,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from sso_monitor.sandbox.testing import standard_world
+from sso_sandbox.testing import standard_world
 from tests.rotation.test_fault_sweep import MODES, Scenario, due, running, speedups
 
 # Where a fault strikes: any call of a service, or one of the protocol's writes.

@@ -10,8 +10,8 @@ import requests
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.tokens import TokenError
+from sso_sandbox import Sandbox
+from sso_sandbox.tokens import TokenError
 
 GRAPH = "https://graph.microsoft.com/.default"
 

@@ -18,9 +18,9 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
 
 from sso_monitor.adapters.http import session_with_host_map
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.entra import AADSTS, DESCRIPTION_SEPARATOR
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.entra import AADSTS, DESCRIPTION_SEPARATOR
+from sso_sandbox.testing import StandardIds
 
 GRAPH = "https://graph.microsoft.com/.default"
 
@@ -244,7 +244,7 @@ def test_world_secret_works_names_each_refusal(sandbox: Sandbox, ids: StandardId
 
 
 def test_scenario_fields_seed_each_refusal() -> None:
-    from sso_monitor.sandbox.scenario import load_scenario
+    from sso_sandbox.scenario import load_scenario
 
     tenant = "72f988bf-0000-4000-8000-0000000000bb"
     world, _ = load_scenario({

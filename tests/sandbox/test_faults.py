@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from sso_monitor.sandbox.certs import make_tls
-from sso_monitor.sandbox.faults import FaultPlan, FaultRule
-from sso_monitor.sandbox.http import Request, Response, SandboxServer, Service
-from sso_monitor.sandbox.replication import Replication
-from sso_monitor.sandbox.world import World
+from sso_sandbox.certs import make_tls
+from sso_sandbox.faults import FaultPlan, FaultRule
+from sso_sandbox.http import Request, Response, SandboxServer, Service
+from sso_sandbox.replication import Replication
+from sso_sandbox.world import World
 
 
 class CounterService(Service):

@@ -46,10 +46,10 @@ from msgraph.generated.service_principals.item.app_role_assigned_to.app_role_ass
 from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 from msgraph_core import GraphClientFactory
 
-from sso_monitor.sandbox import Sandbox
+from sso_sandbox import Sandbox
 from tests.reference import require_reference
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import AppRoleAssignment, add_years, new_guid
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import AppRoleAssignment, add_years, new_guid
 
 GRAPH = "https://graph.microsoft.com"
 SCOPES = ["https://graph.microsoft.com/.default"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.budget import Cost, GraphBudget, request_cost
-from sso_monitor.sandbox.scenario import ScenarioError, load_scenario
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.budget import Cost, GraphBudget, request_cost
+from sso_sandbox.scenario import ScenarioError, load_scenario
+from sso_sandbox.testing import StandardIds
 from tests.sandbox.test_graph import call, monitor_token
 
 LIST_APPS = {"method": "GET", "url": "/applications"}  # 2 resource units each

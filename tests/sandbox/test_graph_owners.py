@@ -9,9 +9,9 @@ from msgraph import GraphServiceClient
 from msgraph.generated.models.service_principal import ServicePrincipal as GraphServicePrincipal
 from msgraph.generated.models.user import User as GraphUser
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.scenario import load_scenario
-from sso_monitor.sandbox.testing import StandardIds
+from sso_sandbox import Sandbox
+from sso_sandbox.scenario import load_scenario
+from sso_sandbox.testing import StandardIds
 from tests.sandbox.test_graph import call, error_of, minted, monitor_token, validate_entity, with_graph
 
 

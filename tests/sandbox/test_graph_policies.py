@@ -9,10 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.scenario import load_scenario
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import DEFAULT_POLICY_ID, World, add_years, default_password_end, new_secret_text
+from sso_sandbox import Sandbox
+from sso_sandbox.scenario import load_scenario
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import DEFAULT_POLICY_ID, World, add_years, default_password_end, new_secret_text
 from tests.sandbox.test_graph import call, error_of, minted, monitor_token, validate_error
 
 # The shape secret scanners (gitleaks, trufflehog) match Entra client secrets with.

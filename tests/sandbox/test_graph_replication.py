@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.replication import Replication, ReplicationLog
-from sso_monitor.sandbox.scenario import ScenarioError, load_scenario
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import World
+from sso_sandbox import Sandbox
+from sso_sandbox.replication import Replication, ReplicationLog
+from sso_sandbox.scenario import ScenarioError, load_scenario
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import World
 from tests.sandbox.test_graph import call, minted, monitor_token
 
 ALWAYS_STALE = Replication(window_seconds=5, stale_probability=1.0, seed=1)

@@ -17,9 +17,9 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import ApiVersion, SecretClient
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import VAULT_RESOURCE
+from sso_sandbox import Sandbox
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import VAULT_RESOURCE
 
 from tests.reference import reference_dir, require_reference
 
@@ -294,7 +294,7 @@ def test_api_version_is_required(raw: Raw) -> None:
 
 
 def test_sdk_sends_its_default_api_version(sandbox: Sandbox, client: SecretClient) -> None:
-    from sso_monitor.sandbox.keyvault import KeyVaultService
+    from sso_sandbox.keyvault import KeyVaultService
 
     seen: list[str] = []
     service = sandbox.services[f"vault:{VAULT}"]

@@ -23,11 +23,11 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
 
-from sso_monitor.sandbox import Sandbox
-from sso_monitor.sandbox.keyvault import MISSING_TOKEN_MESSAGE
-from sso_monitor.sandbox.scenario import load_scenario
-from sso_monitor.sandbox.testing import StandardIds
-from sso_monitor.sandbox.world import DEFAULT_SOFT_DELETE_LAG, Vault, World
+from sso_sandbox import Sandbox
+from sso_sandbox.keyvault import MISSING_TOKEN_MESSAGE
+from sso_sandbox.scenario import load_scenario
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import DEFAULT_SOFT_DELETE_LAG, Vault, World
 
 from tests.sandbox.test_keyvault import SECRET, VAULT, Raw, error_of, make_client
 
@@ -274,7 +274,7 @@ def test_scenario_fields_seed_the_lag_and_soft_deleted_secrets() -> None:
     assert gone.settling is None  # a seeded deletion has finished
     assert (world.now() - gone.deleted).days == 2 and (gone.scheduled_purge - gone.deleted).days == 90
     assert _scenario({"softDeleteLagSeconds": 0}, {"deleted": True}).vault("kv-lag").soft_delete_lag == 0
-    from sso_monitor.sandbox.scenario import ScenarioError
+    from sso_sandbox.scenario import ScenarioError
 
     with pytest.raises(ScenarioError, match=r"vaults\[0\]\.secrets\[1\]\.deleted"):
         _scenario({"softDeleteDays": 0}, {"deleted": True})

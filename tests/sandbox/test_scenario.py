@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sso_monitor.sandbox.scenario import ScenarioError, load_scenario, scenario_refs
-from sso_monitor.sandbox.serve import BUILTIN_SCENARIO
+from sso_sandbox.scenario import ScenarioError, load_scenario, scenario_refs
+from sso_sandbox.serve import BUILTIN_SCENARIO
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = json.loads((ROOT / "examples" / "scenario.json").read_text())

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from sso_monitor.adapters.http import HostMap, HostMapAdapter, session_with_host_map
-from sso_monitor.sandbox.smarttrace import SmartTraceService
-from sso_monitor.sandbox.teams import MAX_PAYLOAD_BYTES, TeamsService
+from sso_sandbox.smarttrace import SmartTraceService
+from sso_sandbox.teams import MAX_PAYLOAD_BYTES, TeamsService
 
 TOKEN = "stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs"
 THROTTLE_TEXT = "Microsoft Teams endpoint returned HTTP error 429"

@@ -22,9 +22,9 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from sso_monitor.sandbox.world import SentMail, World
+from sso_sandbox.world import SentMail, World
 
-log = logging.getLogger("sso_monitor.sandbox.smtp")
+log = logging.getLogger("sso_sandbox.smtp")
 
 SERVER_NAME = "smtp.sandbox.invalid"
 MAX_MESSAGE_BYTES = 35 * 1024 * 1024  # Exchange Online's default send limit (35 MB after encoding)

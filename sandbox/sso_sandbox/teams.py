@@ -34,9 +34,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import HttpError, Request, Response, Service
-from sso_monitor.sandbox.world import TeamsWebhook, World
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import HttpError, Request, Response, Service
+from sso_sandbox.world import TeamsWebhook, World
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 MAX_PAYLOAD_BYTES = 28 * 1024  # Teams' documented message size limit

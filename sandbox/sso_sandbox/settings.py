@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sso_monitor.sandbox.runtime import Sandbox
+from sso_sandbox.runtime import Sandbox
 
 
 def monitor_document(sandbox: Sandbox, *, vault: str | None = None, facilities: list[str] | None = None, app_overrides: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, str]]:

@@ -22,10 +22,10 @@ from typing import Any
 from sso_monitor.cli.check import check_and_report
 from sso_monitor.config import parse_config
 from sso_monitor.checks.report import EXIT_MONITOR_FAILED
-from sso_monitor.sandbox.runtime import Sandbox
-from sso_monitor.sandbox.scenario import scenario_refs
-from sso_monitor.sandbox.serve import BUILTIN_SCENARIO
-from sso_monitor.sandbox.settings import monitor_document
+from sso_sandbox.runtime import Sandbox
+from sso_sandbox.scenario import scenario_refs
+from sso_sandbox.serve import BUILTIN_SCENARIO
+from sso_sandbox.settings import monitor_document
 
 
 def run_demo(scenario: Path | None, as_json: bool = False) -> int:
@@ -88,7 +88,7 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
 
     from sso_monitor.adapters.storage.lease import LocalLease
     from sso_monitor.cli.rotate import event_lines
-    from sso_monitor.sandbox.clock import SimulatedClock
+    from sso_sandbox.clock import SimulatedClock
     from sso_monitor.service import MonitorService
 
     app = next((r.app for r in report.results if r.app.rotation.mode == "auto" and any(f.code == "SECRET_EXPIRING" for f in r.findings)), None)

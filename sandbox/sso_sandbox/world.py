@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sso_monitor.sandbox.budget import TENANT_SIZES, BudgetStats, GraphBudget
-from sso_monitor.sandbox.clock import Clock
-from sso_monitor.sandbox.replication import REPLICATION_OFF, Replication, ReplicationLog
+from sso_sandbox.budget import TENANT_SIZES, BudgetStats, GraphBudget
+from sso_sandbox.clock import Clock
+from sso_sandbox.replication import REPLICATION_OFF, Replication, ReplicationLog
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"

@@ -6,9 +6,9 @@ World. The real SDKs talk to it unchanged except for endpoints and the CA.
 See docs/sandbox.md.
 """
 
-from sso_monitor.sandbox.clock import Clock
-from sso_monitor.sandbox.faults import FaultPlan, FaultRule
-from sso_monitor.sandbox.runtime import Endpoints, Sandbox
-from sso_monitor.sandbox.world import World
+from sso_sandbox.clock import Clock
+from sso_sandbox.faults import FaultPlan, FaultRule
+from sso_sandbox.runtime import Endpoints, Sandbox
+from sso_sandbox.world import World
 
 __all__ = ["Clock", "Endpoints", "FaultPlan", "FaultRule", "Sandbox", "World"]

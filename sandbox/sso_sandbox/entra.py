@@ -19,10 +19,10 @@ import re
 import uuid
 from datetime import datetime, timezone
 
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import Request, Response, Service
-from sso_monitor.sandbox.tokens import TokenIssuer
-from sso_monitor.sandbox.world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Tenant, World
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import Request, Response, Service
+from sso_sandbox.tokens import TokenIssuer
+from sso_sandbox.world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Tenant, World
 
 TOKEN_LIFETIME_SECONDS = 3599
 

@@ -39,10 +39,10 @@ from typing import Any
 
 import jwt
 
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import HttpError, Request, Response, Service, _retry_after, bearer_token
-from sso_monitor.sandbox.tokens import TokenError, TokenIssuer
-from sso_monitor.sandbox.world import VAULT_RESOURCE, DeletedSecret, SecretVersion, Settling, Vault, VaultSecret, World
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import HttpError, Request, Response, Service, _retry_after, bearer_token
+from sso_sandbox.tokens import TokenError, TokenIssuer
+from sso_sandbox.world import VAULT_RESOURCE, DeletedSecret, SecretVersion, Settling, Vault, VaultSecret, World
 
 VAULT_AUDIENCES = [VAULT_RESOURCE, "cfa8b339-82a2-471a-a3c9-0fc0be7a4093"]
 SERVICE_VERSION = "1.9.2900.1"  # x-ms-keyvault-service-version, as the live service reports one

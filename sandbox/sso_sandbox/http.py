@@ -22,10 +22,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sso_monitor.sandbox.faults import FaultPlan, FaultRule
-from sso_monitor.sandbox.world import RequestRecord, World
+from sso_sandbox.faults import FaultPlan, FaultRule
+from sso_sandbox.world import RequestRecord, World
 
-log = logging.getLogger("sso_monitor.sandbox")
+log = logging.getLogger("sso_sandbox")
 
 MAX_BODY = 4 * 1024 * 1024
 

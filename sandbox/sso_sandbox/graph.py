@@ -41,13 +41,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
-from sso_monitor.sandbox.budget import request_cost
-from sso_monitor.sandbox.clock import iso, parse_iso
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import HttpError, Request, Response, Service, _Drop, _retry_after, bearer_token
-from sso_monitor.sandbox.replication import ReplicaView
-from sso_monitor.sandbox.tokens import TokenError, TokenIssuer
-from sso_monitor.sandbox.world import (
+from sso_sandbox.budget import request_cost
+from sso_sandbox.clock import iso, parse_iso
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import HttpError, Request, Response, Service, _Drop, _retry_after, bearer_token
+from sso_sandbox.replication import ReplicaView
+from sso_sandbox.tokens import TokenError, TokenIssuer
+from sso_sandbox.world import (
     DEFAULT_POLICY_ID,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,

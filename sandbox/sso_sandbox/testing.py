@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sso_monitor.sandbox.world import GRAPH_RESOURCE, World
+from sso_sandbox.world import GRAPH_RESOURCE, World
 
 
 @dataclass
@@ -81,7 +81,7 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
     hook = world.add_webhook("ops")
     mailbox = "sso-monitor@contoso.example"
     _add_user(world, tenant.tenant_id, mailbox, "SSO Monitor mailbox")
-    from sso_monitor.sandbox.world import AppRoleAssignment, new_guid
+    from sso_sandbox.world import AppRoleAssignment, new_guid
 
     sp.assigned_to.append(
         AppRoleAssignment(
@@ -111,7 +111,7 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
 
 
 def _add_user(world: World, tenant_id: str, upn: str, name: str) -> None:
-    from sso_monitor.sandbox.world import User, new_guid
+    from sso_sandbox.world import User, new_guid
 
     tenant = world.tenant(tenant_id)
     assert tenant is not None

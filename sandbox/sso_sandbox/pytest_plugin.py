@@ -1,5 +1,5 @@
 """pytest fixtures for the sandbox. Enable with
-``pytest_plugins = ["sso_monitor.sandbox.pytest_plugin"]`` in a conftest.py.
+``pytest_plugins = ["sso_sandbox.pytest_plugin"]`` in a conftest.py.
 
 - ``sandbox_scenario``: the scenario to load; override it in a test module
   (a path or a dict). Default: the built-in demo scenario.
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from sso_monitor.sandbox.runtime import Sandbox
-from sso_monitor.sandbox.serve import BUILTIN_SCENARIO
+from sso_sandbox.runtime import Sandbox
+from sso_sandbox.serve import BUILTIN_SCENARIO
 
 
 @pytest.fixture

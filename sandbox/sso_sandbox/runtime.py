@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sso_monitor.sandbox.certs import SandboxTLS, make_tls
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import SandboxServer, Service
-from sso_monitor.sandbox.tokens import TokenIssuer
-from sso_monitor.sandbox.world import World
+from sso_sandbox.certs import SandboxTLS, make_tls
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import SandboxServer, Service
+from sso_sandbox.tokens import TokenIssuer
+from sso_sandbox.world import World
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Sandbox:
 
     @classmethod
     def from_scenario(cls, scenario: str | Path | dict[str, Any], **kwargs: Any) -> "Sandbox":
-        from sso_monitor.sandbox.scenario import load_scenario
+        from sso_sandbox.scenario import load_scenario
 
         data = scenario if isinstance(scenario, dict) else json.loads(Path(scenario).read_text(encoding="utf-8"))
         world, faults = load_scenario(data)
@@ -91,12 +91,12 @@ class Sandbox:
     # ---- lifecycle
 
     def start(self) -> "Sandbox":
-        from sso_monitor.sandbox.entra import EntraService
-        from sso_monitor.sandbox.graph import GraphService
-        from sso_monitor.sandbox.keyvault import KeyVaultService
-        from sso_monitor.sandbox.smarttrace import SmartTraceService
-        from sso_monitor.sandbox.smtp import SmtpServer
-        from sso_monitor.sandbox.teams import TeamsService
+        from sso_sandbox.entra import EntraService
+        from sso_sandbox.graph import GraphService
+        from sso_sandbox.keyvault import KeyVaultService
+        from sso_sandbox.smarttrace import SmartTraceService
+        from sso_sandbox.smtp import SmtpServer
+        from sso_sandbox.teams import TeamsService
 
         self.tls = make_tls(self.workdir)
         entra = self._serve(EntraService(self.world, self.faults, self.issuer))

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sso_monitor.sandbox.budget import TENANT_SIZES
-from sso_monitor.sandbox.clock import Clock, parse_iso
-from sso_monitor.sandbox.faults import FaultPlan, FaultRule
-from sso_monitor.sandbox.replication import Replication
-from sso_monitor.sandbox.world import (
+from sso_sandbox.budget import TENANT_SIZES
+from sso_sandbox.clock import Clock, parse_iso
+from sso_sandbox.faults import FaultPlan, FaultRule
+from sso_sandbox.replication import Replication
+from sso_sandbox.world import (
     GRAPH_RESOURCE,
     AppRoleAssignment,
     Application,

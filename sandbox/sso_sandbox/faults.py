@@ -38,7 +38,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sso_monitor.sandbox.replication import Replication
+from sso_sandbox.replication import Replication
 
 KINDS = ("latency", "status", "throttle", "timeout", "drop", "crash", "replication")
 

@@ -28,12 +28,12 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sso_monitor.sandbox.clock import iso, parse_iso
-from sso_monitor.sandbox.faults import FaultPlan
-from sso_monitor.sandbox.http import HttpError, Request, Response, Service, bearer_token
-from sso_monitor.sandbox.world import Facility, HandoffRecord, World
+from sso_sandbox.clock import iso, parse_iso
+from sso_sandbox.faults import FaultPlan
+from sso_sandbox.http import HttpError, Request, Response, Service, bearer_token
+from sso_sandbox.world import Facility, HandoffRecord, World
 
-log = logging.getLogger("sso_monitor.sandbox.smarttrace")
+log = logging.getLogger("sso_sandbox.smarttrace")
 
 DOMAIN = "smarttrace.ai"
 API_HOSTS = {"api.smarttrace.ai": "production", "api.staging.smarttrace.ai": "staging"}

@@ -14,8 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sso_monitor.sandbox.runtime import Sandbox
-from sso_monitor.sandbox.scenario import scenario_refs
+from sso_sandbox.runtime import Sandbox
+from sso_sandbox.scenario import scenario_refs
 
 BUILTIN_SCENARIO = Path(__file__).with_name("scenarios") / "demo.json"
 

@@ -1,0 +1,85 @@
+"""The `sso-monitor sandbox` and `sso-monitor demo` commands (the monitor's CLI parses
+their arguments and hands them here when this distribution is installed).
+
+Each first says, in the words of the configuration's own errors, why its input cannot
+be used (exit 3), before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from sso_sandbox.scenario import ScenarioError, load_scenario
+
+EXIT_USAGE = 3
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = scenario_problem(args.scenario) or (state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
+    if problem is not None:
+        print(f"sso-monitor: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "sandbox":
+        from sso_sandbox.serve import serve
+
+        return serve(args.scenario, args.state_dir)
+    from sso_sandbox.demo import run_demo
+
+    return run_demo(args.scenario, as_json=args.json)
+
+
+MAX_SCENARIO_CHARS = 20_000_000
+
+
+def scenario_problem(path: Path | None) -> str | None:
+    """Why ``--scenario`` cannot be loaded (None: it can, or none was given), said
+    before anything starts, in the words of the configuration's own errors."""
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return f"{path}: cannot read the scenario file ({exc.strerror or exc})"
+    except UnicodeDecodeError as exc:
+        return f"{path}: the scenario file is not UTF-8 text (byte {exc.start})"
+    except ValueError:  # a NUL byte in the name
+        return f"{str(path)!r} is not a file name"
+    if len(text) > MAX_SCENARIO_CHARS:
+        return f"{path}: the scenario is larger than {MAX_SCENARIO_CHARS // 1_000_000} MB"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{path}: the scenario is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    except RecursionError:
+        return f"{path}: the scenario is nested too deeply"
+    except ValueError:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
+        return f"{path}: the scenario holds a number too long to read"
+    if not isinstance(data, dict):
+        return f"{path}: a scenario is a JSON object"
+    try:
+        load_scenario(data)
+    except ScenarioError as exc:  # a ValueError: the message names the field
+        return f"{path}: {exc}"
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        # the loader's own checks missed this shape; still the file's fault, not ours
+        logging.getLogger("sso_sandbox.cli").debug("scenario %s", path, exc_info=True)
+        return f"{path}: not a scenario the sandbox can load ({type(exc).__name__}: {exc})"
+    return None
+
+
+def state_dir_problem(path: Path) -> str | None:
+    """Why the sandbox cannot keep its CA and settings file in ``--state-dir``."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{path}: cannot use it as the sandbox's state directory ({exc.strerror or exc})"
+    except ValueError:
+        return f"{str(path)!r} is not a directory name"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return f"{path}: the sandbox's state directory is not writable"
+    return None
