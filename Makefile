@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test install sandbox clean .venv313 checkov lock lock-upgrade deploy-size
+.PHONY: demo test install sandbox clean format .venv313 checkov lock lock-upgrade deploy-size
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,5 +82,10 @@ checkov: $(CHECKOV_STAMP)
 test: install node_modules/.bin/azurite .venv313 $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Fix what ruff can fix and format everything (tests/test_code_quality.py checks it).
+format: install
+	$(BIN)/ruff check --fix sso_monitor sandbox tests bench function_app.py
+	$(BIN)/ruff format sso_monitor sandbox tests bench function_app.py
+
 clean:
-	rm -rf $(VENV) .venv313 $(CHECKOV_VENV) .pytest_cache .hypothesis .sandbox
+	rm -rf $(VENV) .venv313 $(CHECKOV_VENV) .pytest_cache .hypothesis .sandbox .mypy_cache .ruff_cache

@@ -41,7 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +80,9 @@ def build_world(size: int, tenant_size: str = "large"):
         )
         # every tenth secret expires within 30 days, so the report has findings to show
         days_left = 20 if index % 10 == 0 else 200
-        credential = world.add_password(app, display_name="SmartTrace SSO", start=now - timedelta(days=300), end=now + timedelta(days=days_left), created=now - timedelta(days=300))
+        credential = world.add_password(
+            app, display_name="SmartTrace SSO", start=now - timedelta(days=300), end=now + timedelta(days=days_left), created=now - timedelta(days=300)
+        )
         sp = world.add_service_principal(app, app_role_assignment_required=True, owners={monitor.app_id})
         sp.assigned_to.append(
             AppRoleAssignment(new_guid(), new_guid(), "Group", "Staff", sp.object_id, sp.display_name, "00000000-0000-0000-0000-000000000000", now)
@@ -113,7 +115,7 @@ async def _ours(config) -> dict[str, int]:
 
     adapters = build_adapters(config)
     try:
-        report = await run_checks(config, adapters, datetime.now(timezone.utc))
+        report = await run_checks(config, adapters, datetime.now(UTC))
     finally:
         await adapters.aclose()
     counts: dict[str, int] = {}
@@ -153,13 +155,20 @@ def _baseline(config) -> dict[str, int]:
             problems += 0 if assigned else 1
         secret = vault.get_secret(app.vault_secret_name)
         try:
-            ClientSecretCredential(app.tenant_id, app.app_id, secret.value, authority=config.cloud.authority, disable_instance_discovery=True, connection_verify=config.network.ca_bundle).get_token(config.cloud.graph_scope)
+            ClientSecretCredential(
+                app.tenant_id,
+                app.app_id,
+                secret.value,
+                authority=config.cloud.authority,
+                disable_instance_discovery=True,
+                connection_verify=config.network.ca_bundle,
+            ).get_token(config.cloud.graph_scope)
         except ClientAuthenticationError:
             problems += 1
         for url in (app.facility_url, app.expected_logout_url):
             problems += 0 if pages.get(url, timeout=30).ok else 1
         end = min(c["endDateTime"] for c in found[0]["passwordCredentials"]) if found else ""
-        status = "warning" if end and datetime.fromisoformat(end.replace("Z", "+00:00")) < datetime.now(timezone.utc) + timedelta(days=30) else "ok"
+        status = "warning" if end and datetime.fromisoformat(end.replace("Z", "+00:00")) < datetime.now(UTC) + timedelta(days=30) else "ok"
         status = "critical" if problems else status
         counts[status] = counts.get(status, 0) + 1
     return counts
@@ -274,7 +283,7 @@ def write_report(path: Path, rows: list[dict], cold: float, args, budgeted: list
     lines = [
         "# Check run at scale",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};",
         f"sandbox in-process with {args.latency_ms:g} ms added to every request; medians of {args.repeat} runs",
         f"(baseline at 1,000 apps: {args.baseline_repeat_large} run). Produced by `bench/check_scale.py`.",
         "",
@@ -287,7 +296,7 @@ def write_report(path: Path, rows: list[dict], cold: float, args, budgeted: list
         )
     lines += [
         "",
-        f"Cold `python -c \"import function_app\"`: {cold:.2f} s (median of 5).",
+        f'Cold `python -c "import function_app"`: {cold:.2f} s (median of 5).',
         "",
         "Statuses found (ours, then baseline), as a sanity check that both did the work:",
         "",

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from sso_monitor import redact
-
 
 STAMP = "%Y-%m-%dT%H:%M:%SZ"  # the one UTC format of our tags, texts and JSON dates
 
 
 def stamp(moment: datetime) -> str:
     """A moment as ``2026-12-06T02:13:03Z`` (UTC, whole seconds)."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc).strftime(STAMP)
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime(STAMP)
 
 
 def unstamp(text: str | None) -> datetime | None:
@@ -30,7 +29,7 @@ def unstamp(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.strptime(text, STAMP).replace(tzinfo=timezone.utc)
+        return datetime.strptime(text, STAMP).replace(tzinfo=UTC)
     except ValueError:
         return None
 

@@ -161,7 +161,7 @@ def install_log_redaction() -> None:
             if SECRETS:
                 try:
                     message = record.getMessage()
-                except Exception:  # noqa: BLE001 - a bad format string is the logger's bug; leave it to logging
+                except Exception:
                     return record
                 cleaned = SECRETS.scrub(message)
                 if cleaned != message:

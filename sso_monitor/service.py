@@ -30,7 +30,7 @@ from sso_monitor.checks.run import AppResult, CheckReport, Progress, run_checks
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ExternalError, LeaseUnavailable, MonitorError
 from sso_monitor.models import SecretValue, stamp
-from sso_monitor.rotation.ports import Lease, VaultVersion
+from sso_monitor.rotation.ports import Lease, VaultVersion, WorkItem
 from sso_monitor.rotation.protocol import (
     Clock,
     MemoryNotifier,
@@ -44,7 +44,6 @@ from sso_monitor.rotation.protocol import (
     adopt,
     rotation_status,
 )
-from sso_monitor.rotation.ports import WorkItem
 from sso_monitor.rotation.schedule import app_state, stuck_rotation, work_due
 from sso_monitor.wiring import build_adapters, build_lease, build_rotation_deps, opened_alerting
 
@@ -280,7 +279,10 @@ async def plan_work(config: MonitorConfig, report: CheckReport, vault: Any, now:
             since = stuck.created.strftime("%Y-%m-%d %H:%M") if stuck.created else "?"
             plan.stuck.append(
                 RotationEvent(
-                    "stuck", app.facility, app.tenant_id, app.app_id,
+                    "stuck",
+                    app.facility,
+                    app.tenant_id,
+                    app.app_id,
                     f"The rotation of {app.facility} has been at stage {stuck.stage} since {since} UTC; the worker's runs keep failing. See the monitor's log.",
                     stuck.key_id,
                 )
@@ -297,7 +299,9 @@ def alert_summary(plan: ScheduledPlan, queued: Sequence[WorkItem]) -> str:
     """One line: app counts per status, the apps queued, the apps not ok (finding codes), failures."""
     results = plan.report.results
     counts = Counter(r.status for r in results)
-    parts = [f"{len(results)} app{'' if len(results) == 1 else 's'}: " + ", ".join(f"{counts[s]} {s}" for s in ("ok", "warning", "critical", "error") if counts[s])]
+    parts = [
+        f"{len(results)} app{'' if len(results) == 1 else 's'}: " + ", ".join(f"{counts[s]} {s}" for s in ("ok", "warning", "critical", "error") if counts[s])
+    ]
     parts.append(f"queued {len(queued)}" + (": " + ", ".join(f"{w.facility} ({w.reason})" for w in queued) if queued else ""))
     attention = [f"{r.app.facility} [{' '.join(sorted({f.code for f in r.findings if f.severity.rank}))}]" for r in results if r.status != "ok"]
     if attention:

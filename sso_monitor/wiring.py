@@ -17,23 +17,22 @@ from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
 from sso_monitor.adapters.graph.reader import GraphDirectoryReader
 from sso_monitor.adapters.graph.writer import GraphAppWriter
+from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.keyvault.reader import KeyVaultReader
 from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
 from sso_monitor.adapters.keyvault.writer import KeyVaultWriter
 from sso_monitor.adapters.smarttrace.handoff import HttpSecretPusher
 from sso_monitor.adapters.storage.alert_store import alert_store_from_settings
-from sso_monitor.alerts.ports import AlertStore
-from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.storage.lease import LocalLease, lease_from_settings
 from sso_monitor.adapters.storage.lease_state import lease_held
 from sso_monitor.adapters.storage.report_store import BlobReportStore, report_store_from_settings
 from sso_monitor.adapters.storage.work_queue import enqueue
+from sso_monitor.alerts.ports import AlertStore
 from sso_monitor.alerts.service import Alerting
 from sso_monitor.checks.ports import Adapters
 from sso_monitor.config import MonitorConfig
-from sso_monitor.rotation.ports import Lease
+from sso_monitor.rotation.ports import Lease, WorkItem
 from sso_monitor.rotation.protocol import Clock, MemoryNotifier, Notifier, RotationDeps, SystemClock
-from sso_monitor.rotation.ports import WorkItem
 
 
 def build_adapters(config: MonitorConfig) -> Adapters:

@@ -7,21 +7,21 @@ the expected codes follow.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sso_monitor.checks.decisions import crossed_threshold, days_until, evaluate, in_use_credential
-from sso_monitor.config import parse_config
 from sso_monitor.checks.findings import CODES, Severity
+from sso_monitor.config import parse_config
 from sso_monitor.models import (
     AppObservation,
     AppRegistration,
     Ownership,
     PasswordCredentialInfo,
     PasswordPolicy,
-    Problem,
     ProbeOutcome,
+    Problem,
     Reachability,
     ReadFailure,
     SecretProbe,
@@ -31,7 +31,7 @@ from sso_monitor.models import (
     WebSettings,
 )
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 TENANT = "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11"
 APP_ID = "11111111-2222-4333-8444-555555555555"
 KEY = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -112,7 +112,11 @@ ROWS = [
     # the baseline: nothing to report
     ("healthy", healthy(), []),
     # Graph answered 404 for the appId: only the lookup finding; app-based checks cannot run
-    ("app missing", healthy(app=None, app_failure=ReadFailure(Problem.NOT_FOUND, "404"), vault_key_ids=None), ["APP_NOT_FOUND", "VAULT_SECRET_UNKNOWN_KEY"][:1]),
+    (
+        "app missing",
+        healthy(app=None, app_failure=ReadFailure(Problem.NOT_FOUND, "404"), vault_key_ids=None),
+        ["APP_NOT_FOUND", "VAULT_SECRET_UNKNOWN_KEY"][:1],
+    ),
     # 403 on a read: with Application.ReadWrite.OwnedBy reads are never refused for
     # ownership, so this is a real refusal (no consent, wrong identity for the tenant)
     ("app denied", healthy(app=None, app_failure=ReadFailure(Problem.ACCESS_DENIED, "Authorization_RequestDenied"), vault_key_ids=None), ["APP_ACCESS_DENIED"]),
@@ -133,17 +137,40 @@ ROWS = [
     # two active secrets are fine (the rotation overlap)
     ("two secrets", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, days_left=30 + 200))), []),
     # an expired extra secret does not count as active
-    ("old expired extra", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, days_left=-100), cred(key="cccccccc-0000-4000-8000-000000000003", days_left=-5))), []),
+    (
+        "old expired extra",
+        with_app(password_credentials=(cred(), cred(key=OTHER_KEY, days_left=-100), cred(key="cccccccc-0000-4000-8000-000000000003", days_left=-5))),
+        [],
+    ),
     # lifetime 730 days against a 365-day policy
     ("lifetime over policy", with_app(password_credentials=(cred(lifetime=730),)), ["SECRET_LIFETIME_EXCEEDS_POLICY"]),
     # the policy restricts only apps created after a date; this app is older
-    ("policy not for old apps", healthy(app=replace(healthy().app, password_credentials=(cred(lifetime=730),)), policy=PasswordPolicy(timedelta(days=365), restrict_for_apps_created_after=NOW - timedelta(days=10))), []),
+    (
+        "policy not for old apps",
+        healthy(
+            app=replace(healthy().app, password_credentials=(cred(lifetime=730),)),
+            policy=PasswordPolicy(timedelta(days=365), restrict_for_apps_created_after=NOW - timedelta(days=10)),
+        ),
+        [],
+    ),
     # a disabled policy restricts nothing
-    ("policy disabled", healthy(app=replace(healthy().app, password_credentials=(cred(lifetime=730),)), policy=PasswordPolicy(timedelta(days=365), enabled=False)), []),
+    (
+        "policy disabled",
+        healthy(app=replace(healthy().app, password_credentials=(cred(lifetime=730),)), policy=PasswordPolicy(timedelta(days=365), enabled=False)),
+        [],
+    ),
     # Key Vault has no such secret
-    ("vault missing", healthy(vault_secret=None, vault_failure=ReadFailure(Problem.NOT_FOUND, "SecretNotFound"), probe=None, vault_key_ids=frozenset()), ["VAULT_SECRET_MISSING"]),
+    (
+        "vault missing",
+        healthy(vault_secret=None, vault_failure=ReadFailure(Problem.NOT_FOUND, "SecretNotFound"), probe=None, vault_key_ids=frozenset()),
+        ["VAULT_SECRET_MISSING"],
+    ),
     # Key Vault refused the monitor
-    ("vault denied", healthy(vault_secret=None, vault_failure=ReadFailure(Problem.ACCESS_DENIED, "ForbiddenByRbac"), probe=None, vault_key_ids=None), ["CHECK_FAILED"]),
+    (
+        "vault denied",
+        healthy(vault_secret=None, vault_failure=ReadFailure(Problem.ACCESS_DENIED, "ForbiddenByRbac"), probe=None, vault_key_ids=None),
+        ["CHECK_FAILED"],
+    ),
     # the latest version is disabled
     ("vault disabled", with_vault(enabled=False), ["VAULT_SECRET_MISSING"]),
     # the keyId tag names a credential the app no longer has
@@ -151,7 +178,11 @@ ROWS = [
     # a rotation made it minutes ago: Graph's read may not show the credential yet (reads lag writes)
     ("vault key just created", with_vault(tags={"keyId": OTHER_KEY, "createdAt": (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")}), []),
     # two hours on, still missing: the credential is really not there
-    ("vault key created long ago", with_vault(tags={"keyId": OTHER_KEY, "createdAt": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}), ["VAULT_SECRET_UNKNOWN_KEY"]),
+    (
+        "vault key created long ago",
+        with_vault(tags={"keyId": OTHER_KEY, "createdAt": (NOW - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")}),
+        ["VAULT_SECRET_UNKNOWN_KEY"],
+    ),
     # no keyId tag at all
     ("vault untagged", with_vault(tags={}), ["VAULT_SECRET_UNKNOWN_KEY"]),
     # Key Vault's expiry is a day off Entra's end date
@@ -207,7 +238,11 @@ ROWS = [
     # facility page down
     ("facility down", healthy(facility_page=UrlCheck("https://acme.smarttrace.ai", Reachability.HTTP_ERROR, 503)), ["FACILITY_UNREACHABLE"]),
     # bad certificate on the logout callback
-    ("logout callback tls", healthy(logout_callback=UrlCheck(CONFIG.expected_logout_url, Reachability.TLS_ERROR, detail="certificate verify failed")), ["LOGOUT_CALLBACK_UNREACHABLE"]),
+    (
+        "logout callback tls",
+        healthy(logout_callback=UrlCheck(CONFIG.expected_logout_url, Reachability.TLS_ERROR, detail="certificate verify failed")),
+        ["LOGOUT_CALLBACK_UNREACHABLE"],
+    ),
     # a monitor-created secret that Key Vault does not hold, older than the grace window
     ("orphan", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name=OURS, start=NOW - timedelta(days=2), lifetime=1))), ["ORPHAN_CREDENTIAL"]),
     # the same, ten minutes old: a rotation may be storing it right now
@@ -215,7 +250,13 @@ ROWS = [
     # a hand-made secret a person named like the monitor's is never called the monitor's
     ("named like ours", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor (prod)", start=NOW - timedelta(days=2), lifetime=1))), []),
     # another deployment's credential (another vault) is not this one's
-    ("another deployment's", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor 9f9f9f9f 20261129T101500Z-0a1b2c3d", start=NOW - timedelta(days=2), lifetime=1))), []),
+    (
+        "another deployment's",
+        with_app(
+            password_credentials=(cred(), cred(key=OTHER_KEY, name="sso-monitor 9f9f9f9f 20261129T101500Z-0a1b2c3d", start=NOW - timedelta(days=2), lifetime=1))
+        ),
+        [],
+    ),
     # a hand-made extra secret is not ours, so never an orphan
     ("hand-made extra", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="made by hand", start=NOW - timedelta(days=2), lifetime=1))), []),
 ]

@@ -76,7 +76,7 @@ def test_demo_table_for_people(capsys):
         assert facility in out
     assert "SECRET_EXPIRING" in out and "critical" in out
     # and the alerts, one Teams card per finding, into the sandbox's webhook
-    alerts = out[out.index("Alerts: "):]
+    alerts = out[out.index("Alerts: ") :]
     assert alerts.startswith("Alerts: 8 Teams cards posted to the webhook 'sso-alerts'")
     # the facility whose app the monitor does not own: the exact command that fixes it
     assert "MONITOR_NOT_OWNER" in out and "az ad app owner add --id" in out
@@ -84,7 +84,7 @@ def test_demo_table_for_people(capsys):
     assert "[warning] summit: front-channel logout URL is not SmartTrace's callback for this facility" in alerts
     assert "riverside" not in alerts.split("Rotation:")[0]  # healthy: nothing to say
     # and a rotation with a manual handoff, confirmed, with its alerts
-    rotation = out[out.index("Rotation: "):]
+    rotation = out[out.index("Rotation: ") :]
     assert rotation.startswith("Rotation: harbor's client secret is due.")
     assert "sso-monitor confirm harbor --key-id" in rotation and "the monitor leaves it alone" in rotation  # made by hand: not ours to remove
     assert "Alerts: 3 more Teams cards: [info] harbor: rotation started;" in rotation

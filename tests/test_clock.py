@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sso_sandbox.clock import Clock, iso, parse_iso
 from sso_sandbox.world import format_duration, parse_duration
 
-T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def test_frozen_clock_moves_only_when_advanced():
@@ -23,7 +23,7 @@ def test_frozen_clock_moves_only_when_advanced():
 def test_running_clock_keeps_its_offset_after_unfreeze():
     clock = Clock()
     clock.advance(days=10)
-    assert clock.now() - datetime.now(timezone.utc) > timedelta(days=9, hours=23)
+    assert clock.now() - datetime.now(UTC) > timedelta(days=9, hours=23)
     frozen = clock.freeze()
     clock.unfreeze()
     assert clock.now() >= frozen
@@ -47,7 +47,7 @@ def test_parse_iso(text, expected):
     assert parse_iso(text) == expected
 
 
-@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda d: d.replace(microsecond=0, tzinfo=timezone.utc)))
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1)).map(lambda d: d.replace(microsecond=0, tzinfo=UTC)))
 def test_iso_round_trips(value):
     assert parse_iso(iso(value)) == value
 

@@ -27,7 +27,14 @@ BASE = {
     "defaults": {"rotation": {"lifetimeDays": 120, "graceDays": 3}, "thresholds": [21, 7, 2]},
     "apps": [
         {"facility": "acme", "tenantId": T1, "appId": A1},
-        {"facility": "globex", "tenantId": T2, "appId": A2, "apiBase": "https://api.staging.smarttrace.ai/v1", "rotation": {"mode": "notify-only"}, "thresholds": [45, 10]},
+        {
+            "facility": "globex",
+            "tenantId": T2,
+            "appId": A2,
+            "apiBase": "https://api.staging.smarttrace.ai/v1",
+            "rotation": {"mode": "notify-only"},
+            "thresholds": [45, 10],
+        },
     ],
 }
 
@@ -52,7 +59,12 @@ def test_defaults_apply_and_apps_override_field_by_field():
 
 def test_a_handoff_host_may_be_allowed_explicitly():
     data = copy.deepcopy(BASE)
-    data["apps"][0]["handoff"] = {"mode": "http", "url": "https://relay.contoso.example/smarttrace", "tokenSecretName": "acme-token", "allowedHosts": ["relay.contoso.example"]}
+    data["apps"][0]["handoff"] = {
+        "mode": "http",
+        "url": "https://relay.contoso.example/smarttrace",
+        "tokenSecretName": "acme-token",
+        "allowedHosts": ["relay.contoso.example"],
+    }
     assert parse_config(data, environ={}).apps[0].handoff.allowed_hosts == ("relay.contoso.example",)
 
 
@@ -132,16 +144,36 @@ ERROR_CASES = [
     ("network.hostMap", {"*.smarttrace.ai": "nowhere"}, "network.hostMap.*.smarttrace.ai: must be 'host:port'"),
     ("network.caBundle", "/no/such/ca.pem", "network.caBundle: no such file"),
     ("identities", {"contoso": {}}, "identities.contoso: the key must be a tenant id"),
-    ("identities", {T1: {"kind": "client-secret", "clientId": A1, "clientSecretSetting": "MISSING_SETTING"}}, f"identities.{T1}.clientSecretSetting: the app setting MISSING_SETTING is not set"),
+    (
+        "identities",
+        {T1: {"kind": "client-secret", "clientId": A1, "clientSecretSetting": "MISSING_SETTING"}},
+        f"identities.{T1}.clientSecretSetting: the app setting MISSING_SETTING is not set",
+    ),
     ("defaults.appId", A1, "defaults.appId: unknown field"),
     ("channels", {"ops": {"type": "pager"}}, "channels.ops.type: must be teams, graph-mail or smtp, not 'pager'"),
     ("channels", {"ops": {"type": "teams"}}, "channels.ops.webhookSecretName: required"),
-    ("channels", {"ops": {"type": "teams", "webhookUrl": "https://x.example/hook"}}, "channels.ops.webhookUrl: unknown field"),  # a URL with its signature is a secret: Key Vault only
+    (
+        "channels",
+        {"ops": {"type": "teams", "webhookUrl": "https://x.example/hook"}},
+        "channels.ops.webhookUrl: unknown field",
+    ),  # a URL with its signature is a secret: Key Vault only
     ("channels", {"ops": {"type": "teams", "webhookSecretName": "no spaces allowed"}}, "channels.ops.webhookSecretName: must be a Key Vault secret name"),
     ("channels", {"it": {"type": "graph-mail", "to": ["it@contoso.example"]}}, "channels.it.mailbox: required"),
-    ("channels", {"it": {"type": "graph-mail", "mailbox": "m@contoso.example", "to": "it@contoso.example"}}, "channels.it.to: must be a list of email addresses"),
-    ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "username": "a"}}, "channels.it: username and passwordSecretName go together"),
-    ("channels", {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "port": 70000}}, "channels.it.port: must be a whole number from 1 to 65535"),
+    (
+        "channels",
+        {"it": {"type": "graph-mail", "mailbox": "m@contoso.example", "to": "it@contoso.example"}},
+        "channels.it.to: must be a list of email addresses",
+    ),
+    (
+        "channels",
+        {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "username": "a"}},
+        "channels.it: username and passwordSecretName go together",
+    ),
+    (
+        "channels",
+        {"it": {"type": "smtp", "host": "smtp.contoso.example", "from": "a@contoso.example", "port": 70000}},
+        "channels.it.port: must be a whole number from 1 to 65535",
+    ),
     ("channels", {"bad name": {"type": "teams", "webhookSecretName": "x"}}, "channels.bad name: a channel name is letters, digits and dashes"),
     ("alerts", {"channels": ["nowhere"]}, "alerts.channels: no channel named 'nowhere'"),
     ("alerts", {"digest": "daily"}, "alerts.digest: must be true or false"),
@@ -150,10 +182,22 @@ ERROR_CASES = [
     ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
     ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
     # the client secret goes only to the facility's SmartTrace API host
-    ("apps[0].handoff", {"mode": "http", "url": "https://attacker.example/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host api.smarttrace.ai"),
-    ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai.attacker.example/x", "tokenSecretName": "acme-token"}, "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host"),
+    (
+        "apps[0].handoff",
+        {"mode": "http", "url": "https://attacker.example/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "acme-token"},
+        "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host api.smarttrace.ai",
+    ),
+    (
+        "apps[0].handoff",
+        {"mode": "http", "url": "https://api.smarttrace.ai.attacker.example/x", "tokenSecretName": "acme-token"},
+        "apps[0] (acme).handoff.url: must be on the app's SmartTrace API host",
+    ),
     # a handoff token named like a facility's client secret
-    ("apps[0].handoff", {"mode": "http", "url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "smarttrace-globex"}, "apps (acme).handoff.tokenSecretName: smarttrace-globex is the client secret of globex"),
+    (
+        "apps[0].handoff",
+        {"mode": "http", "url": "https://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", "tokenSecretName": "smarttrace-globex"},
+        "apps (acme).handoff.tokenSecretName: smarttrace-globex is the client secret of globex",
+    ),
 ]
 
 
@@ -168,7 +212,14 @@ def test_channels_and_routes():
     document = copy.deepcopy(BASE)
     document["channels"] = {
         "ops": {"type": "teams", "webhookSecretName": "teams-ops"},
-        "relay": {"type": "smtp", "host": "smtp.contoso.example", "from": "sso@contoso.example", "username": "sso@contoso.example", "passwordSecretName": "smtp-password", "to": ["it@contoso.example"]},
+        "relay": {
+            "type": "smtp",
+            "host": "smtp.contoso.example",
+            "from": "sso@contoso.example",
+            "username": "sso@contoso.example",
+            "passwordSecretName": "smtp-password",
+            "to": ["it@contoso.example"],
+        },
     }
     document["alerts"] = {"channels": ["relay"], "operations": ["ops"], "digest": True, "statusPageUrl": "https://func.example/api/status/page"}
     document["apps"][0]["alertChannels"] = ["ops", "relay"]
@@ -261,14 +312,46 @@ def test_rules_between_sections_are_reported_with_the_problems_of_fields():
 # Every field says what it must be: none of pydantic's own wording reaches an operator.
 WRONG_VALUES = [None, 5, -1, 2.5, True, "", " ", "x", [], ["x"], [5], {}, {"x": 1}]
 FIELDS = [
-    "$schema", "vaultUrl", "settingsVaultUrl", "homeTenantId", "apps", "defaults", "identities", "cloud", "network", "channels", "alerts", "verify", "adminApi",
-    *(f"apps[0].{key}" for key in ("facility", "tenantId", "appId", "apiBase", "facilityUrl", "vaultSecretName", "rotation", "handoff", "thresholds", "maxActiveSecrets", "contacts", "alertChannels")),
+    "$schema",
+    "vaultUrl",
+    "settingsVaultUrl",
+    "homeTenantId",
+    "apps",
+    "defaults",
+    "identities",
+    "cloud",
+    "network",
+    "channels",
+    "alerts",
+    "verify",
+    "adminApi",
+    *(
+        f"apps[0].{key}"
+        for key in (
+            "facility",
+            "tenantId",
+            "appId",
+            "apiBase",
+            "facilityUrl",
+            "vaultSecretName",
+            "rotation",
+            "handoff",
+            "thresholds",
+            "maxActiveSecrets",
+            "contacts",
+            "alertChannels",
+        )
+    ),
     *(f"apps[0].rotation.{key}" for key in ("mode", "rotateBeforeDays", "lifetimeDays", "graceDays")),
     *(f"apps[0].handoff.{key}" for key in ("mode", "url", "method", "tokenSecretName", "allowedHosts")),
     *(f"identities.*.{key}" for key in ("kind", "clientId", "clientSecretSetting", "certificatePath")),
     *(f"cloud.{key}" for key in ("graphEndpoint", "graphScope", "authority")),
     *(f"network.{key}" for key in ("caBundle", "hostMap", "concurrency", "timeoutSeconds", "tenantSize", "tenantSizes")),
-    *(f"channels.{name}.{key}" for name, keys in (("t", ("type", "webhookSecretName")), ("m", ("mailbox", "to")), ("s", ("from", "host", "port", "username", "passwordSecretName"))) for key in keys),
+    *(
+        f"channels.{name}.{key}"
+        for name, keys in (("t", ("type", "webhookSecretName")), ("m", ("mailbox", "to")), ("s", ("from", "host", "port", "username", "passwordSecretName")))
+        for key in keys
+    ),
     *(f"alerts.{key}" for key in ("channels", "operations", "repeatCriticalHours", "digest", "digestHourUtc", "statusPageUrl")),
     *(f"verify.{key}" for key in ("successes", "intervalSeconds", "deadlineSeconds")),
     *(f"adminApi.{key}" for key in ("tenantId", "audience", "clientId")),
@@ -280,7 +363,11 @@ def test_no_problem_is_worded_by_pydantic():
     full = {
         **copy.deepcopy(BASE),
         "identities": {"*": {"kind": "managed-identity"}},
-        "channels": {"t": {"type": "teams", "webhookSecretName": "w"}, "m": {"type": "graph-mail", "mailbox": "m@contoso.example"}, "s": {"type": "smtp", "from": "a@contoso.example", "host": "smtp.contoso.example"}},
+        "channels": {
+            "t": {"type": "teams", "webhookSecretName": "w"},
+            "m": {"type": "graph-mail", "mailbox": "m@contoso.example"},
+            "s": {"type": "smtp", "from": "a@contoso.example", "host": "smtp.contoso.example"},
+        },
         "adminApi": {"tenantId": T1, "audience": "api://sso-monitor-admin"},
     }
     parse_config(full, environ={})
@@ -328,8 +415,19 @@ def test_the_example_names_and_satisfies_the_schema():
 
 
 def test_the_schema_accepts_documents_the_loader_accepts():
-    channels = {"ops": {"type": "teams", "webhookSecretName": "teams-ops"}, "relay": {"type": "smtp", "host": "smtp.contoso.example", "from": "sso@contoso.example", "username": "sso", "passwordSecretName": "smtp-password"}}
-    for document in (BASE, {**BASE, "channels": channels, "alerts": {"channels": ["relay"], "operations": ["ops"]}, "network": {"tenantSizes": {T2: "large"}, "hostMap": {"*.smarttrace.ai": "127.0.0.1:8443"}}}):
+    channels = {
+        "ops": {"type": "teams", "webhookSecretName": "teams-ops"},
+        "relay": {"type": "smtp", "host": "smtp.contoso.example", "from": "sso@contoso.example", "username": "sso", "passwordSecretName": "smtp-password"},
+    }
+    for document in (
+        BASE,
+        {
+            **BASE,
+            "channels": channels,
+            "alerts": {"channels": ["relay"], "operations": ["ops"]},
+            "network": {"tenantSizes": {T2: "large"}, "hostMap": {"*.smarttrace.ai": "127.0.0.1:8443"}},
+        },
+    ):
         parse_config(document, environ={})
         assert [error.message for error in schema_validator().iter_errors(document)] == []
 
@@ -359,5 +457,5 @@ def test_the_schema_flags_what_an_editor_can_know(path, value, message):
 
 def test_the_settings_load_without_pydantic():
     """Modules that only need the settings' types do not pay for pydantic: it loads on the first parse."""
-    check = "import sys, sso_monitor.config; assert 'pydantic' not in sys.modules; sso_monitor.config.parse_config({'vaultUrl': 'https://kv.vault.azure.net', 'apps': [{'facility': 'a', 'tenantId': '%s', 'appId': '%s'}]}, {}); assert 'pydantic' in sys.modules" % (T1, A1)
+    check = f"import sys, sso_monitor.config; assert 'pydantic' not in sys.modules; sso_monitor.config.parse_config({{'vaultUrl': 'https://kv.vault.azure.net', 'apps': [{{'facility': 'a', 'tenantId': '{T1}', 'appId': '{A1}'}}]}}, {{}}); assert 'pydantic' in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT)

@@ -52,8 +52,7 @@ TARGET_PYTHONS = ("3.11.8", "3.12.1", "3.13.0")
 def production_files() -> list[Path]:
     """What the Function App runs: function_app.py and sso_monitor/ minus the sandbox."""
     package = ROOT / "sso_monitor"
-    return [ROOT / "function_app.py",
-            *sorted(p for p in package.rglob("*.py") if "sandbox" not in p.relative_to(package).parts)]
+    return [ROOT / "function_app.py", *sorted(p for p in package.rglob("*.py") if "sandbox" not in p.relative_to(package).parts)]
 
 
 def target_environment(python: str) -> dict[str, str]:
@@ -222,14 +221,12 @@ def check_generated(lock: Lock, requires_python: str, makefile: str) -> None:
     assert args[0] == "pyproject.toml", f"not compiled from pyproject.toml: {args}"
     for flag in ("--generate-hashes", "--universal", "--python-version"):
         assert flag in args, f"compiled without {flag}: {args}"
-    assert args[args.index("--python-version") + 1] == floor.group(1), (
-        f"not resolved from requires-python's floor {floor.group(1)}: {args}"
-    )
+    assert args[args.index("--python-version") + 1] == floor.group(1), f"not resolved from requires-python's floor {floor.group(1)}: {args}"
     # The Makefile's `make lock` is the command in the header (uv leaves --quiet out of it).
     lock_args = re.search(r"^LOCK_ARGS\s*:?=\s*(.*)$", makefile, re.M)
     assert lock_args, "Makefile: LOCK_ARGS"
     make_args = [a for a in lock_args.group(1).split() if a != "--quiet"]
-    assert args[1:1 + len(make_args)] == make_args, f"the header's command is not `make lock`'s: {args}"
+    assert args[1 : 1 + len(make_args)] == make_args, f"the header's command is not `make lock`'s: {args}"
     assert lock.pins, "the lock is empty"
     for pin in lock.pins:
         assert pin.hashes, f"{pin.name} has no hash: pip's hash-checking mode needs one on every line"
@@ -244,9 +241,7 @@ def check_direct_dependencies_locked(lock: Lock, deps: list[Requirement]) -> Non
                 continue
             pin = chosen.get(canonicalize_name(req.name))
             assert pin is not None, f"{req} is not in requirements.txt for Python {python}: `make lock`"
-            assert req.specifier.contains(pin.version, prereleases=True), (
-                f"requirements.txt pins {pin.name}=={pin.version}, pyproject wants {req}: `make lock`"
-            )
+            assert req.specifier.contains(pin.version, prereleases=True), f"requirements.txt pins {pin.name}=={pin.version}, pyproject wants {req}: `make lock`"
             for extra in req.extras:  # PyJWT[crypto]: what the extra brings is locked too
                 for dep in installed_requirements(req.name) or []:
                     if dep.marker is not None and applies(dep.marker, python, {extra}) and not applies(dep.marker, python):
@@ -358,8 +353,7 @@ NEGATIVE_CONTROLS = {
     "not universal": ("generated", lambda t: t.replace(" --universal", "", 1), None),
     "pin outside the range": ("direct", lambda t: re.sub(r"(?m)^msal==\S+", "msal==1.20.0", t), None),
     "direct dependency missing from the lock": ("direct", None, lambda d: [*d, Requirement("boto3>=1.30")]),
-    "direct dependency dropped from pyproject": (
-        "pulled_in", None, lambda d: [r for r in d if canonicalize_name(r.name) != "tenacity"]),
+    "direct dependency dropped from pyproject": ("pulled_in", None, lambda d: [r for r in d if canonicalize_name(r.name) != "tenacity"]),
     "hand-copied line": ("pulled_in", lambda t: t + HAND_COPIED, None),
     "line for a package nothing needs": ("pulled_in", lambda t: t + STRAY, None),
     "line without an annotation": ("pulled_in", lambda t: _retarget(t, "pygments", "").replace("    # via \n", ""), None),
@@ -426,10 +420,7 @@ def distribution_of(module: str) -> str | None:
         if len({canonicalize_name(d) for d in owners}) <= 1:
             break
         prefix = "/".join(parts[:depth])
-        owners = {
-            d for d in owners
-            if any(f.startswith(prefix + "/") or f == prefix + ".py" for f in distribution_files(d))
-        }
+        owners = {d for d in owners if any(f.startswith(prefix + "/") or f == prefix + ".py" for f in distribution_files(d))}
     names = {canonicalize_name(d) for d in owners}
     return names.pop() if len(names) == 1 else None
 
@@ -490,8 +481,7 @@ def test_distribution_sizes_sums_each_record(tmp_path: Path) -> None:
     info = tmp_path / "Some_Pkg-1.0.dist-info"
     info.mkdir()
     (info / "RECORD").write_text(
-        "pkg/__init__.py,sha256=x,1000\npkg/__pycache__/__init__.cpython-312.pyc,,\n"
-        "Some_Pkg-1.0.dist-info/RECORD,,\n../../outside,,\n"
+        "pkg/__init__.py,sha256=x,1000\npkg/__pycache__/__init__.cpython-312.pyc,,\nSome_Pkg-1.0.dist-info/RECORD,,\n../../outside,,\n"
     )
     record_size = (info / "RECORD").stat().st_size
     assert distribution_sizes(tmp_path) == {"some-pkg": 1500 + record_size}
@@ -503,8 +493,7 @@ def find_python(version: str) -> str | None:
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     candidates += [str(p) for p in sorted(pyenv.glob(f"versions/{version}*/bin/python{version}"), reverse=True)]
     for candidate in filter(None, candidates):
-        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                               capture_output=True, text=True, check=False)
+        probe = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=False)
         if probe.returncode == 0 and (probe.stdout.strip() == version or candidate == os.environ.get("DEPLOY_PYTHON")):
             return candidate
     return None
@@ -515,15 +504,13 @@ def deploy_size(python_version: str = "3.12", top: int = 5) -> None:
     with tempfile.TemporaryDirectory(prefix="sso-monitor-deploy-size-") as tmp:
         target = Path(tmp) / "site-packages"
         subprocess.run(
-            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
-             "-r", str(LOCK), "--target", str(target)],
+            [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes", "-r", str(LOCK), "--target", str(target)],
             check=True,
         )
         version = subprocess.run([python, "--version"], capture_output=True, text=True, check=True).stdout.strip()
         du = subprocess.run(["du", "-sm", str(target)], capture_output=True, text=True, check=True).stdout.split()[0]
         sizes = distribution_sizes(target)
-        print(f"requirements.txt installed with pip --target by {version}: {du} MB (du -sm), "
-              f"{len(sizes)} distributions")
+        print(f"requirements.txt installed with pip --target by {version}: {du} MB (du -sm), {len(sizes)} distributions")
         for name, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:top]:
             print(f"  {size / 2**20:6.1f} MB  {name}")
 

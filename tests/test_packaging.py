@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_monitors_wheel_holds_no_sandbox(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--quiet", "-w", str(tmp_path)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("sso_monitor-*.whl")
     names = zipfile.ZipFile(wheel).namelist()

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from sso_monitor.config import parse_config
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.checks.report import as_dict, exit_code, write_table
 from sso_monitor.checks.run import AppResult, CheckReport, app_status
+from sso_monitor.config import parse_config
 
 APP = parse_config(
-    {"vaultUrl": "https://kv.vault.azure.net", "apps": [{"facility": "acme", "tenantId": "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11", "appId": "11111111-2222-4333-8444-555555555555"}]},
+    {
+        "vaultUrl": "https://kv.vault.azure.net",
+        "apps": [{"facility": "acme", "tenantId": "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11", "appId": "11111111-2222-4333-8444-555555555555"}],
+    },
     environ={},
 ).apps[0]
-NOW = datetime(2026, 11, 29, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
 WARN = finding("LOGOUT_URL_MISSING", "m")
 CRIT = finding("ID_TOKENS_DISABLED", "m")

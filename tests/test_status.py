@@ -7,9 +7,9 @@ import json
 
 from sso_monitor.config import parse_config
 from sso_monitor.rotation.protocol import rotation_status
-from sso_sandbox.settings import monitor_document
 from sso_monitor.service import build_status
 from sso_monitor.wiring import build_rotation_deps
+from sso_sandbox.settings import monitor_document
 from tests.checks import check_sandbox
 
 

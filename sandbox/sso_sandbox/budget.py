@@ -40,7 +40,9 @@ TENANT_SIZES = ("small", "medium", "large")
 RESOURCE_UNITS_PER_10_SECONDS = {"small": 3_500, "medium": 5_000, "large": 8_000}
 
 # Paths (after /v1.0/) served by the identity and access service; sendMail is Outlook's.
-_IDENTITY_PATH = re.compile(r"^/v1\.0/(?:applications|servicePrincipals|policies|directoryObjects|groups|users(?!/[^/]+/(?:microsoft\.graph\.)?sendMail))(?:[/(]|$)", re.IGNORECASE)
+_IDENTITY_PATH = re.compile(
+    r"^/v1\.0/(?:applications|servicePrincipals|policies|directoryObjects|groups|users(?!/[^/]+/(?:microsoft\.graph\.)?sendMail))(?:[/(]|$)", re.IGNORECASE
+)
 # Base costs the doc lists above 1, for the paths the sandbox serves.
 _BASE_COSTS = ((re.compile(r"^/v1\.0/applications/?$", re.IGNORECASE), "GET", 2), (re.compile(r"^/v1\.0/users/?$", re.IGNORECASE), "GET", 2))
 _WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -206,7 +208,9 @@ class GraphBudget:
             for limit, account in counted:
                 account.window("admitted", limit).add(now, cost.amount(limit))
             stats.resource_units += cost.resource_units
-            pair_units = next(account.window("admitted", limit).total for limit, account in counted if limit.scope == "Tenant_Application" and limit.kind == "ReadWrite")
+            pair_units = next(
+                account.window("admitted", limit).total for limit, account in counted if limit.scope == "Tenant_Application" and limit.kind == "ReadWrite"
+            )
             stats.peak_resource_units_10s = max(stats.peak_resource_units_10s, pair_units)
             return Decision(admitted=True, resource_units=cost.resource_units, limit_percentage=percentage)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -44,7 +44,7 @@ class Clock:
         with self._lock:
             if self._frozen_at is not None:
                 return self._frozen_at
-            return datetime.now(timezone.utc) + self._offset
+            return datetime.now(UTC) + self._offset
 
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         step = delta if delta is not None else timedelta(**kwargs)
@@ -67,25 +67,25 @@ class Clock:
         with self._lock:
             if self._frozen_at is None:
                 return
-            self._offset = self._frozen_at - datetime.now(timezone.utc)
+            self._offset = self._frozen_at - datetime.now(UTC)
             self._frozen_at = None
 
 
 def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def iso(value: datetime | None) -> str | None:
     """Graph's date format: UTC with a Z suffix."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: str) -> datetime:
     """Parse the ISO 8601 forms Graph clients send (Z suffix, fractions, offsets)."""
     cleaned = text.strip()
-    if cleaned.endswith("Z") or cleaned.endswith("z"):
+    if cleaned.endswith(("Z", "z")):
         cleaned = cleaned[:-1] + "+00:00"
     # Python 3.11 accepts up to 6 fractional digits; Graph and .NET send 7.
     if "." in cleaned:

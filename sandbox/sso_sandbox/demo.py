@@ -19,9 +19,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sso_monitor.checks.report import EXIT_MONITOR_FAILED
 from sso_monitor.cli.check import check_and_report
 from sso_monitor.config import parse_config
-from sso_monitor.checks.report import EXIT_MONITOR_FAILED
 from sso_sandbox.runtime import Sandbox
 from sso_sandbox.scenario import scenario_refs
 from sso_sandbox.serve import BUILTIN_SCENARIO
@@ -36,7 +36,9 @@ def run_demo(scenario: Path | None, as_json: bool = False) -> int:
         if not as_json:
             description = scenario_refs(sandbox.world).description
             print(f"Sandbox: {description or 'scenario'}")
-            print(f"Checking {len(config.apps)} SmartTrace apps in {len({a.tenant_id for a in config.apps})} tenants over HTTPS (Graph, Entra, Key Vault, SmartTrace)...\n")
+            print(
+                f"Checking {len(config.apps)} SmartTrace apps in {len({a.tenant_id for a in config.apps})} tenants over HTTPS (Graph, Entra, Key Vault, SmartTrace)...\n"
+            )
             sys.stdout.flush()
         alert_state = Path(state) / "alerts.json" if webhook else None
         reports: list[Any] = []
@@ -65,8 +67,13 @@ def _demo_channels(sandbox: Sandbox, document: dict[str, Any]) -> str | None:
         login, password = next(iter(world.smtp_users.items()))
         world.set_secret(vault, "demo-smtp-password", password)
         document["channels"]["ops-mail"] = {
-            "type": "smtp", "host": sandbox.endpoints.smtp_host, "port": sandbox.endpoints.smtp_port, "from": login,
-            "username": login, "passwordSecretName": "demo-smtp-password", "to": [login],
+            "type": "smtp",
+            "host": sandbox.endpoints.smtp_host,
+            "port": sandbox.endpoints.smtp_port,
+            "from": login,
+            "username": login,
+            "passwordSecretName": "demo-smtp-password",
+            "to": [login],
         }
         document["alerts"]["operations"] = ["ops-mail"]
     return webhook
@@ -74,7 +81,9 @@ def _demo_channels(sandbox: Sandbox, document: dict[str, Any]) -> str | None:
 
 def _print_alerts(sandbox: Sandbox, webhook: str) -> None:
     cards = sandbox.world.webhooks[webhook].received
-    print(f"\nAlerts: {len(cards)} Teams card{'' if len(cards) == 1 else 's'} posted to the webhook {webhook!r} (each change once; the next run says only what changed):")
+    print(
+        f"\nAlerts: {len(cards)} Teams card{'' if len(cards) == 1 else 's'} posted to the webhook {webhook!r} (each change once; the next run says only what changed):"
+    )
     for payload in cards:
         print(f"  {payload['attachments'][0]['content'].get('fallbackText', '')}")
     mail = [m for m in sandbox.world.mail if m.via == "smtp"]
@@ -88,8 +97,8 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
 
     from sso_monitor.adapters.storage.lease import LocalLease
     from sso_monitor.cli.rotate import event_lines
-    from sso_sandbox.clock import SimulatedClock
     from sso_monitor.service import MonitorService
+    from sso_sandbox.clock import SimulatedClock
 
     app = next((r.app for r in report.results if r.app.rotation.mode == "auto" and any(f.code == "SECRET_EXPIRING" for f in r.findings)), None)
     if app is None:
@@ -128,6 +137,11 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
         return
     if webhook:
         cards = world.webhooks[webhook].received[cards_before:]
-        print(f"  Alerts: {len(cards)} more Teams card{'' if len(cards) == 1 else 's'}: " + "; ".join(c["attachments"][0]["content"].get("fallbackText", "") for c in cards))
+        print(
+            f"  Alerts: {len(cards)} more Teams card{'' if len(cards) == 1 else 's'}: "
+            + "; ".join(c["attachments"][0]["content"].get("fallbackText", "") for c in cards)
+        )
     works = world.sign_in_works(app.facility)
-    print(f"{app.facility}: {confirmed.stage if confirmed else rotated.stage}, keyId {rotated.key_id}; sign-in with the new secret works: {'yes' if works else 'NO'}.")
+    print(
+        f"{app.facility}: {confirmed.stage if confirmed else rotated.stage}, keyId {rotated.key_id}; sign-in with the new secret works: {'yes' if works else 'NO'}."
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sso_sandbox.faults import FaultPlan
 from sso_sandbox.http import Request, Response, Service
@@ -30,16 +30,44 @@ TOKEN_LIFETIME_SECONDS = 3599
 # invalid_client answers 401, as the live service does (RFC 6749 5.2); MSAL caches
 # exact-400 answers for 60 s, so the status matters to callers that retry.
 AADSTS = {
-    90002: ("invalid_request", 400, "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant."),
+    90002: (
+        "invalid_request",
+        400,
+        "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.",
+    ),
     900023: ("invalid_request", 400, "Specified tenant identifier '{tenant}' is neither a valid DNS name, nor a valid external domain."),
-    700016: ("unauthorized_client", 400, "Application with identifier '{client}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."),
-    7000215: ("invalid_client", 401, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'."),
-    7000222: ("invalid_client", 401, "The provided client secret keys for app '{client}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."),
+    700016: (
+        "unauthorized_client",
+        400,
+        "Application with identifier '{client}' was not found in the directory '{directory}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+    ),
+    7000215: (
+        "invalid_client",
+        401,
+        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client}'.",
+    ),
+    7000222: (
+        "invalid_client",
+        401,
+        "The provided client secret keys for app '{client}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds.",
+    ),
     7000112: ("unauthorized_client", 400, "Application '{client}'({name}) is disabled."),
-    7000229: ("invalid_client", 401, "The client application {client} is missing service principal in the tenant {tenant}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119"),
+    7000229: (
+        "invalid_client",
+        401,
+        "The client application {client} is missing service principal in the tenant {tenant}. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119",
+    ),
     53003: ("invalid_grant", 400, "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."),
-    500011: ("invalid_resource", 400, "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."),
-    1002012: ("invalid_scope", 400, "The provided value for scope {resource} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."),
+    500011: (
+        "invalid_resource",
+        400,
+        "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+    ),
+    1002012: (
+        "invalid_scope",
+        400,
+        "The provided value for scope {resource} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+    ),
     900144: ("invalid_request", 400, "The request body must contain the following parameter: '{parameter}'."),
     7000218: ("invalid_client", 401, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
     70003: ("unsupported_grant_type", 400, "The app requested an unsupported grant type '{grant}'."),
@@ -100,24 +128,27 @@ class EntraService(Service):
             # the metadata endpoint names the error invalid_tenant; the token endpoint invalid_request
             return self._aadsts(90002, error="invalid_tenant", tenant=tenant)
         base = f"{self.base_url}/{tenant}"
-        return Response.json(200, {
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": f"{base}/discovery/v2.0/keys",
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": self.issuer.issuer(tenant if known is None else known.tenant_id),
-            "request_uri_parameter_supported": False,
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "roles", "oid", "azp", "appid"],
-            "tenant_region_scope": "EU",
-            "cloud_instance_name": "microsoftonline.com",
-        })
+        return Response.json(
+            200,
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+                "response_modes_supported": ["query", "fragment", "form_post"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                "issuer": self.issuer.issuer(tenant if known is None else known.tenant_id),
+                "request_uri_parameter_supported": False,
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+                "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "roles", "oid", "azp", "appid"],
+                "tenant_region_scope": "EU",
+                "cloud_instance_name": "microsoftonline.com",
+            },
+        )
 
     def keys(self, request: Request, tenant: str) -> Response:
         return Response.json(200, self.issuer.jwks())
@@ -150,7 +181,7 @@ class EntraService(Service):
         sp = known.sp_by_app_id(client_id)
         assert sp is not None  # secret_works answered AADSTS7000229 otherwise
         request.caller = client_id
-        now = datetime.now(timezone.utc)  # token lifetimes follow the real clock (the SDKs cache by it)
+        now = datetime.now(UTC)  # token lifetimes follow the real clock (the SDKs cache by it)
         roles = sorted(set(sp.granted_roles.get(resource, [])))
         access_token = self.issuer.mint(
             tenant_id=known.tenant_id,
@@ -161,12 +192,15 @@ class EntraService(Service):
             roles=roles,
             extra={"oid": sp.object_id, "idtyp": "app"},
         )
-        return Response.json(200, {
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME_SECONDS,
-            "ext_expires_in": TOKEN_LIFETIME_SECONDS,
-            "access_token": access_token,
-        })
+        return Response.json(
+            200,
+            {
+                "token_type": "Bearer",
+                "expires_in": TOKEN_LIFETIME_SECONDS,
+                "ext_expires_in": TOKEN_LIFETIME_SECONDS,
+                "access_token": access_token,
+            },
+        )
 
     # ---- helpers
 
@@ -202,12 +236,9 @@ class EntraService(Service):
     def _aadsts(self, number: int, *, error: str | None = None, extra: dict[str, object] | None = None, **values: str) -> Response:
         default_error, status, template = AADSTS[number]
         trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
         sep = self.description_separator
-        description = (
-            f"AADSTS{number}: {template.format_map(_Blank(values))}"
-            f"{sep}Trace ID: {trace}{sep}Correlation ID: {correlation}{sep}Timestamp: {stamp}"
-        )
+        description = f"AADSTS{number}: {template.format_map(_Blank(values))}{sep}Trace ID: {trace}{sep}Correlation ID: {correlation}{sep}Timestamp: {stamp}"
         body: dict[str, object] = {
             "error": error or default_error,
             "error_description": description,
@@ -224,4 +255,3 @@ class EntraService(Service):
 class _Blank(dict):  # format_map helper: a missing value prints as empty
     def __missing__(self, key: str) -> str:
         return ""
-

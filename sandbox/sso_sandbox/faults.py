@@ -80,10 +80,25 @@ class FaultRule:
             self._regex = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FaultRule":
+    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
         allowed = {
-            "fault", "service", "method", "path", "nth", "times", "when", "latency_ms", "status",
-            "code", "message", "retry_after", "seconds", "window_seconds", "stale_probability", "seed", "location",
+            "fault",
+            "service",
+            "method",
+            "path",
+            "nth",
+            "times",
+            "when",
+            "latency_ms",
+            "status",
+            "code",
+            "message",
+            "retry_after",
+            "seconds",
+            "window_seconds",
+            "stale_probability",
+            "seed",
+            "location",
         }
         unknown = set(data) - allowed
         if unknown:
@@ -116,7 +131,7 @@ class FaultPlan:
         self.log: list[dict[str, Any]] = []  # fired faults: kind, service, method, path
 
     @classmethod
-    def from_list(cls, data: list[dict[str, Any]]) -> "FaultPlan":
+    def from_list(cls, data: list[dict[str, Any]]) -> FaultPlan:
         return cls([FaultRule.from_dict(item) for item in data])
 
     def add(self, fault: str, **fields: Any) -> FaultRule:

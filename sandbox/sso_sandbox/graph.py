@@ -33,11 +33,11 @@ import json
 import re
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email import policy as email_policy
 from email.parser import Parser
 from email.utils import getaddresses
-from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -51,9 +51,9 @@ from sso_sandbox.world import (
     DEFAULT_POLICY_ID,
     GRAPH_APP_ID,
     GRAPH_RESOURCE,
+    Application,
     AppPolicy,
     AppRoleAssignment,
-    Application,
     PasswordCredential,
     RequestRecord,
     SentMail,
@@ -96,16 +96,50 @@ BATCH_PATH = re.compile(V + r"/\$batch/?\Z", re.IGNORECASE)
 
 # Non-navigation properties of microsoft.graph.application (from the OpenAPI subset), so that
 # PATCH can tell "no such property" (Graph's OData error) from "not modelled by the sandbox".
-APPLICATION_PROPERTIES = frozenset({
-    "id", "deletedDateTime", "addIns", "api", "appId", "applicationTemplateId", "appRoles", "certification",
-    "createdDateTime", "defaultRedirectUri", "description", "disabledByMicrosoftStatus", "displayName",
-    "groupMembershipClaims", "identifierUris", "info", "isDeviceOnlyAuthSupported", "isFallbackPublicClient",
-    "keyCredentials", "logo", "nativeAuthenticationApisEnabled", "notes", "oauth2RequirePostResponse",
-    "optionalClaims", "parentalControlSettings", "passwordCredentials", "publicClient", "publisherDomain",
-    "requestSignatureVerification", "requiredResourceAccess", "samlMetadataUrl", "serviceManagementReference",
-    "servicePrincipalLockConfiguration", "signInAudience", "spa", "tags", "tokenEncryptionKeyId", "uniqueName",
-    "verifiedPublisher", "web",
-})
+APPLICATION_PROPERTIES = frozenset(
+    {
+        "id",
+        "deletedDateTime",
+        "addIns",
+        "api",
+        "appId",
+        "applicationTemplateId",
+        "appRoles",
+        "certification",
+        "createdDateTime",
+        "defaultRedirectUri",
+        "description",
+        "disabledByMicrosoftStatus",
+        "displayName",
+        "groupMembershipClaims",
+        "identifierUris",
+        "info",
+        "isDeviceOnlyAuthSupported",
+        "isFallbackPublicClient",
+        "keyCredentials",
+        "logo",
+        "nativeAuthenticationApisEnabled",
+        "notes",
+        "oauth2RequirePostResponse",
+        "optionalClaims",
+        "parentalControlSettings",
+        "passwordCredentials",
+        "publicClient",
+        "publisherDomain",
+        "requestSignatureVerification",
+        "requiredResourceAccess",
+        "samlMetadataUrl",
+        "serviceManagementReference",
+        "servicePrincipalLockConfiguration",
+        "signInAudience",
+        "spa",
+        "tags",
+        "tokenEncryptionKeyId",
+        "uniqueName",
+        "verifiedPublisher",
+        "web",
+    }
+)
 READ_ONLY_PROPERTIES = frozenset({"id", "appId", "createdDateTime", "deletedDateTime", "publisherDomain", "applicationTemplateId", "disabledByMicrosoftStatus"})
 SIGN_IN_AUDIENCES = ("AzureADMyOrg", "AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount")
 
@@ -179,7 +213,9 @@ class GraphService(Service):
 
     # ------------------------------------------------------------ wire shapes
 
-    def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, details: list[dict[str, Any]] | None = None) -> Response:
+    def error_response(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None, details: list[dict[str, Any]] | None = None
+    ) -> Response:
         request_id = self._ctx.request_id or str(uuid.uuid4())
         merged = {"Content-Type": "application/json", "request-id": request_id}
         merged.update(headers or {})
@@ -199,22 +235,26 @@ class GraphService(Service):
     def throttle_response(self, retry_after: float) -> Response:
         # The shape of reference/graph/errors/throttling-429-sample-response.http.
         request_id = self._ctx.request_id or str(uuid.uuid4())
-        return Response.json(429, {
-            "error": {
-                "code": "TooManyRequests",
-                "innerError": {
-                    "code": "429",
-                    "date": self._date(),
-                    "message": "Please retry after",
-                    "request-id": request_id,
-                    "status": "429",
-                },
-                "message": "Please retry again later.",
-            }
-        }, {"Content-Type": "application/json", "Retry-After": _retry_after(retry_after), "request-id": request_id})
+        return Response.json(
+            429,
+            {
+                "error": {
+                    "code": "TooManyRequests",
+                    "innerError": {
+                        "code": "429",
+                        "date": self._date(),
+                        "message": "Please retry after",
+                        "request-id": request_id,
+                        "status": "429",
+                    },
+                    "message": "Please retry again later.",
+                }
+            },
+            {"Content-Type": "application/json", "Retry-After": _retry_after(retry_after), "request-id": request_id},
+        )
 
     def _date(self) -> str:
-        return self.world.now().astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        return self.world.now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
     def _ok(self, payload: Any, status: int = 200) -> Response:
         return Response.json(status, payload, {"Content-Type": ODATA_JSON, "OData-Version": "4.0"})
@@ -285,22 +325,21 @@ class GraphService(Service):
                 continue
             return handler(request, **match.groupdict())
         if allowed:
-            raise HttpError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed on this resource; allowed: {', '.join(sorted(set(allowed)))}.")
+            raise HttpError(
+                405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed on this resource; allowed: {', '.join(sorted(set(allowed)))}."
+            )
         segment = request.path.rstrip("/").rsplit("/", 1)[-1] or request.path
         raise HttpError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
     def _authenticate(self, request: Request) -> None:
         challenge = {
-            "WWW-Authenticate": (
-                f'Bearer realm="", authorization_uri="{self.issuer.issuer_base}/common/oauth2/authorize", '
-                f'client_id="{GRAPH_APP_ID}"'
-            )
+            "WWW-Authenticate": (f'Bearer realm="", authorization_uri="{self.issuer.issuer_base}/common/oauth2/authorize", client_id="{GRAPH_APP_ID}"')
         }
         token = bearer_token(request)
         if token is None:
             raise HttpError(401, "InvalidAuthenticationToken", "Access token is empty.", challenge)
         try:
-            claims = self.issuer.validate(token, audiences=AUDIENCES, now=datetime.now(timezone.utc))
+            claims = self.issuer.validate(token, audiences=AUDIENCES, now=datetime.now(UTC))
         except TokenError as exc:
             raise HttpError(401, "InvalidAuthenticationToken", _TOKEN_MESSAGES.get(exc.reason, "Access token validation failure."), challenge) from None
         if self.world.tenant(str(claims.get("tid", ""))) is None:
@@ -435,7 +474,11 @@ class GraphService(Service):
             if key.startswith("@odata."):
                 continue
             if key not in APPLICATION_PROPERTIES:
-                raise HttpError(400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.application'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+                raise HttpError(
+                    400,
+                    "BadRequest",
+                    f"The property '{key}' does not exist on type 'microsoft.graph.application'. Make sure to only use property names that are defined by the type or mark the type as open type.",
+                )
             if key in READ_ONLY_PROPERTIES:
                 raise HttpError(400, "Request_BadRequest", f"Property '{key}' is read-only and cannot be set.")
             if key in ("passwordCredentials", "keyCredentials"):
@@ -476,7 +519,11 @@ class GraphService(Service):
         for key in spec:
             if key.startswith("@odata.") or key in ("displayName", "startDateTime", "endDateTime", "keyId", "hint", "secretText", "customKeyIdentifier"):
                 continue
-            raise HttpError(400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.passwordCredential'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+            raise HttpError(
+                400,
+                "BadRequest",
+                f"The property '{key}' does not exist on type 'microsoft.graph.passwordCredential'. Make sure to only use property names that are defined by the type or mark the type as open type.",
+            )
         display_name = spec.get("displayName")
         if display_name is not None and not isinstance(display_name, str):
             raise _type_error("Edm.String")
@@ -530,7 +577,9 @@ class GraphService(Service):
         if not self._may_read_directory(request):
             raise _denied()
         tenant, view = self._tenant(request), self._view(request)
-        predicate = _parse_filter(request, "ServicePrincipal", {"appId": lambda s: s.app_id, "id": lambda s: s.object_id, "displayName": lambda s: s.display_name})
+        predicate = _parse_filter(
+            request, "ServicePrincipal", {"appId": lambda s: s.app_id, "id": lambda s: s.object_id, "displayName": lambda s: s.display_name}
+        )
         sps = [shown for shown in (view.of(s) for s in tenant.service_principals.values()) if predicate(shown)]
         items = [self._service_principal_json(tenant, view, s) for s in sps]
         selected = _selection(request, "servicePrincipal", _SERVICE_PRINCIPAL_KEYS)
@@ -595,11 +644,13 @@ class GraphService(Service):
         tenant = self._tenant(request)
         passwords: list[dict[str, Any]] = []
         if tenant.password_max_lifetime is not None:
-            passwords.append({
-                "restrictionType": "passwordLifetime",
-                "maxLifetime": format_duration(tenant.password_max_lifetime),
-                "restrictForAppsCreatedAfterDateTime": iso(tenant.policy_restrict_after),
-            })
+            passwords.append(
+                {
+                    "restrictionType": "passwordLifetime",
+                    "maxLifetime": format_duration(tenant.password_max_lifetime),
+                    "restrictForAppsCreatedAfterDateTime": iso(tenant.policy_restrict_after),
+                }
+            )
         body = {
             "id": DEFAULT_POLICY_ID,
             "displayName": "Default app management tenant policy",
@@ -651,15 +702,23 @@ class GraphService(Service):
         for field_name in ("toRecipients", "ccRecipients", "bccRecipients"):
             entries = message.get(field_name) or []
             if not isinstance(entries, list):
-                raise HttpError(400, "RequestBodyRead", f"Cannot convert the value of '{field_name}' to the expected type 'Collection(microsoft.graph.recipient)'.")
+                raise HttpError(
+                    400, "RequestBodyRead", f"Cannot convert the value of '{field_name}' to the expected type 'Collection(microsoft.graph.recipient)'."
+                )
             for entry in entries:
                 address = entry.get("emailAddress", {}).get("address") if isinstance(entry, dict) and isinstance(entry.get("emailAddress"), dict) else None
                 if not isinstance(address, str) or not EMAIL.match(address.strip()):
-                    raise HttpError(400, "ErrorInvalidRecipients", f"At least one recipient isn't valid., Recipient '{address or ''}' isn't resolved. All recipients must be resolved before a message can be submitted.")
+                    raise HttpError(
+                        400,
+                        "ErrorInvalidRecipients",
+                        f"At least one recipient isn't valid., Recipient '{address or ''}' isn't resolved. All recipients must be resolved before a message can be submitted.",
+                    )
                 recipients.append(address.strip())
         if not recipients:
             raise HttpError(400, "ErrorInvalidRecipients", "At least one recipient isn't valid., A message can't be sent because it contains no recipients.")
-        self.world.mail.append(SentMail(via="graph", sender=sender, recipients=recipients, subject=subject or "", body=copy.deepcopy(message), at=self.world.now()))
+        self.world.mail.append(
+            SentMail(via="graph", sender=sender, recipients=recipients, subject=subject or "", body=copy.deepcopy(message), at=self.world.now())
+        )
         return Response.empty(202)
 
     def _send_mime(self, request: Request, sender: str) -> Response:
@@ -673,7 +732,9 @@ class GraphService(Service):
         recipients = [addr for _, addr in getaddresses(parsed.get_all("To", []) + parsed.get_all("Cc", []) + parsed.get_all("Bcc", [])) if addr]
         if not recipients:
             raise HttpError(400, "ErrorInvalidRecipients", "At least one recipient isn't valid., A message can't be sent because it contains no recipients.")
-        self.world.mail.append(SentMail(via="graph", sender=sender, recipients=recipients, subject=str(parsed.get("Subject", "") or "").strip(), body=raw, at=self.world.now()))
+        self.world.mail.append(
+            SentMail(via="graph", sender=sender, recipients=recipients, subject=str(parsed.get("Subject", "") or "").strip(), body=raw, at=self.world.now())
+        )
         return Response.empty(202)
 
     # ------------------------------------------------------------ $batch
@@ -809,7 +870,7 @@ class GraphService(Service):
                 raise HttpError(400, "Request_BadRequest", f"Invalid page size specified: '{top}'. Must be between 1 and {MAX_PAGE_SIZE} inclusive.")
         token = _query(request, "$skiptoken")
         offset = _decode_skiptoken(token) if token else 0
-        page = items[offset: offset + top]
+        page = items[offset : offset + top]
         if selected is not None:
             page = [_select_item(item, selected) for item in page]
         fragment = f"{entity_set}({','.join(selected)})" if selected is not None and select_in_context else entity_set
@@ -820,6 +881,7 @@ class GraphService(Service):
             payload["@odata.nextLink"] = f"{self.base_url}{quote(request.path, safe='/()=$,')}?{urlencode(pairs, quote_via=quote, safe='$,()')}"
         payload["value"] = page
         return self._ok(payload)
+
 
 # ---------------------------------------------------------------- helpers
 
@@ -873,6 +935,7 @@ def _application_json(tenant: Tenant, app: Application) -> dict[str, Any]:
         "spa": {"redirectUris": []},
     }
 
+
 def _service_principal_json(tenant: Tenant, sp: ServicePrincipal, app: Application | None) -> dict[str, Any]:
     """``app`` is the SP's application as the same read sees it: several properties are copied from it."""
     web = app.web if app else {}
@@ -916,7 +979,6 @@ def _service_principal_json(tenant: Tenant, sp: ServicePrincipal, app: Applicati
     }
 
 
-
 def _owns(owners: set[str], caller: str) -> bool:
     wanted = caller.lower()
     return any(owner.lower() == wanted for owner in owners)
@@ -939,11 +1001,13 @@ def _app_policy_json(policy: AppPolicy) -> dict[str, Any]:
     """The shape of appmanagementpolicy-get's example: restrictions.passwordCredentials and keyCredentials."""
     passwords = []
     if policy.password_max_lifetime is not None:
-        passwords.append({
-            "restrictionType": "passwordLifetime",
-            "maxLifetime": format_duration(policy.password_max_lifetime),
-            "restrictForAppsCreatedAfterDateTime": None,
-        })
+        passwords.append(
+            {
+                "restrictionType": "passwordLifetime",
+                "maxLifetime": format_duration(policy.password_max_lifetime),
+                "restrictForAppsCreatedAfterDateTime": None,
+            }
+        )
     return {
         "id": policy.id,
         "displayName": policy.display_name,
@@ -1032,12 +1096,12 @@ def _assignment_json(assignment: AppRoleAssignment) -> dict[str, Any]:
     }
 
 
-_APPLICATION_KEYS = tuple(_application_json(Tenant("t", "t"), Application("o", "a", "t", "d", datetime.now(timezone.utc))))
+_APPLICATION_KEYS = tuple(_application_json(Tenant("t", "t"), Application("o", "a", "t", "d", datetime.now(UTC))))
 _SERVICE_PRINCIPAL_KEYS = tuple(_service_principal_json(Tenant("t", "t"), ServicePrincipal("o", "a", "t", "d"), None))
 _USER_KEYS = tuple(k for k in _user_json(User("i", "u", "d"), readable=True) if not k.startswith("@"))
 _DIRECTORY_OBJECT_KEYS = tuple(dict.fromkeys(_SERVICE_PRINCIPAL_KEYS + _USER_KEYS))
 _APP_POLICY_KEYS = tuple(_app_policy_json(AppPolicy("i", "d", None)))
-_ASSIGNMENT_KEYS = tuple(_assignment_json(AppRoleAssignment("i", "p", "User", "n", "r", "n", "a", datetime.now(timezone.utc))))
+_ASSIGNMENT_KEYS = tuple(_assignment_json(AppRoleAssignment("i", "p", "User", "n", "r", "n", "a", datetime.now(UTC))))
 
 
 def _merge_web(current: dict[str, Any], value: Any) -> dict[str, Any]:
@@ -1070,13 +1134,19 @@ def _merge_web(current: dict[str, Any], value: Any) -> dict[str, Any]:
             web["redirectUris"] = list(item)
         elif key == "implicitGrantSettings":
             if not isinstance(item, dict):
-                raise HttpError(400, "BadRequest", "Cannot convert the value of 'implicitGrantSettings' to the expected type 'microsoft.graph.implicitGrantSettings'.")
+                raise HttpError(
+                    400, "BadRequest", "Cannot convert the value of 'implicitGrantSettings' to the expected type 'microsoft.graph.implicitGrantSettings'."
+                )
             grants = dict(web.get("implicitGrantSettings") or {})
             for name, flag in item.items():
                 if name.startswith("@odata."):
                     continue
                 if name not in ("enableIdTokenIssuance", "enableAccessTokenIssuance"):
-                    raise HttpError(400, "BadRequest", f"The property '{name}' does not exist on type 'microsoft.graph.implicitGrantSettings'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+                    raise HttpError(
+                        400,
+                        "BadRequest",
+                        f"The property '{name}' does not exist on type 'microsoft.graph.implicitGrantSettings'. Make sure to only use property names that are defined by the type or mark the type as open type.",
+                    )
                 if not isinstance(flag, bool):
                     raise _type_error("Edm.Boolean")
                 grants[name] = flag
@@ -1084,7 +1154,11 @@ def _merge_web(current: dict[str, Any], value: Any) -> dict[str, Any]:
         elif key == "redirectUriSettings":
             raise HttpError(400, "Request_BadRequest", "The sandbox does not model updates to 'web.redirectUriSettings'.")
         else:
-            raise HttpError(400, "BadRequest", f"The property '{key}' does not exist on type 'microsoft.graph.webApplication'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+            raise HttpError(
+                400,
+                "BadRequest",
+                f"The property '{key}' does not exist on type 'microsoft.graph.webApplication'. Make sure to only use property names that are defined by the type or mark the type as open type.",
+            )
     return web
 
 
@@ -1123,7 +1197,9 @@ def _json_object(request: Request, optional: bool = False, code: str = "BadReque
     try:
         value = json.loads(request.body)
     except (ValueError, UnicodeDecodeError):
-        raise HttpError(400, code, "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.") from None
+        raise HttpError(
+            400, code, "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format."
+        ) from None
     if not isinstance(value, dict):
         raise HttpError(400, code, "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.")
     return value
@@ -1197,12 +1273,20 @@ def _parse_filter(request: Request, resource: str, fields: dict[str, Any]):
     if match:
         prop = by_lower.get(match.group("prop").lower())
         if prop is None:
-            raise HttpError(400, "Request_UnsupportedQuery", f"Unsupported or invalid query filter clause specified for property '{match.group('prop')}' of resource '{resource}'.")
+            raise HttpError(
+                400,
+                "Request_UnsupportedQuery",
+                f"Unsupported or invalid query filter clause specified for property '{match.group('prop')}' of resource '{resource}'.",
+            )
         getter = fields[prop]
         wanted = {v.casefold() for v in values}
         return lambda obj: str(getter(obj)).casefold() in wanted
     if _FILTER_SHAPE.match(text):
-        raise HttpError(400, "Request_UnsupportedQuery", f"Unsupported query: the sandbox filters only \"<property> eq '<value>'\" and \"<property> in ('<a>','<b>')\" on {', '.join(fields)} of resource '{resource}'.")
+        raise HttpError(
+            400,
+            "Request_UnsupportedQuery",
+            f"Unsupported query: the sandbox filters only \"<property> eq '<value>'\" and \"<property> in ('<a>','<b>')\" on {', '.join(fields)} of resource '{resource}'.",
+        )
     raise HttpError(400, "BadRequest", f"Invalid filter clause: syntax error in '{text}'.")
 
 
@@ -1251,4 +1335,3 @@ def _batch_answer(rid: str, response: Response) -> dict[str, Any]:
         else:
             answer["body"] = response.body.decode("utf-8", "replace")
     return answer
-

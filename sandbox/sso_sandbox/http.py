@@ -84,19 +84,19 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> "Response":
+    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
         merged = {"Content-Type": "application/json; charset=utf-8"}
         merged.update(headers or {})
         return cls(status, json.dumps(payload).encode("utf-8"), merged)
 
     @classmethod
-    def text(cls, status: int, text: str, content_type: str = "text/plain; charset=utf-8", headers: dict[str, str] | None = None) -> "Response":
+    def text(cls, status: int, text: str, content_type: str = "text/plain; charset=utf-8", headers: dict[str, str] | None = None) -> Response:
         merged = {"Content-Type": content_type}
         merged.update(headers or {})
         return cls(status, text.encode("utf-8"), merged)
 
     @classmethod
-    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> "Response":
+    def empty(cls, status: int = 204, headers: dict[str, str] | None = None) -> Response:
         return cls(status, b"", dict(headers or {}))
 
 
@@ -229,9 +229,9 @@ _SIGNED_QUERY = re.compile(r"((?:^|[?&])(?:sig|code|sp|sv)=)[^&\s\"]*")
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 60  # idle keep-alive connections end after this
-    server: "SandboxServer"
+    server: SandboxServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         # A request line may carry a signature in its query (a Teams webhook's sig=): masked.
         log.debug("%s %s", self.server.service.name, _SIGNED_QUERY.sub(r"\1***", format % args))
 
@@ -257,9 +257,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         outcome = service.process(request)
         status = 0 if isinstance(outcome, _Drop) else outcome.status
-        service.world.record(
-            RequestRecord(service.name, request.method, request.path, status, service.world.now(), request.caller)
-        )
+        service.world.record(RequestRecord(service.name, request.method, request.path, status, service.world.now(), request.caller))
         if isinstance(outcome, _Drop):
             self.close_connection = True
             try:

@@ -34,7 +34,7 @@ import base64
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -101,7 +101,7 @@ def _from_unix(value: Any, field: str) -> datetime | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise VaultError(400, "BadParameter", f"Property 'attributes.{field}' must be a Unix time in seconds (an integer).")
     try:
-        return datetime.fromtimestamp(int(value), timezone.utc)
+        return datetime.fromtimestamp(int(value), UTC)
     except (OverflowError, OSError, ValueError):
         raise VaultError(400, "BadParameter", f"Property 'attributes.{field}' is out of range.") from None
 
@@ -209,7 +209,7 @@ class KeyVaultService(Service):
         if token is None:
             raise VaultError(401, "Unauthorized", MISSING_TOKEN_MESSAGE, headers=challenge)
         try:
-            claims = self.issuer.validate(token, audiences=VAULT_AUDIENCES, now=datetime.now(timezone.utc))
+            claims = self.issuer.validate(token, audiences=VAULT_AUDIENCES, now=datetime.now(UTC))
         except TokenError as exc:
             raise VaultError(401, "Unauthorized", self._token_message(token, exc.reason, vault), headers=challenge) from None
         tenant = str(claims.get("tid", "")).lower()
@@ -295,9 +295,7 @@ class KeyVaultService(Service):
         wanted = version.lower()
         found = next((v for v in secret.versions if v.version.lower() == wanted), None)
         if found is None:
-            raise VaultError(
-                404, "SecretNotFound", f"A secret with (name/id) {name}/{version} was not found in this key vault. {NOT_FOUND_HINT}"
-            )
+            raise VaultError(404, "SecretNotFound", f"A secret with (name/id) {name}/{version} was not found in this key vault. {NOT_FOUND_HINT}")
         return found
 
     def _deleted(self, vault: Vault, name: str, *, pending_conflicts: bool = False) -> DeletedSecret:
@@ -488,7 +486,9 @@ class KeyVaultService(Service):
         deleted = vault.deleted.get(key)
         if (deleted is not None and deleted.settling is not None) or key in vault.purging:
             raise VaultError(
-                409, "Conflict", f"Secret {name} is currently being deleted and cannot be re-created; retry later.",
+                409,
+                "Conflict",
+                f"Secret {name} is currently being deleted and cannot be re-created; retry later.",
                 inner="ObjectIsBeingDeleted",
             )
         if deleted is not None:
@@ -502,7 +502,9 @@ class KeyVaultService(Service):
         existing = vault.secrets.get(key)
         if existing is not None and existing.recovering is not None:
             raise VaultError(
-                409, "Conflict", f"Secret {name} is currently being recovered and cannot be re-created; retry later.",
+                409,
+                "Conflict",
+                f"Secret {name} is currently being recovered and cannot be re-created; retry later.",
                 inner="ObjectIsBeingRecovered",
             )
 
@@ -554,11 +556,7 @@ class KeyVaultService(Service):
     def list_secrets(self, request: Request) -> Response:
         vault = self._vault()
         self._authorize(request, vault, ACTION_READ_METADATA, "/secrets")
-        rows = [
-            (key, self._item(vault, secret, secret.latest, versioned=False))
-            for key, secret in sorted(vault.secrets.items())
-            if self._visible(secret)
-        ]
+        rows = [(key, self._item(vault, secret, secret.latest, versioned=False)) for key, secret in sorted(vault.secrets.items()) if self._visible(secret)]
         return self._page(request, "/secrets", rows)
 
     def list_versions(self, request: Request, name: str) -> Response:
@@ -630,9 +628,15 @@ class KeyVaultService(Service):
             "name": secret.name,
             "versions": [
                 {
-                    "version": v.version, "value": v.value, "created": v.created.isoformat(), "updated": v.updated.isoformat(),
-                    "contentType": v.content_type, "tags": v.tags, "enabled": v.enabled,
-                    "nbf": v.not_before.isoformat() if v.not_before else None, "exp": v.expires.isoformat() if v.expires else None,
+                    "version": v.version,
+                    "value": v.value,
+                    "created": v.created.isoformat(),
+                    "updated": v.updated.isoformat(),
+                    "contentType": v.content_type,
+                    "tags": v.tags,
+                    "enabled": v.enabled,
+                    "nbf": v.not_before.isoformat() if v.not_before else None,
+                    "exp": v.expires.isoformat() if v.expires else None,
                 }
                 for v in secret.versions
             ],
@@ -654,9 +658,14 @@ class KeyVaultService(Service):
             name = blob["name"]
             versions = [
                 SecretVersion(
-                    version=v["version"], value=v["value"], created=datetime.fromisoformat(v["created"]),
-                    updated=datetime.fromisoformat(v["updated"]), content_type=v["contentType"], tags=dict(v["tags"] or {}),
-                    enabled=bool(v["enabled"]), not_before=datetime.fromisoformat(v["nbf"]) if v["nbf"] else None,
+                    version=v["version"],
+                    value=v["value"],
+                    created=datetime.fromisoformat(v["created"]),
+                    updated=datetime.fromisoformat(v["updated"]),
+                    content_type=v["contentType"],
+                    tags=dict(v["tags"] or {}),
+                    enabled=bool(v["enabled"]),
+                    not_before=datetime.fromisoformat(v["nbf"]) if v["nbf"] else None,
                     expires=datetime.fromisoformat(v["exp"]) if v["exp"] else None,
                 )
                 for v in blob["versions"]
@@ -670,4 +679,3 @@ class KeyVaultService(Service):
         secret = VaultSecret(name=name, versions=versions)
         vault.secrets[name.lower()] = secret
         return self._ok(self._bundle(vault, secret, secret.latest, with_value=False))
-

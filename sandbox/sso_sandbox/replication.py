@@ -64,7 +64,7 @@ class Replication:
         return self.window_seconds > 0 and self.stale_probability > 0
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Replication":
+    def from_dict(cls, data: dict[str, Any]) -> Replication:
         """The scenario form: {"windowSeconds": 5, "staleProbability": 0.5, "seed": 7}."""
         unknown = set(data) - {"windowSeconds", "staleProbability", "seed"}
         if unknown:
@@ -122,7 +122,7 @@ class ReplicationLog:
             versions.append(version)
             del versions[:-MAX_PRIOR_VERSIONS]
 
-    def view(self, settings: Replication, now: datetime) -> "ReplicaView":
+    def view(self, settings: Replication, now: datetime) -> ReplicaView:
         """What one read sees. Make one per read (an HTTP request, or one inner $batch request)."""
         return ReplicaView(self, settings, now)
 
@@ -130,7 +130,7 @@ class ReplicationLog:
         with self._lock:
             self._prior.clear()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "ReplicationLog":
+    def __deepcopy__(self, memo: dict[int, Any]) -> ReplicationLog:
         # Tests snapshot and restore whole tenants with deepcopy; a lock cannot be copied.
         twin = ReplicationLog(self.monotonic)
         with self._lock:

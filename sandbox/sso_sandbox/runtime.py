@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-
 import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class Sandbox:
         self._smtp: Any = None
 
     @classmethod
-    def from_scenario(cls, scenario: str | Path | dict[str, Any], **kwargs: Any) -> "Sandbox":
+    def from_scenario(cls, scenario: str | Path | dict[str, Any], **kwargs: Any) -> Sandbox:
         from sso_sandbox.scenario import load_scenario
 
         data = scenario if isinstance(scenario, dict) else json.loads(Path(scenario).read_text(encoding="utf-8"))
@@ -90,7 +90,7 @@ class Sandbox:
 
     # ---- lifecycle
 
-    def start(self) -> "Sandbox":
+    def start(self) -> Sandbox:
         from sso_sandbox.entra import EntraService
         from sso_sandbox.graph import GraphService
         from sso_sandbox.keyvault import KeyVaultService
@@ -134,7 +134,7 @@ class Sandbox:
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -153,9 +153,9 @@ class Sandbox:
 
     def mint_token(self, *, tenant_id: str, audience: str, **kwargs: Any) -> str:
         """Sign an access token as this sandbox's Entra would (see TokenIssuer.mint)."""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        kwargs.setdefault("now", datetime.now(timezone.utc))
+        kwargs.setdefault("now", datetime.now(UTC))
         return self.issuer.mint(tenant_id=tenant_id, audience=audience, **kwargs)
 
     def restart_caller(self) -> None:

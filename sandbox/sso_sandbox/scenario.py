@@ -23,8 +23,8 @@ from sso_sandbox.faults import FaultPlan, FaultRule
 from sso_sandbox.replication import Replication
 from sso_sandbox.world import (
     GRAPH_RESOURCE,
-    AppRoleAssignment,
     Application,
+    AppRoleAssignment,
     PasswordCredential,
     Tenant,
     User,
@@ -173,7 +173,19 @@ class _Loader:
     def tenant(self, world: World, data: dict[str, Any], where: str, now: datetime) -> None:
         self.check_keys(
             data,
-            {"id", "name", "propagationDelaySeconds", "appManagementPolicy", "users", "groups", "applications", "monitor", "size", "graphThrottling", "replication"},
+            {
+                "id",
+                "name",
+                "propagationDelaySeconds",
+                "appManagementPolicy",
+                "users",
+                "groups",
+                "applications",
+                "monitor",
+                "size",
+                "graphThrottling",
+                "replication",
+            },
             where,
         )
         tenant_id = self.text(data.get("id"), f"{where}.id") or ""
@@ -229,7 +241,23 @@ class _Loader:
     def application(self, world: World, tenant_id: str, data: dict[str, Any], where: str, now: datetime) -> None:
         self.check_keys(
             data,
-            {"key", "displayName", "appId", "id", "owners", "web", "identifierUris", "appRoles", "passwordMaxLifetime", "appManagementPolicy", "passwordCredentials", "servicePrincipal", "created", "notes", "disabledByMicrosoftStatus"},
+            {
+                "key",
+                "displayName",
+                "appId",
+                "id",
+                "owners",
+                "web",
+                "identifierUris",
+                "appRoles",
+                "passwordMaxLifetime",
+                "appManagementPolicy",
+                "passwordCredentials",
+                "servicePrincipal",
+                "created",
+                "notes",
+                "disabledByMicrosoftStatus",
+            },
             where,
         )
         key = self.text(data.get("key"), f"{where}.key") or ""
@@ -293,7 +321,9 @@ class _Loader:
             self.service_principal(world, app, self.obj(sp, f"{where}.servicePrincipal"), f"{where}.servicePrincipal", now)
 
     def service_principal(self, world: World, app: Application, data: dict[str, Any], where: str, now: datetime) -> None:
-        self.check_keys(data, {"id", "accountEnabled", "appRoleAssignmentRequired", "owners", "graphRoles", "roles", "assignments", "blockedByConditionalAccess"}, where)
+        self.check_keys(
+            data, {"id", "accountEnabled", "appRoleAssignmentRequired", "owners", "graphRoles", "roles", "assignments", "blockedByConditionalAccess"}, where
+        )
         roles: dict[str, list[str]] = {}
         if data.get("graphRoles") is not None:
             roles[GRAPH_RESOURCE] = [self.text(r, f"{where}.graphRoles") or "" for r in self.arr(data["graphRoles"], f"{where}.graphRoles")]
@@ -388,7 +418,10 @@ class _Loader:
         tenant_id = self.text(data.get("tenant"), f"{where}.tenant") or ""
         if world.tenant(tenant_id) is None:
             raise ScenarioError(f"{where}.tenant: unknown tenant {tenant_id}")
-        access = {self.owner(k, f"{where}.access"): self.text(v, f"{where}.access.{k}") or "" for k, v in self.obj(data.get("access") or {}, f"{where}.access").items()}
+        access = {
+            self.owner(k, f"{where}.access"): self.text(v, f"{where}.access.{k}") or ""
+            for k, v in self.obj(data.get("access") or {}, f"{where}.access").items()
+        }
         vault = world.add_vault(
             name,
             tenant_id,

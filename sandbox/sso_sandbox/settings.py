@@ -13,7 +13,9 @@ from typing import Any
 from sso_sandbox.runtime import Sandbox
 
 
-def monitor_document(sandbox: Sandbox, *, vault: str | None = None, facilities: list[str] | None = None, app_overrides: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def monitor_document(
+    sandbox: Sandbox, *, vault: str | None = None, facilities: list[str] | None = None, app_overrides: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """(configuration document, app settings) for monitoring the sandbox's facilities."""
     assert sandbox.endpoints is not None
     world = sandbox.world

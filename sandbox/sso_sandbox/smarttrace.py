@@ -197,28 +197,32 @@ class SmartTraceService(Service):
         key_id = body["keyId"].lower()
         secret = body["clientSecret"]
         if body["applicationId"].lower() != found.app_id.lower():
-            raise self._reject(found, key_id, 409, "application_mismatch",
-                               f"applicationId does not match the application configured for {found.name}.", "applicationId")
+            raise self._reject(
+                found, key_id, 409, "application_mismatch", f"applicationId does not match the application configured for {found.name}.", "applicationId"
+            )
         if body["tenantId"].lower() != found.tenant_id.lower():
-            raise self._reject(found, key_id, 409, "tenant_mismatch",
-                               f"tenantId does not match the tenant configured for {found.name}.", "tenantId")
+            raise self._reject(found, key_id, 409, "tenant_mismatch", f"tenantId does not match the tenant configured for {found.name}.", "tenantId")
         if found.echo_secret_in_errors:
             raise self._reject(found, key_id, 400, "secret_rejected", f"The client secret {secret[:-1]} could not be saved.", "clientSecret", reason=secret[1:])
         if found.key_id and found.key_id.lower() == key_id:
             if found.client_secret and _secrets.compare_digest(found.client_secret.encode(), secret.encode()):
                 self._record(found, key_id, 200, "unchanged")
                 return self._accepted(found)
-            raise self._reject(found, key_id, 409, "key_id_conflict",
-                               f"keyId {key_id} is already configured for {found.name} with a different secret.", "keyId")
+            raise self._reject(
+                found, key_id, 409, "key_id_conflict", f"keyId {key_id} is already configured for {found.name} with a different secret.", "keyId"
+            )
         if found.verify_on_push:
             reason = self.world.secret_works(found.tenant_id, found.app_id, secret)
             if reason is not None:
                 hint = _AADSTS_HINTS.get(reason, "Entra ID refused a sign-in with it")
                 raise self._reject(
-                    found, key_id, 422, "secret_rejected",
-                    f"SmartTrace tested the client secret against Entra ID and it was rejected: {reason}: {hint}. "
-                    "The current secret was kept.",
-                    "clientSecret", reason=reason,
+                    found,
+                    key_id,
+                    422,
+                    "secret_rejected",
+                    f"SmartTrace tested the client secret against Entra ID and it was rejected: {reason}: {hint}. The current secret was kept.",
+                    "clientSecret",
+                    reason=reason,
                 )
         found.client_secret = secret
         found.key_id = key_id
@@ -279,8 +283,7 @@ class SmartTraceService(Service):
         if not secret:
             raise self._reject(facility, key_id, 422, "invalid_field", "The field 'clientSecret' must not be empty.", "clientSecret")
         if secret != secret.strip() or any(ch in secret for ch in "\r\n\t"):
-            raise self._reject(facility, key_id, 422, "invalid_field",
-                               "The field 'clientSecret' must not contain whitespace or line breaks.", "clientSecret")
+            raise self._reject(facility, key_id, 422, "invalid_field", "The field 'clientSecret' must not contain whitespace or line breaks.", "clientSecret")
         if len(secret) > 1024:
             raise self._reject(facility, key_id, 422, "invalid_field", "The field 'clientSecret' is too long.", "clientSecret")
         for name in ("keyId", "applicationId", "tenantId"):
@@ -289,16 +292,22 @@ class SmartTraceService(Service):
         try:
             expires = parse_iso(data["expiresAt"])
         except (ValueError, TypeError):
-            raise self._reject(facility, key_id, 422, "invalid_field",
-                               "The field 'expiresAt' must be an ISO 8601 date-time.", "expiresAt") from None
+            raise self._reject(facility, key_id, 422, "invalid_field", "The field 'expiresAt' must be an ISO 8601 date-time.", "expiresAt") from None
         if expires <= self.world.now():
             raise self._reject(facility, key_id, 422, "invalid_field", "The field 'expiresAt' is in the past.", "expiresAt")
         return {name: data[name] for name in SECRET_FIELDS}
 
     def _reject(
-        self, facility: Facility, key_id: str | None, status: int, code: str, message: str,
-        target: str | None = None, *, reason: str | None = None,
-    ) -> "_PushError":
+        self,
+        facility: Facility,
+        key_id: str | None,
+        status: int,
+        code: str,
+        message: str,
+        target: str | None = None,
+        *,
+        reason: str | None = None,
+    ) -> _PushError:
         self._record(facility, key_id, status, f"{code}:{reason}" if reason else code)
         return _PushError(status, code, message, target, reason)
 
@@ -345,8 +354,5 @@ def _is_guid(value: str) -> bool:
 
 
 def _html(status: int, title: str, body: str, headers: dict[str, str] | None = None) -> Response:
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title></head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
+    page = f'<!DOCTYPE html>\n<html lang="en">\n<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n<body>\n{body}\n</body>\n</html>\n'
     return Response.text(status, page, "text/html; charset=utf-8", headers)

@@ -51,7 +51,7 @@ class _CaptureHandler:
         try:
             message = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
             subject = str(message.get("subject", "") or "").strip()  # unfolded and decoded, as a mailbox shows it
-        except Exception:  # noqa: BLE001 - a malformed header must not lose the mail
+        except Exception:
             subject = ""
         text = raw.decode("utf-8", "replace")
         with self.world.lock:
@@ -117,7 +117,7 @@ class SmtpServer:
         self.port = 0
         self._controller: _Controller | None = None
 
-    def start(self) -> "SmtpServer":
+    def start(self) -> SmtpServer:
         if self._controller is not None:
             return self
         aiosmtpd_log = logging.getLogger("mail.log")

@@ -94,22 +94,25 @@ class TeamsService(Service):
             return self._undelivered(hook, 413, "too_large", Response.text(413, teams_failure_text(413)))
         content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
         if content_type != "application/json":
-            return self._undelivered(hook, 415, "unsupported_media_type", self.error_response(
-                415, "UnsupportedMediaType", "The request content type must be 'application/json'."))
+            return self._undelivered(
+                hook, 415, "unsupported_media_type", self.error_response(415, "UnsupportedMediaType", "The request content type must be 'application/json'.")
+            )
         payload = self._envelope(request.body, hook)
         if hook.mode == "throttled":
             return self._undelivered(hook, 200, "throttled", Response.text(200, teams_failure_text(429)))
         if hook.mode != "ok":
-            return self._undelivered(hook, 500, f"mode:{hook.mode}", self.error_response(
-                500, "InternalServerError", "The workflow run failed to start."))
+            return self._undelivered(hook, 500, f"mode:{hook.mode}", self.error_response(500, "InternalServerError", "The workflow run failed to start."))
         if self._over_limit(hook.id):
             return self._undelivered(hook, 200, "rate_limited", Response.text(200, teams_failure_text(429)))
         hook.received.append(payload)
-        return Response.empty(202, {
-            "x-ms-workflow-run-id": uuid.uuid4().hex[:24].upper(),
-            "x-ms-correlation-id": str(uuid.uuid4()),
-            "x-ms-workflow-name": hook.id,
-        })
+        return Response.empty(
+            202,
+            {
+                "x-ms-workflow-run-id": uuid.uuid4().hex[:24].upper(),
+                "x-ms-correlation-id": str(uuid.uuid4()),
+                "x-ms-workflow-name": hook.id,
+            },
+        )
 
     def _envelope(self, body: bytes, hook: TeamsWebhook) -> dict[str, Any]:
         def bad(message: str) -> HttpError:

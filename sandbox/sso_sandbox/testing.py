@@ -77,7 +77,14 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
         tags={"keyId": credential.key_id, "stage": "current"},
         expires=credential.end,
     )
-    world.add_facility("acme", tenant.tenant_id, smarttrace.app_id, client_secret=credential.secret_text, key_id=credential.key_id, api_tokens={"stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs"})
+    world.add_facility(
+        "acme",
+        tenant.tenant_id,
+        smarttrace.app_id,
+        client_secret=credential.secret_text,
+        key_id=credential.key_id,
+        api_tokens={"stk_5Qw9Lm2Xr8Tz4Vb7Nc1Hd6Jf3Kp0Gs"},
+    )
     hook = world.add_webhook("ops")
     mailbox = "sso-monitor@contoso.example"
     _add_user(world, tenant.tenant_id, mailbox, "SSO Monitor mailbox")
@@ -85,9 +92,14 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
 
     sp.assigned_to.append(
         AppRoleAssignment(
-            id=new_guid(), principal_id=new_guid(), principal_type="Group", principal_display_name="Plant staff",
-            resource_id=sp.object_id, resource_display_name=sp.display_name,
-            app_role_id="00000000-0000-0000-0000-000000000000", created=now - timedelta(days=300),
+            id=new_guid(),
+            principal_id=new_guid(),
+            principal_type="Group",
+            principal_display_name="Plant staff",
+            resource_id=sp.object_id,
+            resource_display_name=sp.display_name,
+            app_role_id="00000000-0000-0000-0000-000000000000",
+            created=now - timedelta(days=300),
         )
     )
     admin_api = world.add_application(tenant.tenant_id, "SSO Monitor admin API", identifier_uris=["api://sso-monitor-admin"])

@@ -649,9 +649,7 @@ class World:
 
     # ---- behaviour shared by several services
 
-    def secret_works(
-        self, tenant_id: str, app_id: str, secret_text: str, *, resource: str | None = None, client_credentials: bool = True
-    ) -> str | None:
+    def secret_works(self, tenant_id: str, app_id: str, secret_text: str, *, resource: str | None = None, client_credentials: bool = True) -> str | None:
         """None if a sign-in with this client secret would succeed, else the AADSTS code Entra answers.
 
         The checks, in the order applied (docs/sandbox/fidelity.md says which order is

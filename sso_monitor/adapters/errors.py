@@ -62,9 +62,9 @@ def describe(exc: AzureError, party: str = "the service") -> Described:
         # answer from Entra or the service is a denial; "HTTP Error: 503" or a dropped
         # connection while fetching the token is a failure to retry.
         status = exc.status_code or (exc.response.status_code if exc.response is not None else None)
-        code = AADSTS.search(str(exc.message or ""))
-        if status in (401, 403) or code:
-            found = code.group(0) if code else None
+        refusal = AADSTS.search(str(exc.message or ""))
+        if status in (401, 403) or refusal:
+            found = refusal.group(0) if refusal else None
             return Described(AccessDenied, shorten(f"{party} refused the monitor's identity", _first_line(exc), found), status, found)
         return Described(TransientError, shorten(f"getting a token for {party} failed", _first_line(exc)), status)
     if isinstance(exc, ResourceNotFoundError):
@@ -91,11 +91,23 @@ def azure_error(service: str, what: str, exc: AzureError, party: str = "the serv
     return _make(found.kind, service, f"{what}: {found.detail}", found.status, found.code, found.retry_after)
 
 
-def status_error(service: str, what: str, status: int, code: str | None, message: str, *, retry_after: float | None = None, kind: type[ExternalError] | None = None) -> ExternalError:
+def status_error(
+    service: str, what: str, status: int, code: str | None, message: str, *, retry_after: float | None = None, kind: type[ExternalError] | None = None
+) -> ExternalError:
     """An HTTP error answer as our exception: the service's code and the first line of its message."""
     text = shorten(f"{what}: HTTP {status} {code or ''}".rstrip(), message.strip().splitlines()[0] if message.strip() else "")
     if kind is None:
-        kind = NotFound if status == 404 else AccessDenied if status in (401, 403) else Throttled if status == 429 else TransientError if status >= 500 else ExternalError
+        kind = (
+            NotFound
+            if status == 404
+            else AccessDenied
+            if status in (401, 403)
+            else Throttled
+            if status == 429
+            else TransientError
+            if status >= 500
+            else ExternalError
+        )
     return _make(kind, service, text, status, code, retry_after)
 
 
@@ -120,7 +132,8 @@ def inner_code(exc: HttpResponseError) -> str | None:
 
 
 def retry_after(exc: HttpResponseError) -> float | None:
-    value = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    headers = getattr(exc.response, "headers", None) or {}
+    value = headers.get("Retry-After")
     try:
         return float(value) if value is not None else None
     except ValueError:

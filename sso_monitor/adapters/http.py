@@ -154,7 +154,7 @@ class _Session(requests.Session):
     ca_path: str | None = None
     follow_redirects: bool = True
 
-    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.follow_redirects:
             # Whatever the caller (MSAL) asks: a 307/308 would re-send the body (a client
             # secret) to wherever the Location points.
@@ -168,7 +168,9 @@ class _Session(requests.Session):
         return settings
 
 
-def session_with_host_map(host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True, follow_redirects: bool = True) -> requests.Session:
+def session_with_host_map(
+    host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True, follow_redirects: bool = True
+) -> requests.Session:
     """A ``requests.Session`` that resolves the mapped names to the given addresses.
 
     ``ca_path`` (a PEM bundle) is the session's trust store, replacing the

@@ -17,14 +17,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sso_monitor.alerts.ports import APPEARED, CHANNEL_DOWN, MONITOR_FAILURE, REMINDER, RESOLVED, WORSENED, Alert, Notice
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.checks.decisions import crossed_threshold
-from sso_monitor.config import AlertsConfig, AppConfig, MonitorConfig
 from sso_monitor.checks.findings import CODES, Finding, Severity
+from sso_monitor.config import AlertsConfig, AppConfig, MonitorConfig
 
 _RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 
@@ -209,6 +209,7 @@ ROTATION_SEVERITY: dict[str, tuple[str, bool]] = {
     "orphan-removed": ("info", False),
 }
 
+
 def rotation_alert(event: Any, now: datetime, policy: AlertsConfig) -> Alert:
     """An Alert from a rotation.RotationEvent (or anything with its fields)."""
     severity, operations = ROTATION_SEVERITY.get(event.kind, ("info", False))
@@ -322,7 +323,6 @@ def digest_due(last_sent_day: str | None, now: datetime, policy: AlertsConfig) -
 
 def parse_until(text: str) -> datetime:
     """A snooze's end: an ISO date (midnight UTC) or date-time (UTC when no offset). ValueError otherwise."""
-    from datetime import timezone
 
     value = text.strip()
     if not value or len(value) > 40:
@@ -332,7 +332,7 @@ def parse_until(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"until must be an ISO 8601 date or date-time, e.g. 2026-12-31 or 2026-12-31T08:00:00Z, not {value!r}") from None
     try:
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is past the last instant Python can hold
         raise ValueError(f"until is out of range: {value!r}") from None
 

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 from sso_monitor.alerts.ports import Alert, Notice
 from sso_monitor.models import stamp
 
+
 def handoff_steps(facts: Any) -> list[str]:
     """The numbered steps of a manual handoff (rotation.protocol.HandoffFacts), in words:
     copy the value from Key Vault, paste it into SmartTrace, sign in, confirm, and what
@@ -294,7 +295,7 @@ def _facts(alert: Alert) -> list[tuple[str, str]]:
         ("Days left", None if alert.days_left is None else str(alert.days_left)),
         ("Finding", alert.code),
     ]
-    return [(title, value) for title, value in facts if value not in (None, "")]  # type: ignore[misc]
+    return [(title, value) for title, value in facts if value not in (None, "")]
 
 
 def _look(severity: str) -> tuple[str, str, str]:

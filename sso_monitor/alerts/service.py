@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sso_monitor.alerts.ports import CHANNEL_DOWN, Alert, AlertChannel, AlertStore, ChannelError, Notice, StoredItem
 from sso_monitor.alerts.decisions import (
     FindingState,
     Snooze,
@@ -49,6 +48,7 @@ from sso_monitor.alerts.decisions import (
     rotation_alert,
     route,
 )
+from sso_monitor.alerts.ports import CHANNEL_DOWN, Alert, AlertChannel, AlertStore, ChannelError, Notice, StoredItem
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import MonitorError
 
@@ -77,7 +77,9 @@ class DeliveryReport:
         return not self.undelivered and not self.dropped
 
     def problems(self) -> list[str]:
-        return [f"alert to {n.channel} not delivered: {why}" for n, why in self.undelivered] + [f"alert to {n.channel} dropped: {why}" for n, why in self.dropped]
+        return [f"alert to {n.channel} not delivered: {why}" for n, why in self.undelivered] + [
+            f"alert to {n.channel} dropped: {why}" for n, why in self.dropped
+        ]
 
 
 class Alerting:
@@ -271,14 +273,19 @@ class Alerting:
         """Report each channel that went down, once per outage, through the operations route's other channels."""
         states = {i.key: i for i in await self.store.list(META) if i.key.startswith("down.")}
         for key in states:
-            name = key[len("down."):]
+            name = key[len("down.") :]
             if name not in down and any(n.channel == name for n in report.sent):
                 await self.store.delete(META, key)
                 log.info("alert channel %s delivers again", name)
         fresh = {name: why for name, why in down.items() if f"down.{name}" not in states}
         for name, why in fresh.items():
             await self.store.put([StoredItem(META, f"down.{name}", {"since": now.isoformat(), "error": why})])
-            alert = failure_alert(f"Alert channel {name} is not delivering: {why}. Its alerts are kept and retried by every run for {OUTBOX_MAX_AGE.days} days.", now, self.config.alerts, kind=CHANNEL_DOWN)
+            alert = failure_alert(
+                f"Alert channel {name} is not delivering: {why}. Its alerts are kept and retried by every run for {OUTBOX_MAX_AGE.days} days.",
+                now,
+                self.config.alerts,
+                kind=CHANNEL_DOWN,
+            )
             for target, _ in route(alert, self.config):
                 if target in down or target not in self.channels:
                     continue
@@ -306,7 +313,10 @@ def _bundled(routed: list[tuple[Alert, str, tuple[str, ...]]]) -> list[Notice]:
 
 def _outbox_items(notices: Sequence[Notice], now: datetime) -> list[StoredItem]:
     # "order" keeps a run's notices in the order they were decided (the store lists by key).
-    return [StoredItem(OUTBOX, n.id, {"notice": n.as_dict(), "queued": now.isoformat(), "order": f"{now.isoformat()}.{i:06d}", "attempts": 0}) for i, n in enumerate(notices)]
+    return [
+        StoredItem(OUTBOX, n.id, {"notice": n.as_dict(), "queued": now.isoformat(), "order": f"{now.isoformat()}.{i:06d}", "attempts": 0})
+        for i, n in enumerate(notices)
+    ]
 
 
 def _by_facility(items: Sequence[StoredItem], parse: Any) -> dict[str, dict[str, Any]]:

@@ -11,18 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sso_monitor.config import AppConfig
 from sso_monitor.checks.findings import Finding, Severity, finding
-from sso_monitor.models import UNSEEN_WINDOW, is_ours, unstamp
+from sso_monitor.config import AppConfig
 from sso_monitor.models import (
+    UNSEEN_WINDOW,
     AppObservation,
     AppRegistration,
     PasswordCredentialInfo,
-    Problem,
     ProbeOutcome,
+    Problem,
     Reachability,
     ReadFailure,
     VaultSecretInfo,
+    is_ours,
+    unstamp,
 )
 
 CRITICAL_DAYS = 7  # at or below this many days left, an expiring secret is critical
@@ -177,7 +179,11 @@ def check_secrets(config: AppConfig, obs: AppObservation, now: datetime) -> list
         days = days_until(current.end, now)
         ends = current.end.strftime("%Y-%m-%d %H:%M UTC")
         if current.end <= now:
-            results.append(finding("SECRET_EXPIRED", f"Client secret {current.key_id} (hint {current.hint or '?'}) expired on {ends}.", key_id=current.key_id, days_left=days))
+            results.append(
+                finding(
+                    "SECRET_EXPIRED", f"Client secret {current.key_id} (hint {current.hint or '?'}) expired on {ends}.", key_id=current.key_id, days_left=days
+                )
+            )
         else:
             threshold = crossed_threshold(days, config.thresholds)
             if threshold is not None:
@@ -245,7 +251,14 @@ def check_vault(config: AppConfig, obs: AppObservation, now: datetime) -> list[F
             pass  # Graph's reads lag its writes: a credential minutes old may not show yet
         elif credential is None:
             tag = secret.key_id or "(no keyId tag)"
-            results.append(finding("VAULT_SECRET_UNKNOWN_KEY", f"Key Vault secret {secret.name} is tagged keyId {tag}, which is not a client secret of app {app.app_id}.", secret_name=secret.name, key_id=secret.key_id))
+            results.append(
+                finding(
+                    "VAULT_SECRET_UNKNOWN_KEY",
+                    f"Key Vault secret {secret.name} is tagged keyId {tag}, which is not a client secret of app {app.app_id}.",
+                    secret_name=secret.name,
+                    key_id=secret.key_id,
+                )
+            )
     if credential is not None and credential.end is not None:
         if secret.expires is None or abs(secret.expires - credential.end) > EXPIRY_TOLERANCE:
             shown = secret.expires.strftime("%Y-%m-%d %H:%M UTC") if secret.expires else "none"
@@ -260,7 +273,14 @@ def check_vault(config: AppConfig, obs: AppObservation, now: datetime) -> list[F
     probe = obs.probe
     if probe is not None:
         if probe.outcome is ProbeOutcome.REJECTED:
-            results.append(finding("VAULT_SECRET_REJECTED", f"Entra refuses the secret in Key Vault secret {secret.name} ({probe.code or 'rejected'}).", secret_name=secret.name, reason=probe.code))
+            results.append(
+                finding(
+                    "VAULT_SECRET_REJECTED",
+                    f"Entra refuses the secret in Key Vault secret {secret.name} ({probe.code or 'rejected'}).",
+                    secret_name=secret.name,
+                    reason=probe.code,
+                )
+            )
         elif probe.outcome is ProbeOutcome.REFUSED:
             why = refusal(probe.code)
             results.append(
@@ -285,7 +305,14 @@ def check_web(config: AppConfig, obs: AppObservation) -> list[Finding]:
     if not web.logout_url:
         results.append(finding("LOGOUT_URL_MISSING", f"No front-channel logout URL; expected {expected_logout}.", expected=expected_logout))
     elif not _same_url(web.logout_url, expected_logout):
-        results.append(finding("LOGOUT_URL_MISMATCH", f"Front-channel logout URL is {web.logout_url}; expected {expected_logout}.", actual=web.logout_url, expected=expected_logout))
+        results.append(
+            finding(
+                "LOGOUT_URL_MISMATCH",
+                f"Front-channel logout URL is {web.logout_url}; expected {expected_logout}.",
+                actual=web.logout_url,
+                expected=expected_logout,
+            )
+        )
     expected_redirect = config.expected_redirect_uri
     if not any(_same_url(uri, expected_redirect) for uri in web.redirect_uris):
         results.append(finding("REDIRECT_URI_MISSING", f"Redirect URI {expected_redirect} is not registered.", expected=expected_redirect))
@@ -320,7 +347,9 @@ def check_urls(config: AppConfig, obs: AppObservation) -> list[Finding]:
         if probe is None or probe.outcome is Reachability.OK:
             continue
         status = f" (HTTP {probe.status})" if probe.status else ""
-        results.append(finding(code, f"{probe.url} {probe.outcome.value.replace('_', ' ')}{status}: {probe.detail}".rstrip(": "), url=probe.url, status=probe.status))
+        results.append(
+            finding(code, f"{probe.url} {probe.outcome.value.replace('_', ' ')}{status}: {probe.detail}".rstrip(": "), url=probe.url, status=probe.status)
+        )
     return results
 
 
@@ -329,7 +358,11 @@ def check_orphans(config: AppConfig, obs: AppObservation, now: datetime) -> list
         return []
     held = {k.lower() for k in obs.vault_key_ids}
     return [
-        finding("ORPHAN_CREDENTIAL", f"Client secret {c.key_id} ({c.display_name}) was created by this monitor (its marker and deployment id) but is not in Key Vault.", key_id=c.key_id)
+        finding(
+            "ORPHAN_CREDENTIAL",
+            f"Client secret {c.key_id} ({c.display_name}) was created by this monitor (its marker and deployment id) but is not in Key Vault.",
+            key_id=c.key_id,
+        )
         for c in obs.app.password_credentials
         if is_ours(c.display_name, config.deployment_id) and c.key_id.lower() not in held and (c.start is None or c.start <= now - ORPHAN_GRACE)
     ]

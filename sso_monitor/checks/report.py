@@ -24,6 +24,7 @@ def worst_exit(*codes: int) -> int:
     """The exit code that keeps the most severe meaning of ``codes`` visible."""
     return max(codes, key=_PRECEDENCE.index, default=EXIT_OK)
 
+
 STATUS_STYLE = {"ok": "green", "warning": "yellow", "critical": "bold red", "error": "magenta"}
 
 
@@ -73,9 +74,9 @@ def write_table(report: CheckReport, out: IO[str], *, color: bool | None = None)
     table.add_column("status", no_wrap=True)
     table.add_column("findings")
     for r in sorted(report.results, key=lambda r: (-_rank(r.status), r.app.facility)):
-        lines = [
-            f"[{STATUS_STYLE.get(f.severity.value, '')}]{f.code}[/] {_escape(f.message)}\n[dim]fix: {_escape(f.fix)}[/]" for f in r.findings
-        ] or ["[green]all checks passed[/]"]
+        lines = [f"[{STATUS_STYLE.get(f.severity.value, '')}]{f.code}[/] {_escape(f.message)}\n[dim]fix: {_escape(f.fix)}[/]" for f in r.findings] or [
+            "[green]all checks passed[/]"
+        ]
         table.add_row(r.app.facility, r.app.tenant_id[:8], f"[{STATUS_STYLE[r.status]}]{r.status}[/]", "\n".join(lines))
     console.print(table)
     counts = Counter(r.status for r in report.results)

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sso_monitor.checks.decisions import evaluate, in_use_credential
-from sso_monitor.models import is_ours
+from sso_monitor.checks.findings import Finding, Severity, finding
+from sso_monitor.checks.ports import Adapters, DirectorySnapshot, VaultRead
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
-from sso_monitor.checks.findings import Finding, Severity, finding
-from sso_monitor.models import AppObservation, Problem, ReadFailure
-from sso_monitor.checks.ports import Adapters, DirectorySnapshot, VaultRead
+from sso_monitor.models import AppObservation, Problem, ReadFailure, is_ours
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,11 @@ async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, ada
     """Everything one app's checks need; each read's failure is recorded, not raised."""
     obs = AppObservation()
     if isinstance(snapshot, ReadFailure):
-        obs.app_failure = snapshot if snapshot.problem is not Problem.ACCESS_DENIED else ReadFailure(Problem.FAILED, f"the monitor cannot read tenant {app.tenant_id}: {snapshot.detail}")
+        obs.app_failure = (
+            snapshot
+            if snapshot.problem is not Problem.ACCESS_DENIED
+            else ReadFailure(Problem.FAILED, f"the monitor cannot read tenant {app.tenant_id}: {snapshot.detail}")
+        )
     else:
         found = snapshot.apps.get(app.app_id)
         if isinstance(found, ReadFailure):

@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from sso_monitor.alerts.decisions import snooze_problem, parse_until
-from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import MonitorError
+from sso_monitor.alerts.decisions import parse_until, snooze_problem
 from sso_monitor.checks.findings import CODES
 from sso_monitor.checks.run import CheckReport
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import MonitorError
 from sso_monitor.service import MonitorService
 
 DEFAULT_STATE = Path(".sso-monitor/alert-state.json")
@@ -63,7 +63,9 @@ def deliver(state: Path, err: IO[str], send: Callable[[], Awaitable[list[str]]])
     return not problems
 
 
-def snooze_command(config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]) -> int:
+def snooze_command(
+    config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]
+) -> int:
     # What is snoozed first, then until when: the first problem named is the one to fix first.
     app = config.app(facility)
     if app is None:

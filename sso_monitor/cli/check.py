@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from sso_monitor.config import MonitorConfig
-from sso_monitor.checks.report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
 from rich.progress import Progress as Bar
 
-from sso_monitor.checks.run import CheckReport, Progress, select_apps
+from sso_monitor.checks.report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
+from sso_monitor.checks.run import CheckReport, select_apps
 from sso_monitor.cli.alerts import send_check_alerts
+from sso_monitor.config import MonitorConfig
 from sso_monitor.service import MonitorService
 
 
@@ -37,7 +37,7 @@ def check_and_report(
     if not apps:
         err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
         return EXIT_MONITOR_FAILED
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     report = asyncio.run(_checked(config, apps, moment, err, show_progress=not as_json))
     if reports is not None:
         reports.append(report)
@@ -60,7 +60,10 @@ async def _checked(config: MonitorConfig, apps: list, now: datetime, err: IO[str
     if show_progress and err.isatty() and len(apps) > 1:
         with Bar(transient=True, console=_console(err)) as bar:
             task = bar.add_task("checking apps", total=len(apps))
-            step: Progress = lambda done, total: bar.update(task, completed=done)
+
+            def step(done: int, total: int) -> None:
+                bar.update(task, completed=done)
+
             return await service.check(now, apps, progress=step)
     return await service.check(now, apps)
 

@@ -6,11 +6,11 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sso_monitor import __version__
-
 
 EXIT_USAGE = 3  # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
 
@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
-    def _get_values(self, action: argparse.Action, arg_strings: list[str]):  # type: ignore[override]
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         # `--until=--`: Python 3.11's argparse drops an explicit "--" value as if it were
         # the end-of-options marker and hands the command an empty list instead of a
         # string. The value is what was typed.
@@ -39,11 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (never secret values)")
     # -v after the command too (`sso-monitor check -v`); SUPPRESS: absent there, it
     # leaves the one given before the command alone.
-    verbose = argparse.ArgumentParser(add_help=False)
+    verbose = _Parser(add_help=False)
     verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log debug detail (never secret values)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:  # noqa: A002 - argparse's word
+    def command(name: str, help: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, help=help, parents=[verbose])
 
     sandbox = command("sandbox", help="run the local simulated cloud until interrupted")
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     when interrupted; never a traceback (it is in the log with -v)."""
     _usable_streams()
     if not isinstance(sys.stdout, _Scrubbed):
-        sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)  # type: ignore[assignment]
+        sys.stdout, sys.stderr = _Scrubbed(sys.stdout), _Scrubbed(sys.stderr)
     try:
         args = _parser().parse_args(argv)
         code = _main(args)
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
     # Broad on purpose: whatever went wrong, a person sees one line and exit 3, never a
     # traceback (it is in the log with -v).
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from sso_monitor.errors import MonitorError
 
         logging.getLogger("sso_monitor.cli.entry").debug("the command failed", exc_info=True)
@@ -183,11 +183,11 @@ def _usable_streams() -> None:
     import os
 
     if sys.stdout is None:
-        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the life of the process
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")
     if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")
     if sys.stdin is None:
-        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
+        sys.stdin = open(os.devnull, encoding="utf-8")
 
 
 def _discard_stdout() -> None:
@@ -263,13 +263,21 @@ def _run_command(args: argparse.Namespace, config) -> int:
 
         return check_and_report(config, facility=args.app, as_json=args.json, alert_state=alert_state)
     if args.command == "snooze":
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from sso_monitor.cli.alerts import snooze_command
 
         return snooze_command(
-            config, args.facility, args.code, args.until, reason=args.reason, who=_who(),
-            state=args.alert_state or DEFAULT_STATE, now=datetime.now(timezone.utc), out=sys.stdout, err=sys.stderr,
+            config,
+            args.facility,
+            args.code,
+            args.until,
+            reason=args.reason,
+            who=_who(),
+            state=args.alert_state or DEFAULT_STATE,
+            now=datetime.now(UTC),
+            out=sys.stdout,
+            err=sys.stderr,
         )
     import sso_monitor.cli.rotate as rotating
 

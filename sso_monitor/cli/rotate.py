@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -55,7 +55,12 @@ def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
     result = outcome.result
     if as_json:
         events = [{**{k: v for k, v in asdict(e).items() if k != "handoff"}, "steps": handoff_steps(e.handoff) if e.handoff else []} for e in outcome.events]
-        json.dump({"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": result.actions, "error": result.error, "events": events}, out, indent=2, default=str)
+        json.dump(
+            {"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": result.actions, "error": result.error, "events": events},
+            out,
+            indent=2,
+            default=str,
+        )
         out.write("\n")
         return
     for line in result.actions:
@@ -72,10 +77,21 @@ def _alert(service: MonitorService, outcome: Outcome, alert_state: Path | None, 
     if alert_state is None or not outcome.events:
         return True
     alerting = MonitorService(service.config, alert_state=alert_state)
-    return deliver(alert_state, err, lambda: alerting.alert_events(outcome.events, datetime.now(timezone.utc)))
+    return deliver(alert_state, err, lambda: alerting.alert_events(outcome.events, datetime.now(UTC)))
 
 
-def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force: bool, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None, alert_state: Path | None = None) -> int:
+def rotate_command(
+    config: MonitorConfig,
+    facility: str,
+    *,
+    dry_run: bool,
+    force: bool,
+    as_json: bool = False,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    service: MonitorService | None = None,
+    alert_state: Path | None = None,
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
@@ -89,7 +105,17 @@ def rotate_command(config: MonitorConfig, facility: str, *, dry_run: bool, force
     return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
-def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str, *, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None, alert_state: Path | None = None) -> int:
+def confirm_command(
+    config: MonitorConfig,
+    facility: str,
+    key_id: str,
+    who: str,
+    *,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    service: MonitorService | None = None,
+    alert_state: Path | None = None,
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
@@ -105,7 +131,16 @@ def confirm_command(config: MonitorConfig, facility: str, key_id: str, who: str,
     return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
-def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
+def push_command(
+    config: MonitorConfig,
+    facility: str,
+    who: str,
+    *,
+    dry_run: bool = False,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    service: MonitorService | None = None,
+) -> int:
     """Push the secret SmartTrace should hold to it again (http handoff mode)."""
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
@@ -125,7 +160,9 @@ def push_command(config: MonitorConfig, facility: str, who: str, *, dry_run: boo
     return EXIT_FAILED if outcome.result.error else EXIT_OK
 
 
-def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
+def status_command(
+    config: MonitorConfig, *, as_json: bool = False, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None
+) -> int:
     """Each app's stage. The exit code is check's rule: an app whose stage could not
     be read is 2 (no one can vouch for it), no app read at all is 3."""
     out, err = out or sys.stdout, err or sys.stderr
@@ -146,7 +183,17 @@ def status_command(config: MonitorConfig, *, as_json: bool = False, out: IO[str]
     return code
 
 
-def adopt_command(config: MonitorConfig, facility: str, *, key_id: str | None, from_vault: bool, stdin: IO[str] | None = None, out: IO[str] | None = None, err: IO[str] | None = None, service: MonitorService | None = None) -> int:
+def adopt_command(
+    config: MonitorConfig,
+    facility: str,
+    *,
+    key_id: str | None,
+    from_vault: bool,
+    stdin: IO[str] | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+    service: MonitorService | None = None,
+) -> int:
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:

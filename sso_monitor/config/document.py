@@ -192,9 +192,13 @@ class _Section(BaseModel):
 class Rotation(_Section):
     """When a facility's client secret is rotated, and how long the new one lives."""
 
-    mode: _one_of("auto", "notify-only") = Field("auto", description="auto: create the new secret, prove it and hand it on; notify-only: alert that a rotation is due instead")
+    mode: _one_of("auto", "notify-only") = Field(
+        "auto", description="auto: create the new secret, prove it and hand it on; notify-only: alert that a rotation is due instead"
+    )
     rotate_before_days: _whole(1, 365) = Field(30, description="rotate when the client secret expires within this many days")
-    lifetime_days: _whole(1, 730) = Field(180, validate_default=True, description="how long a new secret lives (capped by the tenant's policy); longer than rotateBeforeDays")
+    lifetime_days: _whole(1, 730) = Field(
+        180, validate_default=True, description="how long a new secret lives (capped by the tenant's policy); longer than rotateBeforeDays"
+    )
     grace_days: _whole(0, 90) = Field(7, description="days the old secret is kept after SmartTrace holds the new one, then removed")
 
     @field_validator("lifetime_days")
@@ -209,11 +213,23 @@ class Rotation(_Section):
 class Handoff(_Section):
     """How a new client secret reaches SmartTrace (docs/sandbox/smarttrace.md has the contract)."""
 
-    mode: _one_of("manual", "http") = Field("manual", description="manual: the alert asks an administrator to paste the new secret into SmartTrace; http: the monitor sends it to url")
-    url: HttpsUrl | None = Field(None, validate_default=True, description="http (required): where the new secret is sent; on the app's SmartTrace API host (apiBase) unless its host is in allowedHosts")
+    mode: _one_of("manual", "http") = Field(
+        "manual", description="manual: the alert asks an administrator to paste the new secret into SmartTrace; http: the monitor sends it to url"
+    )
+    url: HttpsUrl | None = Field(
+        None,
+        validate_default=True,
+        description="http (required): where the new secret is sent; on the app's SmartTrace API host (apiBase) unless its host is in allowedHosts",
+    )
     method: _one_of("PUT", "POST", "PATCH") = Field("PUT", description="the HTTP method of the handoff request")
-    token_secret_name: SecretName | None = Field(None, validate_default=True, description="http (required): the Key Vault secret, in settingsVaultUrl, holding the bearer token for url; never a facility's client secret")
-    allowed_hosts: _list_of(Host, "must be a list of host names") = Field(default_factory=list, description="hosts besides the app's SmartTrace API host that url may name")
+    token_secret_name: SecretName | None = Field(
+        None,
+        validate_default=True,
+        description="http (required): the Key Vault secret, in settingsVaultUrl, holding the bearer token for url; never a facility's client secret",
+    )
+    allowed_hosts: _list_of(Host, "must be a list of host names") = Field(
+        default_factory=list, description="hosts besides the app's SmartTrace API host that url may name"
+    )
 
     @field_validator("url", "token_secret_name")
     @classmethod
@@ -226,17 +242,29 @@ class Handoff(_Section):
 class App(_Section):
     """One monitored SmartTrace app: a facility and its app registration."""
 
-    facility: _text(r"^[a-z0-9][a-z0-9-]{0,62}$", "the SmartTrace instance name (lower-case letters, digits, dashes)") = Field(description="the SmartTrace instance name: acme in https://acme.smarttrace.ai")
+    facility: _text(r"^[a-z0-9][a-z0-9-]{0,62}$", "the SmartTrace instance name (lower-case letters, digits, dashes)") = Field(
+        description="the SmartTrace instance name: acme in https://acme.smarttrace.ai"
+    )
     tenant_id: TenantId = Field(description="the tenant of the app registration")
     app_id: ClientId = Field(description="the app registration's Application (client) ID, as on SmartTrace's Integrations page")
-    api_base: HttpsUrl | None = Field(DEFAULT_API_BASE, description="SmartTrace's API (staging: https://api.staging.smarttrace.ai/v1); the expected redirect URI is <apiBase>/auth/callback/azure/<facility> and the logout URL <apiBase>/auth/callback/azure-logout/<facility>")
+    api_base: HttpsUrl | None = Field(
+        DEFAULT_API_BASE,
+        description="SmartTrace's API (staging: https://api.staging.smarttrace.ai/v1); the expected redirect URI is <apiBase>/auth/callback/azure/<facility> and the logout URL <apiBase>/auth/callback/azure-logout/<facility>",
+    )
     facility_url: HttpsUrl | None = Field(None, description="the page whose reachability is checked; default https://<facility>.smarttrace.ai")
-    vault_secret_name: SecretName | None = Field(None, description="the Key Vault secret, in vaultUrl, holding the client secret (each version tagged with the credential's keyId); default smarttrace-<facility>; one per app")
+    vault_secret_name: SecretName | None = Field(
+        None,
+        description="the Key Vault secret, in vaultUrl, holding the client secret (each version tagged with the credential's keyId); default smarttrace-<facility>; one per app",
+    )
     rotation: Rotation = Field(default_factory=Rotation, description="when the client secret is rotated")
     handoff: Handoff = Field(default_factory=Handoff, description="how a new client secret reaches SmartTrace")
-    thresholds: Thresholds = Field(list(DEFAULT_THRESHOLDS), description="days before expiry at which SECRET_EXPIRING is raised and raised again; critical at 7 or less")
+    thresholds: Thresholds = Field(
+        list(DEFAULT_THRESHOLDS), description="days before expiry at which SECRET_EXPIRING is raised and raised again; critical at 7 or less"
+    )
     max_active_secrets: _whole(1, 20) = Field(2, description="more unexpired client secrets than this is TOO_MANY_SECRETS (2 allows the rotation's overlap)")
-    contacts: _list_of(Annotated[str, Field(pattern="@")], "must be a list of email addresses") = Field(default_factory=list, description="the facility's administrators: added to the recipients of its alerts on the email channels of its route")
+    contacts: _list_of(Annotated[str, Field(pattern="@")], "must be a list of email addresses") = Field(
+        default_factory=list, description="the facility's administrators: added to the recipients of its alerts on the email channels of its route"
+    )
     alert_channels: ChannelNames | None = Field(None, description="the channels (names from channels) this facility's alerts go to; default alerts.channels")
 
     @field_validator("handoff")
@@ -267,7 +295,10 @@ AppDefaults = create_model(
     __base__=_Section,
     __doc__="Fields every app takes unless it sets them itself; nested sections merge field by field.",
     **{
-        name: (Annotated[(field.annotation, *field.metadata, WrapValidator(_not_checked))], Field(None, alias=field.alias, description=field.description, json_schema_extra=field.json_schema_extra))
+        name: (
+            Annotated[(field.annotation, *field.metadata, WrapValidator(_not_checked))],
+            Field(None, alias=field.alias, description=field.description, json_schema_extra=field.json_schema_extra),
+        )
         for name, field in App.model_fields.items()
         if name not in _IDENTIFYING
     },
@@ -306,11 +337,17 @@ class Identity(_Section):
         "federated: a multi-tenant app of the home tenant whose federated credential trusts the monitor's managed identity; "
         "certificate: an app with a PEM certificate; client-secret: an app with a secret from an app setting (local runs, the sandbox)",
     )
-    client_id: ClientId | None = Field(None, validate_default=True, description="managed-identity: the user-assigned identity's client id; federated, certificate, client-secret (required): the app's")
+    client_id: ClientId | None = Field(
+        None,
+        validate_default=True,
+        description="managed-identity: the user-assigned identity's client id; federated, certificate, client-secret (required): the app's",
+    )
     client_secret_setting: _text(r"^[A-Za-z_][A-Za-z0-9_]*$", "an app setting name") | None = Field(
         None, validate_default=True, description="client-secret (required): the name of the app setting holding the secret, never the secret itself"
     )
-    certificate_path: Text | None = Field(None, validate_default=True, description="certificate (required): a PEM file with the certificate and its private key")
+    certificate_path: Text | None = Field(
+        None, validate_default=True, description="certificate (required): a PEM file with the certificate and its private key"
+    )
 
     @field_validator("client_id")
     @classmethod
@@ -344,7 +381,9 @@ class Cloud(_Section):
     """The Microsoft cloud: global Azure by default; a sovereign cloud, or the sandbox."""
 
     graph_endpoint: HttpsUrl | None = Field(PUBLIC_GRAPH, description="Microsoft Graph, e.g. https://graph.microsoft.us/v1.0 in US Government")
-    graph_scope: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"/\.default$"), _says("must end with /.default (application permissions)")] | None = Field(None, description="default: the Graph host's /.default")
+    graph_scope: (
+        Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"/\.default$"), _says("must end with /.default (application permissions)")] | None
+    ) = Field(None, description="default: the Graph host's /.default")
     authority: HttpsUrl | None = Field(PUBLIC_AUTHORITY, description="the Entra ID login host, e.g. https://login.microsoftonline.us")
 
 
@@ -353,12 +392,15 @@ class Network(_Section):
 
     ca_bundle: ExistingFile | None = Field(None, description="a file of extra CA certificates to trust (the sandbox's); default: the system's")
     host_map: dict[str, _text(r"^[0-9a-zA-Z.\[\]:-]+:\d{1,5}$", "'host:port'")] = Field(
-        default_factory=dict, description='connect to host:port instead, keeping the real name for TLS, e.g. {"*.smarttrace.ai": "127.0.0.1:8443"} (the sandbox\'s)'
+        default_factory=dict,
+        description='connect to host:port instead, keeping the real name for TLS, e.g. {"*.smarttrace.ai": "127.0.0.1:8443"} (the sandbox\'s)',
     )
     concurrency: _whole(1, 64) = Field(8, description="apps checked at the same time")
     timeout_seconds: _number(1, 300) = Field(30.0, description="the timeout of each HTTP request")
     tenant_size: TenantSize = Field("small", description="the tenants' size for Graph's throttling budget (users: small under 50, medium to 500, large above)")
-    tenant_sizes: dict[_key(_GUID, "must be a tenant id (GUID)"), TenantSize] = Field(default_factory=dict, description="tenantSize of particular tenants, by tenant id")
+    tenant_sizes: dict[_key(_GUID, "must be a tenant id (GUID)"), TenantSize] = Field(
+        default_factory=dict, description="tenantSize of particular tenants, by tenant id"
+    )
 
 
 # ---------------------------------------------------------------- channels and alerts
@@ -406,7 +448,9 @@ class Alerts(_Section):
     channels: ChannelNames = Field(default_factory=list, description="the default route of the facilities' alerts (names from channels)")
     operations: ChannelNames = Field(default_factory=list, description="where the monitor's own failures go; default: channels")
     repeat_critical_hours: _whole(1, 24 * 30) = Field(24, description="an unresolved critical finding is alerted again at most this often")
-    digest: Annotated[bool, _says("must be true or false")] = Field(False, description="true: one message per channel a day, at digestHourUtc (criticals still at once); false: one per change")
+    digest: Annotated[bool, _says("must be true or false")] = Field(
+        False, description="true: one message per channel a day, at digestHourUtc (criticals still at once); false: one per change"
+    )
     digest_hour_utc: _whole(0, 23) = Field(7, description="the first run at or after this hour (UTC) sends the day's digest")
     status_page_url: HttpsUrl | None = Field(None, description="the status page, linked from every alert")
 
@@ -436,12 +480,26 @@ class Document(_Section):
 
     model_config = ConfigDict(title="SmartTrace SSO Monitor configuration")
 
-    schema_: Annotated[str | None, WrapValidator(_not_checked)] = Field(None, alias="$schema", description="the JSON Schema of this document, for editors; the monitor ignores it")
-    vault_url: HttpsUrl = Field(description="the Key Vault holding each facility's client secret, e.g. https://kv-sso.vault.azure.net; the monitor writes new versions there")
-    settings_vault_url: HttpsUrl | None = Field(None, description="the Key Vault holding the monitor's own setting secrets (webhook URLs, SMTP passwords, handoff tokens), which it only reads; default: vaultUrl")
-    home_tenant_id: TenantId | None = Field(None, description="the tenant of the monitor's own identity and of the vaults; required when the apps span several tenants")
-    apps: Annotated[list[App], Field(min_length=1), _says("must list at least one app", show_value=False, inside=False)] = Field(description="the monitored apps")
-    defaults: AppDefaults | None = Field(None, description="any app field but facility, tenantId, appId, facilityUrl and vaultSecretName; an app overrides them field by field, nested sections too")
+    schema_: Annotated[str | None, WrapValidator(_not_checked)] = Field(
+        None, alias="$schema", description="the JSON Schema of this document, for editors; the monitor ignores it"
+    )
+    vault_url: HttpsUrl = Field(
+        description="the Key Vault holding each facility's client secret, e.g. https://kv-sso.vault.azure.net; the monitor writes new versions there"
+    )
+    settings_vault_url: HttpsUrl | None = Field(
+        None,
+        description="the Key Vault holding the monitor's own setting secrets (webhook URLs, SMTP passwords, handoff tokens), which it only reads; default: vaultUrl",
+    )
+    home_tenant_id: TenantId | None = Field(
+        None, description="the tenant of the monitor's own identity and of the vaults; required when the apps span several tenants"
+    )
+    apps: Annotated[list[App], Field(min_length=1), _says("must list at least one app", show_value=False, inside=False)] = Field(
+        description="the monitored apps"
+    )
+    defaults: AppDefaults | None = Field(
+        None,
+        description="any app field but facility, tenantId, appId, facilityUrl and vaultSecretName; an app overrides them field by field, nested sections too",
+    )
     identities: dict[_key(_GUID + r"|^\*$", "the key must be a tenant id (GUID) or '*'"), Identity] = Field(
         default_factory=dict, description="how to authenticate, by tenant id or '*'; a tenant without one uses kind default"
     )
@@ -526,7 +584,9 @@ def _across(apps: Sequence[AppConfig], channels: Collection[str], routes: Sequen
         # secret to SmartTrace as a bearer token (and read it from the wrong vault).
         token = (app.handoff.token_secret_name or "").lower()
         if token and token in secret_names:
-            problems.append(f"apps ({app.facility}).handoff.tokenSecretName: {app.handoff.token_secret_name} is the client secret of {secret_names[token]}, not a handoff token")
+            problems.append(
+                f"apps ({app.facility}).handoff.tokenSecretName: {app.handoff.token_secret_name} is the client secret of {secret_names[token]}, not a handoff token"
+            )
     for where, names in [*routes, *((f"apps ({a.facility}).alertChannels", a.alert_channels or ()) for a in apps)]:
         for name in names:
             if name not in channels:
@@ -598,7 +658,7 @@ def settings_of(document: Any, env: Mapping[str, str]) -> MonitorConfig:
 def _settings(cls: type[_T], model: BaseModel, **values: Any) -> _T:
     """A settings dataclass from the model whose field names it shares (lists become
     tuples); values are the fields that differ."""
-    names = {field.name for field in fields(cls)}  # type: ignore[arg-type]
+    names = {field.name for field in fields(cls)}
     return cls(**{**{name: tuple(value) if isinstance(value, list) else value for name, value in model if name in names}, **values})
 
 

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -25,8 +25,8 @@ import azure.functions as func
 
 from sso_monitor import redact
 from sso_monitor.functions import PerProcess
-from sso_monitor.functions.ratelimit import ACTION, CHECK, READ
 from sso_monitor.functions.bounds import POLL_SECONDS, ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
+from sso_monitor.functions.ratelimit import ACTION, CHECK, READ
 
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ class _State:
     """The admin service and the token validator, built once per worker process."""
 
     def __init__(self) -> None:
-        from sso_monitor.functions.api import AdminApi
         from sso_monitor.config import load_config
+        from sso_monitor.functions.api import AdminApi
         from sso_monitor.functions.auth import AdminAuthSettings, TokenValidator
 
         config = load_config()
@@ -138,12 +138,12 @@ def _is_unicode(text: str) -> bool:
 
 async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
     """Authenticate (``role``), charge the caller's ``kind`` of call, run ``action``, map errors."""
-    from sso_monitor.service import InvalidSnooze, UnknownFacility
     from sso_monitor.alerts.service import UnknownCode
     from sso_monitor.errors import ConfigError, ExternalError, LeaseUnavailable
-    from sso_monitor.rotation.protocol import RotationFailed
     from sso_monitor.functions.auth import AuthError, json_error
     from sso_monitor.functions.ratelimit import RateLimited
+    from sso_monitor.rotation.protocol import RotationFailed
+    from sso_monitor.service import InvalidSnooze, UnknownFacility
 
     try:
         state = _get_state()
@@ -154,7 +154,9 @@ async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[
         return json_error(exc.status, exc.code, exc.message)
     except RateLimited as exc:
         log.info("admin API: %s call refused, rate limit (retry after %d s)", exc.kind, exc.retry_after)
-        return _json(429, {"error": {"code": "rate_limited", "message": str(exc) + " (the limit is per caller and per instance)"}}, {"Retry-After": str(exc.retry_after)})
+        return _json(
+            429, {"error": {"code": "rate_limited", "message": str(exc) + " (the limit is per caller and per instance)"}}, {"Retry-After": str(exc.retry_after)}
+        )
     except BadRequest as exc:
         return json_error(exc.status, exc.code, exc.message)
     except UnknownFacility as exc:
@@ -192,7 +194,7 @@ def _status_url(req: func.HttpRequest, facility: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @bp.function_name("admin_status")
@@ -253,8 +255,12 @@ async def rotate(req: func.HttpRequest) -> func.HttpResponse:
         body = _body(req, {"dryRun": bool, "force": bool})
         dry_run = body.get("dryRun", False)
         result = await state.service.rotate(
-            facility, dry_run=dry_run, force=body.get("force", False), who=_who(principal),
-            verify_deadline=ROTATE_VERIFY_DEADLINE, answer_within=ROTATE_ANSWER_WITHIN,
+            facility,
+            dry_run=dry_run,
+            force=body.get("force", False),
+            who=_who(principal),
+            verify_deadline=ROTATE_VERIFY_DEADLINE,
+            answer_within=ROTATE_ANSWER_WITHIN,
         )
         if dry_run or result.get("error") or result.get("stage") not in MOVING + (RUNNING,):
             return _json(200, result)

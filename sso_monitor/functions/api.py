@@ -20,12 +20,12 @@ from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
-from sso_monitor.config import MonitorConfig
-from sso_monitor.alerts.render import handoff_steps
-from sso_monitor.errors import ConfigError, ExternalError, MonitorError
-from sso_monitor.rotation.protocol import Clock, RotationResult, RotationSettings, lease_key
-from sso_monitor.rotation.ports import RESUME, WorkItem
 from sso_monitor import wiring
+from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import ConfigError, ExternalError, MonitorError
+from sso_monitor.rotation.ports import RESUME, WorkItem
+from sso_monitor.rotation.protocol import Clock, RotationResult, RotationSettings, lease_key
 from sso_monitor.service import MonitorService, Outcome
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,9 @@ class AdminApi:
         # An interval longer than a fifth of the deadline would waste most of it asleep.
         return replace(settings, verify_deadline=deadline, verify_interval=min(settings.verify_interval, deadline / 5))
 
-    async def rotate(self, facility: str, *, dry_run: bool, force: bool, who: str, verify_deadline: float | None = None, answer_within: float | None = None) -> dict[str, Any]:
+    async def rotate(
+        self, facility: str, *, dry_run: bool, force: bool, who: str, verify_deadline: float | None = None, answer_within: float | None = None
+    ) -> dict[str, Any]:
         """Run the protocol for one app. ``verify_deadline`` bounds the wait for propagation
         (the run then ends at stage pending; the next run resumes). ``answer_within``
         bounds the wait for the whole run: past it the answer is stage ``running`` and the
@@ -222,6 +224,11 @@ def _finished_in_background(facility: str) -> Any:
             log.error("admin: the rotation of %s failed after its answer (%s); the next run resumes it", facility, type(failure).__name__)
             return
         answer = task.result()
-        log.info("admin: the rotation of %s, answered while it ran, ended at stage %s%s", facility, answer["stage"], f" ({answer['error']})" if answer["error"] else "")
+        log.info(
+            "admin: the rotation of %s, answered while it ran, ended at stage %s%s",
+            facility,
+            answer["stage"],
+            f" ({answer['error']})" if answer["error"] else "",
+        )
 
     return done

@@ -52,16 +52,16 @@ def _longest(expression: str) -> timedelta | None:
     if len(fields) != 6:
         return None
     try:
-        seconds = _field(fields[0], 0, 59)
-        minutes = _field(fields[1], 0, 59)
-        hours = _field(fields[2], 0, 23)
-        days = _field(fields[3], 1, 31)
+        at_seconds = _field(fields[0], 0, 59)
+        at_minutes = _field(fields[1], 0, 59)
+        at_hours = _field(fields[2], 0, 23)
+        on_days = _field(fields[3], 1, 31)
         months = _field(fields[4], 1, 12, (_MONTHS, _MONTH_NAMES), base=1)
         weekdays = {d % 7 for d in _field(fields[5], 0, 7, (_DAYS, _DAY_NAMES), base=0)}
     except ValueError:
         return None
-    times = sorted(h * 3600 + m * 60 + s for h in hours for m in minutes for s in seconds)
-    day_gap = _longest_day_gap(frozenset(days), frozenset(months), frozenset(weekdays))
+    times = sorted(h * 3600 + m * 60 + s for h in at_hours for m in at_minutes for s in at_seconds)
+    day_gap = _longest_day_gap(frozenset(on_days), frozenset(months), frozenset(weekdays))
     if day_gap is None:
         return None
     within = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)

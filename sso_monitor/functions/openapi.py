@@ -9,7 +9,7 @@ _FACILITY = {"name": "facility", "in": "path", "required": True, "schema": {"typ
 
 
 def _errors(*codes: str) -> dict[str, Any]:
-    return {code: _ERROR for code in codes}
+    return dict.fromkeys(codes, _ERROR)
 
 
 def _rate(kind: str) -> str:
@@ -32,7 +32,7 @@ _LOCATION = {"description": "GET /apps/{facility}/rotation: where the rotation s
 def openapi_document() -> dict[str, Any]:
     from sso_monitor.functions.bounds import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
 
-    secured = [{"functionKey": [], "entra": []}]
+    secured: list[dict[str, list[str]]] = [{"functionKey": [], "entra": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -65,12 +65,20 @@ def openapi_document() -> dict[str, Any]:
                 "Error": {
                     "type": "object",
                     "required": ["error"],
-                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+                    "properties": {
+                        "error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}
+                    },
                 },
                 "Finding": {
                     "type": "object",
                     "required": ["code", "severity", "message", "fix"],
-                    "properties": {"code": {"type": "string"}, "severity": {"enum": ["info", "warning", "critical", "error"]}, "message": {"type": "string"}, "fix": {"type": "string"}, "details": {"type": "object"}},
+                    "properties": {
+                        "code": {"type": "string"},
+                        "severity": {"enum": ["info", "warning", "critical", "error"]},
+                        "message": {"type": "string"},
+                        "fix": {"type": "string"},
+                        "details": {"type": "object"},
+                    },
                 },
                 "AppStatus": {
                     "type": "object",
@@ -79,7 +87,10 @@ def openapi_document() -> dict[str, Any]:
                         "facility": {"type": "string"},
                         "tenantId": {"type": "string"},
                         "appId": {"type": "string"},
-                        "status": {"enum": ["ok", "warning", "critical", "error", "unknown"], "description": "unknown: not checked yet (no run since it was configured)"},
+                        "status": {
+                            "enum": ["ok", "warning", "critical", "error", "unknown"],
+                            "description": "unknown: not checked yet (no run since it was configured)",
+                        },
                         "secretExpires": {"type": ["string", "null"], "format": "date-time"},
                         "daysLeft": {"type": ["integer", "null"]},
                         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
@@ -90,8 +101,15 @@ def openapi_document() -> dict[str, Any]:
                     "type": "object",
                     "required": ["generatedAt", "stale", "apps"],
                     "properties": {
-                        "generatedAt": {"type": ["string", "null"], "format": "date-time", "description": "when the scheduled run that produced this report checked; null: no run has completed yet"},
-                        "stale": {"type": "boolean", "description": "older than twice the timer's longest interval (26 h when the schedule cannot be read), or no run yet"},
+                        "generatedAt": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "when the scheduled run that produced this report checked; null: no run has completed yet",
+                        },
+                        "stale": {
+                            "type": "boolean",
+                            "description": "older than twice the timer's longest interval (26 h when the schedule cannot be read), or no run yet",
+                        },
                         "staleAfter": {"type": ["string", "null"], "format": "date-time"},
                         "message": {"type": "string", "description": "why it is stale, or that no run has completed yet"},
                         "summary": {"type": "object"},
@@ -105,21 +123,33 @@ def openapi_document() -> dict[str, Any]:
                     "required": ["facility", "stage", "inFlight"],
                     "properties": {
                         "facility": {"type": "string"},
-                        "stage": {"type": "string", "description": "from Key Vault's tags: idle, current, pending, verified, awaiting-confirmation, handed-off"},
+                        "stage": {
+                            "type": "string",
+                            "description": "from Key Vault's tags: idle, current, pending, verified, awaiting-confirmation, handed-off",
+                        },
                         "currentKeyId": {"type": ["string", "null"]},
                         "currentExpires": {"type": ["string", "null"]},
                         "inFlightKeyId": {"type": ["string", "null"]},
                         "inFlightSince": {"type": ["string", "null"]},
                         "retiring": {"type": "array", "items": {"type": "string"}},
                         "leaseHeld": {"type": ["boolean", "null"], "description": "a run holds the app's lease now (null: unknown)"},
-                        "inFlight": {"type": "boolean", "description": "the rotation moves on by itself (pending, verified, handed-off) or a run holds the lease"},
+                        "inFlight": {
+                            "type": "boolean",
+                            "description": "the rotation moves on by itself (pending, verified, handed-off) or a run holds the lease",
+                        },
                         "checkedAt": {"type": "string", "format": "date-time"},
                     },
                 },
                 "Snooze": {
                     "type": "object",
                     "required": ["facility", "code", "until", "by"],
-                    "properties": {"facility": {"type": "string"}, "code": {"type": "string"}, "until": {"type": "string", "format": "date-time"}, "by": {"type": "string"}, "reason": {"type": "string"}},
+                    "properties": {
+                        "facility": {"type": "string"},
+                        "code": {"type": "string"},
+                        "until": {"type": "string", "format": "date-time"},
+                        "by": {"type": "string"},
+                        "reason": {"type": "string"},
+                    },
                 },
                 "RotationResult": {
                     "type": "object",
@@ -141,29 +171,85 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": secured,
         "paths": {
-            "/status": {"get": {"summary": "Every app, its findings and rotation stage, as the last scheduled run found them", "responses": {"200": {"description": "The stored status (cached up to a minute per instance)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}}}, **_errors("401", "403", "502", "503"), **_RATE_LIMITED}}},
-            "/status/page": {"get": {"summary": "The stored status as an HTML page with an expiry timeline", "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}, **_errors("401", "403", "502", "503"), **_RATE_LIMITED}}},
-            "/apps/{facility}/check": {"post": {"summary": "Check one app now (live: Entra, Graph, Key Vault; the strictest rate limit)", "parameters": [_FACILITY], "responses": {"200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503"), **_RATE_LIMITED}}},
+            "/status": {
+                "get": {
+                    "summary": "Every app, its findings and rotation stage, as the last scheduled run found them",
+                    "responses": {
+                        "200": {
+                            "description": "The stored status (cached up to a minute per instance)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}},
+                        },
+                        **_errors("401", "403", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
+                }
+            },
+            "/status/page": {
+                "get": {
+                    "summary": "The stored status as an HTML page with an expiry timeline",
+                    "responses": {
+                        "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+                        **_errors("401", "403", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
+                }
+            },
+            "/apps/{facility}/check": {
+                "post": {
+                    "summary": "Check one app now (live: Entra, Graph, Key Vault; the strictest rate limit)",
+                    "parameters": [_FACILITY],
+                    "responses": {
+                        "200": {"description": "The app's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AppStatus"}}}},
+                        **_errors("400", "401", "403", "404", "413", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
+                }
+            },
             "/apps/{facility}/rotation": {
                 "get": {
                     "summary": "Where one app's rotation stands, from Key Vault's tags (follow a 202 of rotate here)",
                     "parameters": [_FACILITY],
-                    "responses": {"200": {"description": "The rotation's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationStatus"}}}}, **_errors("400", "401", "403", "404", "502", "503"), **_RATE_LIMITED},
+                    "responses": {
+                        "200": {
+                            "description": "The rotation's status",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationStatus"}}},
+                        },
+                        **_errors("400", "401", "403", "404", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
                 }
             },
             "/apps/{facility}/rotate": {
                 "post": {
                     "summary": "Run the rotation protocol for one app",
                     "parameters": [_FACILITY],
-                    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}, "force": {"type": "boolean"}}}}}},
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "properties": {"dryRun": {"type": "boolean"}, "force": {"type": "boolean"}},
+                                }
+                            }
+                        },
+                    },
                     "description": (
                         f"Answers within Azure's 230 s limit for HTTP: the wait for the new secret to propagate is bounded ({ROTATE_VERIFY_DEADLINE:g} s), and so is the whole answer ({ROTATE_ANSWER_WITHIN:g} s). "
                         "A rotation still in flight then is a 202 with Location: waiting for propagation (the worker resumes it at once when the queue is reachable, "
                         "else the timer's next run), or still running in the Function App."
                     ),
                     "responses": {
-                        "200": {"description": "Where the rotation stands (a failure is in error)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}},
-                        "202": {"description": "Still in flight: follow statusUrl", "headers": {"Location": _LOCATION, "Retry-After": {"description": "seconds before asking", "schema": {"type": "integer"}}}, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}},
+                        "200": {
+                            "description": "Where the rotation stands (a failure is in error)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}},
+                        },
+                        "202": {
+                            "description": "Still in flight: follow statusUrl",
+                            "headers": {"Location": _LOCATION, "Retry-After": {"description": "seconds before asking", "schema": {"type": "integer"}}},
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}},
+                        },
                         **_errors("400", "401", "403", "404", "413", "502", "503"),
                         **_RATE_LIMITED,
                     },
@@ -173,16 +259,47 @@ def openapi_document() -> dict[str, Any]:
                 "post": {
                     "summary": "Confirm SmartTrace holds the new secret (manual handoff)",
                     "parameters": [_FACILITY],
-                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["keyId"], "additionalProperties": False, "properties": {"keyId": {"type": "string", "format": "uuid"}}}}}},
-                    "responses": {"200": {"description": "The rotation finished", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503"), **_RATE_LIMITED},
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["keyId"],
+                                    "additionalProperties": False,
+                                    "properties": {"keyId": {"type": "string", "format": "uuid"}},
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The rotation finished",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}},
+                        },
+                        **_errors("400", "401", "403", "404", "409", "413", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
                 }
             },
             "/apps/{facility}/push": {
                 "post": {
                     "summary": "Push the secret SmartTrace should hold to it again (http handoff mode)",
                     "parameters": [_FACILITY],
-                    "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}}}}}},
-                    "responses": {"200": {"description": "What was pushed (ids only)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}}}, **_errors("400", "401", "403", "404", "409", "413", "502", "503"), **_RATE_LIMITED},
+                    "requestBody": {
+                        "required": False,
+                        "content": {
+                            "application/json": {"schema": {"type": "object", "additionalProperties": False, "properties": {"dryRun": {"type": "boolean"}}}}
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "What was pushed (ids only)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RotationResult"}}},
+                        },
+                        **_errors("400", "401", "403", "404", "409", "413", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
                 }
             },
             "/apps/{facility}/snooze": {
@@ -206,9 +323,19 @@ def openapi_document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"200": {"description": "The snooze", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snooze"}}}}, **_errors("400", "401", "403", "404", "413", "502", "503"), **_RATE_LIMITED},
+                    "responses": {
+                        "200": {"description": "The snooze", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snooze"}}}},
+                        **_errors("400", "401", "403", "404", "413", "502", "503"),
+                        **_RATE_LIMITED,
+                    },
                 }
             },
-            "/openapi.json": {"get": {"summary": "This document", "security": [{"functionKey": []}], "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "security": [{"functionKey": []}],
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                }
+            },
         },
     }

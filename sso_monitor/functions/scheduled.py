@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -44,7 +44,7 @@ reset = _config.reset
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------- timer
@@ -53,10 +53,10 @@ def _now() -> datetime:
 @bp.function_name("scheduled_run")
 @bp.timer_trigger(schedule="%SSO_MONITOR_SCHEDULE%", arg_name="timer", run_on_startup=False)
 async def scheduled_run(timer: func.TimerRequest) -> None:
-    from sso_monitor.wiring import enqueue_work
     from sso_monitor.errors import MonitorError
     from sso_monitor.functions.status_report import store_run_report
     from sso_monitor.service import MonitorService, ScheduledRunFailed, alert_summary
+    from sso_monitor.wiring import enqueue_work
 
     if timer.past_due:
         log.warning("scheduled run: past due (the host was down at the scheduled time); running now")

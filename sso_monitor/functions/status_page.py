@@ -121,7 +121,9 @@ def _card(app: Mapping[str, Any], generated: str, horizon: int) -> str:
     expires = _text(app.get("secretExpires"))
     tenant = _text(app.get("tenantId"))
     app_id = _text(app.get("appId"))
-    rotation = app.get("rotation") if isinstance(app.get("rotation"), Mapping) else {}
+    rotation = app.get("rotation")
+    if not isinstance(rotation, Mapping):
+        rotation = {}
     colour = _BADGE.get(status, _BADGE_OTHER)[1]
 
     meta = [
@@ -188,7 +190,9 @@ def _timeline(facility: str, days: int | None, horizon: int) -> str:
         anchor = "start" if tick == 0 else "end" if tick == horizon else "middle"
         text = "today" if tick == 0 else f"+{tick} days" if tick == horizon else f"+{tick}"
         parts.append(f'<line x1="{x(tick)}" y1="{bottom}" x2="{x(tick)}" y2="{bottom + 6}" stroke="#57606a"/>')
-        parts.append(f'<text x="{x(tick) - 2 if tick == horizon else x(tick)}" y="{bottom + 18}" font-size="11" text-anchor="{anchor}" fill="#57606a">{text}</text>')
+        parts.append(
+            f'<text x="{x(tick) - 2 if tick == horizon else x(tick)}" y="{bottom + 18}" font-size="11" text-anchor="{anchor}" fill="#57606a">{text}</text>'
+        )
     # The secret's expiry.
     label = days_text(days)
     if days is None:
@@ -197,7 +201,7 @@ def _timeline(facility: str, days: int | None, horizon: int) -> str:
     else:
         mx = x(days)
         if days < 0:
-            caption, anchor, tx = f"\u25c0 {label}", "start", _X0 - 4
+            caption, anchor, tx = f"\u25c0 {label}", "start", float(_X0 - 4)
             summary = f"secret {label}"
         elif days > horizon:
             caption, anchor, tx = f"expires in {label} \u25b6", "end", _X1 + 4
@@ -211,10 +215,7 @@ def _timeline(facility: str, days: int | None, horizon: int) -> str:
         parts.append(f'<path d="M{mx - 6} {top - 11} L{mx + 6} {top - 11} L{mx} {top - 3} Z" fill="{colour}"/>')
         parts.append(f'<text x="{tx}" y="13" font-size="12" font-weight="700" text-anchor="{anchor}" fill="{colour}">{escape(caption)}</text>')
     aria = f"Expiry timeline for {facility}: {summary}; thresholds at 30, 14 and 7 days; axis from today to {horizon} days"
-    return (
-        f'<svg class="timeline" viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(aria)}">'
-        f"<title>{escape(aria)}</title>{''.join(parts)}</svg>"
-    )
+    return f'<svg class="timeline" viewBox="0 0 {_W} {_H}" role="img" aria-label="{escape(aria)}"><title>{escape(aria)}</title>{"".join(parts)}</svg>'
 
 
 def _rotation(rotation: Mapping[str, Any]) -> str:

@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sso_monitor.functions.ncrontab import longest_interval
@@ -117,8 +117,8 @@ async def store_run_report(config: Any, plan: Any, now: datetime) -> dict[str, A
     """Store the scheduled run's status document (schedule.ScheduledPlan: its check report
     and the Key Vault versions it read); None when no storage is configured (local runs).
     Raises ExternalError when the write fails."""
-    from sso_monitor.wiring import build_report_store
     from sso_monitor.service import run_status_document
+    from sso_monitor.wiring import build_report_store
 
     document = await run_status_document(plan.report, getattr(plan, "versions", {}), now)
     store = build_report_store(config)
@@ -201,7 +201,7 @@ def _parse(value: Any) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime) -> str:

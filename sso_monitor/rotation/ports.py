@@ -9,7 +9,6 @@ answer surfaces as AnswerLost and the protocol looks before it acts again.
 from __future__ import annotations
 
 import json
-
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,7 +98,9 @@ class VaultWriter(Protocol):
 
     async def value(self, name: str, version: str) -> SecretValue: ...
 
-    async def add_version(self, name: str, value: SecretValue, *, tags: dict[str, str], expires: datetime | None, content_type: str = "text/plain") -> VaultVersion: ...
+    async def add_version(
+        self, name: str, value: SecretValue, *, tags: dict[str, str], expires: datetime | None, content_type: str = "text/plain"
+    ) -> VaultVersion: ...
 
     async def set_tags(self, name: str, version: str, tags: dict[str, str], *, enabled: bool | None = None) -> None:
         """Replace the version's tags (and optionally enable or disable it)."""
@@ -120,7 +121,9 @@ class VaultWriter(Protocol):
 class SecretPusher(Protocol):
     """http handoff: give SmartTrace the new secret (docs/handoff.md)."""
 
-    async def push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:
+    async def push(
+        self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime
+    ) -> None:
         """Raises HandoffRejected (SmartTrace said no) or ExternalError (no answer)."""
         ...
 

@@ -18,14 +18,14 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sso_monitor.checks.decisions import owner_add_fix
+from sso_monitor.checks.ports import TokenProbe
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
 from sso_monitor.models import UNSEEN_WINDOW, AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue, marker_name
-from sso_monitor.checks.ports import TokenProbe
 from sso_monitor.rotation.ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from sso_monitor.rotation.state import (
     ABANDONED,
@@ -35,29 +35,29 @@ from sso_monitor.rotation.state import (
     PENDING,
     PREVIOUS,
     RETIRED,
+    STORED_AT,
     SUPERSEDED,
     VERIFIED,
     capped_end,
     current_version,
-    fallback_end,
-    lifetime_refusal,
-    refusing_policy,
     escalation_threshold,
+    fallback_end,
     in_flight,
     is_managed,
-    new_end,
-    orphans,
-    retirable,
-    rotation_due,
+    lifetime_refusal,
     may_abandon,
     missing_too_long,
+    new_end,
     ordered,
+    orphans,
+    refusing_policy,
+    retirable,
+    rotation_due,
     stale_copies,
     stamp,
+    stored_stamp,
     untagged_versions,
     version_of,
-    stored_stamp,
-    STORED_AT,
 )
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -326,7 +326,9 @@ class Rotator:
                 return
             if app.rotation.mode == "notify-only":
                 self.say("plan", "nothing changed: notify-only mode; the administrator renews the secret by hand")
-                await self._notify("due", f"The client secret of {app.facility} is due for renewal (notify-only mode).", key_id=credential.key_id if credential else None)
+                await self._notify(
+                    "due", f"The client secret of {app.facility} is due for renewal (notify-only mode).", key_id=credential.key_id if credential else None
+                )
                 self.result.stage = "due"
                 return
             await self._preflight()
@@ -423,13 +425,17 @@ class Rotator:
             except ExternalError as exc:
                 self.say("sweep", f"nothing removed: version {version.version} has no keyId tag and could not be read ({type(exc).__name__}); adopt it first")
                 return
-        for credential in orphans(registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)):
+        for credential in orphans(
+            registration.password_credentials, self.versions, self.now(), self.settings.sweep_window, deployment, held_hints=frozenset(hints)
+        ):
             if self.dry_run:
                 self.say("sweep", f"remove orphan credential {credential.key_id} ({credential.display_name})")
                 continue
             await self._remove_password(credential.key_id)
             self.say("sweep", f"removed orphan credential {credential.key_id} ({credential.display_name})")
-            await self._notify("orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id)
+            await self._notify(
+                "orphan-removed", f"Removed client secret {credential.key_id}, created by an interrupted rotation and never stored.", key_id=credential.key_id
+            )
 
     # ---- retire: previous credentials after the grace period, only our own
 
@@ -453,7 +459,9 @@ class Rotator:
             removed = await self._remove_password(version.key_id)
             self.say("retire", f"removed previous credential {version.key_id}{'' if removed else ' (it was already gone)'}")
             await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
-            await self._notify("retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id)
+            await self._notify(
+                "retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id
+            )
 
     # ---- create and store
 
@@ -484,7 +492,14 @@ class Rotator:
         await self._notify("started", f"Rotating the client secret of {app.facility}.")
         new = await self._create(name, end, lifetime)
         self.say("create", f"added client secret '{new.display_name}' (keyId {new.key_id}) ending {stamp(new.end)}")
-        tags = {"stage": PENDING, "keyId": new.key_id.lower(), "rotationId": rotation_id, "managed": "true", "createdAt": stamp(now), STORED_AT: stored_stamp(self.now())}
+        tags = {
+            "stage": PENDING,
+            "keyId": new.key_id.lower(),
+            "rotationId": rotation_id,
+            "managed": "true",
+            "createdAt": stamp(now),
+            STORED_AT: stored_stamp(self.now()),
+        }
         try:
             version = await self._add_version(new.secret, tags, new.end)
         except ExternalError as exc:
@@ -540,14 +555,19 @@ class Rotator:
             if probe.outcome is ProbeOutcome.REFUSED:
                 # Not the secret (app disabled, no service principal, Conditional Access):
                 # waiting for propagation cannot help; the next run tries again.
-                self.say("verify", f"Entra refuses app {self.app.app_id} itself ({probe.code}), not the new secret; not handing it on, the next run tries again")
+                self.say(
+                    "verify", f"Entra refuses app {self.app.app_id} itself ({probe.code}), not the new secret; not handing it on, the next run tries again"
+                )
                 return False
             streak = streak + 1 if probe.outcome is ProbeOutcome.WORKS else 0
             if streak >= settings.verify_successes:
                 self.say("verify", f"keyId {flight.key_id} worked {streak} times in a row ({attempts} attempts)")
                 return True
             if clock.now() >= deadline:
-                self.say("verify", f"waiting for propagation: keyId {flight.key_id} not yet reliable after {attempts} attempts ({probe.code or probe.outcome.value}); the next run resumes")
+                self.say(
+                    "verify",
+                    f"waiting for propagation: keyId {flight.key_id} not yet reliable after {attempts} attempts ({probe.code or probe.outcome.value}); the next run resumes",
+                )
                 return False
             await clock.sleep(settings.verify_interval)
 
@@ -569,7 +589,12 @@ class Rotator:
             self.say("hand off", f"ask the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace, then wait for confirmation")
             return flight
         old = self._old_credential()
-        await self._notify("awaiting-confirmation", f"A new client secret for {app.facility} is ready; SmartTrace needs it.", key_id=flight.key_id, handoff=self.handoff_facts(flight, old))
+        await self._notify(
+            "awaiting-confirmation",
+            f"A new client secret for {app.facility} is ready; SmartTrace needs it.",
+            key_id=flight.key_id,
+            handoff=self.handoff_facts(flight, old),
+        )
         self.say("hand off", f"asked the administrator of {app.facility} to paste keyId {flight.key_id} into SmartTrace; waiting for confirmation")
         threshold = escalation_threshold(old.end if old else None, self.now(), app.thresholds)
         return await self._retag(flight, stage=AWAITING, notifiedAt=stamp(self.now()), notifiedThreshold=str(threshold or ""))
@@ -617,7 +642,10 @@ class Rotator:
     async def _finish(self, flight: VaultVersion) -> VaultVersion:
         now = self.now()
         if self.dry_run:
-            self.say("finish", f"make keyId {flight.key_id} current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
+            self.say(
+                "finish",
+                f"make keyId {flight.key_id} current; the old secret becomes previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)",
+            )
             return flight
         # Old to previous first: after a crash between the two, the flight is still
         # handed-off and the next run finishes it again.
@@ -628,7 +656,10 @@ class Rotator:
             if version.stage == CURRENT or legacy:
                 await self._retag(version, stage=PREVIOUS, previousSince=stamp(now))
         flight = await self._retag(flight, stage=CURRENT, currentSince=stamp(now))
-        self.say("finish", f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)")
+        self.say(
+            "finish",
+            f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)",
+        )
         self.result.stage = CURRENT
         await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
         return flight
@@ -655,8 +686,15 @@ class Rotator:
         token = await self.deps.vault.read_secret(handoff.token_secret_name)
         await self._still_ours()
         await self.deps.pusher.push(
-            url=handoff.url, method=handoff.method, token=token, facility=self.app.facility, tenant_id=self.app.tenant_id,
-            app_id=self.app.app_id, key_id=version.key_id, secret=secret, expires=expires,
+            url=handoff.url,
+            method=handoff.method,
+            token=token,
+            facility=self.app.facility,
+            tenant_id=self.app.tenant_id,
+            app_id=self.app.app_id,
+            key_id=version.key_id,
+            secret=secret,
+            expires=expires,
         )
 
     async def _still_ours(self) -> None:
@@ -731,12 +769,23 @@ async def adopt(app: AppConfig, deps: RotationDeps, value: SecretValue | None, k
         if probe.outcome is not ProbeOutcome.WORKS:
             raise RotationFailed(f"adopt: Entra refuses this secret for app {app.app_id} ({probe.code or probe.detail}); nothing was stored")
         now = deps.clock.now()
-        tags = {"stage": CURRENT, "keyId": credential.key_id.lower(), "managed": "true", "adoptedAt": stamp(now), "currentSince": stamp(now), STORED_AT: stored_stamp(now)}
+        tags = {
+            "stage": CURRENT,
+            "keyId": credential.key_id.lower(),
+            "managed": "true",
+            "adoptedAt": stamp(now),
+            "currentSince": stamp(now),
+            STORED_AT: stored_stamp(now),
+        }
         for version in versions:
             if version.stage == CURRENT and version.key_id != credential.key_id.lower():
                 await held.confirm()
                 await deps.vault.set_tags(app.vault_secret_name, version.version, {**version.tags, "stage": PREVIOUS, "previousSince": stamp(now)})
-        if existing is not None and existing.key_id in (None, credential.key_id.lower()) and value == await deps.vault.value(app.vault_secret_name, existing.version):
+        if (
+            existing is not None
+            and existing.key_id in (None, credential.key_id.lower())
+            and value == await deps.vault.value(app.vault_secret_name, existing.version)
+        ):
             await held.confirm()
             await deps.vault.set_tags(app.vault_secret_name, existing.version, {**existing.tags, **tags})
             if existing.expires != credential.end:

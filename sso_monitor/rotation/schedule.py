@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sso_monitor.checks.run import AppResult
 from sso_monitor.config import RotationPolicy
 from sso_monitor.rotation.ports import RESUME, RETIRE, ROTATE, SWEEP, VaultVersion
 from sso_monitor.rotation.state import AWAITING, in_flight, retirable, rotation_due
-from sso_monitor.checks.run import AppResult
 
 log = logging.getLogger(__name__)
 

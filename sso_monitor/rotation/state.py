@@ -14,9 +14,8 @@ credential vanished before it was handed on.
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sso_monitor.models import UNSEEN_WINDOW, PasswordCredentialInfo, PasswordPolicy, is_ours, stamp, unstamp
 from sso_monitor.rotation.ports import VaultVersion
@@ -29,7 +28,7 @@ STORED_AT = "storedAt"  # our tag: when the monitor stored the version, to the m
 
 
 def stored_stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def ordered(versions: list[VaultVersion]) -> list[VaultVersion]:

@@ -139,7 +139,14 @@ def test_an_empty_store_finds_nothing_and_deleting_a_missing_item_succeeds(store
 
 def test_list_answers_only_the_partition_asked_in_key_order(store: AlertStore) -> None:
     async def scenario() -> None:
-        await store.put([StoredItem("outbox", "b", {"v": 1}), StoredItem("dedupe", "a", {"v": 2}), StoredItem("outbox", "a", {"v": 3}), StoredItem("outbox.old", "c", {"v": 4})])
+        await store.put(
+            [
+                StoredItem("outbox", "b", {"v": 1}),
+                StoredItem("dedupe", "a", {"v": 2}),
+                StoredItem("outbox", "a", {"v": 3}),
+                StoredItem("outbox.old", "c", {"v": 4}),
+            ]
+        )
         assert await store.list("outbox") == [StoredItem("outbox", "a", {"v": 3}), StoredItem("outbox", "b", {"v": 1})]
         assert await store.list("dedupe") == [StoredItem("dedupe", "a", {"v": 2})]
         assert await store.list("outbo") == []  # not a prefix match
@@ -168,7 +175,7 @@ def test_of_two_items_with_one_key_in_one_put_the_last_wins(store: AlertStore) -
 def test_unicode_and_nested_data_survive(store: AlertStore) -> None:
     data = {
         "title": "Café Zürich: Geheimnis läuft ab ✓ 🔑 秘密 مفتاح",
-        "control": "tab\tnew line\nnul\u0000 quote\" backslash\\ slash/",
+        "control": 'tab\tnew line\nnul\u0000 quote" backslash\\ slash/',
         "nested": {"list": [1, 2.5, -3, True, False, None, {"deep": [[], {}, ["x"]]}], "empty": {}},
         "big": 2**70,
         "unicode key ✓": "value",
@@ -374,7 +381,11 @@ def test_an_entity_that_is_not_ours_is_an_error_naming_it(azurite_connection_str
         client.upsert_entity({"PartitionKey": "outbox", "RowKey": "nodata", "other": "x"})
     store = TableAlertStore(config_with(azurite_connection_string), table)
     try:
-        for call, where in ((lambda: store.get("outbox", "foreign"), "outbox/foreign"), (lambda: store.get("outbox", "nodata"), "outbox/nodata"), (lambda: store.list("outbox"), "outbox/")):
+        for call, where in (
+            (lambda: store.get("outbox", "foreign"), "outbox/foreign"),
+            (lambda: store.get("outbox", "nodata"), "outbox/nodata"),
+            (lambda: store.list("outbox"), "outbox/"),
+        ):
             with pytest.raises(MonitorError, match=f"table {table} {where}.*not JSON"):
                 run(call())
     finally:
@@ -560,7 +571,15 @@ def test_the_file_and_its_lock_are_readable_by_the_owner_only(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     "text",
-    [b"{not json", b"", b'{"version": 1, "items": {"\xff": {}}}', b'["a list"]', b'{"version": 2, "items": {}}', b'{"version": 1, "items": {"dedupe": {"k": "not an object"}}}', b'{"version": 1, "items": {"dedupe": []}}'],
+    [
+        b"{not json",
+        b"",
+        b'{"version": 1, "items": {"\xff": {}}}',
+        b'["a list"]',
+        b'{"version": 2, "items": {}}',
+        b'{"version": 1, "items": {"dedupe": {"k": "not an object"}}}',
+        b'{"version": 1, "items": {"dedupe": []}}',
+    ],
     ids=["not-json", "empty", "not-utf8", "list", "version", "item", "partition"],
 )
 def test_a_corrupt_file_is_an_error_naming_it_and_is_left_alone(tmp_path: Path, text: bytes) -> None:
@@ -568,7 +587,12 @@ def test_a_corrupt_file_is_an_error_naming_it_and_is_left_alone(tmp_path: Path, 
     path.write_bytes(text)
     store = FileAlertStore(path)
     try:
-        for call in (lambda: store.get("dedupe", "k"), lambda: store.list("dedupe"), lambda: store.put(items("dedupe", 1)), lambda: store.delete("dedupe", "k")):
+        for call in (
+            lambda: store.get("dedupe", "k"),
+            lambda: store.list("dedupe"),
+            lambda: store.put(items("dedupe", 1)),
+            lambda: store.delete("dedupe", "k"),
+        ):
             with pytest.raises(MonitorError, match=str(path)):
                 run(call())
     finally:

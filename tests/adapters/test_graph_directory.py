@@ -22,6 +22,7 @@ from sso_monitor.adapters.graph.reader import (
     parse_duration,
     plan_reads,
 )
+from sso_monitor.checks.ports import DirectorySnapshot
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import AccessDenied, ConfigError, ExternalError, TransientError
 from sso_monitor.models import (
@@ -31,7 +32,6 @@ from sso_monitor.models import (
     ReadFailure,
     ServicePrincipalInfo,
 )
-from sso_monitor.checks.ports import DirectorySnapshot
 from sso_sandbox import Sandbox, World
 from sso_sandbox.settings import monitor_document
 from sso_sandbox.testing import StandardIds
@@ -112,9 +112,14 @@ def fleet_world(count: int) -> tuple[World, list[str]]:
         sp = world.add_service_principal(app, app_role_assignment_required=True, owners={monitor.app_id})
         sp.assigned_to.append(
             AppRoleAssignment(
-                id=new_guid(), principal_id=new_guid(), principal_type="Group", principal_display_name="Plant staff",
-                resource_id=sp.object_id, resource_display_name=sp.display_name,
-                app_role_id="00000000-0000-0000-0000-000000000000", created=now - timedelta(days=10),
+                id=new_guid(),
+                principal_id=new_guid(),
+                principal_type="Group",
+                principal_display_name="Plant staff",
+                resource_id=sp.object_id,
+                resource_display_name=sp.display_name,
+                app_role_id="00000000-0000-0000-0000-000000000000",
+                created=now - timedelta(days=10),
             )
         )
         world.add_facility(facility, tenant.tenant_id, app.app_id)

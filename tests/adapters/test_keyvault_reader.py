@@ -10,9 +10,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ResourceNotFoundError, ServiceResponseError
 
 from sso_monitor.adapters.keyvault.reader import KeyVaultReader, failure_from, is_azure_vault_host
+from sso_monitor.checks.ports import VaultRead
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.models import Problem, ReadFailure, SecretValue
-from sso_monitor.checks.ports import VaultRead
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
 from sso_sandbox.testing import StandardIds
@@ -120,7 +120,7 @@ def test_a_monitor_without_a_vault_role_is_denied(sandbox: Sandbox, ids: Standar
 
 def test_a_monitor_identity_that_entra_refuses_is_denied(sandbox: Sandbox) -> None:
     document, environ = monitor_document(sandbox)
-    environ = {name: "not-the-monitor-secret" for name in environ}
+    environ = dict.fromkeys(environ, "not-the-monitor-secret")
 
     async def run() -> VaultRead | ReadFailure:
         reader = KeyVaultReader(parse_config(document, environ), retry_total=1)
@@ -195,10 +195,20 @@ def test_which_vault_hosts_keep_the_challenge_resource_check(url: str, azure: bo
     "error, problem, starts",
     [
         # our own token request refused by Entra: the monitor's identity is wrong
-        (ClientAuthenticationError("ClientSecretCredential.get_token failed: Authentication failed: AADSTS7000222: The provided client secret keys are expired."), Problem.ACCESS_DENIED, "the vault refused"),
+        (
+            ClientAuthenticationError(
+                "ClientSecretCredential.get_token failed: Authentication failed: AADSTS7000222: The provided client secret keys are expired."
+            ),
+            Problem.ACCESS_DENIED,
+            "the vault refused",
+        ),
         # Entra down while getting our token: not a denial, retry next run
         (ClientAuthenticationError("ClientSecretCredential.get_token failed: Authentication failed: HTTP Error: 503"), Problem.FAILED, "getting a token"),
-        (ClientAuthenticationError("Authentication failed: ('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"), Problem.FAILED, "getting a token"),
+        (
+            ClientAuthenticationError("Authentication failed: ('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"),
+            Problem.FAILED,
+            "getting a token",
+        ),
         (ResourceNotFoundError("SecretNotFound"), Problem.NOT_FOUND, "no secret named"),
         (ServiceResponseError("('Connection aborted.', RemoteDisconnected())"), Problem.FAILED, "ServiceResponseError"),
         (HttpResponseError("boom"), Problem.FAILED, "HttpResponseError"),  # no response at all

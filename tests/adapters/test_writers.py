@@ -26,8 +26,8 @@ from sso_monitor.errors import (
     TransientError,
 )
 from sso_monitor.models import SecretValue
-from sso_monitor.rotation.state import ordered
 from sso_monitor.rotation.ports import NewCredential
+from sso_monitor.rotation.state import ordered
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
 from sso_sandbox.testing import StandardIds
@@ -234,7 +234,12 @@ def test_add_version_is_listed_last_with_its_tags_and_value(sandbox: Sandbox, id
 
     async def body(writer: KeyVaultWriter) -> tuple[Any, ...]:
         added = await writer.add_version(ids.vault_secret_name, value, tags=tags, expires=expires)
-        return added, await writer.versions(ids.vault_secret_name), await writer.value(ids.vault_secret_name, added.version), await writer.read_secret("handoff-token")
+        return (
+            added,
+            await writer.versions(ids.vault_secret_name),
+            await writer.value(ids.vault_secret_name, added.version),
+            await writer.read_secret("handoff-token"),
+        )
 
     added, versions, read_back, setting = with_adapter(KeyVaultWriter, sandbox, body)
     assert {v.version for v in versions} == {v.version for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions}
@@ -282,7 +287,17 @@ def push(sandbox: Sandbox, ids: StandardIds, *, secret: str, key_id: str, token:
     with_adapter(
         HttpSecretPusher,
         sandbox,
-        lambda p: p.push(url=url, method="PUT", token=token, facility=facility.name, tenant_id=ids.tenant_id, app_id=ids.smarttrace_app_id, key_id=key_id, secret=SecretValue(secret), expires=expires),
+        lambda p: p.push(
+            url=url,
+            method="PUT",
+            token=token,
+            facility=facility.name,
+            tenant_id=ids.tenant_id,
+            app_id=ids.smarttrace_app_id,
+            key_id=key_id,
+            secret=SecretValue(secret),
+            expires=expires,
+        ),
     )
 
 
@@ -336,6 +351,16 @@ def test_push_refuses_plain_http(sandbox: Sandbox, ids: StandardIds) -> None:
         with_adapter(
             HttpSecretPusher,
             sandbox,
-            lambda p: p.push(url="http://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret", method="PUT", token=TOKEN, facility="acme", tenant_id=ids.tenant_id, app_id=ids.smarttrace_app_id, key_id=new.key_id, secret=SecretValue(new.secret_text), expires=expires),
+            lambda p: p.push(
+                url="http://api.smarttrace.ai/v1/integrations/acme/azure-ad/client-secret",
+                method="PUT",
+                token=TOKEN,
+                facility="acme",
+                tenant_id=ids.tenant_id,
+                app_id=ids.smarttrace_app_id,
+                key_id=new.key_id,
+                secret=SecretValue(new.secret_text),
+                expires=expires,
+            ),
         )
     assert sandbox.world.count_requests(service="smarttrace") == 0

@@ -11,21 +11,21 @@ Azurite in tests/adapters/test_alert_store.py).
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
 from sso_monitor.alerts.ports import ChannelError, Notice
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import DIGEST, FINDINGS, OUTBOX, Alerting, UnknownCode
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.checks.run import AppResult
-from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.rotation.protocol import HandoffFacts, RotationEvent
 
 from .test_decisions import TENANT, config
 
-START = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 
 
 class FakeChannel:
@@ -67,7 +67,9 @@ def run(coro):
 
 
 def expiring(days):
-    return finding("SECRET_EXPIRING", f"The client secret expires in {days} days.", severity=Severity.CRITICAL if days <= 7 else Severity.WARNING, days_left=days)
+    return finding(
+        "SECRET_EXPIRING", f"The client secret expires in {days} days.", severity=Severity.CRITICAL if days <= 7 else Severity.WARNING, days_left=days
+    )
 
 
 def test_each_change_is_said_once_and_resolution_is_said():
@@ -176,12 +178,26 @@ def test_digest_holds_warnings_until_the_hour_and_sends_one_per_channel():
     assert all(c.delivered == [] for c in ch.values())
     assert len(run(alerting.store.list(DIGEST))) == 3  # acme: 2 channels, harbor: 1
     # a critical does not wait
-    run(alerting.after_check(results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]), early.replace(hour=6)))
+    run(
+        alerting.after_check(
+            results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]),
+            early.replace(hour=6),
+        )
+    )
     assert ch["acme-teams"].titles() == ["acme: app has no client secret, so SmartTrace cannot sign anyone in"]
     # the first run at or after 07:00: one digest per channel and recipient list
-    run(alerting.after_check(results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]), early.replace(hour=7)))
+    run(
+        alerting.after_check(
+            results(cfg, acme=[expiring(20), finding("SECRET_MISSING", "none")], harbor=[finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]),
+            early.replace(hour=7),
+        )
+    )
     digests = [n for c in ch.values() for n in c.delivered if n.digest]
-    assert sorted((n.channel, n.recipients, len(n.alerts)) for n in digests) == [("acme-teams", ("plant-it@acme.example",), 1), ("it", (), 1), ("it", ("plant-it@acme.example",), 1)]
+    assert sorted((n.channel, n.recipients, len(n.alerts)) for n in digests) == [
+        ("acme-teams", ("plant-it@acme.example",), 1),
+        ("it", (), 1),
+        ("it", ("plant-it@acme.example",), 1),
+    ]
     assert run(alerting.store.list(DIGEST)) == []
     # later that day: no second digest
     run(alerting.after_check(results(cfg, acme=[expiring(13), finding("SECRET_MISSING", "none")], harbor=[]), early.replace(hour=12)))
@@ -230,8 +246,18 @@ def test_an_app_removed_from_the_configuration_is_forgotten_silently():
 
 
 def test_a_burst_is_bundled_instead_of_flooding_a_channel():
-    codes = ["SECRET_MISSING", "LOGOUT_URL_MISSING", "REDIRECT_URI_MISSING", "ID_TOKENS_DISABLED", "ACCESS_TOKENS_DISABLED",
-             "SERVICE_PRINCIPAL_MISSING", "VAULT_SECRET_MISSING", "FACILITY_UNREACHABLE", "APP_ACCESS_DENIED", "LOGOUT_CALLBACK_UNREACHABLE"]
+    codes = [
+        "SECRET_MISSING",
+        "LOGOUT_URL_MISSING",
+        "REDIRECT_URI_MISSING",
+        "ID_TOKENS_DISABLED",
+        "ACCESS_TOKENS_DISABLED",
+        "SERVICE_PRINCIPAL_MISSING",
+        "VAULT_SECRET_MISSING",
+        "FACILITY_UNREACHABLE",
+        "APP_ACCESS_DENIED",
+        "LOGOUT_CALLBACK_UNREACHABLE",
+    ]
     ten = [finding(code, f"{code} for harbor") for code in codes]
     eleven = ten + [finding("NO_ASSIGNMENTS", "none", severity=Severity.WARNING)]
     # ten for one channel in one run: one message each

@@ -11,11 +11,11 @@ import json
 import pytest
 
 from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
-from sso_monitor.config import parse_config
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.checks.run import AppResult
-from sso_sandbox.settings import monitor_document
+from sso_monitor.config import parse_config
 from sso_monitor.wiring import build_alerting
+from sso_sandbox.settings import monitor_document
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -31,7 +31,15 @@ def test_a_channel_that_stays_down_is_reported_and_nothing_is_lost(sandbox, ids)
     document, environ = monitor_document(sandbox, facilities=["acme"])
     document["channels"] = {
         "teams": {"type": "teams", "webhookSecretName": "teams-webhook"},
-        "ops": {"type": "smtp", "host": sandbox.endpoints.smtp_host, "port": sandbox.endpoints.smtp_port, "from": LOGIN, "username": LOGIN, "passwordSecretName": "smtp-password", "to": ["ops@msp.example"]},
+        "ops": {
+            "type": "smtp",
+            "host": sandbox.endpoints.smtp_host,
+            "port": sandbox.endpoints.smtp_port,
+            "from": LOGIN,
+            "username": LOGIN,
+            "passwordSecretName": "smtp-password",
+            "to": ["ops@msp.example"],
+        },
     }
     document["alerts"] = {"channels": ["teams"], "operations": ["ops"]}
     config = parse_config(document, environ)

@@ -5,11 +5,10 @@ fake clock; what is asserted is what arrived (webhook.received, world.mail)."""
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import dataclasses
 import json
+import re
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -22,8 +21,8 @@ import requests
 
 from sso_monitor.adapters.channels.build import build_channels
 from sso_monitor.adapters.channels.mail import GraphMailChannel, SmtpChannel
-from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
 from sso_monitor.adapters.channels.teams import TeamsChannel
+from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
 from sso_monitor.alerts.ports import Alert, AlertChannel, ChannelError, Notice
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.errors import NotFound
@@ -252,7 +251,12 @@ def test_the_sandbox_rate_limit_bites_without_pacing(sandbox, ids, teams) -> Non
     _, url, _, clock = teams
     sandbox.services["teams"].monotonic = clock.monotonic
     assert sandbox.endpoints is not None
-    envelope = {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": {"type": "AdaptiveCard", "version": "1.5", "body": []}}]}
+    envelope = {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": {"type": "AdaptiveCard", "version": "1.5", "body": []}}
+        ],
+    }
     with requests.Session() as session:
         statuses = [session.post(url, json=envelope, verify=str(sandbox.endpoints.ca_path), timeout=10).status_code for _ in range(5)]
     assert statuses == [202, 202, 202, 202, 200]
@@ -428,7 +432,9 @@ def test_smtp_unreachable_server_is_retried_then_transient(sandbox, ids, smtp) -
         closed_port = probe.getsockname()[1]
     channel_config = dataclasses.replace(config.channels["mail"], port=closed_port)
     clock = FakeTime()
-    error = run(config, lambda source: SmtpChannel(config, channel_config, source, sleep=clock.sleep), lambda channel: failure_of(channel, notice(channel="mail")))
+    error = run(
+        config, lambda source: SmtpChannel(config, channel_config, source, sleep=clock.sleep), lambda channel: failure_of(channel, notice(channel="mail"))
+    )
     assert error.transient is True and "ConnectionRefusedError" in str(error) and len(clock.sleeps) == 4
 
 

@@ -102,7 +102,9 @@ def test_rotate_and_confirm_alert_with_the_exact_steps(sandbox, ids, cli, capsys
     texts = cards(sandbox, ids)
     assert len(texts) == 2 and "rotation started" in texts[0] and f"sso-monitor confirm acme --key-id {key_id}" in texts[1]
     world = sandbox.world
-    world.facility("acme").client_secret = next(v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == key_id)
+    world.facility("acme").client_secret = next(
+        v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == key_id
+    )
     assert main(["confirm", "acme", "--key-id", key_id, "--config", str(config), "--alert", "--alert-state", str(state)]) == 0
     assert len(cards(sandbox, ids)) == 3 and "rotation completed" in cards(sandbox, ids)[2]
     # a dry run says nothing

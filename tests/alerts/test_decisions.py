@@ -3,12 +3,11 @@ was last alerted, snoozes and ``now``, driven by tables (a comment per row)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 
-from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert
 from sso_monitor.alerts.decisions import (
     FindingState,
     Snooze,
@@ -22,12 +21,13 @@ from sso_monitor.alerts.decisions import (
     rotation_alert,
     route,
 )
+from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert
 from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.config import AlertsConfig, parse_config
 from sso_monitor.rotation.protocol import HandoffFacts
-from sso_monitor.checks.findings import Severity, finding
 
-NOW = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 TENANT = "72f988bf-0000-4000-8000-000000000001"
 APP_ID = "11111111-2222-4333-8444-555555555555"
 
@@ -70,19 +70,103 @@ def state(code, severity, level=None, alerted=NOW - timedelta(days=1)):
 ROWS = [
     pytest.param([expiring(29)], {}, {}, {"SECRET_EXPIRING": APPEARED}, {"SECRET_EXPIRING": 30}, id="first sight of an expiring secret: appeared, level 30"),
     pytest.param([expiring(28)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "warning", 30)}, {}, {}, {}, id="next day, same threshold: silent"),
-    pytest.param([expiring(13)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "warning", 30)}, {}, {"SECRET_EXPIRING": WORSENED}, {"SECRET_EXPIRING": 14}, id="crosses 14: worsened"),
-    pytest.param([expiring(2)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "warning", 14)}, {}, {"SECRET_EXPIRING": WORSENED}, {"SECRET_EXPIRING": 3}, id="jumps from 14 to 3 (timer was down): one alert, not three"),
-    pytest.param([expiring(6)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 7, NOW - timedelta(hours=23))}, {}, {}, {}, id="critical, alerted 23 h ago: not yet repeated"),
-    pytest.param([expiring(6)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 7, NOW - timedelta(hours=24))}, {}, {"SECRET_EXPIRING": REMINDER}, {"SECRET_EXPIRING": 7}, id="critical, alerted 24 h ago: repeated once"),
-    pytest.param([logout(Severity.CRITICAL)], {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical", alerted=NOW - timedelta(days=10))}, {}, {"LOGOUT_URL_MISMATCH": REMINDER}, {"LOGOUT_URL_MISMATCH": None}, id="open critical logout URL: repeated after the interval"),
-    pytest.param([finding("NO_ASSIGNMENTS", "nobody assigned", severity=Severity.WARNING)], {"NO_ASSIGNMENTS": state("NO_ASSIGNMENTS", "warning", alerted=NOW - timedelta(days=30))}, {}, {}, {}, id="open warning: never repeated"),
-    pytest.param([], {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical")}, {}, {"LOGOUT_URL_MISMATCH": RESOLVED}, {"LOGOUT_URL_MISMATCH": "deleted"}, id="gone: resolved, state forgotten"),
-    pytest.param([finding("CHECK_FAILED", "Graph timed out")], {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical")}, {}, {}, {}, id="check failed: nothing is taken as resolved (and it goes to operations, not here)"),
-    pytest.param([logout()], {}, {"LOGOUT_URL_MISMATCH": Snooze("acme", "LOGOUT_URL_MISMATCH", NOW + timedelta(days=1), "ann")}, {}, {}, id="snoozed: silent and no state"),
-    pytest.param([logout()], {}, {"LOGOUT_URL_MISMATCH": Snooze("acme", "LOGOUT_URL_MISMATCH", NOW, "ann")}, {"LOGOUT_URL_MISMATCH": APPEARED}, {"LOGOUT_URL_MISMATCH": None}, id="snooze ended: said then"),
-    pytest.param([expiring(20)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 3)}, {}, {}, {"SECRET_EXPIRING": 30}, id="better but open (a longer secret): state lowered silently"),
+    pytest.param(
+        [expiring(13)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "warning", 30)},
+        {},
+        {"SECRET_EXPIRING": WORSENED},
+        {"SECRET_EXPIRING": 14},
+        id="crosses 14: worsened",
+    ),
+    pytest.param(
+        [expiring(2)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "warning", 14)},
+        {},
+        {"SECRET_EXPIRING": WORSENED},
+        {"SECRET_EXPIRING": 3},
+        id="jumps from 14 to 3 (timer was down): one alert, not three",
+    ),
+    pytest.param(
+        [expiring(6)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 7, NOW - timedelta(hours=23))},
+        {},
+        {},
+        {},
+        id="critical, alerted 23 h ago: not yet repeated",
+    ),
+    pytest.param(
+        [expiring(6)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 7, NOW - timedelta(hours=24))},
+        {},
+        {"SECRET_EXPIRING": REMINDER},
+        {"SECRET_EXPIRING": 7},
+        id="critical, alerted 24 h ago: repeated once",
+    ),
+    pytest.param(
+        [logout(Severity.CRITICAL)],
+        {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical", alerted=NOW - timedelta(days=10))},
+        {},
+        {"LOGOUT_URL_MISMATCH": REMINDER},
+        {"LOGOUT_URL_MISMATCH": None},
+        id="open critical logout URL: repeated after the interval",
+    ),
+    pytest.param(
+        [finding("NO_ASSIGNMENTS", "nobody assigned", severity=Severity.WARNING)],
+        {"NO_ASSIGNMENTS": state("NO_ASSIGNMENTS", "warning", alerted=NOW - timedelta(days=30))},
+        {},
+        {},
+        {},
+        id="open warning: never repeated",
+    ),
+    pytest.param(
+        [],
+        {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical")},
+        {},
+        {"LOGOUT_URL_MISMATCH": RESOLVED},
+        {"LOGOUT_URL_MISMATCH": "deleted"},
+        id="gone: resolved, state forgotten",
+    ),
+    pytest.param(
+        [finding("CHECK_FAILED", "Graph timed out")],
+        {"LOGOUT_URL_MISMATCH": state("LOGOUT_URL_MISMATCH", "critical")},
+        {},
+        {},
+        {},
+        id="check failed: nothing is taken as resolved (and it goes to operations, not here)",
+    ),
+    pytest.param(
+        [logout()],
+        {},
+        {"LOGOUT_URL_MISMATCH": Snooze("acme", "LOGOUT_URL_MISMATCH", NOW + timedelta(days=1), "ann")},
+        {},
+        {},
+        id="snoozed: silent and no state",
+    ),
+    pytest.param(
+        [logout()],
+        {},
+        {"LOGOUT_URL_MISMATCH": Snooze("acme", "LOGOUT_URL_MISMATCH", NOW, "ann")},
+        {"LOGOUT_URL_MISMATCH": APPEARED},
+        {"LOGOUT_URL_MISMATCH": None},
+        id="snooze ended: said then",
+    ),
+    pytest.param(
+        [expiring(20)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 3)},
+        {},
+        {},
+        {"SECRET_EXPIRING": 30},
+        id="better but open (a longer secret): state lowered silently",
+    ),
     pytest.param([finding("SECRET_EXPIRING", "x", severity=Severity.INFO, days_left=200)], {}, {}, {}, {}, id="info findings are not alerted"),
-    pytest.param([finding("SECRET_EXPIRED", "expired", days_left=-2)], {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 1)}, {}, {"SECRET_EXPIRED": APPEARED, "SECRET_EXPIRING": RESOLVED}, {"SECRET_EXPIRED": 0, "SECRET_EXPIRING": "deleted"}, id="expiring turns expired: the new code appears, the old resolves"),
+    pytest.param(
+        [finding("SECRET_EXPIRED", "expired", days_left=-2)],
+        {"SECRET_EXPIRING": state("SECRET_EXPIRING", "critical", 1)},
+        {},
+        {"SECRET_EXPIRED": APPEARED, "SECRET_EXPIRING": RESOLVED},
+        {"SECRET_EXPIRED": 0, "SECRET_EXPIRING": "deleted"},
+        id="expiring turns expired: the new code appears, the old resolves",
+    ),
 ]
 
 
@@ -145,7 +229,17 @@ def test_level_of(details, code, expected):
 
 
 def alert(**overrides):
-    values = dict(kind=APPEARED, severity="warning", title="t", message="m", at=NOW, facility="acme", tenant_id=TENANT, app_id=APP_ID, code="NO_ASSIGNMENTS")
+    values = {
+        "kind": APPEARED,
+        "severity": "warning",
+        "title": "t",
+        "message": "m",
+        "at": NOW,
+        "facility": "acme",
+        "tenant_id": TENANT,
+        "app_id": APP_ID,
+        "code": "NO_ASSIGNMENTS",
+    }
     values.update(overrides)
     return Alert(**values)
 
@@ -155,7 +249,10 @@ def alert(**overrides):
     [
         ({}, [("acme-teams", ("plant-it@acme.example",)), ("it", ("plant-it@acme.example",))]),  # the app's own route, with its contacts
         ({"facility": "harbor"}, [("it", ())]),  # no alertChannels: the default route
-        ({"kind": "rotation:failed", "operations": True}, [("acme-teams", ("plant-it@acme.example",)), ("it", ("plant-it@acme.example",)), ("ops", ())]),  # a failed rotation: the facility and operations
+        (
+            {"kind": "rotation:failed", "operations": True},
+            [("acme-teams", ("plant-it@acme.example",)), ("it", ("plant-it@acme.example",)), ("ops", ())],
+        ),  # a failed rotation: the facility and operations
         ({"kind": "monitor-failure", "operations": True, "facility": None}, [("ops", ())]),  # the monitor itself: operations only
         ({"kind": "monitor-failure", "operations": True}, [("ops", ())]),  # even when it names a facility: no facility contacts
         ({"facility": "unknown"}, [("ops", ())]),  # an app no longer configured: operations
@@ -216,7 +313,7 @@ def test_rotation_alert_and_its_key():
     made = rotation_alert(event, NOW, POLICY)
     assert (made.kind, made.severity, made.operations) == ("rotation:awaiting-confirmation", "warning", False)
     assert made.steps == tuple(handoff_steps(facts)) and "sso-monitor confirm acme --key-id k1" in made.steps[3]  # the words are the alerts' own
-    again = SimpleNamespace(**{**vars(event)})
+    again = SimpleNamespace(**vars(event))
     assert event_key(event) == event_key(again)  # a re-emitted event is recognised
     assert event_key(event) != event_key(SimpleNamespace(**{**vars(event), "key_id": "k2"}))
     assert event_key(event).startswith("acme.")
@@ -225,10 +322,10 @@ def test_rotation_alert_and_its_key():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("2026-12-31", datetime(2026, 12, 31, tzinfo=timezone.utc)),
-        ("2026-12-31T08:00:00Z", datetime(2026, 12, 31, 8, tzinfo=timezone.utc)),
-        ("2026-12-31T08:00:00+02:00", datetime(2026, 12, 31, 6, tzinfo=timezone.utc)),
-        ("2026-12-31T08:00", datetime(2026, 12, 31, 8, tzinfo=timezone.utc)),  # no offset: UTC
+        ("2026-12-31", datetime(2026, 12, 31, tzinfo=UTC)),
+        ("2026-12-31T08:00:00Z", datetime(2026, 12, 31, 8, tzinfo=UTC)),
+        ("2026-12-31T08:00:00+02:00", datetime(2026, 12, 31, 6, tzinfo=UTC)),
+        ("2026-12-31T08:00", datetime(2026, 12, 31, 8, tzinfo=UTC)),  # no offset: UTC
     ],
 )
 def test_parse_until(text, expected):

@@ -4,28 +4,30 @@ out of turn."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED
 from sso_monitor.alerts.decisions import finding_alerts, parse_until
-from sso_monitor.config import AlertsConfig
+from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED
 from sso_monitor.checks.findings import Severity, finding
+from sso_monitor.config import AlertsConfig
 
 from .test_decisions import ACME
 
-START = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 POLICY = AlertsConfig(repeat_critical_hours=24)
 
 # One day's findings: whether the logout URL is wrong (a warning), the secret's
 # days to expiry (or no expiry finding), and whether the check could not finish.
-day = st.fixed_dictionaries({
-    "logout": st.booleans(),
-    "days_left": st.none() | st.integers(-3, 40),
-    "check_failed": st.booleans() | st.just(False),
-})
+day = st.fixed_dictionaries(
+    {
+        "logout": st.booleans(),
+        "days_left": st.none() | st.integers(-3, 40),
+        "check_failed": st.booleans() | st.just(False),
+    }
+)
 
 
 def findings_of(today: dict) -> list:
@@ -86,7 +88,7 @@ def test_histories(days):
             else:
                 assert kind in (WORSENED, REMINDER) and open_
         # warnings are never repeated: a reminder is for a critical finding only
-    for index, code, kind in said:
+    for _, code, kind in said:
         if kind == REMINDER:
             assert code in ("SECRET_EXPIRING", "SECRET_EXPIRED")  # the only criticals here
 

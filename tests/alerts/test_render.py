@@ -51,7 +51,9 @@ def alert(**fields: Any) -> Alert:
 
 def many(count: int) -> tuple[Alert, ...]:
     return tuple(
-        alert(facility=f"plant-{i:03d}", title=f"plant-{i:03d}: client secret expires in {i % 30} days", days_left=i % 30, status_url=STATUS, steps=STEPS[: i % 4])
+        alert(
+            facility=f"plant-{i:03d}", title=f"plant-{i:03d}: client secret expires in {i % 30} days", days_left=i % 30, status_url=STATUS, steps=STEPS[: i % 4]
+        )
         for i in range(count)
     )
 
@@ -60,14 +62,87 @@ def many(count: int) -> tuple[Alert, ...]:
 # status page and days left, a digest of three and one too large for a card.
 NOTICES: dict[str, Notice] = {
     "expiring-warning": Notice("ops", (alert(),)),
-    "expired-critical-with-status": Notice("ops", (alert(severity="critical", code="SECRET_EXPIRED", days_left=-2, title="acme: client secret expired", message=CODES["SECRET_EXPIRED"].meaning, fix=CODES["SECRET_EXPIRED"].fix, status_url=STATUS),)),
-    "check-error-no-days": Notice("ops", (alert(severity="error", kind="worsened", code="VAULT_SECRET_MISSING", days_left=None, title="acme: the check could not run"),)),
+    "expired-critical-with-status": Notice(
+        "ops",
+        (
+            alert(
+                severity="critical",
+                code="SECRET_EXPIRED",
+                days_left=-2,
+                title="acme: client secret expired",
+                message=CODES["SECRET_EXPIRED"].meaning,
+                fix=CODES["SECRET_EXPIRED"].fix,
+                status_url=STATUS,
+            ),
+        ),
+    ),
+    "check-error-no-days": Notice(
+        "ops", (alert(severity="error", kind="worsened", code="VAULT_SECRET_MISSING", days_left=None, title="acme: the check could not run"),)
+    ),
     "resolved": Notice("ops", (alert(severity="resolved", kind="resolved", title="acme: resolved", fix=None, days_left=None),)),
     "reminder-critical": Notice("ops", (alert(severity="critical", kind="reminder"),)),
-    "manual-handoff-steps": Notice("ops", (alert(severity="info", kind="rotation:awaiting-confirmation", code=None, title="acme: paste the new client secret into SmartTrace", message="A new client secret is in Key Vault and verified.", fix="Follow the steps, then confirm.", steps=STEPS, status_url=STATUS),)),
-    "rotation-failed": Notice("ops", (alert(severity="error", kind="rotation:failed", code=None, days_left=5, title="acme: rotation failed", message="addPassword was refused: CredentialInvalidLifetimeAsPerAppPolicy.", fix=None),)),
-    "monitor-failure": Notice("ops", (alert(severity="critical", kind="monitor-failure", facility=None, tenant_id=None, app_id=None, code=None, days_left=None, title="the monitor failed", message="3 of 40 apps could not be checked.", operations=True),)),
-    "channel-down": Notice("ops", (alert(severity="warning", kind="channel-down", facility=None, tenant_id=None, app_id=None, code=None, days_left=None, title="channel mail is down", message="SMTP 421 after 5 attempts."),)),
+    "manual-handoff-steps": Notice(
+        "ops",
+        (
+            alert(
+                severity="info",
+                kind="rotation:awaiting-confirmation",
+                code=None,
+                title="acme: paste the new client secret into SmartTrace",
+                message="A new client secret is in Key Vault and verified.",
+                fix="Follow the steps, then confirm.",
+                steps=STEPS,
+                status_url=STATUS,
+            ),
+        ),
+    ),
+    "rotation-failed": Notice(
+        "ops",
+        (
+            alert(
+                severity="error",
+                kind="rotation:failed",
+                code=None,
+                days_left=5,
+                title="acme: rotation failed",
+                message="addPassword was refused: CredentialInvalidLifetimeAsPerAppPolicy.",
+                fix=None,
+            ),
+        ),
+    ),
+    "monitor-failure": Notice(
+        "ops",
+        (
+            alert(
+                severity="critical",
+                kind="monitor-failure",
+                facility=None,
+                tenant_id=None,
+                app_id=None,
+                code=None,
+                days_left=None,
+                title="the monitor failed",
+                message="3 of 40 apps could not be checked.",
+                operations=True,
+            ),
+        ),
+    ),
+    "channel-down": Notice(
+        "ops",
+        (
+            alert(
+                severity="warning",
+                kind="channel-down",
+                facility=None,
+                tenant_id=None,
+                app_id=None,
+                code=None,
+                days_left=None,
+                title="channel mail is down",
+                message="SMTP 421 after 5 attempts.",
+            ),
+        ),
+    ),
     "alerts-of-three": Notice("ops", many(3)),
     "digest-of-three": Notice("ops", many(3), digest=True),
     "two-status-pages": Notice("ops", (alert(status_url=STATUS), alert(facility="beta", status_url=STATUS + "#beta"))),
@@ -288,7 +363,7 @@ def test_email_bodies_say_what_the_card_says(name: str) -> None:
                 assert value in text, value
                 assert _html_text(value) in markup, value
         if a.days_left is not None:
-            assert f"Days left: {a.days_left}" in text and f"Days left</td><td style=\"padding:2px 0;\">{a.days_left}<" in markup
+            assert f"Days left: {a.days_left}" in text and f'Days left</td><td style="padding:2px 0;">{a.days_left}<' in markup
     for number, step in enumerate(notice.alerts[0].steps, 1):
         assert f"{number}. {step}" in text
     if notice.alerts[0].steps:
@@ -302,7 +377,9 @@ def _html_text(value: str) -> str:
 
 
 def test_html_escapes_every_field_and_links_only_the_status_page() -> None:
-    a = alert(title=HOSTILE, message=HOSTILE, fix=HOSTILE, steps=(HOSTILE,), facility='"><img src=x onerror=alert(1)>', code="<b>", status_url=STATUS + '?a=1&b="2"')
+    a = alert(
+        title=HOSTILE, message=HOSTILE, fix=HOSTILE, steps=(HOSTILE,), facility='"><img src=x onerror=alert(1)>', code="<b>", status_url=STATUS + '?a=1&b="2"'
+    )
     _, text, markup = email_bodies(Notice("ops", (a,)))
     assert "<script" not in markup and "<img" not in markup and "<b>" not in markup
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; [click](https://evil.example)" in markup

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.checks.run import AppResult, CheckReport
+from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.rotation.schedule import STUCK_AFTER, stuck_rotation
 from sso_monitor.service import plan_work
 
 from .test_decisions import CONFIG
 
-NOW = datetime(2026, 11, 30, 6, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 
 
 def version(stage, age: timedelta, key="k-new") -> VaultVersion:
@@ -29,8 +29,14 @@ def version(stage, age: timedelta, key="k-new") -> VaultVersion:
         ([version("current", timedelta(days=90), "k-old"), version("pending", STUCK_AFTER + timedelta(minutes=1))], True),  # pending for over a day
         ([version("current", timedelta(days=90), "k-old"), version("verified", timedelta(days=3))], True),
         ([version("current", timedelta(days=90), "k-old"), version("handed-off", timedelta(days=2))], True),  # pushed, never finished
-        ([version("current", timedelta(days=90), "k-old"), version("awaiting-confirmation", timedelta(days=10))], False),  # waiting for a person: reminders, not stuck
-        ([version("current", timedelta(days=90), "k-old"), VaultVersion("v-x", {"stage": "pending", "keyId": "k"})], False),  # no creation date: unknown, not stuck
+        (
+            [version("current", timedelta(days=90), "k-old"), version("awaiting-confirmation", timedelta(days=10))],
+            False,
+        ),  # waiting for a person: reminders, not stuck
+        (
+            [version("current", timedelta(days=90), "k-old"), VaultVersion("v-x", {"stage": "pending", "keyId": "k"})],
+            False,
+        ),  # no creation date: unknown, not stuck
     ],
 )
 def test_stuck_rotation(versions, stuck):

@@ -19,9 +19,9 @@ from datetime import timedelta
 
 import pytest
 
+from sso_monitor.config import parse_config
 from sso_monitor.functions.api import AdminApi
 from sso_monitor.service import MonitorService
-from sso_monitor.config import parse_config
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
 from sso_sandbox.testing import standard_world
@@ -40,7 +40,15 @@ def channels_document(vault_url: str, smtp_host: str, smtp_port: int) -> dict:
         "channels": {
             "facility-teams": {"type": "teams", "webhookSecretName": "teams-facility-webhook"},
             "facility-mail": {"type": "graph-mail", "mailbox": "sso-monitor@contoso.example", "to": ["it@contoso.example"]},
-            "ops-mail": {"type": "smtp", "host": smtp_host, "port": smtp_port, "from": SMTP_LOGIN, "username": SMTP_LOGIN, "passwordSecretName": "smtp-password", "to": ["ops@msp.example"]},
+            "ops-mail": {
+                "type": "smtp",
+                "host": smtp_host,
+                "port": smtp_port,
+                "from": SMTP_LOGIN,
+                "username": SMTP_LOGIN,
+                "passwordSecretName": "smtp-password",
+                "to": ["ops@msp.example"],
+            },
         },
         "alerts": {"channels": ["facility-teams", "facility-mail"], "operations": ["ops-mail"], "statusPageUrl": "https://sso-monitor.example/api/status/page"},
         "verify": {"successes": 1, "intervalSeconds": 0},
@@ -71,7 +79,11 @@ def test_45_days(azurite, tmp_path):
     with Sandbox(world) as sandbox:
         world.set_secret(vault, "teams-facility-webhook", sandbox.endpoints.webhook_url(ids.webhook_id))
         world.set_secret(vault, "smtp-password", SMTP_PASSWORD)
-        document, environ = monitor_document(sandbox, facilities=["acme"], app_overrides={"acme": {"contacts": ["plant-it@acme.example"], "rotation": {"rotateBeforeDays": 30, "lifetimeDays": 180, "graceDays": 7}}})
+        document, environ = monitor_document(
+            sandbox,
+            facilities=["acme"],
+            app_overrides={"acme": {"contacts": ["plant-it@acme.example"], "rotation": {"rotateBeforeDays": 30, "lifetimeDays": 180, "graceDays": 7}}},
+        )
         document.update(channels_document(document["vaultUrl"], sandbox.endpoints.smtp_host, sandbox.endpoints.smtp_port))
         environ["AzureWebJobsStorage"] = azurite.connection_string
         forget_alert_state(azurite.connection_string)
@@ -155,7 +167,7 @@ def test_45_days(azurite, tmp_path):
 
 
 def subject_title(subject: str) -> str:
-    """"[warning] acme: ..." -> "acme: ..." (the severity prefix is the renderer's)."""
+    """ "[warning] acme: ..." -> "acme: ..." (the severity prefix is the renderer's)."""
     return subject.split("] ", 1)[1] if subject.startswith("[") else subject
 
 

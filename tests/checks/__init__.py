@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from sso_monitor.config import parse_config
 from sso_monitor.checks.run import CheckReport, run_checks
+from sso_monitor.config import parse_config
+from sso_monitor.wiring import build_adapters
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
-from sso_monitor.wiring import build_adapters
-
 
 # What the built-in demo scenario must produce, facility by facility.
 DEMO_FINDINGS = {

@@ -53,10 +53,10 @@ class Run:
 
 
 class _MarkedFormatter(logging.Formatter):
-    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+    def formatException(self, ei) -> str:
         return "\n".join(_LOGGED + line for line in super().formatException(ei).split("\n"))
 
-    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+    def formatStack(self, stack_info: str) -> str:
         return "\n".join(_LOGGED + line for line in stack_info.split("\n"))
 
     def format(self, record: logging.LogRecord) -> str:

@@ -92,7 +92,9 @@ def warning(sandbox, ids) -> None:
 def hand_over(sandbox, ids, key_id: str) -> None:
     """The administrator pastes the new secret into SmartTrace."""
     world = sandbox.world
-    world.facility("acme").client_secret = next(v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == key_id)
+    world.facility("acme").client_secret = next(
+        v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == key_id
+    )
 
 
 # ---------------------------------------------------------------- check
@@ -157,7 +159,14 @@ def test_rotate_that_completes_with_an_undelivered_alert_exits_3(sandbox, ids, c
 
 def test_rotate_that_fails_with_an_undelivered_alert_exits_2(sandbox, ids, cli):
     webhook_fails(sandbox, ids)
-    sandbox.faults.add("status", service="graph", path="re:addPassword", status=403, code="Authorization_RequestDenied", message="Insufficient privileges to complete the operation.")
+    sandbox.faults.add(
+        "status",
+        service="graph",
+        path="re:addPassword",
+        status=403,
+        code="Authorization_RequestDenied",
+        message="Insufficient privileges to complete the operation.",
+    )
     run = cli("rotate", "acme", "--force", "--json")
     assert json.loads(run.out)["error"], run
     assert run.code == 2 and "not delivered" in run.err, run
@@ -210,7 +219,9 @@ def test_status_exits_0_when_every_stage_is_read(cli, two_apps):
 
 
 def test_status_of_an_app_whose_stage_cannot_be_read_exits_2(sandbox, cli, two_apps):
-    sandbox.faults.add("status", service="vault", path="re:smarttrace-payroll", status=403, code="Forbidden", message="The user does not have secrets list permission.")
+    sandbox.faults.add(
+        "status", service="vault", path="re:smarttrace-payroll", status=403, code="Forbidden", message="The user does not have secrets list permission."
+    )
     run = cli("status", config=two_apps, alert=False)
     assert run.code == 2, run
     assert "acme: current" in run.out and "payroll: the rotation stage could not be read" in run.err

@@ -52,7 +52,7 @@ import json
 import os
 import re
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,32 @@ def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=60)  # control characters, NUL, lone surrogates
 ARGV_TEXT = st.text(st.characters(codec=None, exclude_categories=(), exclude_characters="\x00"), max_size=60)
 LONG_TEXT = st.one_of(st.integers(1_000, 20_000).map(lambda n: "x" * n), st.text(min_size=300, max_size=2_000), st.just("é" * 100_000))
-TRICKY = st.sampled_from(["", " ", "-", "--", "-v", "--json", "\n", "\t", "\x00", "\udcff", "\u202e", "\x1b[31mred\x1b[0m", "a\nb", "🙂", "ＡＣＭＥ", "%s%n", "{}", "[]", "null", "../../etc/passwd", "C:\\x", "~"])
+TRICKY = st.sampled_from(
+    [
+        "",
+        " ",
+        "-",
+        "--",
+        "-v",
+        "--json",
+        "\n",
+        "\t",
+        "\x00",
+        "\udcff",
+        "\u202e",
+        "\x1b[31mred\x1b[0m",
+        "a\nb",
+        "🙂",
+        "ＡＣＭＥ",
+        "%s%n",
+        "{}",
+        "[]",
+        "null",
+        "../../etc/passwd",
+        "C:\\x",
+        "~",
+    ]
+)
 
 
 def text_values() -> st.SearchStrategy[str]:
@@ -122,21 +147,47 @@ def facilities(known: str | None) -> st.SearchStrategy[str]:
 
 
 def codes() -> st.SearchStrategy[str]:
-    return weighted((4, st.sampled_from(sorted(CODES))), (1, st.sampled_from(["logout_url_mismatch", "NOT_A_CODE", "", "LOGOUT_URL_MISMATCH "])), (1, text_values()))
+    return weighted(
+        (4, st.sampled_from(sorted(CODES))), (1, st.sampled_from(["logout_url_mismatch", "NOT_A_CODE", "", "LOGOUT_URL_MISMATCH "])), (1, text_values())
+    )
 
 
 EXTREME_UNTIL = [
-    "9999-12-31T23:59:59-14:00", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00+14:00", "0001-01-01", "9999-12-31", "2026-02-30",
-    "2026-13-01", "2026-12-31T24:00:00", "2026-12-31T23:59:60Z", "2026-12-31T08:00:00+24:00", "2026-12-31T08:00:00+23:59", "2026-12-31Z",
-    "2026-12-31T08:00:00.123456789Z", "20261231", "2026-W53-7", "２０２６-１２-３１", "now", "tomorrow", "-1", "1e9", "", " ", "\x00",
-    "2026-12-31\x00", "2026-12-31" + " " * 50, "Z", "T", "+00:00",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59+14:00",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01",
+    "9999-12-31",
+    "2026-02-30",
+    "2026-13-01",
+    "2026-12-31T24:00:00",
+    "2026-12-31T23:59:60Z",
+    "2026-12-31T08:00:00+24:00",
+    "2026-12-31T08:00:00+23:59",
+    "2026-12-31Z",
+    "2026-12-31T08:00:00.123456789Z",
+    "20261231",
+    "2026-W53-7",
+    "２０２６-１２-３１",
+    "now",
+    "tomorrow",
+    "-1",
+    "1e9",
+    "",
+    " ",
+    "\x00",
+    "2026-12-31\x00",
+    "2026-12-31" + " " * 50,
+    "Z",
+    "T",
+    "+00:00",
 ]
 
 
 def untils(now: datetime) -> st.SearchStrategy[str]:
     soon = st.integers(1, 89 * 24).map(lambda hours: (now + timedelta(hours=hours)).isoformat())
     days = st.integers(-400, 400).map(lambda n: (now + timedelta(days=n)).strftime("%Y-%m-%d"))
-    zones = st.sampled_from([timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-14)), timezone(timedelta(hours=5, minutes=45))])
+    zones = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-14)), timezone(timedelta(hours=5, minutes=45))])
     anything = st.datetimes(timezones=st.none() | zones).map(lambda moment: moment.isoformat())
     return weighted((3, soon), (2, days), (2, st.sampled_from(EXTREME_UNTIL)), (2, anything), (1, text_values()))
 
@@ -148,8 +199,15 @@ def reasons() -> st.SearchStrategy[str]:
 
 GUIDS = st.uuids().map(str)
 KEY_ID_SHAPES = st.one_of(
-    GUIDS, GUIDS.map(str.upper), GUIDS.map(lambda g: "{" + g + "}"), GUIDS.map(lambda g: g.replace("-", "")), GUIDS.map(lambda g: " " + g + "\n"),
-    GUIDS.map(lambda g: g[:-1]), GUIDS.map(lambda g: g + "0"), st.text(alphabet="0123456789abcdef-", max_size=80), st.integers(0, 200).map(lambda n: "0" * n),
+    GUIDS,
+    GUIDS.map(str.upper),
+    GUIDS.map(lambda g: "{" + g + "}"),
+    GUIDS.map(lambda g: g.replace("-", "")),
+    GUIDS.map(lambda g: " " + g + "\n"),
+    GUIDS.map(lambda g: g[:-1]),
+    GUIDS.map(lambda g: g + "0"),
+    st.text(alphabet="0123456789abcdef-", max_size=80),
+    st.integers(0, 200).map(lambda n: "0" * n),
 )
 
 
@@ -199,14 +257,28 @@ class Files:
             "huge": self.write("huge.json", b" " * 20_000_001 + b"{}"),
             "deep-array": self.write("deep-array.json", b"[" * 200_000 + b"]" * 200_000),
             "deep-object": self.write("deep-object.json", b'{"apps": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_000 + b"}"),
-            "deep-but-parseable": self.write("deep-ok.json", b'{"defaults": {"rotation": ' + b'{"a": ' * 900 + b"1" + b"}" * 900 + b'}, "apps": [{"facility": "x", "rotation": ' + b'{"a": ' * 900 + b"1" + b"}" * 900 + b"}]}"),
-            "many-bad-apps": self.write("many.json", json.dumps({"vaultUrl": "https://kv.vault.azure.net", "apps": [{"facility": f"f{i}", "tenantId": "x"} for i in range(5_000)]}).encode()),
+            "deep-but-parseable": self.write(
+                "deep-ok.json",
+                b'{"defaults": {"rotation": '
+                + b'{"a": ' * 900
+                + b"1"
+                + b"}" * 900
+                + b'}, "apps": [{"facility": "x", "rotation": '
+                + b'{"a": ' * 900
+                + b"1"
+                + b"}" * 900
+                + b"}]}",
+            ),
+            "many-bad-apps": self.write(
+                "many.json",
+                json.dumps({"vaultUrl": "https://kv.vault.azure.net", "apps": [{"facility": f"f{i}", "tenantId": "x"} for i in range(5_000)]}).encode(),
+            ),
             "nan": self.write("nan.json", b'{"verify": {"intervalSeconds": NaN}, "apps": [1e999]}'),
             "big-number": self.write("big-number.json", b'{"network": {"concurrency": ' + b"9" * 5_000 + b"}}"),
             "array": self.write("array.json", b"[]"),
             "string": self.write("string.json", b'"apps"'),
         }
-        self.scenarios = {name: path for name, path in self.broken.items()} | {
+        self.scenarios = dict(self.broken) | {
             "wrong-shape": self.write("scenario-wrong.json", b'{"tenants": 3}'),
             "no-tenants": self.write("scenario-empty.json", b'{"tenants": []}'),
         }
@@ -225,7 +297,11 @@ def config_values(files: Files, valid: list[str] | None = None) -> st.SearchStra
     """A --config value: a broken file, generated JSON (as a file or as the text itself),
     garbage text, or (``valid``) a configuration pointing at the sandbox."""
     generated = JSON_VALUES.map(lambda value: json.dumps(value))
-    objects = st.dictionaries(st.sampled_from(["vaultUrl", "apps", "identities", "cloud", "network", "verify", "channels", "alerts", "defaults", "schedule", "adminApi", "x"]), JSON_VALUES, max_size=5)
+    objects = st.dictionaries(
+        st.sampled_from(["vaultUrl", "apps", "identities", "cloud", "network", "verify", "channels", "alerts", "defaults", "schedule", "adminApi", "x"]),
+        JSON_VALUES,
+        max_size=5,
+    )
     choices = [
         (4, st.sampled_from(sorted(files.broken.values()))),
         (2, generated.map(lambda text: files.generated(text.encode()))),
@@ -242,10 +318,23 @@ def config_values(files: Files, valid: list[str] | None = None) -> st.SearchStra
 def state_values(files: Files) -> st.SearchStrategy[str]:
     base = files.root / "state"
     garbage = files.write("state-garbage.json", b"{not json")
-    latin = files.write("state-latin1.json", "{\"é\": 1}".encode("latin-1"))
+    latin = files.write("state-latin1.json", '{"é": 1}'.encode("latin-1"))
     wrong = files.write("state-wrong.json", b'{"items": 3, "snoozes": [1, 2]}')
     listing = files.write("state-list.json", b"[]")
-    fixed = [str(base / "alerts.json"), str(base / "alerts.json"), files.broken["directory"], files.broken["under-a-file"], garbage, latin, wrong, listing, files.broken["deep-array"], files.broken["empty"], "", "."]
+    fixed = [
+        str(base / "alerts.json"),
+        str(base / "alerts.json"),
+        files.broken["directory"],
+        files.broken["under-a-file"],
+        garbage,
+        latin,
+        wrong,
+        listing,
+        files.broken["deep-array"],
+        files.broken["empty"],
+        "",
+        ".",
+    ]
     return weighted((4, st.sampled_from(fixed)), (1, relative_paths()), (1, text_values()))
 
 
@@ -254,11 +343,13 @@ def scenario_values(files: Files) -> st.SearchStrategy[str]:
     return weighted((4, st.sampled_from(sorted(files.scenarios.values()))), (1, relative_paths()), (1, st.sampled_from(["", ".", "-", "\x00"])))
 
 
-def pools(files: Files, *, known: str | None = None, valid_configs: list[str] | None = None, held: st.SearchStrategy[str] | None = None, now: datetime | None = None) -> dict[str, st.SearchStrategy[str]]:
+def pools(
+    files: Files, *, known: str | None = None, valid_configs: list[str] | None = None, held: st.SearchStrategy[str] | None = None, now: datetime | None = None
+) -> dict[str, st.SearchStrategy[str]]:
     return {
         "facility": facilities(known),
         "code": codes(),
-        "until": untils(now or datetime.now(timezone.utc)),
+        "until": untils(now or datetime.now(UTC)),
         "reason": reasons(),
         "key_id": key_ids(held),
         "config": config_values(files, valid_configs),
@@ -270,7 +361,30 @@ def pools(files: Files, *, known: str | None = None, valid_configs: list[str] | 
 
 # ---------------------------------------------------------------- argument lists
 
-JUNK_OPTIONS = st.sampled_from(["--bogus", "-x", "--json=yes", "--app", "--config", "--until", "--key-id", "--reason", "-", "--", "---", "--=", "-vv", "-V", "--verb", "--conf", "--dry", "-h", "--help", "--version"])
+JUNK_OPTIONS = st.sampled_from(
+    [
+        "--bogus",
+        "-x",
+        "--json=yes",
+        "--app",
+        "--config",
+        "--until",
+        "--key-id",
+        "--reason",
+        "-",
+        "--",
+        "---",
+        "--=",
+        "-vv",
+        "-V",
+        "--verb",
+        "--conf",
+        "--dry",
+        "-h",
+        "--help",
+        "--version",
+    ]
+)
 
 
 @st.composite
@@ -283,7 +397,9 @@ def argument_lists(draw: Any, command: str, values: dict[str, st.SearchStrategy[
     if names and (clean or draw(st.integers(0, 9)) > 0):
         positional = [draw(values[name], label=name) for name in names]
         if not clean and draw(st.integers(0, 9)) == 0:
-            positional = positional[: draw(st.integers(0, len(positional)))] if draw(st.booleans()) else positional + [draw(text_values(), label="extra positional")]
+            positional = (
+                positional[: draw(st.integers(0, len(positional)))] if draw(st.booleans()) else positional + [draw(text_values(), label="extra positional")]
+            )
         fragments.append(positional)
     for option, pool in OPTIONS[command].items():
         required = option in ALWAYS.get(command, ()) or (clean and option in USUALLY)
@@ -306,7 +422,9 @@ def argument_lists(draw: Any, command: str, values: dict[str, st.SearchStrategy[
     junk_before = st.sampled_from([["--bogus"], ["-v", "-v"], ["--version"], ["-h"]])
     before = draw(weighted((6, st.just([])), (3, st.just(["-v"])), (1, st.just(["--verbose"])), (0 if clean else 1, junk_before)), label="before")
     after = draw(weighted((6, st.just([])), (2, st.just(["-v"])), (1, st.just(["--verbose"]))), label="after")
-    spelled = command if clean else draw(weighted((12, st.just(command)), (1, st.sampled_from([command.upper(), command[:3], command + "x", ""]))), label="command")
+    spelled = (
+        command if clean else draw(weighted((12, st.just(command)), (1, st.sampled_from([command.upper(), command[:3], command + "x", ""]))), label="command")
+    )
     return [*before, spelled, *argv, *after]
 
 
@@ -412,14 +530,22 @@ def _files(workdir: Path) -> Files:
 
 def stdin_values(secret: str | None) -> st.SearchStrategy[bytes]:
     choices = [
-        (2, st.sampled_from([b"", b"\n", b"   \n", b"\r\n", b"not-a-secret-of-this-app\n", b"\xff\xfe\xfd\n", b"abc\x00def\n", b"\x1b[2J\n", "Zw8Q~" .encode() * 3 + b"\n"])),
+        (
+            2,
+            st.sampled_from(
+                [b"", b"\n", b"   \n", b"\r\n", b"not-a-secret-of-this-app\n", b"\xff\xfe\xfd\n", b"abc\x00def\n", b"\x1b[2J\n", b"Zw8Q~" * 3 + b"\n"]
+            ),
+        ),
         (1, st.binary(max_size=200)),
         (1, st.text(max_size=80).map(lambda text: text.encode("utf-8", "surrogatepass"))),
         (1, st.sampled_from([b"A" * 200_000 + b"\n", b"A" * 200_000, b"line1\nline2\n"])),
     ]
     if secret:
         value = secret.encode()
-        choices.insert(0, (4, st.sampled_from([value + b"\n", value, b"  " + value + b"  \n", value + b"\r\n", value + b"\nextra\n", value[:-1] + b"\n", value[:3] + b"\n"])))
+        choices.insert(
+            0,
+            (4, st.sampled_from([value + b"\n", value, b"  " + value + b"  \n", value + b"\r\n", value + b"\nextra\n", value[:-1] + b"\n", value[:3] + b"\n"])),
+        )
     return weighted(*choices)
 
 
@@ -471,7 +597,8 @@ def well_formed(files: Files, configs: list[str], held: st.SearchStrategy[str], 
     return {
         "facility": st.sampled_from([FACILITY, FACILITY, FACILITY.upper()]),
         "code": st.sampled_from(sorted(CODES)),
-        "until": st.integers(1, 89 * 24).map(lambda hours: (now + timedelta(hours=hours)).isoformat()) | st.integers(1, 89).map(lambda days: (now + timedelta(days=days)).strftime("%Y-%m-%d")),
+        "until": st.integers(1, 89 * 24).map(lambda hours: (now + timedelta(hours=hours)).isoformat())
+        | st.integers(1, 89).map(lambda days: (now + timedelta(days=days)).strftime("%Y-%m-%d")),
         "reason": st.text(max_size=40),
         "key_id": weighted((3, held), (1, GUIDS)),
         "config": st.sampled_from(configs[:4]),
@@ -532,7 +659,7 @@ def test_snooze_until_and_reason_follow_the_one_rule(sandboxed, no_network, work
     from sso_monitor.alerts.decisions import parse_until, snooze_problem
 
     _, configs = sandboxed
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     until = data.draw(untils(now), label="until")
     reason = data.draw(reasons(), label="reason")
     code = data.draw(st.sampled_from(["LOGOUT_URL_MISMATCH", "SECRET_EXPIRING"]), label="code")
@@ -570,7 +697,7 @@ def test_who_acts_without_a_login_name(sandboxed, no_network, workdir, monkeypat
 
     monkeypatch.setattr(getpass, "getuser", no_name)
     sandbox, configs = sandboxed
-    until = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%d")
+    until = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
     state = workdir / "state" / "alerts.json"
     run = run_cli(["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until", until, "--config", configs[0], "--alert-state", str(state)])
     assert_clean(run)
@@ -580,15 +707,18 @@ def test_who_acts_without_a_login_name(sandboxed, no_network, workdir, monkeypat
     assert run.code == 2 and "no rotation of acme waits for keyId" in run.err, run
 
 
-@pytest.mark.parametrize("command", [
-    ["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until=--"],
-    ["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until=2030-01-01", "--reason=--"],
-    ["check", "--app=--"],
-    ["confirm", FACILITY, "--key-id=--"],
-    ["adopt", FACILITY, "--key-id=--", "--from-vault"],
-    ["status", "--config=--"],
-    ["check", "--alert", "--alert-state=--"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until=--"],
+        ["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until=2030-01-01", "--reason=--"],
+        ["check", "--app=--"],
+        ["confirm", FACILITY, "--key-id=--"],
+        ["adopt", FACILITY, "--key-id=--", "--from-vault"],
+        ["status", "--config=--"],
+        ["check", "--alert", "--alert-state=--"],
+    ],
+)
 def test_an_explicit_double_dash_value(sandboxed, no_network, workdir, command):
     """`--opt=--` (found by the fuzz): Python 3.11's argparse made the value an empty
     list, and the command failed on it with an AttributeError."""
@@ -620,7 +750,7 @@ def test_a_broken_alert_state_file(sandboxed, no_network, workdir, command, name
     snooze cannot run (3); check still checks, and its alerts are not sent (3)."""
     _, configs = sandboxed
     state = STATE_FILES[name](_files(workdir))
-    until = (datetime.now(timezone.utc) + timedelta(days=3)).strftime("%Y-%m-%d")
+    until = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
     args = ["snooze", FACILITY, "LOGOUT_URL_MISMATCH", "--until", until] if command == "snooze" else ["check", "--alert"]
     run = run_cli([*args, "--alert-state", state, "--config", configs[0]])
     assert_clean(run)
@@ -685,9 +815,13 @@ def test_faults_in_the_cloud_never_break_the_rule(sandboxed, no_network, workdir
     for rule in rules:
         sandbox.faults.add(**rule)
     argv = {
-        "check": ["check"], "check --alert": ["check", "--alert"], "status": ["status", "--json"],
-        "rotate": ["rotate", FACILITY, "--force"], "rotate --alert": ["rotate", FACILITY, "--force", "--alert"],
-        "confirm": ["confirm", FACILITY, "--key-id", data.draw(held_key_ids(world), label="keyId")], "adopt": ["adopt", FACILITY],
+        "check": ["check"],
+        "check --alert": ["check", "--alert"],
+        "status": ["status", "--json"],
+        "rotate": ["rotate", FACILITY, "--force"],
+        "rotate --alert": ["rotate", FACILITY, "--force", "--alert"],
+        "confirm": ["confirm", FACILITY, "--key-id", data.draw(held_key_ids(world), label="keyId")],
+        "adopt": ["adopt", FACILITY],
     }[command]
     state = ["--alert-state", str(workdir / "state" / "alerts.json")] if "--alert" in argv else []
     try:

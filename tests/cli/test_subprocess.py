@@ -30,14 +30,20 @@ EXAMPLE_SCENARIO = ROOT / "examples" / "scenario.json"
 
 
 def clean_environment(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SSO_MONITOR", "AZURE_", "AzureWebJobs", "IDENTITY_", "MSI_")) and k.lower() not in ("https_proxy", "http_proxy", "all_proxy")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SSO_MONITOR", "AZURE_", "AzureWebJobs", "IDENTITY_", "MSI_")) and k.lower() not in ("https_proxy", "http_proxy", "all_proxy")
+    }
     env.update({"HOME": str(home), "PYTHONPATH": str(ROOT), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"})
     env.pop("PYTHONIOENCODING", None)
     env.update(extra or {})
     return env
 
 
-def sso_monitor(argv: list[str | bytes], cwd: Path, *, stdin: bytes | int | None = b"", env: dict[str, str] | None = None, timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+def sso_monitor(
+    argv: list[str | bytes], cwd: Path, *, stdin: bytes | int | None = b"", env: dict[str, str] | None = None, timeout: float = 60, **kwargs
+) -> subprocess.CompletedProcess:
     command = [os.fsencode(sys.executable), b"-m", b"sso_monitor.cli.entry", *(os.fsencode(a) if isinstance(a, str) else a for a in argv)]
     options = {"input": stdin} if isinstance(stdin, bytes) else {"stdin": stdin}
     return subprocess.run(command, cwd=cwd, env=env or clean_environment(cwd), capture_output="stdout" not in kwargs, timeout=timeout, **options, **kwargs)
@@ -114,8 +120,12 @@ def test_a_closed_stream_is_not_a_crash(scratch, stream):
     """`sso-monitor ... >&-` or `2>&-`: Python has no sys.stdout (sys.stderr) at all."""
     result = subprocess.run(
         [sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", "missing.json"],
-        cwd=scratch, env=clean_environment(scratch), preexec_fn=lambda: os.close(stream), timeout=60,
-        stdout=subprocess.PIPE if stream == 2 else None, stderr=subprocess.PIPE if stream == 1 else None,
+        cwd=scratch,
+        env=clean_environment(scratch),
+        preexec_fn=lambda: os.close(stream),
+        timeout=60,
+        stdout=subprocess.PIPE if stream == 2 else None,
+        stderr=subprocess.PIPE if stream == 1 else None,
     )
     assert result.returncode == 3
     if stream == 1:
@@ -132,7 +142,13 @@ ARG_BYTES = st.binary(min_size=0, max_size=40).filter(lambda b: b"\x00" not in b
 @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     command=st.sampled_from([b"check", b"snooze", b"rotate", b"status", b"confirm", b"push", b"adopt", b"sandbox", b"demo", b"\xff", b""]),
-    args=st.lists(st.one_of(ARG_BYTES, st.sampled_from([b"-v", b"--config", b"missing.json", b"deep.json", b"latin1.json", b"--until", b"--key-id", b"--scenario", b"--json", b"--"])), max_size=6),
+    args=st.lists(
+        st.one_of(
+            ARG_BYTES,
+            st.sampled_from([b"-v", b"--config", b"missing.json", b"deep.json", b"latin1.json", b"--until", b"--key-id", b"--scenario", b"--json", b"--"]),
+        ),
+        max_size=6,
+    ),
     before=st.sampled_from([[], [b"-v"], [b"--bogus"]]),
 )
 def test_generated_bytes_as_a_real_process(scratch, command, args, before):
@@ -209,7 +225,9 @@ def test_a_reader_that_goes_away(scratch, sandbox_config):
 def test_an_interrupt_exits_130_without_a_traceback(scratch, sandbox_config):
     config, env, sandbox = sandbox_config
     sandbox.faults.add("latency", service="graph", latency_ms=4_000)
-    process = subprocess.Popen([sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", str(config)], cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", str(config)], cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not sandbox.world.count_requests("login"):

@@ -10,8 +10,16 @@ from sso_sandbox.settings import monitor_document
 
 
 def configure_admin_api(
-    sandbox: Any, ids: Any, monkeypatch: Any, tmp_path: Any, *, facility: str, verify: dict[str, float],
-    app_overrides: dict[str, Any] | None = None, storage: str | None = None, extra: dict[str, Any] | None = None,
+    sandbox: Any,
+    ids: Any,
+    monkeypatch: Any,
+    tmp_path: Any,
+    *,
+    facility: str,
+    verify: dict[str, float],
+    app_overrides: dict[str, Any] | None = None,
+    storage: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """App settings for the admin API against the sandbox, as the Function App would have them.
     ``storage``: the AzureWebJobsStorage connection string (Azurite), else none."""

@@ -6,14 +6,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from datetime import UTC
 
 import azure.functions as func
 import pytest
 
-from tests.functions import configure_admin_api, forget_status_report, run_timer
-
-from tests.app_functions import functions_by_name
 from sso_monitor.functions import admin
+from tests.app_functions import functions_by_name
+from tests.functions import configure_admin_api, forget_status_report, run_timer
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -28,7 +28,13 @@ def api(sandbox, ids, monkeypatch, tmp_path):
 
 
 def token(sandbox, ids, *roles: str, **kwargs) -> str:
-    options = {"tenant_id": ids.tenant_id, "audience": ids.admin_api_uri, "subject": "user-alice", "roles": list(roles), "extra": {"preferred_username": "alice@contoso.example"}}
+    options = {
+        "tenant_id": ids.tenant_id,
+        "audience": ids.admin_api_uri,
+        "subject": "user-alice",
+        "roles": list(roles),
+        "extra": {"preferred_username": "alice@contoso.example"},
+    }
     return sandbox.mint_token(**{**options, **kwargs})
 
 
@@ -93,7 +99,14 @@ def test_a_read_role_cannot_act(api, ids):
 def test_rotate_dry_run_changes_nothing(api, ids):
     world = api.world
     before = copy.deepcopy((world.tenants, world.vaults, world.facilities))
-    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"dryRun": true, "force": true}', bearer=token(api, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_rotate",
+        method="POST",
+        route="apps/acme/rotate",
+        params={"facility": "acme"},
+        body=b'{"dryRun": true, "force": true}',
+        bearer=token(api, ids, "SsoMonitor.Admin"),
+    )
     assert response.status_code == 200
     result = json.loads(response.get_body())
     assert result["error"] is None and any("would add a client secret" in line for line in result["actions"])
@@ -108,7 +121,9 @@ def test_rotate_then_confirm_through_the_api(api, ids):
     key_id = result["key_id"]
     world = api.world
     world.facility("acme").client_secret = next(v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id).value
-    confirmed = call("admin_confirm", method="POST", route="apps/acme/confirm", params={"facility": "acme"}, body=json.dumps({"keyId": key_id}).encode(), bearer=admin_token)
+    confirmed = call(
+        "admin_confirm", method="POST", route="apps/acme/confirm", params={"facility": "acme"}, body=json.dumps({"keyId": key_id}).encode(), bearer=admin_token
+    )
     assert confirmed.status_code == 200 and json.loads(confirmed.get_body())["stage"] == "current"
     latest = [v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id][-1]
     assert latest.tags["confirmedBy"] == "alice@contoso.example"
@@ -146,8 +161,15 @@ def test_openapi_lists_every_route(api):
     document = json.loads(call("admin_openapi", route="openapi.json").get_body())
     assert document["openapi"] == "3.1.0"
     assert set(document["paths"]) == {
-        "/status", "/status/page", "/apps/{facility}/check", "/apps/{facility}/rotate", "/apps/{facility}/rotation",
-        "/apps/{facility}/confirm", "/apps/{facility}/push", "/apps/{facility}/snooze", "/openapi.json",
+        "/status",
+        "/status/page",
+        "/apps/{facility}/check",
+        "/apps/{facility}/rotate",
+        "/apps/{facility}/rotation",
+        "/apps/{facility}/confirm",
+        "/apps/{facility}/push",
+        "/apps/{facility}/snooze",
+        "/openapi.json",
     }
 
 
@@ -181,7 +203,9 @@ def test_push_sends_the_current_secret_again(http_handoff, ids):
     facility = world.facility("acme")
     facility.client_secret, facility.key_id = None, None  # SmartTrace lost it
     assert not world.sign_in_works("acme")
-    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Admin")
+    )
     assert response.status_code == 200, response.get_body()
     result = json.loads(response.get_body())
     assert result["key_id"] == ids.smarttrace_key_id and result["error"] is None
@@ -190,7 +214,14 @@ def test_push_sends_the_current_secret_again(http_handoff, ids):
 
 
 def test_push_dry_run_sends_nothing(http_handoff, ids):
-    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b'{"dryRun": true}', bearer=token(http_handoff, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_push",
+        method="POST",
+        route="apps/acme/push",
+        params={"facility": "acme"},
+        body=b'{"dryRun": true}',
+        bearer=token(http_handoff, ids, "SsoMonitor.Admin"),
+    )
     assert response.status_code == 200 and any("would" in line for line in json.loads(response.get_body())["actions"])
     assert http_handoff.world.facility("acme").received == []
 
@@ -202,7 +233,9 @@ def test_push_in_manual_mode_is_a_conflict(api, ids):
 
 
 def test_push_needs_the_admin_role(http_handoff, ids):
-    response = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Read"))
+    response = call(
+        "admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=token(http_handoff, ids, "SsoMonitor.Read")
+    )
     assert (response.status_code, error_code(response)) == (403, "insufficient_role")
     assert http_handoff.world.facility("acme").received == []
 
@@ -215,14 +248,16 @@ def with_storage(sandbox, ids, monkeypatch, tmp_path, azurite):
 
 
 def test_snooze_is_kept_in_table_storage(with_storage, ids):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from sso_monitor.adapters.storage.alert_store import TableAlertStore
     from sso_monitor.config import load_config
 
-    until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")
+    until = (datetime.now(UTC) + timedelta(days=10)).strftime("%Y-%m-%d")
     body = json.dumps({"code": "LOGOUT_URL_MISMATCH", "until": until, "reason": "SmartTrace is moving the URL"}).encode()
-    response = call("admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin")
+    )
     assert response.status_code == 200, response.get_body()
     answer = json.loads(response.get_body())
     assert (answer["code"], answer["by"], answer["until"][:10]) == ("LOGOUT_URL_MISMATCH", "alice@contoso.example", until)
@@ -244,7 +279,9 @@ def test_snooze_is_kept_in_table_storage(with_storage, ids):
     ],
 )
 def test_snooze_refuses_bad_input(with_storage, ids, body, status, code):
-    response = call("admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_snooze", method="POST", route="apps/acme/snooze", params={"facility": "acme"}, body=body, bearer=token(with_storage, ids, "SsoMonitor.Admin")
+    )
     assert (response.status_code, error_code(response)) == (status, code), response.get_body()
 
 

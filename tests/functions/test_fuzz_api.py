@@ -51,20 +51,18 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.functions as func
 import pytest
-
-from tests.functions import configure_admin_api, forget_status_report, run_timer
-
-from tests.app_functions import app_functions
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sso_monitor.functions import admin
 from sso_monitor.functions.openapi import openapi_document
+from tests.app_functions import app_functions
+from tests.functions import configure_admin_api, forget_status_report, run_timer
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -116,7 +114,15 @@ def fuzz_api(sandbox, ids, monkeypatch, tmp_path, azurite):
     from sso_monitor.functions import ratelimit
 
     monkeypatch.setattr(ratelimit, "LIMITS", {kind: ratelimit.Limit(1_000_000, 60.0) for kind in ratelimit.LIMITS})
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility=FACILITY, verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5}, storage=azurite.connection_string)
+    configure_admin_api(
+        sandbox,
+        ids,
+        monkeypatch,
+        tmp_path,
+        facility=FACILITY,
+        verify={"successes": 1, "intervalSeconds": 0, "deadlineSeconds": 5},
+        storage=azurite.connection_string,
+    )
     monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
     yield sandbox
     admin.reset()
@@ -134,21 +140,29 @@ def tokens(fuzz_api, ids) -> Tokens:
     """Minted once per test: the valid callers and a few broken tokens."""
 
     def mint(*roles: str, **kwargs: Any) -> str:
-        options = {"tenant_id": ids.tenant_id, "audience": ids.admin_api_uri, "subject": "user-fuzz", "roles": list(roles), "extra": {"preferred_username": "fuzz@contoso.example"}}
+        options = {
+            "tenant_id": ids.tenant_id,
+            "audience": ids.admin_api_uri,
+            "subject": "user-fuzz",
+            "roles": list(roles),
+            "extra": {"preferred_username": "fuzz@contoso.example"},
+        }
         return fuzz_api.mint_token(**{**options, **kwargs})
 
-    past = datetime.now(timezone.utc) - timedelta(hours=3)
-    return Tokens({
-        "read": mint("SsoMonitor.Read"),
-        "admin": mint("SsoMonitor.Admin"),
-        "no-role": mint(),
-        "other-role": mint("SsoMonitor.Everything"),
-        "tampered": mint("SsoMonitor.Admin", key="tampered"),
-        "untrusted": mint("SsoMonitor.Admin", key="untrusted"),
-        "wrong-audience": mint("SsoMonitor.Admin", audience="api://someone-else"),
-        "expired": mint("SsoMonitor.Admin", now=past),
-        "alg-none": mint("SsoMonitor.Admin", algorithm="none"),
-    })
+    past = datetime.now(UTC) - timedelta(hours=3)
+    return Tokens(
+        {
+            "read": mint("SsoMonitor.Read"),
+            "admin": mint("SsoMonitor.Admin"),
+            "no-role": mint(),
+            "other-role": mint("SsoMonitor.Everything"),
+            "tampered": mint("SsoMonitor.Admin", key="tampered"),
+            "untrusted": mint("SsoMonitor.Admin", key="untrusted"),
+            "wrong-audience": mint("SsoMonitor.Admin", audience="api://someone-else"),
+            "expired": mint("SsoMonitor.Admin", now=past),
+            "alg-none": mint("SsoMonitor.Admin", algorithm="none"),
+        }
+    )
 
 
 @pytest.fixture
@@ -215,7 +229,23 @@ def authorizations(tokens: dict[str, str], *, takes_input: bool = True) -> st.Se
 
 def path_values(parameter: dict[str, Any]) -> st.SearchStrategy[str]:
     pattern = parameter.get("schema", {}).get("pattern")
-    near = [FACILITY, FACILITY, " acme", "acme\n", "ACME", "acme/check", "../acme", "acme%2Fcheck", "nowhere", "a" * 63, "a" * 64, "-acme", "", "\x00", "acme\x00"]
+    near = [
+        FACILITY,
+        FACILITY,
+        " acme",
+        "acme\n",
+        "ACME",
+        "acme/check",
+        "../acme",
+        "acme%2Fcheck",
+        "nowhere",
+        "a" * 63,
+        "a" * 64,
+        "-acme",
+        "",
+        "\x00",
+        "acme\x00",
+    ]
     return weighted(
         (6, st.just(FACILITY)),
         (2, st.sampled_from(near)),
@@ -231,16 +261,31 @@ def path_values(parameter: dict[str, Any]) -> st.SearchStrategy[str]:
 # Snooze values: the ends of time with the extreme offsets, dates near now (some valid),
 # and every offset Python accepts.
 EXTREME_UNTIL = [
-    "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59+14:00", "0001-01-01T00:00:00-14:00",
-    "9999-12-31T23:59:59.999999-23:59", "0001-01-01T00:00:00+23:59", "9999-12-31", "0001-01-01", "9999-12-31T23:59:59Z",
-    "2026-02-30", "2026-13-01", "+2026-01-01", "2026-01-01T24:00:00", "2026-01-01T00:00:00+24:00", "Z", "T", "-", " 2026-01-01 ",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59+14:00",
+    "0001-01-01T00:00:00-14:00",
+    "9999-12-31T23:59:59.999999-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31",
+    "0001-01-01",
+    "9999-12-31T23:59:59Z",
+    "2026-02-30",
+    "2026-13-01",
+    "+2026-01-01",
+    "2026-01-01T24:00:00",
+    "2026-01-01T00:00:00+24:00",
+    "Z",
+    "T",
+    "-",
+    " 2026-01-01 ",
 ]
 
 
 def until_values() -> st.SearchStrategy[str]:
     from datetime import timezone as tz
 
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda minutes: tz(timedelta(minutes=minutes)))
     return weighted(
         (3, st.sampled_from(EXTREME_UNTIL)),
@@ -265,7 +310,9 @@ def reasons() -> st.SearchStrategy[str]:
 
 
 def codes() -> st.SearchStrategy[str]:
-    return weighted((3, st.sampled_from(["LOGOUT_URL_MISMATCH", "SECRET_EXPIRING", "ORPHAN_CREDENTIAL"])), (1, st.from_regex(r"[A-Z][A-Z_]{1,40}", fullmatch=True)))
+    return weighted(
+        (3, st.sampled_from(["LOGOUT_URL_MISMATCH", "SECRET_EXPIRING", "ORPHAN_CREDENTIAL"])), (1, st.from_regex(r"[A-Z][A-Z_]{1,40}", fullmatch=True))
+    )
 
 
 def key_id_lengths() -> st.SearchStrategy[str]:
@@ -298,7 +345,14 @@ def _valid_for(schema: dict[str, Any], known: st.SearchStrategy[Any] | None = No
         return st.booleans()
     if kind == "string" and schema.get("format") == "uuid":
         guids = st.uuids().map(str)
-        return st.one_of(guids, guids.map(str.upper), guids.map(lambda g: g + "\n"), guids.map(lambda g: "{" + g + "}"), guids.map(lambda g: " " + g), guids.map(lambda g: g.replace("-", "")))
+        return st.one_of(
+            guids,
+            guids.map(str.upper),
+            guids.map(lambda g: g + "\n"),
+            guids.map(lambda g: "{" + g + "}"),
+            guids.map(lambda g: " " + g),
+            guids.map(lambda g: g.replace("-", "")),
+        )
     if kind == "string":
         return st.text()
     if kind == "integer":
@@ -312,7 +366,9 @@ def _strict_for(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     return _valid_for(schema)
 
 
-def schema_objects(schema: dict[str, Any], known: dict[str, st.SearchStrategy[Any]] | None = None, *, strict: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+def schema_objects(
+    schema: dict[str, Any], known: dict[str, st.SearchStrategy[Any]] | None = None, *, strict: bool = False
+) -> st.SearchStrategy[dict[str, Any]]:
     """Objects shaped by a requestBody schema, loosened: each property well-typed or
     any JSON value, required ones sometimes left out, extra fields sometimes added.
     ``known`` values (e.g. the keyIds the sandbox holds) are drawn for half the
@@ -358,24 +414,28 @@ PATHOLOGICAL = st.one_of(
 
 # Not UTF-8: what a client with the wrong charset, or none, might send.
 NOT_UTF8 = st.one_of(
-    st.sampled_from([
-        '{"code": "SECRET_EXPIRING", "until": "2026-01-01", "reason": "caf\u00e9 \u00fcber"}'.encode("latin-1"),
-        '{"keyId": "\u00e9"}'.encode("cp1252"),
-        '{"dryRun": true}'.encode("utf-16-le"),
-        '{"dryRun": true}'.encode("utf-16-be"),
-        '{"force": true}'.encode("utf-32-le"),
-        b'{"reason": "\xc3\x28"}',  # an invalid two-byte sequence
-        b'{"reason": "\xed\xa0\x80"}',  # a surrogate encoded in UTF-8 (CESU)
-        b'{"reason": "\xf8\x88\x80\x80\x80"}',  # a five-byte form
-        b"\x80{}",
-        b"{\x00}",
-    ]),
+    st.sampled_from(
+        [
+            '{"code": "SECRET_EXPIRING", "until": "2026-01-01", "reason": "caf\u00e9 \u00fcber"}'.encode("latin-1"),
+            '{"keyId": "\u00e9"}'.encode("cp1252"),
+            '{"dryRun": true}'.encode("utf-16-le"),
+            '{"dryRun": true}'.encode("utf-16-be"),
+            '{"force": true}'.encode("utf-32-le"),
+            b'{"reason": "\xc3\x28"}',  # an invalid two-byte sequence
+            b'{"reason": "\xed\xa0\x80"}',  # a surrogate encoded in UTF-8 (CESU)
+            b'{"reason": "\xf8\x88\x80\x80\x80"}',  # a five-byte form
+            b"\x80{}",
+            b"{\x00}",
+        ]
+    ),
     st.binary(min_size=1, max_size=200).map(lambda raw: b'{"reason": "' + raw + b'"}'),
     st.text(min_size=1, max_size=40).map(lambda text: json.dumps({"reason": text}, ensure_ascii=False).encode("utf-16")),
 )
 
 
-def request_bodies(operation: dict[str, Any], known: dict[str, st.SearchStrategy[Any]] | None = None, *, strict: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+def request_bodies(
+    operation: dict[str, Any], known: dict[str, st.SearchStrategy[Any]] | None = None, *, strict: bool = False
+) -> st.SearchStrategy[dict[str, Any]]:
     """Objects from the operation's requestBody schema (none: the empty object)."""
     content = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
     schema = content.get("schema") or {"type": "object", "additionalProperties": False, "properties": {}}
@@ -477,7 +537,7 @@ def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_o
         # About one example in four is a valid request (the Admin role, the configured
         # facility, a body the schema allows), so the answers behind all the checks,
         # real rotations and confirmations among them, are fuzzed for secrets too.
-        params = {name: FACILITY for name in operation_path_params(operation)}
+        params = dict.fromkeys(operation_path_params(operation), FACILITY)
         body = data.draw(request_bodies(operation, known, strict=True).map(_encoded), label="body")
         kind, authorization = "admin", f"Bearer {tokens['admin']}"
     else:
@@ -511,14 +571,18 @@ def test_generated_input_never_gets_a_5xx_or_a_secret(fuzz_api, tokens, handed_o
                     assert (response.status_code, _code(response)) == (400, "invalid_field"), key_id
 
 
-
 # ---- the values that used to give a 5xx, each one sent for sure (the generated examples
 # above draw them too, but 40 examples need not hit each one)
 
 FACILITY_OPERATIONS = [(path, method) for path, method in OPERATIONS if "facility" in operation_path_params(DOCUMENT["paths"][path][method])]
 POST_OPERATIONS = [(path, method) for path, method in OPERATIONS if method == "post"]
 # As deep as the body limit allows (deeper is a 413 before any parsing).
-NESTED = [b"[" * 8_000 + b"]" * 8_000, b'{"a":' * 2_600 + b"1" + b"}" * 2_600, b'{"reason":' + b"[" * 8_000 + b"]" * 8_000 + b"}", b'{"keyId":' + b'{"a":' * 2_600 + b"1" + b"}" * 2_600 + b"}"]
+NESTED = [
+    b"[" * 8_000 + b"]" * 8_000,
+    b'{"a":' * 2_600 + b"1" + b"}" * 2_600,
+    b'{"reason":' + b"[" * 8_000 + b"]" * 8_000 + b"}",
+    b'{"keyId":' + b'{"a":' * 2_600 + b"1" + b"}" * 2_600 + b"}",
+]
 
 
 def answer(fuzz_api, tokens, path: str, method: str, body: bytes, facility: str = FACILITY) -> func.HttpResponse:
@@ -538,8 +602,13 @@ def test_a_facility_of_ten_thousand_characters_is_invalid_facility(fuzz_api, tok
 @pytest.mark.parametrize("path, method", POST_OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in POST_OPERATIONS])
 def test_deep_nesting_and_bodies_that_are_not_utf8_are_clear_4xx(fuzz_api, tokens, path, method):
     bodies = NESTED + [
-        '{"reason": "caf\u00e9"}'.encode("latin-1"), b'{"reason": "\xc3\x28"}', b'{"reason": "\xed\xa0\x80"}',
-        b'{"keyId": "\xf8\x88\x80\x80\x80"}', b"\x80{}", b"\xff\xfe\x00", bytes(range(256)),
+        '{"reason": "caf\u00e9"}'.encode("latin-1"),
+        b'{"reason": "\xc3\x28"}',
+        b'{"reason": "\xed\xa0\x80"}',
+        b'{"keyId": "\xf8\x88\x80\x80\x80"}',
+        b"\x80{}",
+        b"\xff\xfe\x00",
+        bytes(range(256)),
     ]
     for body in bodies:
         response = answer(fuzz_api, tokens, path, method, body)
@@ -562,14 +631,22 @@ def test_snooze_until_at_the_ends_of_time_is_invalid_field(fuzz_api, tokens, unt
 @pytest.mark.parametrize(
     "reason, status",
     [
-        ("\u00e9" * 201, 400), ("\U0001f512" * 1_000, 400), ("x" * MAX_BODY, 413),  # over 200 characters, or over the body limit
-        ("\ud800", 400), ("ok \udfff", 400), ("\udfff\ud800", 400),  # lone surrogates: JSON escapes only
-        ("\U0001f512" * 200, 200), ("\u202e\u2066 right to left", 200), ("e\u0301" * 100, 200), ("nul \x00 and \r\n", 200), ("", 200),
+        ("\u00e9" * 201, 400),
+        ("\U0001f512" * 1_000, 400),
+        ("x" * MAX_BODY, 413),  # over 200 characters, or over the body limit
+        ("\ud800", 400),
+        ("ok \udfff", 400),
+        ("\udfff\ud800", 400),  # lone surrogates: JSON escapes only
+        ("\U0001f512" * 200, 200),
+        ("\u202e\u2066 right to left", 200),
+        ("e\u0301" * 100, 200),
+        ("nul \x00 and \r\n", 200),
+        ("", 200),
     ],
     ids=lambda value: repr(value)[:24],
 )
 def test_snooze_reasons_huge_and_unicode(fuzz_api, tokens, reason, status):
-    until = (datetime.now(timezone.utc) + timedelta(days=10)).strftime("%Y-%m-%d")
+    until = (datetime.now(UTC) + timedelta(days=10)).strftime("%Y-%m-%d")
     body = json.dumps({"code": "LOGOUT_URL_MISMATCH", "until": until, "reason": reason}).encode()
     response = answer(fuzz_api, tokens, "/apps/{facility}/snooze", "post", body)
     assert response.status_code == status, response.get_body()[:300]
@@ -579,7 +656,7 @@ def test_snooze_reasons_huge_and_unicode(fuzz_api, tokens, reason, status):
 
 def test_key_ids_of_every_length(fuzz_api, tokens):
     guid = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
-    lengths = list(range(0, 80)) + [255, 256, 1024, 4096, MAX_BODY - 20, MAX_BODY, 2 * MAX_BODY]
+    lengths = list(range(80)) + [255, 256, 1024, 4096, MAX_BODY - 20, MAX_BODY, 2 * MAX_BODY]
     for n in lengths:
         for key_id in ((guid * (n // len(guid) + 1))[:n], "0" * n):
             response = answer(fuzz_api, tokens, "/apps/{facility}/confirm", "post", json.dumps({"keyId": key_id}).encode())

@@ -123,7 +123,6 @@ def check_app(functions: dict[str, list[dict[str, Any]]]) -> None:
 # 1. In process (the project's Python).
 
 
-
 def test_get_functions_yields_the_expected_bindings() -> None:
     functions = app_functions()
     names = [f.get_function_name() for f in functions]
@@ -169,7 +168,9 @@ def find_python313() -> str | None:
             continue
         probe = subprocess.run(
             [candidate, "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if probe.returncode == 0 and probe.stdout.strip() == "True":
             return candidate
@@ -184,8 +185,7 @@ def _wanted_stamp() -> str:
 def _venv313_runs() -> bool:
     if not VENV313_PYTHON.exists():
         return False
-    probe = subprocess.run([str(VENV313_PYTHON), "-c", "import sys; print(sys.version_info[:2] == (3, 13))"],
-                           capture_output=True, text=True, check=False)
+    probe = subprocess.run([str(VENV313_PYTHON), "-c", "import sys; print(sys.version_info[:2] == (3, 13))"], capture_output=True, text=True, check=False)
     return probe.returncode == 0 and probe.stdout.strip() == "True"
 
 
@@ -195,8 +195,7 @@ def ensure_venv313() -> tuple[Path | None, str]:
         return VENV313_PYTHON, ""
     python313 = find_python313()
     if python313 is None:
-        return None, ("no Python 3.13 found (set PYTHON313, or `pyenv install 3.13`): "
-                      "azure-functions-runtime, the worker the Functions host uses, needs it")
+        return None, ("no Python 3.13 found (set PYTHON313, or `pyenv install 3.13`): azure-functions-runtime, the worker the Functions host uses, needs it")
     VENV313_STAMP.unlink(missing_ok=True)
     if not _venv313_runs():
         subprocess.run([python313, "-m", "venv", "--clear", str(VENV313)], check=True)
@@ -285,7 +284,11 @@ def index_with_worker(python313: Path, app_dir: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     done = subprocess.run(
         [str(python313), "-I", "-B", "-c", WORKER_DRIVER, str(app_dir)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, f"the worker driver crashed:\n{done.stderr}"
     lines = done.stdout.strip().splitlines()

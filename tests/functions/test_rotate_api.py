@@ -20,10 +20,10 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from azure.storage.queue import QueueClient
 
-from sso_monitor.functions import api as admin_api
 from sso_monitor.functions import admin, scheduled
-from sso_sandbox.clock import SimulatedClock
+from sso_monitor.functions import api as admin_api
 from sso_monitor.rotation.ports import WORK_QUEUE
+from sso_sandbox.clock import SimulatedClock
 from tests.app_functions import functions_by_name
 from tests.azurite import forget_alert_state
 from tests.functions import configure_admin_api, run_timer
@@ -59,7 +59,9 @@ def slow_propagation(sandbox, ids, monkeypatch, tmp_path, azurite):
     """acme on the sandbox and Azurite; the configured verify would wait up to 600 s (and so
     outlast propagation), one probe every 30 s, on the world's clock."""
     connection = azurite.connection_string
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 30, "deadlineSeconds": 600}, storage=connection)
+    configure_admin_api(
+        sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 30, "deadlineSeconds": 600}, storage=connection
+    )
     monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
     empty_queue(connection)
     forget_alert_state(connection)
@@ -73,7 +75,14 @@ def slow_propagation(sandbox, ids, monkeypatch, tmp_path, azurite):
 def test_rotate_answers_202_when_propagation_outlasts_the_bound(slow_propagation, ids, azurite):
     world = slow_propagation.world
     started = world.now()
-    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=token(slow_propagation, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_rotate",
+        method="POST",
+        route="apps/acme/rotate",
+        params={"facility": "acme"},
+        body=b'{"force": true}',
+        bearer=token(slow_propagation, ids, "SsoMonitor.Admin"),
+    )
     assert response.status_code == 202, response.get_body()
     result = json.loads(response.get_body())
     assert result["stage"] == "pending" and result["error"] is None and result["key_id"]
@@ -101,12 +110,23 @@ def test_rotate_answers_202_when_propagation_outlasts_the_bound(slow_propagation
     functions = functions_by_name()
     asyncio.run(functions["rotation_worker"].get_user_function()(func.QueueMessage(id=message.id, body=text)))
     assert stages(world, ids)[-1] == "awaiting-confirmation"  # manual handoff: the administrator's turn
-    rotation = json.loads(call("admin_rotation_status", route="apps/acme/rotation", params={"facility": "acme"}, bearer=token(slow_propagation, ids, "SsoMonitor.Read")).get_body())
+    rotation = json.loads(
+        call(
+            "admin_rotation_status", route="apps/acme/rotation", params={"facility": "acme"}, bearer=token(slow_propagation, ids, "SsoMonitor.Read")
+        ).get_body()
+    )
     assert (rotation["stage"], rotation["inFlight"]) == ("awaiting-confirmation", False)
 
 
 def test_the_timers_next_run_resumes_a_pending_rotation(slow_propagation, ids, azurite):
-    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=token(slow_propagation, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_rotate",
+        method="POST",
+        route="apps/acme/rotate",
+        params={"facility": "acme"},
+        body=b'{"force": true}',
+        bearer=token(slow_propagation, ids, "SsoMonitor.Admin"),
+    )
     assert response.status_code == 202
     empty_queue(azurite.connection_string)  # the message was lost: the timer finds the rotation in Key Vault anyway
     run_timer()
@@ -120,15 +140,25 @@ def test_without_a_queue_the_202_says_the_timer_resumes_it(slow_propagation, ids
         return False
 
     monkeypatch.setattr(service, "queue_resume", no_queue)
-    response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=token(slow_propagation, ids, "SsoMonitor.Admin"))
+    response = call(
+        "admin_rotate",
+        method="POST",
+        route="apps/acme/rotate",
+        params={"facility": "acme"},
+        body=b'{"force": true}',
+        bearer=token(slow_propagation, ids, "SsoMonitor.Admin"),
+    )
     result = json.loads(response.get_body())
     assert response.status_code == 202 and result["resume"] == "next-scheduled-run" and "the timer's next run resumes it" in result["message"]
 
 
 def test_the_status_url_keeps_scheme_host_and_prefix_but_never_the_query(slow_propagation, ids):
     request = func.HttpRequest(
-        method="POST", url="https://sso.example.net/api/apps/acme/rotate?code=the-function-key",
-        headers={"Authorization": f"Bearer {token(slow_propagation, ids, 'SsoMonitor.Admin')}"}, body=b'{"force": true}', route_params={"facility": "acme"},
+        method="POST",
+        url="https://sso.example.net/api/apps/acme/rotate?code=the-function-key",
+        headers={"Authorization": f"Bearer {token(slow_propagation, ids, 'SsoMonitor.Admin')}"},
+        body=b'{"force": true}',
+        route_params={"facility": "acme"},
     )
     response = asyncio.run(FUNCTIONS["admin_rotate"](request))
     assert response.status_code == 202
@@ -140,7 +170,14 @@ def test_a_quick_rotation_is_still_a_200(sandbox, ids, monkeypatch, tmp_path, az
     configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
     empty_queue(azurite.connection_string)
     try:
-        response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=token(sandbox, ids, "SsoMonitor.Admin"))
+        response = call(
+            "admin_rotate",
+            method="POST",
+            route="apps/acme/rotate",
+            params={"facility": "acme"},
+            body=b'{"force": true}',
+            bearer=token(sandbox, ids, "SsoMonitor.Admin"),
+        )
         assert response.status_code == 200 and json.loads(response.get_body())["stage"] == "awaiting-confirmation"
         assert "Location" not in response.headers and queued(azurite.connection_string) == []
     finally:
@@ -152,7 +189,13 @@ def test_a_run_past_the_answer_bound_goes_on_after_a_202(sandbox, ids, monkeypat
     empty_queue(azurite.connection_string)
     forget_alert_state(azurite.connection_string)
     monkeypatch.setattr(admin, "ROTATE_ANSWER_WITHIN", 0.0)  # answer at once, whatever the run is doing
-    request = func.HttpRequest(method="POST", url="/api/apps/acme/rotate", headers={"Authorization": f"Bearer {token(sandbox, ids, 'SsoMonitor.Admin')}"}, body=b'{"force": true}', route_params={"facility": "acme"})
+    request = func.HttpRequest(
+        method="POST",
+        url="/api/apps/acme/rotate",
+        headers={"Authorization": f"Bearer {token(sandbox, ids, 'SsoMonitor.Admin')}"},
+        body=b'{"force": true}',
+        route_params={"facility": "acme"},
+    )
 
     async def scenario():
         response = await FUNCTIONS["admin_rotate"](request)
@@ -193,7 +236,16 @@ def http_handoff_with_storage(sandbox, ids, monkeypatch, tmp_path, azurite):
     vault = sandbox.world.vault(ids.vault_name)
     sandbox.world.set_secret(vault, HANDOFF_TOKEN, next(iter(facility.api_tokens)))
     handoff = {"mode": "http", "url": f"{facility.api_base}/integrations/acme/azure-ad/client-secret", "tokenSecretName": HANDOFF_TOKEN}
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, app_overrides={"handoff": handoff}, storage=azurite.connection_string)
+    configure_admin_api(
+        sandbox,
+        ids,
+        monkeypatch,
+        tmp_path,
+        facility="acme",
+        verify={"successes": 1, "intervalSeconds": 0},
+        app_overrides={"handoff": handoff},
+        storage=azurite.connection_string,
+    )
     yield sandbox
     admin.reset()
 
@@ -221,7 +273,14 @@ def test_confirm_and_push_while_another_run_holds_the_lease_are_409(http_handoff
     sandbox = http_handoff_with_storage
     before = stages(sandbox.world, ids)
     bearer = token(sandbox, ids, "SsoMonitor.Admin")
-    confirm = call("admin_confirm", method="POST", route="apps/acme/confirm", params={"facility": "acme"}, body=json.dumps({"keyId": ids.smarttrace_key_id}).encode(), bearer=bearer)
+    confirm = call(
+        "admin_confirm",
+        method="POST",
+        route="apps/acme/confirm",
+        params={"facility": "acme"},
+        body=json.dumps({"keyId": ids.smarttrace_key_id}).encode(),
+        bearer=bearer,
+    )
     push = call("admin_push", method="POST", route="apps/acme/push", params={"facility": "acme"}, body=b"{}", bearer=bearer)
     for response in (confirm, push):
         assert (response.status_code, error_code(response)) == (409, "rotation_busy"), response.get_body()

@@ -9,38 +9,36 @@ import base64
 import functools
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import azure.functions as func
 import pytest
-
-from tests.app_functions import functions_by_name
-from tests.azurite import forget_alert_state
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.functions.timer import TimerRequest  # func.TimerRequest is the abstract one
 from azure.storage.blob import BlobLeaseClient, ContainerClient
 from azure.storage.queue import QueueClient
 
+from sso_monitor.checks.findings import finding
+from sso_monitor.checks.run import AppResult, CheckReport
 from sso_monitor.config import RotationPolicy, parse_config
 from sso_monitor.errors import TransientError
-from sso_monitor.checks.findings import finding
 from sso_monitor.functions import scheduled
-from sso_monitor.rotation.ports import VaultVersion
-from sso_monitor.checks.run import AppResult, CheckReport
-from sso_sandbox.settings import monitor_document
-from sso_monitor.rotation.ports import POISON_QUEUE, WORK_QUEUE, WorkItem
+from sso_monitor.rotation.ports import POISON_QUEUE, WORK_QUEUE, VaultVersion, WorkItem
 from sso_monitor.rotation.schedule import AppState, app_state, work_due
 from sso_monitor.service import WorkFailed, alert_summary, plan_work
+from sso_sandbox.settings import monitor_document
+from tests.app_functions import functions_by_name
+from tests.azurite import forget_alert_state
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
-
 
 
 @functools.cache
 def functions() -> dict:
     return functions_by_name()
 
-NOW = datetime(2025, 6, 1, tzinfo=timezone.utc)
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
 POLICY = RotationPolicy(rotate_before_days=30, grace_days=7)
 
 
@@ -152,7 +150,10 @@ def test_plan_isolates_an_app_whose_versions_cannot_be_read():
     assert plan.work == [WorkItem("acme", "rotate")] and plan.failures == []
     plan = asyncio.run(plan_work(config, report, FakeVault(down=True), NOW))
     assert plan.work == [] and plan.failures == ["acme: Key Vault versions unreadable: vault: versions of smarttrace-acme: 503 ServiceUnavailable"]
-    assert alert_summary(plan, []) == "1 app: 1 ok; queued 0; 1 failed: acme: Key Vault versions unreadable: vault: versions of smarttrace-acme: 503 ServiceUnavailable"
+    assert (
+        alert_summary(plan, [])
+        == "1 app: 1 ok; queued 0; 1 failed: acme: Key Vault versions unreadable: vault: versions of smarttrace-acme: 503 ServiceUnavailable"
+    )
 
 
 # ---------------------------------------------------------------- timer -> queue -> worker
@@ -295,7 +296,7 @@ def test_timer_and_worker_alert_through_the_channels(sandbox, ids, storage, conf
     configure(teams=ids.webhook_id, rotateBeforeDays=90)
     run("scheduled_run", TimerRequest(past_due=False))  # healthy (64 days left): nothing to say
     assert card_texts(sandbox, ids.webhook_id) == []
-    (message, text), = queued(storage)
+    ((message, text),) = queued(storage)
     run("rotation_worker", func.QueueMessage(id=message.id, body=text))
     cards = card_texts(sandbox, ids.webhook_id)
     assert len(cards) == 2 and "acme: rotation started" in cards[0] and "acme: rotation awaiting confirmation" in cards[1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.storage.blob import BlobClient
@@ -99,7 +99,7 @@ def test_a_second_call_within_the_ttl_reads_nothing(stored, ids, azurite):
     first = json.loads(status(stored, ids).get_body())
     assert reads() == 1
     # Another instance's run replaces the report: this one keeps serving what it read, for a minute.
-    replaced = {**first, "generatedAt": (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "errors": ["from the next run"]}
+    replaced = {**first, "generatedAt": (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"), "errors": ["from the next run"]}
     asyncio.run(admin._get_state().service.report_store().write(replaced))
     for route, name in (("status", "admin_status"), ("status/page", "admin_status_page"), ("status", "admin_status")):
         assert status(stored, ids, route=route, name=name).status_code == 200

@@ -126,7 +126,7 @@ def test_status_is_spelled_out_not_colour_alone():
 def test_document_text_is_escaped():
     evil = "<script>alert('x')</script>"
     document = {
-        "generatedAt": "2026-11-29T12:00:00Z\"><script>",
+        "generatedAt": '2026-11-29T12:00:00Z"><script>',
         "errors": ["tenant t: <b>boom</b>"],
         "apps": [
             _app('evil"<img src=x>', "warning", 12, findings=[_finding("SECRET_EXPIRING", "warning", f"message {evil}")], stage="<i>stage</i>"),
@@ -164,7 +164,7 @@ def test_one_svg_timeline_per_app_with_ticks_and_thresholds():
         labels = re.findall(r"<text[^>]*>(.*?)</text>", svg)
         for tick in ("today", "+30", "+60", "+90 days"):
             assert tick in labels
-        assert svg.count('stroke-dasharray') == 3  # the 30/14/7-day threshold lines
+        assert svg.count("stroke-dasharray") == 3  # the 30/14/7-day threshold lines
     inland = next(c for c in cards if "<h2>inland</h2>" in c)
     assert {"30d", "14d", "7d"} <= set(re.findall(r"<text[^>]*>(.*?)</text>", inland))
     harbor = next(c for c in cards if "<h2>harbor</h2>" in c)

@@ -145,12 +145,12 @@ def object_keys(text: str, start: int, code: str | None = None) -> dict[str, str
             closing = string_end(code, i)
             colon = re.compile(r"\s*:").match(text, closing)
             if colon is None:
-                raise ValueError(f"cannot read an object key at {text[i:i + 40]!r}")
+                raise ValueError(f"cannot read an object key at {text[i : i + 40]!r}")
             key, value_start = text[i + 1 : closing - 1], colon.end()
         else:
             match = _KEY.match(text, i)
             if match is None:
-                raise ValueError(f"cannot read an object key at {text[i:i + 40]!r}")
+                raise ValueError(f"cannot read an object key at {text[i : i + 40]!r}")
             key, value_start = match.group(1), match.end()
         value_end = _value_end(code, value_start, end)
         keys[key] = text[value_start:value_end].strip()
@@ -274,7 +274,19 @@ class Template:
             end = block_end(self.code, i)
             body = object_keys(self.text, i, self.code)
             found.append(
-                Declaration(match.group(1), match.group(2), match.group(3), bool(match.group(4)), condition, loop, body, self.text[match.start() : end], match.start(), end, i)
+                Declaration(
+                    match.group(1),
+                    match.group(2),
+                    match.group(3),
+                    bool(match.group(4)),
+                    condition,
+                    loop,
+                    body,
+                    self.text[match.start() : end],
+                    match.start(),
+                    end,
+                    i,
+                )
             )
         return found
 

@@ -226,9 +226,7 @@ def _union(file: TypeFile, type_: dict[str, Any], value: Value, where: str, repo
     return min(attempts, key=len) if attempts else []
 
 
-def _object(
-    file: TypeFile, properties: dict[str, Any], additional: dict[str, str] | None, value: Obj, where: str, report: Report, existing: bool
-) -> list[str]:
+def _object(file: TypeFile, properties: dict[str, Any], additional: dict[str, str] | None, value: Obj, where: str, report: Report, existing: bool) -> list[str]:
     problems = []
     for key, item in value.entries.items():
         report.checked_names += 1

@@ -161,7 +161,8 @@ def test_the_controls_are_otherwise_right(tmp_path: Path) -> None:
     """The same shapes, right: the checker accepts them (so each control fails for its one mistake)."""
     path = tmp_path / "right.bicep"
     path.write_text(
-        SITE % "httpsOnly: true\n    siteConfig: {\n      minTlsVersion: '1.2'\n      appSettings: [\n        {\n          name: 'A'\n          value: 'b'\n        }\n      ]\n    }",
+        SITE
+        % "httpsOnly: true\n    siteConfig: {\n      minTlsVersion: '1.2'\n      appSettings: [\n        {\n          name: 'A'\n          value: 'b'\n        }\n      ]\n    }",
         encoding="utf-8",
     )
     assert _report(Template.load(path)).problems == []

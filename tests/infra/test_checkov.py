@@ -122,7 +122,9 @@ def test_the_graph_extension_files_are_parsed_with_their_graph_resources(copy: P
     }
     # ...and checks none of them: checkov has no Microsoft.Graph checks. If it gains some,
     # this fails: then its results cover the Graph resources too, and this note can go.
-    checked = {check["resource"] for report in reports.values() for kind in ("passed_checks", "failed_checks", "skipped_checks") for check in report["results"][kind]}
+    checked = {
+        check["resource"] for report in reports.values() for kind in ("passed_checks", "failed_checks", "skipped_checks") for check in report["results"][kind]
+    }
     assert not [r for r in checked if r.startswith("Microsoft.Graph/")], sorted(checked)
 
 

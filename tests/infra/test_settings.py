@@ -113,7 +113,7 @@ def sample_settings() -> dict[str, str]:
 
 def test_the_scanner_finds_every_form_of_reading_a_setting() -> None:
     """Not vacuous: each form the docstring lists is found; format strings are not settings."""
-    source = '''
+    source = """
 ENV_CONFIG = "SSO_MONITOR_CONFIG"
 ENV_TYPED: str = "TYPED_SETTING"
 value = self.env.get("AzureWebJobsStorage__blobServiceUri")
@@ -128,7 +128,7 @@ STAMP = "%Y-%m-%dT%H:%M:%SZ"
 rotation_id = f"{now:%Y%m%dT%H%M%SZ}-x"
 for name in ("HTTPS_PROXY", "HTTP_PROXY"):
     env.get(name)
-'''
+"""
     assert settings_read_by(source) == {
         "SSO_MONITOR_CONFIG",
         "TYPED_SETTING",

@@ -222,7 +222,9 @@ def test_each_azure_role_is_granted_on_one_resource_only() -> None:
     assignments = _role_assignments()
     assert assignments, "no role assignments found: the reader is broken"
     for template, symbol, _, scope in assignments:
-        assert scope in {"storage", "vault", "settingsVault", "applicationInsights"}, f"{template} {symbol}: scope {scope or '(the deployment scope)'} is broader than one resource"
+        assert scope in {"storage", "vault", "settingsVault", "applicationInsights"}, (
+            f"{template} {symbol}: scope {scope or '(the deployment scope)'} is broader than one resource"
+        )
 
 
 def test_the_managed_identity_gets_exactly_the_roles_it_needs() -> None:

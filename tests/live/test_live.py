@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -37,13 +37,26 @@ class Given:
 
 
 def notice(channel: str) -> Notice:
-    now = datetime.now(timezone.utc)
-    alert = Alert(kind="appeared", severity="info", title="SSO monitor live test: please ignore", message=f"Sent by tests/live at {now:%Y-%m-%d %H:%M} UTC.", at=now, fix="Nothing to do.")
+    now = datetime.now(UTC)
+    alert = Alert(
+        kind="appeared",
+        severity="info",
+        title="SSO monitor live test: please ignore",
+        message=f"Sent by tests/live at {now:%Y-%m-%d %H:%M} UTC.",
+        at=now,
+        fix="Nothing to do.",
+    )
     return Notice(channel=channel, alerts=(alert,))
 
 
 def minimal_config():
-    return parse_config({"vaultUrl": "https://unused.vault.azure.net", "apps": [{"facility": "live", "tenantId": "00000000-0000-4000-8000-000000000000", "appId": "00000000-0000-4000-8000-000000000001"}]}, {})
+    return parse_config(
+        {
+            "vaultUrl": "https://unused.vault.azure.net",
+            "apps": [{"facility": "live", "tenantId": "00000000-0000-4000-8000-000000000000", "appId": "00000000-0000-4000-8000-000000000001"}],
+        },
+        {},
+    )
 
 
 def test_check_against_the_tenant():
@@ -55,7 +68,7 @@ def test_check_against_the_tenant():
     async def check():
         adapters = build_adapters(config)
         try:
-            return await run_checks(config, adapters, datetime.now(timezone.utc))
+            return await run_checks(config, adapters, datetime.now(UTC))
         finally:
             await adapters.aclose()
 
@@ -77,6 +90,15 @@ def test_an_email_reaches_the_smtp_server():
 
     host, _, port = setting("SSO_MONITOR_LIVE_SMTP").partition(":")
     user = setting("SSO_MONITOR_LIVE_SMTP_USER")
-    channel = ChannelConfig(name="live-smtp", type="smtp", host=host, port=int(port or 587), sender=user, username=user, password_secret_name="smtp", to=(setting("SSO_MONITOR_LIVE_SMTP_TO"),))
+    channel = ChannelConfig(
+        name="live-smtp",
+        type="smtp",
+        host=host,
+        port=int(port or 587),
+        sender=user,
+        username=user,
+        password_secret_name="smtp",
+        to=(setting("SSO_MONITOR_LIVE_SMTP_TO"),),
+    )
     smtp = SmtpChannel(minimal_config(), channel, Given(smtp=setting("SSO_MONITOR_LIVE_SMTP_PASSWORD")))
     asyncio.run(smtp.send(notice("live-smtp")))

@@ -13,10 +13,10 @@ from typing import Any
 
 from sso_monitor.config import MonitorConfig, parse_config
 from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult, RotationSettings, Rotator
+from sso_monitor.wiring import build_rotation_deps
 from sso_sandbox import Sandbox, World
 from sso_sandbox.clock import SimulatedClock as SandboxClock
 from sso_sandbox.settings import monitor_document
-from sso_monitor.wiring import build_rotation_deps
 
 HANDOFF_TOKEN_SECRET = "smarttrace-acme-handoff-token"
 FAST = RotationSettings(verify_successes=3, verify_interval=5.0, verify_deadline=120.0)

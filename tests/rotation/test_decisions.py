@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,7 +28,7 @@ from sso_monitor.rotation.state import (
     version_of,
 )
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 
 
@@ -198,7 +198,7 @@ def test_may_abandon(stage, age, abandon):
 def test_the_version_of_a_key_id_is_its_copy_furthest_along():
     # A retried store wrote two copies in the same second with the same tags; one was
     # abandoned as stale, the other waits for confirmation: confirm must find that one.
-    same = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+    same = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     live = VaultVersion("0aaa", {"stage": "awaiting-confirmation", "keyId": "k"}, created=same)
     stale = VaultVersion("ffff", {"stage": "abandoned", "keyId": "k"}, created=same)
     for versions in ([live, stale], [stale, live]):

@@ -97,8 +97,8 @@ from typing import Any
 import pytest
 
 from sso_monitor.errors import MonitorError
-from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult
 from sso_monitor.models import is_ours, marker_name
+from sso_monitor.rotation.protocol import MemoryNotifier, RotationDeps, RotationResult
 from sso_monitor.rotation.state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS
 from sso_sandbox import Sandbox
 from sso_sandbox.http import SandboxServer
@@ -117,6 +117,8 @@ def realistic(world: Any) -> Any:
     on by default)."""
     world.set_replication(REPLICATION)
     return world
+
+
 RUN_LIMIT = 6  # runs per scenario, the faulted one included
 BETWEEN_RUNS_MINUTES = 15  # past the sweep window (10 min)
 DUE_AFTER_DAYS = 40  # the hand-made secret ends 65 days after the world starts; rotation starts at 30 days left
@@ -359,7 +361,9 @@ class Scenario:
         return {
             "stages": sorted(v.tags.get("stage") or "-" for v in versions if v.tags.get("stage") != "abandoned"),
             "in flight": sum(1 for v in versions if v.tags.get("stage") in IN_FLIGHT),
-            "earlier versions hold the hand-made keyId": all(v.tags["keyId"].lower() == self.hand_made for v in versions if v.tags.get("stage") in (PREVIOUS, "superseded")),
+            "earlier versions hold the hand-made keyId": all(
+                v.tags["keyId"].lower() == self.hand_made for v in versions if v.tags.get("stage") in (PREVIOUS, "superseded")
+            ),
             "current is managed": bool(current) and current[0].tags.get("managed") == "true",
             "SmartTrace holds the current keyId": (self.world.facility("acme").key_id or "").lower() == current_key,
             "sign-in works": self.world.sign_in_works("acme"),

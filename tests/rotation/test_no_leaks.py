@@ -133,9 +133,9 @@ def test_an_upstream_that_echoes_most_of_the_secret_leaks_no_fragment(sandbox: S
     the CLI's output, the events, the alert cards and emails built from them, the logs."""
     import logging
 
-    from sso_monitor.alerts.render import email_bodies, serialise, teams_message
-    from sso_monitor.alerts.ports import Notice
     from sso_monitor.alerts.decisions import rotation_alert
+    from sso_monitor.alerts.ports import Notice
+    from sso_monitor.alerts.render import email_bodies, serialise, teams_message
     from sso_monitor.config import AlertsConfig
 
     caplog.set_level(logging.DEBUG)

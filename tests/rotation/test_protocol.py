@@ -141,7 +141,9 @@ def test_sweep_removes_our_orphans_after_the_window_only(harness: Harness):
     app = world.find_app(harness.app.app_id)
     ours = harness.app.deployment_id
     young = world.add_password(app, display_name=f"sso-monitor {ours} 20261129T000000Z-0000000a")
-    old = world.add_password(app, display_name=f"sso-monitor {ours} 20261128T000000Z-0000000b", start=world.now() - timedelta(hours=2), created=world.now() - timedelta(hours=2))
+    old = world.add_password(
+        app, display_name=f"sso-monitor {ours} 20261128T000000Z-0000000b", start=world.now() - timedelta(hours=2), created=world.now() - timedelta(hours=2)
+    )
     mine = world.add_password(app, display_name="made by an admin", start=world.now() - timedelta(days=3))
     # Named like ours by a person, by an older release, by another deployment: never swept.
     lookalikes = [
@@ -160,7 +162,9 @@ def test_no_sweep_while_a_hand_stored_version_could_hold_an_orphan(harness: Harn
     world = harness.world
     app = world.find_app(harness.app.app_id)
     ours = harness.app.deployment_id
-    held = world.add_password(app, display_name=f"sso-monitor {ours} 20261101T000000Z-0000000e", start=world.now() - timedelta(days=20), created=world.now() - timedelta(days=20))
+    held = world.add_password(
+        app, display_name=f"sso-monitor {ours} 20261101T000000Z-0000000e", start=world.now() - timedelta(days=20), created=world.now() - timedelta(days=20)
+    )
     vault = next(iter(world.vaults.values()))
     world.set_secret(vault, harness.app.vault_secret_name, held.secret_text)  # az keyvault secret set: no tags
     harness.rotate()
@@ -390,7 +394,11 @@ class LosingLease:
 
 
 def _writes(world, since: int) -> list[str]:
-    return [f"{r.method} {r.path}" for r in list(world.requests)[since:] if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.service in ("graph", "vault", "smarttrace") and not r.inner]
+    return [
+        f"{r.method} {r.path}"
+        for r in list(world.requests)[since:]
+        if r.method in ("POST", "PUT", "PATCH", "DELETE") and r.service in ("graph", "vault", "smarttrace") and not r.inner
+    ]
 
 
 @pytest.mark.parametrize("lose_at", range(1, 8))  # an http rotation confirms the lease before each of its 7 writes
@@ -414,8 +422,8 @@ def test_a_lost_lease_stops_before_the_next_write(http_harness: Harness, lose_at
     assert result.error and "lost during the run" in result.error and "nothing was done" not in result.error
     assert world.sign_in_works("acme")
     # The stage reported is the one Key Vault holds.
-    from sso_monitor.rotation.state import in_flight
     from sso_monitor.rotation.ports import VaultVersion
+    from sso_monitor.rotation.state import in_flight
 
     versions = [VaultVersion(v.version, dict(v.tags), v.enabled, v.expires, v.created) for v in http_harness.vault_versions()]
     flight = in_flight(versions)
@@ -470,7 +478,9 @@ def test_lines_say_what_happened_and_plans_say_would(http_harness: Harness):
     assert any(line.startswith("store: stored keyId") for line in done.actions)
     assert any(line.startswith("finish: keyId") and "is current" in line for line in done.actions)
     plan = http_harness.rotate(force=True, dry_run=True)
-    assert all(" would " in f" {line.split(':', 1)[1]} " or line.startswith(("plan:", "resume:")) for line in plan.actions if not line.startswith("sweep: nothing")), plan.actions
+    assert all(
+        " would " in f" {line.split(':', 1)[1]} " or line.startswith(("plan:", "resume:")) for line in plan.actions if not line.startswith("sweep: nothing")
+    ), plan.actions
 
 
 def test_a_check_right_after_a_rotation_reads_no_unknown_key_from_a_lagging_replica(http_harness: Harness):

@@ -94,7 +94,7 @@ def captured_logs() -> Iterator[list[str]]:
         def emit(self, record: logging.LogRecord) -> None:
             try:
                 lines.append(formatter.format(record))
-            except Exception as exc:  # noqa: BLE001 - a record that cannot be formatted is kept as such
+            except Exception as exc:
                 lines.append(f"unformattable record {record.name}: {exc!r}")
 
     root = logging.getLogger()

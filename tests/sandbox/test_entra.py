@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import jwt
 import pytest
@@ -85,8 +85,18 @@ def token_request(sandbox: Sandbox, tenant: str, **form: str) -> requests.Respon
         ({"grant_type": "client_credentials", "client_id": "bad", "client_secret": "x", "scope": GRAPH}, 400, "unauthorized_client", 700016),
         ({"grant_type": "client_credentials", "client_id": "{app}", "client_secret": "wrong", "scope": GRAPH}, 401, "invalid_client", 7000215),
         ({"grant_type": "client_credentials", "client_id": "{app}", "scope": GRAPH}, 401, "invalid_client", 7000218),
-        ({"grant_type": "client_credentials", "client_id": "{app}", "client_secret": "{secret}", "scope": "https://graph.microsoft.com/User.Read"}, 400, "invalid_scope", 1002012),
-        ({"grant_type": "client_credentials", "client_id": "{app}", "client_secret": "{secret}", "scope": "api://nothing/.default"}, 400, "invalid_resource", 500011),
+        (
+            {"grant_type": "client_credentials", "client_id": "{app}", "client_secret": "{secret}", "scope": "https://graph.microsoft.com/User.Read"},
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+        (
+            {"grant_type": "client_credentials", "client_id": "{app}", "client_secret": "{secret}", "scope": "api://nothing/.default"},
+            400,
+            "invalid_resource",
+            500011,
+        ),
         ({"grant_type": "password", "client_id": "{app}"}, 400, "unsupported_grant_type", 70003),
         ({"client_id": "{app}"}, 400, "invalid_request", 900144),
     ],
@@ -139,19 +149,19 @@ def _context(ca: str):
     ],
 )
 def test_the_token_helper_mints_broken_tokens_for_negative_tests(sandbox, ids, kwargs, reason):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     base = {"tenant_id": ids.tenant_id, "audience": ids.admin_api_uri, "subject": "user-1"}
     base.update(kwargs)
     token = sandbox.mint_token(**base)
     with pytest.raises(TokenError, match=reason):
-        sandbox.issuer.validate(token, audiences=[ids.admin_api_uri], now=datetime.now(timezone.utc))
+        sandbox.issuer.validate(token, audiences=[ids.admin_api_uri], now=datetime.now(UTC))
 
 
 def test_not_yet_valid_tokens_are_refused(sandbox, ids):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     token = sandbox.mint_token(tenant_id=ids.tenant_id, audience=ids.admin_api_uri, not_before=now + timedelta(minutes=10))
     with pytest.raises(TokenError, match="not yet valid"):
         sandbox.issuer.validate(token, audiences=[ids.admin_api_uri], now=now)

@@ -93,9 +93,7 @@ def test_conditional_access_for_workload_identities_is_aadsts53003(sandbox: Sand
     sandbox.world.tenant(ids.tenant_id).sp_by_app_id(ids.smarttrace_app_id).blocked_by_conditional_access = True
     answer = acquire(sandbox, ids.tenant_id, ids.smarttrace_app_id, smarttrace_secret(sandbox, ids))
     assert answer["error"] == "invalid_grant" and answer["error_codes"] == [53003]
-    assert description_text(answer) == (
-        "AADSTS53003: Access has been blocked by Conditional Access policies. The access policy does not allow token issuance."
-    )
+    assert description_text(answer) == ("AADSTS53003: Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.")
     raw = post_token(sandbox, ids.tenant_id, **form(ids, smarttrace_secret(sandbox, ids)))
     assert raw.status_code == 400
     body = raw.json()
@@ -105,8 +103,12 @@ def test_conditional_access_for_workload_identities_is_aadsts53003(sandbox: Sand
     # azure-identity surfaces it as an authentication error naming the code
     with pytest.raises(ClientAuthenticationError, match="AADSTS53003"):
         ClientSecretCredential(
-            ids.tenant_id, ids.smarttrace_app_id, smarttrace_secret(sandbox, ids), authority=sandbox.endpoints.authority,
-            disable_instance_discovery=True, connection_verify=str(sandbox.endpoints.ca_path),
+            ids.tenant_id,
+            ids.smarttrace_app_id,
+            smarttrace_secret(sandbox, ids),
+            authority=sandbox.endpoints.authority,
+            disable_instance_discovery=True,
+            connection_verify=str(sandbox.endpoints.ca_path),
         ).get_token(GRAPH)
     # workload-identity policies do not apply to user sign-ins: SSO keeps working
     assert sandbox.world.sign_in_works(ids.facility)
@@ -186,9 +188,7 @@ def test_the_description_ends_with_trace_correlation_and_timestamp_matching_the_
 def test_the_older_crlf_layout_can_be_chosen(sandbox: Sandbox, ids: StandardIds) -> None:
     sandbox.services["login"].description_separator = "\r\n"
     body = post_token(sandbox, ids.tenant_id, **form(ids, "wrong")).json()
-    assert body["error_description"].endswith(
-        f"\r\nTrace ID: {body['trace_id']}\r\nCorrelation ID: {body['correlation_id']}\r\nTimestamp: {body['timestamp']}"
-    )
+    assert body["error_description"].endswith(f"\r\nTrace ID: {body['trace_id']}\r\nCorrelation ID: {body['correlation_id']}\r\nTimestamp: {body['timestamp']}")
 
 
 # ---------------------------------------------------------------- which refusal wins
@@ -247,14 +247,32 @@ def test_scenario_fields_seed_each_refusal() -> None:
     from sso_sandbox.scenario import load_scenario
 
     tenant = "72f988bf-0000-4000-8000-0000000000bb"
-    world, _ = load_scenario({
-        "tenants": [{"id": tenant, "name": "Fabrikam", "applications": [
-            {"key": "blocked", "displayName": "Blocked", "passwordCredentials": [{"ref": "b"}], "servicePrincipal": {"blockedByConditionalAccess": True}},
-            {"key": "banned", "displayName": "Banned", "disabledByMicrosoftStatus": "DisabledDueToViolationOfServicesAgreement", "passwordCredentials": [{"ref": "m"}]},
-            {"key": "off", "displayName": "Off", "passwordCredentials": [{"ref": "o"}], "servicePrincipal": {"accountEnabled": False}},
-            {"key": "nosp", "displayName": "No SP", "passwordCredentials": [{"ref": "n"}], "servicePrincipal": False},
-        ]}],
-    })
+    world, _ = load_scenario(
+        {
+            "tenants": [
+                {
+                    "id": tenant,
+                    "name": "Fabrikam",
+                    "applications": [
+                        {
+                            "key": "blocked",
+                            "displayName": "Blocked",
+                            "passwordCredentials": [{"ref": "b"}],
+                            "servicePrincipal": {"blockedByConditionalAccess": True},
+                        },
+                        {
+                            "key": "banned",
+                            "displayName": "Banned",
+                            "disabledByMicrosoftStatus": "DisabledDueToViolationOfServicesAgreement",
+                            "passwordCredentials": [{"ref": "m"}],
+                        },
+                        {"key": "off", "displayName": "Off", "passwordCredentials": [{"ref": "o"}], "servicePrincipal": {"accountEnabled": False}},
+                        {"key": "nosp", "displayName": "No SP", "passwordCredentials": [{"ref": "n"}], "servicePrincipal": False},
+                    ],
+                }
+            ],
+        }
+    )
     refs = world.scenario_refs  # type: ignore[attr-defined]
     expect = {"blocked": "AADSTS53003", "banned": "AADSTS7000112", "off": "AADSTS7000112", "nosp": "AADSTS7000229"}
     for key, ref in (("blocked", "b"), ("banned", "m"), ("off", "o"), ("nosp", "n")):

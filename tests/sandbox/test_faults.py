@@ -185,7 +185,9 @@ def test_a_plan_loads_from_a_list():
 
 
 def test_a_replication_rule_is_a_setting_for_the_run_not_a_fault():
-    plan = FaultPlan.from_list([{"fault": "replication", "service": "graph", "path": "/v1.0/applications*", "window_seconds": 5, "stale_probability": 0.5, "seed": 7}])
+    plan = FaultPlan.from_list(
+        [{"fault": "replication", "service": "graph", "path": "/v1.0/applications*", "window_seconds": 5, "stale_probability": 0.5, "seed": 7}]
+    )
     assert plan.replication("graph", "GET", "/v1.0/applications/x") == Replication(5, 0.5, 7)
     assert plan.replication("graph", "GET", "/v1.0/servicePrincipals") is None
     assert plan.replication("vault", "GET", "/v1.0/applications/x") is None

@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -47,9 +47,9 @@ from msgraph.generated.users.item.send_mail.send_mail_post_request_body import S
 from msgraph_core import GraphClientFactory
 
 from sso_sandbox import Sandbox
-from tests.reference import require_reference
 from sso_sandbox.testing import StandardIds
 from sso_sandbox.world import AppRoleAssignment, add_years, new_guid
+from tests.reference import require_reference
 
 GRAPH = "https://graph.microsoft.com"
 SCOPES = ["https://graph.microsoft.com/.default"]
@@ -74,9 +74,7 @@ async def graph_client(sandbox: Sandbox, ids: StandardIds) -> AsyncIterator[Grap
         connection_verify=ca_path,
     )
     auth = AzureIdentityAuthenticationProvider(credential, scopes=SCOPES, allowed_hosts=["127.0.0.1"])
-    http_client = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca_path), timeout=30)
-    )
+    http_client = GraphClientFactory.create_with_default_middleware(client=httpx.AsyncClient(verify=ssl.create_default_context(cafile=ca_path), timeout=30))
     adapter = GraphRequestAdapter(auth, client=http_client)
     adapter.base_url = sandbox.endpoints.graph
     try:
@@ -104,8 +102,11 @@ def monitor_token(sandbox: Sandbox, ids: StandardIds) -> str:
     """A token the sandbox's Entra issues to the monitor (client credentials)."""
     assert sandbox.endpoints is not None
     credential = SyncClientSecretCredential(
-        ids.tenant_id, ids.monitor_app_id, ids.monitor_secret,
-        authority=sandbox.endpoints.authority, disable_instance_discovery=True,
+        ids.tenant_id,
+        ids.monitor_app_id,
+        ids.monitor_secret,
+        authority=sandbox.endpoints.authority,
+        disable_instance_discovery=True,
         connection_verify=str(sandbox.endpoints.ca_path),
     )
     try:
@@ -133,7 +134,7 @@ def error_of(response: requests.Response) -> dict[str, Any]:
 
 
 def future(days: float) -> str:
-    return (datetime.now(timezone.utc) + timedelta(days=days)).isoformat()
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
 
 
 # ---------------------------------------------------------------- OpenAPI -> strict JSON Schema
@@ -305,7 +306,7 @@ def test_sdk_reads_the_app_by_app_id_and_rotates_a_password(sandbox: Sandbox, id
         )
         listed = await client.applications.get(request_configuration=RequestConfiguration(query_parameters=query))
         body = AddPasswordPostRequestBody(
-            password_credential=GraphPasswordCredential(display_name="rotation 2", end_date_time=datetime.now(timezone.utc) + timedelta(days=180))
+            password_credential=GraphPasswordCredential(display_name="rotation 2", end_date_time=datetime.now(UTC) + timedelta(days=180))
         )
         # the SDK has no addPassword on applications(appId=...): address the object id just read
         added = await client.applications.by_application_id(app.id).add_password.post(body)
@@ -335,7 +336,8 @@ def test_sdk_reads_the_app_by_app_id_and_rotates_a_password(sandbox: Sandbox, id
     assert listed_after[str(added.key_id)].secret_text is None and listed_after[str(added.key_id)].hint == added.hint
 
     result = with_graph(
-        sandbox, ids,
+        sandbox,
+        ids,
         lambda c: c.applications.by_application_id(ids.smarttrace_object_id).remove_password.post(RemovePasswordPostRequestBody(key_id=added.key_id)),
     )
     assert result is None  # 204
@@ -370,7 +372,7 @@ def test_policy_caps_password_lifetime(sandbox: Sandbox, ids: StandardIds) -> No
     before = len(tenant.app_by_app_id(ids.smarttrace_app_id).password_credentials)
 
     def add(days: float | None) -> Callable[[GraphServiceClient], Awaitable[Any]]:
-        end = datetime.now(timezone.utc) + timedelta(days=days) if days is not None else None
+        end = datetime.now(UTC) + timedelta(days=days) if days is not None else None
         body = AddPasswordPostRequestBody(password_credential=GraphPasswordCredential(display_name="p", end_date_time=end))
         return lambda c: c.applications.by_application_id(ids.smarttrace_object_id).add_password.post(body)
 
@@ -390,7 +392,10 @@ def test_policy_caps_password_lifetime(sandbox: Sandbox, ids: StandardIds) -> No
     path = f"/applications/{ids.smarttrace_object_id}/addPassword"
     # an app-level policy overrides the tenant default, both ways
     app.password_max_lifetime = timedelta(days=30)
-    assert error_of(call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": future(60)}}))["code"] == "CredentialInvalidLifetimeAsPerAppPolicy"
+    assert (
+        error_of(call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": future(60)}}))["code"]
+        == "CredentialInvalidLifetimeAsPerAppPolicy"
+    )
     assert call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": future(20)}}).status_code == 200
     app.password_max_lifetime = timedelta(days=800)
     assert call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": future(700)}}).status_code == 200
@@ -404,7 +409,7 @@ def test_policy_caps_password_lifetime(sandbox: Sandbox, ids: StandardIds) -> No
     tenant.policy_restrict_after = app.created - timedelta(days=1)
     assert call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": future(700)}}).status_code == 400
     # the lifetime counts from startDateTime
-    start = datetime.now(timezone.utc) + timedelta(days=100)
+    start = datetime.now(UTC) + timedelta(days=100)
     spec = {"startDateTime": start.isoformat(), "endDateTime": (start + timedelta(days=360)).isoformat()}
     assert call(sandbox, "POST", path, token, json={"passwordCredential": spec}).status_code == 200
     bad_dates = call(sandbox, "POST", path, token, json={"passwordCredential": {"endDateTime": "next year"}})
@@ -413,7 +418,7 @@ def test_policy_caps_password_lifetime(sandbox: Sandbox, ids: StandardIds) -> No
 
 def test_default_app_management_policy(sandbox: Sandbox, ids: StandardIds) -> None:
     tenant = sandbox.world.tenant(ids.tenant_id)
-    tenant.policy_restrict_after = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    tenant.policy_restrict_after = datetime(2024, 1, 1, tzinfo=UTC)
     response = call(sandbox, "GET", "/policies/defaultAppManagementPolicy", minted(sandbox, ids, ["Policy.Read.All"]))
     assert response.status_code == 200
     body = response.json()
@@ -465,7 +470,9 @@ def test_owned_by_permission_model(sandbox: Sandbox, ids: StandardIds) -> None:
     assert own_sp.status_code == 200 and own_sp.json()["appRoleAssignmentRequired"] is True
     foreign_sp = call(sandbox, "GET", f"/servicePrincipals(appId='{ids.foreign_app_id}')", token)
     assert foreign_sp.status_code == 200 and foreign_sp.json()["appId"] == ids.foreign_app_id
-    assert [s["appId"] for s in call(sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.foreign_app_id}'"}).json()["value"]] == [ids.foreign_app_id]
+    assert [s["appId"] for s in call(sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.foreign_app_id}'"}).json()["value"]] == [
+        ids.foreign_app_id
+    ]
     assert call(sandbox, "GET", f"/servicePrincipals(appId='{unknown}')", token).status_code == 404
     # writes on a foreign app stay 403 over raw HTTP too, by either address
     for path in (f"/applications/{ids.foreign_object_id}", f"/applications(appId='{ids.foreign_app_id}')"):
@@ -540,7 +547,7 @@ def test_authentication_is_required_and_checked(sandbox: Sandbox, ids: StandardI
     roles = ["Application.ReadWrite.All"]
     vault = call(sandbox, "GET", path, minted(sandbox, ids, roles, audience="https://vault.azure.net"))
     assert vault.status_code == 401 and "audience" in error_of(vault)["message"].lower()
-    expired = minted(sandbox, ids, roles, now=datetime.now(timezone.utc) - timedelta(hours=3))
+    expired = minted(sandbox, ids, roles, now=datetime.now(UTC) - timedelta(hours=3))
     assert call(sandbox, "GET", path, expired).status_code == 401
     for key in ("untrusted", "tampered"):
         assert call(sandbox, "GET", path, minted(sandbox, ids, roles, key=key)).status_code == 401
@@ -578,7 +585,9 @@ def test_responses_conform_to_the_openapi_description(sandbox: Sandbox, ids: Sta
     validate_entity("servicePrincipal", sp)
     for key in ("accountEnabled", "appRoleAssignmentRequired", "appId", "displayName", "id", "servicePrincipalType"):
         assert key in sp
-    sps = call(sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.smarttrace_app_id}'", "$select": "id,appId,accountEnabled"}).json()
+    sps = call(
+        sandbox, "GET", "/servicePrincipals", token, params={"$filter": f"appId eq '{ids.smarttrace_app_id}'", "$select": "id,appId,accountEnabled"}
+    ).json()
     validate_collection("servicePrincipal", sps)
     assert [s["id"] for s in sps["value"]] == [sp["id"]]
     assigned = call(sandbox, "GET", f"/servicePrincipals/{sp['id']}/appRoleAssignedTo", token).json()
@@ -664,15 +673,33 @@ def test_batch_limits_and_inner_dispatch(sandbox: Sandbox, ids: StandardIds) -> 
     assert too_many.status_code == 400
     assert error_of(too_many)["code"] == "BadRequest" and "20" in error_of(too_many)["message"]
 
-    mixed = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "own", "method": "GET", "url": f"applications(appId='{ids.smarttrace_app_id}')"},
-        {"id": "foreign", "method": "GET", "url": f"/applications(appId='{ids.foreign_app_id}')"},
-        {"id": "foreign-write", "method": "PATCH", "url": f"/applications/{ids.foreign_object_id}",
-         "headers": {"Content-Type": "application/json"}, "body": {"notes": "not ours"}},
-        {"id": "add", "method": "POST", "url": f"/applications/{ids.smarttrace_object_id}/addPassword",
-         "headers": {"Content-Type": "application/json"}, "body": {"passwordCredential": {"displayName": "batched", "endDateTime": future(30)}}},
-        {"id": "nested", "method": "POST", "url": "/$batch", "headers": {"Content-Type": "application/json"}, "body": {"requests": []}},
-    ]}).json()
+    mixed = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={
+            "requests": [
+                {"id": "own", "method": "GET", "url": f"applications(appId='{ids.smarttrace_app_id}')"},
+                {"id": "foreign", "method": "GET", "url": f"/applications(appId='{ids.foreign_app_id}')"},
+                {
+                    "id": "foreign-write",
+                    "method": "PATCH",
+                    "url": f"/applications/{ids.foreign_object_id}",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {"notes": "not ours"},
+                },
+                {
+                    "id": "add",
+                    "method": "POST",
+                    "url": f"/applications/{ids.smarttrace_object_id}/addPassword",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {"passwordCredential": {"displayName": "batched", "endDateTime": future(30)}},
+                },
+                {"id": "nested", "method": "POST", "url": "/$batch", "headers": {"Content-Type": "application/json"}, "body": {"requests": []}},
+            ]
+        },
+    ).json()
     by_id = {a["id"]: a for a in mixed["responses"]}
     assert by_id["own"]["status"] == 200
     assert by_id["foreign"]["status"] == 200 and by_id["foreign"]["body"]["appId"] == ids.foreign_app_id  # OwnedBy reads all
@@ -703,13 +730,27 @@ def test_batch_inner_faults_and_dependencies(sandbox: Sandbox, ids: StandardIds)
 
     # a failed request fails its dependants with 424, transitively; independent ones run
     unknown = new_guid()
-    chained = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "1", "method": "GET", "url": f"/applications(appId='{unknown}')"},
-        {"id": "2", "method": "POST", "url": f"/applications/{ids.smarttrace_object_id}/addPassword", "dependsOn": ["1"],
-         "headers": {"Content-Type": "application/json"}, "body": {"passwordCredential": {"endDateTime": future(30)}}},
-        {"id": "3", "method": "GET", "url": "/servicePrincipals", "dependsOn": ["2"]},
-        {"id": "4", "method": "GET", "url": f"/applications/{ids.smarttrace_object_id}?$select=id"},
-    ]}).json()
+    chained = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": f"/applications(appId='{unknown}')"},
+                {
+                    "id": "2",
+                    "method": "POST",
+                    "url": f"/applications/{ids.smarttrace_object_id}/addPassword",
+                    "dependsOn": ["1"],
+                    "headers": {"Content-Type": "application/json"},
+                    "body": {"passwordCredential": {"endDateTime": future(30)}},
+                },
+                {"id": "3", "method": "GET", "url": "/servicePrincipals", "dependsOn": ["2"]},
+                {"id": "4", "method": "GET", "url": f"/applications/{ids.smarttrace_object_id}?$select=id"},
+            ]
+        },
+    ).json()
     by_id = {a["id"]: a for a in chained["responses"]}
     assert by_id["1"]["status"] == 404 and by_id["1"]["body"]["error"]["code"] == "Request_ResourceNotFound"
     assert by_id["2"]["status"] == 424 and by_id["3"]["status"] == 424
@@ -718,18 +759,35 @@ def test_batch_inner_faults_and_dependencies(sandbox: Sandbox, ids: StandardIds)
     assert len(sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.smarttrace_app_id).password_credentials) == 1
 
     sandbox.faults.add("throttle", service="graph", path="/v1.0/applications*", times=1, retry_after=2.5)
-    throttled_dep = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "a", "method": "GET", "url": f"/applications(appId='{ids.smarttrace_app_id}')"},
-        {"id": "b", "method": "GET", "url": "/servicePrincipals", "dependsOn": ["a"]},
-    ]}).json()
+    throttled_dep = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={
+            "requests": [
+                {"id": "a", "method": "GET", "url": f"/applications(appId='{ids.smarttrace_app_id}')"},
+                {"id": "b", "method": "GET", "url": "/servicePrincipals", "dependsOn": ["a"]},
+            ]
+        },
+    ).json()
     by_id = {a["id"]: a for a in throttled_dep["responses"]}
     assert by_id["a"]["status"] == 429 and by_id["a"]["headers"]["Retry-After"] == "2.500"
     assert by_id["b"]["status"] == 424
 
     bad_dependency = call(sandbox, "POST", "/$batch", token, json={"requests": [{"id": "x", "method": "GET", "url": "/applications", "dependsOn": ["y"]}]})
     assert bad_dependency.status_code == 400
-    no_content_type = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "x", "method": "POST", "url": f"/applications/{ids.smarttrace_object_id}/removePassword", "body": {"keyId": ids.smarttrace_key_id}}]})
+    no_content_type = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={
+            "requests": [
+                {"id": "x", "method": "POST", "url": f"/applications/{ids.smarttrace_object_id}/removePassword", "body": {"keyId": ids.smarttrace_key_id}}
+            ]
+        },
+    )
     assert no_content_type.status_code == 400
     assert sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.smarttrace_app_id).credential(ids.smarttrace_key_id) is not None
 
@@ -757,7 +815,8 @@ def test_outer_throttle_has_graphs_429_shape(sandbox: Sandbox, ids: StandardIds)
 def test_remove_password_of_an_unknown_key(sandbox: Sandbox, ids: StandardIds) -> None:
     unknown = new_guid()
     error = sdk_error(
-        sandbox, ids,
+        sandbox,
+        ids,
         lambda c: c.applications.by_application_id(ids.smarttrace_object_id).remove_password.post(RemovePasswordPostRequestBody(key_id=unknown)),
     )
     assert error.response_status_code == 400 and error.error.code == "Request_BadRequest"
@@ -766,7 +825,9 @@ def test_remove_password_of_an_unknown_key(sandbox: Sandbox, ids: StandardIds) -
     path = f"/applications/{ids.smarttrace_object_id}/removePassword"
     assert call(sandbox, "POST", path, token, json={"keyId": "nope"}).status_code == 400
     assert call(sandbox, "POST", path, token, json={}).status_code == 400
-    assert call(sandbox, "POST", f"/applications(appId='{ids.smarttrace_app_id}')/removePassword", token, json={"keyId": ids.smarttrace_key_id}).status_code == 204
+    assert (
+        call(sandbox, "POST", f"/applications(appId='{ids.smarttrace_app_id}')/removePassword", token, json={"keyId": ids.smarttrace_key_id}).status_code == 204
+    )
     assert sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.smarttrace_app_id).password_credentials == []
 
 
@@ -785,9 +846,15 @@ def test_send_mail(sandbox: Sandbox, ids: StandardIds) -> None:
 
     token = monitor_token(sandbox, ids)
     user_id = next(iter(sandbox.world.tenant(ids.tenant_id).users))
-    raw = {"message": {"subject": "s", "body": {"contentType": "HTML", "content": "<b>x</b>"},
-                       "toRecipients": [{"emailAddress": {"address": "a@contoso.example"}}],
-                       "ccRecipients": [{"emailAddress": {"address": "b@contoso.example"}}]}, "saveToSentItems": "false"}
+    raw = {
+        "message": {
+            "subject": "s",
+            "body": {"contentType": "HTML", "content": "<b>x</b>"},
+            "toRecipients": [{"emailAddress": {"address": "a@contoso.example"}}],
+            "ccRecipients": [{"emailAddress": {"address": "b@contoso.example"}}],
+        },
+        "saveToSentItems": "false",
+    }
     sent = call(sandbox, "POST", f"/users/{user_id}/sendMail", token, json=raw)
     assert sent.status_code == 202 and sent.content == b""
     assert sandbox.world.mail[-1].recipients == ["a@contoso.example", "b@contoso.example"]
@@ -818,11 +885,18 @@ def test_app_role_assigned_to_pages_with_top(sandbox: Sandbox, ids: StandardIds)
     tenant = sandbox.world.tenant(ids.tenant_id)
     sp = tenant.sp_by_app_id(ids.smarttrace_app_id)
     for n in range(5):
-        sp.assigned_to.append(AppRoleAssignment(
-            id=new_guid(), principal_id=new_guid(), principal_type="User", principal_display_name=f"User {n}",
-            resource_id=sp.object_id, resource_display_name=sp.display_name,
-            app_role_id="00000000-0000-0000-0000-000000000000", created=sandbox.world.now() + timedelta(seconds=n),
-        ))
+        sp.assigned_to.append(
+            AppRoleAssignment(
+                id=new_guid(),
+                principal_id=new_guid(),
+                principal_type="User",
+                principal_display_name=f"User {n}",
+                resource_id=sp.object_id,
+                resource_display_name=sp.display_name,
+                app_role_id="00000000-0000-0000-0000-000000000000",
+                created=sandbox.world.now() + timedelta(seconds=n),
+            )
+        )
 
     async def pages(client: GraphServiceClient) -> list[Any]:
         query = AppRoleAssignedToRequestBuilder.AppRoleAssignedToRequestBuilderGetQueryParameters(top=4)

@@ -92,7 +92,12 @@ def test_the_resource_unit_budget_throttles_inner_requests_with_retry_after(sand
     direct = call(sandbox, "GET", f"/applications(appId='{ids.smarttrace_app_id}')", token)
     assert direct.status_code == 429 and direct.headers["Retry-After"] == "10"
     assert direct.json()["error"]["innerError"]["status"] == "429"
-    assert call(sandbox, "POST", f"/users/{ids.mailbox}/sendMail", token, json={"message": {"toRecipients": [{"emailAddress": {"address": "a@contoso.example"}}]}}).status_code == 202
+    assert (
+        call(
+            sandbox, "POST", f"/users/{ids.mailbox}/sendMail", token, json={"message": {"toRecipients": [{"emailAddress": {"address": "a@contoso.example"}}]}}
+        ).status_code
+        == 202
+    )
     clock.now += 10  # the window has moved past every earlier request
     assert call(sandbox, "GET", f"/applications(appId='{ids.smarttrace_app_id}')", token).status_code == 200
     stats = sandbox.world.graph_budget_stats(ids.tenant_id)

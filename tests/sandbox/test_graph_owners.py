@@ -30,7 +30,11 @@ def test_owned_by_reads_apps_it_does_not_own_but_may_not_write_them(sandbox: San
         validate_entity("application", read.json())
         denied = call(sandbox, "POST", path + "/addPassword", token, json={})
         assert denied.status_code == 403
-        assert error_of(denied) | {"innerError": None} == {"code": "Authorization_RequestDenied", "message": "Insufficient privileges to complete the operation.", "innerError": None}
+        assert error_of(denied) | {"innerError": None} == {
+            "code": "Authorization_RequestDenied",
+            "message": "Insufficient privileges to complete the operation.",
+            "innerError": None,
+        }
     foreign_sp = call(sandbox, "GET", f"/servicePrincipals(appId='{ids.foreign_app_id}')/appRoleAssignedTo", token)
     assert foreign_sp.status_code == 200
     assert len(sandbox.world.tenant(ids.tenant_id).app_by_app_id(ids.foreign_app_id).password_credentials) == 1
@@ -59,9 +63,18 @@ def test_application_owners_are_a_directory_object_collection(sandbox: Sandbox, 
         assert sp["appId"] == ids.monitor_app_id and sp["servicePrincipalType"] == "Application"
         validate_entity("servicePrincipal", sp)
         assert person == {
-            "@odata.type": "#microsoft.graph.user", "id": user.id, "businessPhones": [], "displayName": "Alex Wilber",
-            "givenName": None, "jobTitle": None, "mail": "alex@contoso.example", "mobilePhone": None,
-            "officeLocation": None, "preferredLanguage": None, "surname": None, "userPrincipalName": "alex@contoso.example",
+            "@odata.type": "#microsoft.graph.user",
+            "id": user.id,
+            "businessPhones": [],
+            "displayName": "Alex Wilber",
+            "givenName": None,
+            "jobTitle": None,
+            "mail": "alex@contoso.example",
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "surname": None,
+            "userPrincipalName": "alex@contoso.example",
         }
 
 
@@ -108,9 +121,17 @@ def test_service_principal_owners_and_permissions(sandbox: Sandbox, ids: Standar
 def test_owners_inside_batch_and_from_the_sdk(sandbox: Sandbox, ids: StandardIds) -> None:
     user = _owner_user(sandbox, ids)
     token = minted(sandbox, ids, ["Application.ReadWrite.OwnedBy", "User.ReadBasic.All"])
-    batch = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "o", "method": "GET", "url": f"/applications(appId='{ids.smarttrace_app_id}')/owners?$select=id"},
-    ]}).json()
+    batch = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={
+            "requests": [
+                {"id": "o", "method": "GET", "url": f"/applications(appId='{ids.smarttrace_app_id}')/owners?$select=id"},
+            ]
+        },
+    ).json()
     [answer] = batch["responses"]
     assert answer["status"] == 200
     assert [o["@odata.type"] for o in answer["body"]["value"]] == ["#microsoft.graph.servicePrincipal", "#microsoft.graph.user"]
@@ -126,15 +147,21 @@ def test_owners_inside_batch_and_from_the_sdk(sandbox: Sandbox, ids: StandardIds
 
 def test_scenario_owners_may_name_users() -> None:
     scenario = {
-        "tenants": [{
-            "id": "11111111-2222-4333-8444-555555555555",
-            "users": [{"upn": "owner@fabrikam.example", "displayName": "App owner"}],
-            "applications": [
-                {"key": "monitor", "displayName": "Monitor"},
-                {"key": "app", "displayName": "SmartTrace", "owners": ["monitor", "owner@fabrikam.example"],
-                 "servicePrincipal": {"owners": ["owner@fabrikam.example"]}},
-            ],
-        }],
+        "tenants": [
+            {
+                "id": "11111111-2222-4333-8444-555555555555",
+                "users": [{"upn": "owner@fabrikam.example", "displayName": "App owner"}],
+                "applications": [
+                    {"key": "monitor", "displayName": "Monitor"},
+                    {
+                        "key": "app",
+                        "displayName": "SmartTrace",
+                        "owners": ["monitor", "owner@fabrikam.example"],
+                        "servicePrincipal": {"owners": ["owner@fabrikam.example"]},
+                    },
+                ],
+            }
+        ],
     }
     world, _ = load_scenario(scenario)
     tenant = world.tenant("11111111-2222-4333-8444-555555555555")

@@ -4,7 +4,7 @@ fault plan."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -56,8 +56,13 @@ def test_reads_in_the_window_show_the_state_before_the_write(sandbox: Sandbox, i
     assert _key_ids(call(sandbox, "GET", f"/applications(appId='{ids.smarttrace_app_id}')", token).json()) == before
     listed = call(sandbox, "GET", "/applications", token, params={"$filter": f"appId eq '{ids.smarttrace_app_id}'"}).json()
     assert _key_ids(listed["value"][0]) == before
-    batch = call(sandbox, "POST", "/$batch", token, json={"requests": [
-        {"id": "1", "method": "GET", "url": f"/applications/{ids.smarttrace_object_id}?$select=passwordCredentials"}]}).json()
+    batch = call(
+        sandbox,
+        "POST",
+        "/$batch",
+        token,
+        json={"requests": [{"id": "1", "method": "GET", "url": f"/applications/{ids.smarttrace_object_id}?$select=passwordCredentials"}]},
+    ).json()
     assert _key_ids(batch["responses"][0]["body"]) == before
 
     # once the world clock has moved past the window, every read shows the write
@@ -171,7 +176,7 @@ def test_the_log_forgets_replicated_writes() -> None:
     log = ReplicationLog(monotonic=FakeMonotonic())
     world = World()
     app = world.add_application(world.add_tenant("t").tenant_id, "A")
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     log.record_write(app, start)
     app.notes = "after"
     assert log.view(ALWAYS_STALE, start).of(app).notes is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,7 +20,6 @@ from azure.keyvault.secrets import ApiVersion, SecretClient
 from sso_sandbox import Sandbox
 from sso_sandbox.testing import StandardIds
 from sso_sandbox.world import VAULT_RESOURCE
-
 from tests.reference import reference_dir, require_reference
 
 REFERENCE = reference_dir() / "keyvault"
@@ -34,9 +33,7 @@ SECRET = "smarttrace-acme"
 
 def make_client(sandbox: Sandbox, tenant_id: str, app_id: str, secret: str) -> SecretClient:
     ca = str(sandbox.endpoints.ca_path)
-    credential = ClientSecretCredential(
-        tenant_id, app_id, secret, authority=sandbox.endpoints.authority, disable_instance_discovery=True, connection_verify=ca
-    )
+    credential = ClientSecretCredential(tenant_id, app_id, secret, authority=sandbox.endpoints.authority, disable_instance_discovery=True, connection_verify=ca)
     return SecretClient(sandbox.endpoints.vault(VAULT), credential, verify_challenge_resource=False, connection_verify=ca)
 
 
@@ -67,7 +64,9 @@ class Raw:
         self.verify = str(sandbox.endpoints.ca_path)
         self.token = sandbox.mint_token(tenant_id=ids.tenant_id, audience=VAULT_RESOURCE, app_id=ids.monitor_app_id)
 
-    def __call__(self, method: str, path: str, *, body: Any = None, token: str | None | bool = True, api_version: str | None = "7.6", **params: Any) -> requests.Response:
+    def __call__(
+        self, method: str, path: str, *, body: Any = None, token: str | None | bool = True, api_version: str | None = "7.6", **params: Any
+    ) -> requests.Response:
         headers = {}
         bearer = self.token if token is True else (token or None)
         if bearer:
@@ -166,9 +165,7 @@ def test_set_get_page_update_and_disable_with_the_sdk(sandbox: Sandbox, client: 
     assert names == sorted(names) and set(names) == {SECRET, "rotated"}
 
     new_expiry = expires + timedelta(days=10)
-    updated = client.update_secret_properties(
-        "rotated", first.properties.version, tags={"stage": "previous"}, enabled=False, expires_on=new_expiry
-    )
+    updated = client.update_secret_properties("rotated", first.properties.version, tags={"stage": "previous"}, enabled=False, expires_on=new_expiry)
     assert updated.version == first.properties.version
     assert updated.enabled is False and updated.tags == {"stage": "previous"} and updated.expires_on == new_expiry
     assert updated.content_type == "text/plain"  # untouched
@@ -261,7 +258,7 @@ def test_dates_follow_the_sandbox_clock(sandbox: Sandbox, client: SecretClient) 
     created = client.set_secret("later", "v").properties.created_on
     assert created is not None
     assert abs((created - sandbox.world.now()).total_seconds()) < 5
-    assert (created - datetime.now(timezone.utc)).days >= 399
+    assert (created - datetime.now(UTC)).days >= 399
 
 
 # ---------------------------------------------------------------- challenge, api-version, tokens
@@ -270,9 +267,7 @@ def test_dates_follow_the_sandbox_clock(sandbox: Sandbox, client: SecretClient) 
 def test_request_without_token_gets_the_challenge(sandbox: Sandbox, ids: StandardIds, raw: Raw) -> None:
     response = raw("GET", f"/secrets/{SECRET}/", token=False)
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == (
-        f'Bearer authorization="{sandbox.endpoints.authority}/{ids.tenant_id}", resource="https://vault.azure.net"'
-    )
+    assert response.headers["WWW-Authenticate"] == (f'Bearer authorization="{sandbox.endpoints.authority}/{ids.tenant_id}", resource="https://vault.azure.net"')
     assert response.json() == {"error": {"code": "Unauthorized", "message": "AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token."}}
     # the SDK's first PUT arrives without a body and is challenged the same way
     empty_put = requests.put(
@@ -322,7 +317,7 @@ def test_sdk_sends_its_default_api_version(sandbox: Sandbox, client: SecretClien
     ],
 )
 def test_bad_tokens_are_unauthorized(sandbox: Sandbox, ids: StandardIds, raw: Raw, kind: str, fragment: str) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     mint = {"tenant_id": ids.tenant_id, "audience": VAULT_RESOURCE, "app_id": ids.monitor_app_id}
     if kind == "other-tenant":
         mint["tenant_id"] = "11111111-2222-4333-8444-555555555555"
@@ -447,7 +442,11 @@ def test_every_response_body_matches_the_spec(sandbox: Sandbox, ids: StandardIds
     expires = int((sandbox.world.now() + timedelta(days=30)).timestamp())
     put = check(
         "SecretBundle",
-        raw("PUT", "/secrets/spec-check", body={"value": "s3cret", "contentType": "text/plain", "tags": {"a": "b"}, "attributes": {"exp": expires, "nbf": expires - 60}}),
+        raw(
+            "PUT",
+            "/secrets/spec-check",
+            body={"value": "s3cret", "contentType": "text/plain", "tags": {"a": "b"}, "attributes": {"exp": expires, "nbf": expires - 60}},
+        ),
     )
     assert put["attributes"]["exp"] == expires and isinstance(put["attributes"]["created"], int)
     version = put["id"].rsplit("/", 1)[1]
@@ -533,11 +532,9 @@ def test_sdk_surfaces_a_rejected_token_without_looping(sandbox: Sandbox) -> None
 
     class Garbage:
         def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-            return AccessToken("not-a-jwt", int(datetime.now(timezone.utc).timestamp()) + 3600)
+            return AccessToken("not-a-jwt", int(datetime.now(UTC).timestamp()) + 3600)
 
-    client = SecretClient(
-        sandbox.endpoints.vault(VAULT), Garbage(), verify_challenge_resource=False, connection_verify=str(sandbox.endpoints.ca_path)
-    )
+    client = SecretClient(sandbox.endpoints.vault(VAULT), Garbage(), verify_challenge_resource=False, connection_verify=str(sandbox.endpoints.ca_path))
     with pytest.raises(ClientAuthenticationError) as rejected:
         client.get_secret(SECRET)
     assert "AKV10022" in str(rejected.value)

@@ -28,7 +28,6 @@ from sso_sandbox.keyvault import MISSING_TOKEN_MESSAGE
 from sso_sandbox.scenario import load_scenario
 from sso_sandbox.testing import StandardIds
 from sso_sandbox.world import DEFAULT_SOFT_DELETE_LAG, Vault, World
-
 from tests.sandbox.test_keyvault import SECRET, VAULT, Raw, error_of, make_client
 
 
@@ -96,9 +95,7 @@ def test_a_request_without_a_token_is_told_bearer_pop_or_mtls_pop(raw: Raw) -> N
 # ---------------------------------------------------------------- delete
 
 
-def test_a_deleted_secret_shows_in_deletedsecrets_only_after_the_lag_and_the_sdk_poller_waits_for_it(
-    sandbox: Sandbox, client: SecretClient
-) -> None:
+def test_a_deleted_secret_shows_in_deletedsecrets_only_after_the_lag_and_the_sdk_poller_waits_for_it(sandbox: Sandbox, client: SecretClient) -> None:
     sandbox.world.vault(VAULT).soft_delete_lag = 0.6
     started = time.monotonic()
     poller = client.begin_delete_secret(SECRET, _polling_interval=0.1)
@@ -256,12 +253,21 @@ def test_the_default_lag_is_realistic_and_deterministic() -> None:
 
 def _scenario(vault_extra: dict[str, Any], secret_extra: dict[str, Any]) -> World:
     tenant = "72f988bf-0000-4000-8000-0000000000aa"
-    world, _faults = load_scenario({
-        "now": "2030-01-01T00:00:00Z",
-        "tenants": [{"id": tenant, "applications": [{"key": "monitor", "displayName": "Monitor"}]}],
-        "vaults": [{"name": "kv-lag", "tenant": tenant, "access": {"monitor": "Key Vault Secrets Officer"},
-                    "secrets": [{"name": "kept", "value": "v"}, {"name": "gone", "value": "old", **secret_extra}], **vault_extra}],
-    })
+    world, _faults = load_scenario(
+        {
+            "now": "2030-01-01T00:00:00Z",
+            "tenants": [{"id": tenant, "applications": [{"key": "monitor", "displayName": "Monitor"}]}],
+            "vaults": [
+                {
+                    "name": "kv-lag",
+                    "tenant": tenant,
+                    "access": {"monitor": "Key Vault Secrets Officer"},
+                    "secrets": [{"name": "kept", "value": "v"}, {"name": "gone", "value": "old", **secret_extra}],
+                    **vault_extra,
+                }
+            ],
+        }
+    )
     return world
 
 
@@ -298,8 +304,6 @@ def test_a_seeded_soft_deleted_secret_blocks_set_with_the_sdk() -> None:
             kv.set_secret("gone", "new")
         assert conflict.value.status_code == 409
         assert error_of(conflict.value)["innererror"] == {"code": "ObjectIsDeletedButRecoverable"}
-        assert json.loads(conflict.value.response.text())["error"]["message"].startswith(
-            "Secret gone is currently in a deleted but recoverable state"
-        )
+        assert json.loads(conflict.value.response.text())["error"]["message"].startswith("Secret gone is currently in a deleted but recoverable state")
         assert kv.get_deleted_secret("gone").properties.version
         assert [p.name for p in kv.list_properties_of_secrets()] == ["kept"]

@@ -84,7 +84,11 @@ DELETE = object()
         ("tenants[0].appManagementPolicy.passwordMaxLifetime", "90 days", "tenants[0].appManagementPolicy.passwordMaxLifetime: not an ISO 8601 duration"),
         ("tenants[0].applications[1].passwordCredentials[0].end", "someday", "tenants[0].applications[1].passwordCredentials[0].end: not a date"),
         ("tenants[0].applications[1].passwordCredentials[0].end", "-200d", "tenants[0].applications[1].passwordCredentials[0].end: must be after start"),
-        ("tenants[0].applications[1].owners", ["nobody"], "tenants[0].applications[1].owners: 'nobody' is neither an application key, a user of this tenant nor an appId"),
+        (
+            "tenants[0].applications[1].owners",
+            ["nobody"],
+            "tenants[0].applications[1].owners: 'nobody' is neither an application key, a user of this tenant nor an appId",
+        ),
         ("tenants[0].applications[1].key", "monitor", "tenants[0].applications[1].key: 'monitor' is used twice"),
         ("tenants[0].applications[1].colour", "red", "tenants[0].applications[1]: unknown field(s) colour"),
         ("tenants[0].applications[1].servicePrincipal.assignments[0].principalType", "Robot", "principalType: expected User, Group or ServicePrincipal"),

@@ -459,9 +459,7 @@ def test_teams_malformed_envelope_is_400(sandbox: Any, http: requests.Session, p
 
 
 def test_teams_bad_json_is_400(sandbox: Any, http: requests.Session) -> None:
-    response = http.post(
-        sandbox.endpoints.webhook_url("ops"), data=b'{"type": "message",', headers={"Content-Type": "application/json"}, timeout=10
-    )
+    response = http.post(sandbox.endpoints.webhook_url("ops"), data=b'{"type": "message",', headers={"Content-Type": "application/json"}, timeout=10)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "InvalidRequestContent"
 
@@ -569,13 +567,15 @@ def test_smtp_server_certificate_is_the_sandbox_one(sandbox: Any) -> None:
 
 
 def test_host_map_matching() -> None:
-    mapping = HostMap({
-        "*.smarttrace.ai": "127.0.0.1:1001",
-        "*.staging.smarttrace.ai": "127.0.0.1:1002",
-        "api.smarttrace.ai": "127.0.0.1:1003",
-        "smarttrace.ai": "10.0.0.1",
-        "v6.example": "[::1]:1004",
-    })
+    mapping = HostMap(
+        {
+            "*.smarttrace.ai": "127.0.0.1:1001",
+            "*.staging.smarttrace.ai": "127.0.0.1:1002",
+            "api.smarttrace.ai": "127.0.0.1:1003",
+            "smarttrace.ai": "10.0.0.1",
+            "v6.example": "[::1]:1004",
+        }
+    )
     assert mapping.resolve("acme.smarttrace.ai") == ("127.0.0.1", 1001)
     assert mapping.resolve("ACME.SmartTrace.AI.") == ("127.0.0.1", 1001)
     assert mapping.resolve("a.b.smarttrace.ai") == ("127.0.0.1", 1001)  # any depth
@@ -610,7 +610,7 @@ def test_empty_map_is_a_plain_session() -> None:
 
 
 class _Echo(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("Location", f"http://127.0.0.1:{self.server.server_address[1]}/echo")

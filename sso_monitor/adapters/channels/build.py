@@ -6,11 +6,11 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from sso_monitor.alerts.ports import AlertChannel, SecretSource
-from sso_monitor.config import MonitorConfig
 from sso_monitor.adapters.channels.delivery import Sleep
 from sso_monitor.adapters.channels.mail import GraphMailChannel, SmtpChannel
 from sso_monitor.adapters.channels.teams import TeamsChannel
+from sso_monitor.alerts.ports import AlertChannel, SecretSource
+from sso_monitor.config import MonitorConfig
 
 
 def build_channels(

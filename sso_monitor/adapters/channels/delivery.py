@@ -32,8 +32,8 @@ from typing import NoReturn
 import requests
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from sso_monitor.alerts.ports import ChannelError
 from sso_monitor.adapters.graph.client import parse_seconds
+from sso_monitor.alerts.ports import ChannelError
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,16 @@ async def deliver(channel: str, attempt: Callable[[], Awaitable[None]], *, polic
     def before_sleep(state: RetryCallState) -> None:
         failure = _failure(state)
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.warning("channel %s: attempt %d of %d failed (%s); next attempt in %.1f s", channel, state.attempt_number, policy.attempts, failure.reason if failure else "?", delay)
+        log.warning(
+            "channel %s: attempt %d of %d failed (%s); next attempt in %.1f s",
+            channel,
+            state.attempt_number,
+            policy.attempts,
+            failure.reason if failure else "?",
+            delay,
+        )
 
-    retrying = AsyncRetrying(
-        sleep=sleep, stop=stop, wait=wait, retry=retry_if_exception_type(Retryable), before_sleep=before_sleep, reraise=True
-    )
+    retrying = AsyncRetrying(sleep=sleep, stop=stop, wait=wait, retry=retry_if_exception_type(Retryable), before_sleep=before_sleep, reraise=True)
     last: Retryable | None = None
     count = 0
     try:
@@ -181,7 +186,9 @@ class RateLimiter:
     it answered, so a slot freed by our clock is free by the server's too. ``margin``
     absorbs the rest (clock granularity, a server that rounds)."""
 
-    def __init__(self, limit: int, period: float, *, sleep: Sleep, monotonic: Callable[[], float], margin: float = 0.05, shared: Hashable | None = None) -> None:
+    def __init__(
+        self, limit: int, period: float, *, sleep: Sleep, monotonic: Callable[[], float], margin: float = 0.05, shared: Hashable | None = None
+    ) -> None:
         """``shared``: limiters built with the same key (and clock) in this process count
         the same posts, so a second channel object for one webhook (the next run's, an
         admin action's) does not start from zero. The lock stays per object: an asyncio

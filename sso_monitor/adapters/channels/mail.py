@@ -32,14 +32,14 @@ from urllib.parse import quote
 
 from azure.core.exceptions import AzureError, ClientAuthenticationError
 
+from sso_monitor.adapters.channels.delivery import Retryable, RetryPolicy, Sleep, deliver, http_post, refuse
+from sso_monitor.adapters.entra.identity import credential_for
+from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.alerts.ports import ChannelError, Notice, SecretSource
 from sso_monitor.alerts.render import email_message
 from sso_monitor.config import ChannelConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ConfigError, ExternalError, NotFound
 from sso_monitor.models import SecretValue
-from sso_monitor.adapters.http import session_with_host_map
-from sso_monitor.adapters.channels.delivery import Retryable, RetryPolicy, Sleep, deliver, http_post, refuse
-from sso_monitor.adapters.entra.identity import credential_for
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ class GraphMailChannel:
             await asyncio.to_thread(self._post, body)
 
         attempts = await deliver(self.name, attempt, policy=self._policy, sleep=self._sleep)
-        log.info("channel %s: notice %s sent from %s to %d recipient(s) (%d attempt(s))", self.name, notice.id[:12], self.channel.mailbox, len(recipients), attempts)
+        log.info(
+            "channel %s: notice %s sent from %s to %d recipient(s) (%d attempt(s))", self.name, notice.id[:12], self.channel.mailbox, len(recipients), attempts
+        )
 
     async def aclose(self) -> None:
         self._session.close()
@@ -183,7 +185,15 @@ class SmtpChannel:
             await asyncio.to_thread(self._submit, message, recipients, password)
 
         attempts = await deliver(self.name, attempt, policy=self._policy, sleep=self._sleep)
-        log.info("channel %s: notice %s submitted to %s:%s for %d recipient(s) (%d attempt(s))", self.name, notice.id[:12], self.channel.host, self.channel.port, len(recipients), attempts)
+        log.info(
+            "channel %s: notice %s submitted to %s:%s for %d recipient(s) (%d attempt(s))",
+            self.name,
+            notice.id[:12],
+            self.channel.host,
+            self.channel.port,
+            len(recipients),
+            attempts,
+        )
 
     async def aclose(self) -> None:
         return None
@@ -206,7 +216,7 @@ class SmtpChannel:
         stage = "connect"
         failure: Retryable | ChannelError | None = None
         try:
-            with smtplib.SMTP(channel.host, channel.port, timeout=self._timeout) as smtp:  # debuglevel stays 0: AUTH lines are never printed
+            with smtplib.SMTP(channel.host or "", channel.port, timeout=self._timeout) as smtp:  # debuglevel stays 0: AUTH lines are never printed
                 stage = "STARTTLS"
                 smtp.ehlo()
                 smtp.starttls(context=self._tls())

@@ -24,22 +24,21 @@ retries and to the digest.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import asyncio
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
+from sso_monitor.adapters.channels.delivery import HttpAnswer, RateLimiter, Retryable, RetryPolicy, Sleep, deliver, http_post, refuse
+from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.alerts.ports import ChannelError, Notice, SecretSource
 from sso_monitor.alerts.render import TEAMS_MAX_BYTES, serialise, teams_message
 from sso_monitor.config import ChannelConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError, NotFound
 from sso_monitor.models import SecretValue
-from sso_monitor.adapters.http import session_with_host_map
-from sso_monitor.adapters.channels.delivery import HttpAnswer, RateLimiter, Retryable, RetryPolicy, Sleep, deliver, http_post, refuse
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +103,7 @@ class TeamsChannel:
     async def _deliver(self, url: SecretValue, body: bytes) -> int:
         async def attempt() -> None:
             async with self._limiter.slot():
-                answer = await asyncio.to_thread(
-                    http_post, self.name, self._session, url.reveal(), body=body, headers=_HEADERS, timeout=self._timeout
-                )
+                answer = await asyncio.to_thread(http_post, self.name, self._session, url.reveal(), body=body, headers=_HEADERS, timeout=self._timeout)
             self._check(answer)
 
         return await deliver(self.name, attempt, policy=self._policy, sleep=self._sleep)

@@ -70,7 +70,7 @@ def federated_assertion(config: MonitorConfig, tenant_id: str) -> Callable[[], s
         raise ConfigError(
             [
                 f"identities.{tenant_id}: a federated identity needs the client id of the home tenant's user-assigned managed identity: "
-                f"set AZURE_CLIENT_ID, or identities.{config.home_tenant_id} to {{\"kind\": \"managed-identity\", \"clientId\": ...}}"
+                f'set AZURE_CLIENT_ID, or identities.{config.home_tenant_id} to {{"kind": "managed-identity", "clientId": ...}}'
             ]
         )
     import azure.identity as identity

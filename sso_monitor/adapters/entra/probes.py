@@ -44,16 +44,16 @@ import time
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import msal
 import msal.exceptions
+import requests
 
 from sso_monitor import redact
+from sso_monitor.adapters.entra.identity import authority_options
+from sso_monitor.adapters.http import session_with_host_map
+from sso_monitor.adapters.threads import BlockingPool
 from sso_monitor.config import MonitorConfig
 from sso_monitor.models import ProbeOutcome, Reachability, SecretProbe, SecretValue, UrlCheck
-from sso_monitor.adapters.http import session_with_host_map
-from sso_monitor.adapters.entra.identity import authority_options
-from sso_monitor.adapters.threads import BlockingPool
 
 log = logging.getLogger(__name__)
 

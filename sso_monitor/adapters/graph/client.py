@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from sso_monitor.config import MonitorConfig
 from sso_monitor.adapters.entra.identity import credential_for
+from sso_monitor.config import MonitorConfig
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def with_graph_middleware(client: Any) -> Any:
     from msgraph_core import GraphClientFactory
     from msgraph_core.middleware import GraphTelemetryHandler
 
-    class FractionalRetryAfter(RetryHandler):  # type: ignore[misc, valid-type]
+    class FractionalRetryAfter(RetryHandler):
         def get_delay_time(self, retry_count: int, response: Any = None, delay: float = 3.0) -> float:
             seconds = parse_seconds(response.headers.get("retry-after")) if response is not None else None
             if seconds:  # above zero, as the SDK's own rule

@@ -33,6 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import quote
 
+from sso_monitor.adapters.graph.budget import ResourceBudget, request_cost
+from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline, parse_seconds
+from sso_monitor.checks.ports import DirectorySnapshot
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import AccessDenied, ConfigError, ExternalError, TransientError
 from sso_monitor.models import (
@@ -45,9 +48,6 @@ from sso_monitor.models import (
     ServicePrincipalInfo,
     WebSettings,
 )
-from sso_monitor.checks.ports import DirectorySnapshot
-from sso_monitor.adapters.graph.budget import ResourceBudget, request_cost
-from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline, parse_seconds
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,11 @@ class GraphDirectoryReader:
         failed = [by_id[rid] for rid, result in results.items() if isinstance(result, ReadFailure) or not 200 <= result.status < 300]
         log.debug(
             "graph snapshot tenant %s: %d app(s), %d inner request(s), %d without a value (%s)",
-            tenant_id, len(wanted), len(reads), len(failed), ", ".join(f"{r.kind} {r.app_id}".rstrip() for r in failed[:20]),
+            tenant_id,
+            len(wanted),
+            len(reads),
+            len(failed),
+            ", ".join(f"{r.kind} {r.app_id}".rstrip() for r in failed[:20]),
         )
         return snapshot
 
@@ -178,7 +182,7 @@ class GraphDirectoryReader:
         try:
             return await self._pipeline.caller_object_id()
         # Broad on purpose, as in _send: without our own id ownership is simply not judged.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.debug("graph tenant %s: the monitor's own object id is unknown (%s)", self.tenant_id, type(exc).__name__)
             return None
 
@@ -200,7 +204,11 @@ class GraphDirectoryReader:
                 if isinstance(outcome, _BatchFailure):
                     # A lost answer (dropped connection, timeout) is worth one more try:
                     # these reads are idempotent. An HTTP error already had the SDK's retries.
-                    again = [r for r in batch if outcome.status is None and not outcome.denied and r.id not in resent_after_transport and round_number < self.max_rounds]
+                    again = [
+                        r
+                        for r in batch
+                        if outcome.status is None and not outcome.denied and r.id not in resent_after_transport and round_number < self.max_rounds
+                    ]
                     if again:
                         resent_after_transport.update(r.id for r in again)
                         throttled.extend(again)
@@ -209,7 +217,9 @@ class GraphDirectoryReader:
                     failures.update((read.id, outcome) for read in batch)
                     continue
                 for read in batch:
-                    answer = outcome.get(read.id) or _Answer(0, {"error": {"code": "NoAnswer", "message": "the batch answer holds no response for this request"}})
+                    answer = outcome.get(read.id) or _Answer(
+                        0, {"error": {"code": "NoAnswer", "message": "the batch answer holds no response for this request"}}
+                    )
                     if answer.status in RETRYABLE:
                         if answer.status == 429:
                             self.budget.throttled()
@@ -233,14 +243,16 @@ class GraphDirectoryReader:
                 answer = await self._pipeline.send("POST", "/$batch", body=payload)
             # Broad on purpose: httpx, azure-identity, aiohttp and kiota each raise their own
             # types; any of them fails this batch only, and _transport_failure translates it.
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 failure = _transport_failure(exc)
                 log.debug("graph $batch of %d failed: %s", len(batch), failure.detail)
                 return failure
         status, body = answer.status, answer.body
         if status != 200:
             code, message = _error_of(body)
-            return _BatchFailure(_detail(f"$batch answered HTTP {status} {code or ''}".rstrip(), message), denied=status in (401, 403), status=status, code=code)
+            return _BatchFailure(
+                _detail(f"$batch answered HTTP {status} {code or ''}".rstrip(), message), denied=status in (401, 403), status=status, code=code
+            )
         responses = body.get("responses") if isinstance(body, dict) else None
         if not isinstance(responses, list):
             return _BatchFailure("$batch answered 200 without a responses list", denied=False, status=status)
@@ -251,7 +263,9 @@ class GraphDirectoryReader:
 
 
 def _answer(item: dict[str, Any]) -> _Answer:
-    headers = item.get("headers") if isinstance(item.get("headers"), dict) else {}
+    headers = item.get("headers")
+    if not isinstance(headers, dict):
+        headers = {}
     retry_after = next((parse_seconds(v) for k, v in headers.items() if str(k).lower() == "retry-after"), None)
     status = item.get("status")
     return _Answer(status if isinstance(status, int) else 0, item.get("body"), retry_after)

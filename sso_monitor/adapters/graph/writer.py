@@ -33,17 +33,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import (
-    AnswerLost,
-    ConfigError,
-    ExternalError,
-    LifetimeExceedsPolicy,
-    TransientError,
-)
-from sso_monitor.models import stamp
-from sso_monitor.models import AppRegistration, PasswordPolicy, SecretValue
-from sso_monitor.rotation.ports import LifetimePolicy, NewCredential
+from sso_monitor.adapters.errors import azure_error, status_error
+from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline
 from sso_monitor.adapters.graph.reader import (
     APP_SELECT,
     POLICY_URL,
@@ -55,8 +46,16 @@ from sso_monitor.adapters.graph.reader import (
     parse_datetime,
     parse_duration,
 )
-from sso_monitor.adapters.errors import azure_error, status_error
-from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import (
+    AnswerLost,
+    ConfigError,
+    ExternalError,
+    LifetimeExceedsPolicy,
+    TransientError,
+)
+from sso_monitor.models import AppRegistration, PasswordPolicy, SecretValue, stamp
+from sso_monitor.rotation.ports import LifetimePolicy, NewCredential
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +118,10 @@ class GraphAppWriter:
             if not isinstance(item, dict) or item.get("isEnabled") is False:
                 continue
             restrictions = (item.get("restrictions") or {}).get("passwordCredentials") or []
-            lifetime = next((r for r in restrictions if isinstance(r, dict) and r.get("restrictionType") == "passwordLifetime" and r.get("state", "enabled") != "disabled"), None)
+            lifetime = next(
+                (r for r in restrictions if isinstance(r, dict) and r.get("restrictionType") == "passwordLifetime" and r.get("state", "enabled") != "disabled"),
+                None,
+            )
             return PasswordPolicy(
                 max_lifetime=parse_duration(lifetime.get("maxLifetime")) if lifetime else None,
                 policy_id=str(item.get("id") or "") or None,
@@ -133,7 +135,7 @@ class GraphAppWriter:
         try:
             monitor = await self._pipeline(tenant_id).caller_object_id()
         # Broad on purpose: without our own id the question has no answer, nothing more.
-        except Exception:  # noqa: BLE001
+        except Exception:
             monitor = None
         if monitor is None or not 200 <= answer.status < 300 or not isinstance(answer.body, dict):
             return None, monitor
@@ -162,7 +164,10 @@ class GraphAppWriter:
         if answer.status == 400 and code == LIFETIME_CODE:
             named = _GUID_IN.search(message or "")
             raise LifetimeExceedsPolicy(
-                SERVICE, f"{what}: the end date {graph_datetime(end)} is beyond the app management policy", status=400, code=code,
+                SERVICE,
+                f"{what}: the end date {graph_datetime(end)} is beyond the app management policy",
+                status=400,
+                code=code,
                 policy_id=named.group(0).lower() if named else None,
             )
         if answer.status >= 500:
@@ -172,11 +177,12 @@ class GraphAppWriter:
     async def remove_password(self, tenant_id: str, app_id: str, key_id: str) -> bool:
         app = await self.read_app(tenant_id, app_id)
         what = f"removePassword of keyId {key_id} on application {app_id} in tenant {tenant_id}"
+        cause: Exception | None
         try:
             # Idempotent in effect: the SDK may re-send it on 429/503/504.
             answer = await self._pipeline(tenant_id).send("POST", f"/applications/{quote(app.object_id)}/removePassword", body={"keyId": key_id})
         # Broad on purpose, as in add_password; the app is read again below either way.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failure, cause = _transport_error(exc, what, lost=TransientError), exc
         else:
             if 200 <= answer.status < 300:
@@ -266,4 +272,3 @@ def _transport_error(exc: BaseException, what: str, *, lost: type[TransientError
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         return TransientError(SERVICE, _detail(f"{what}: no connection to Graph ({type(exc).__name__})", str(exc)))
     return lost(SERVICE, _detail(f"{what}: no answer from Graph ({type(exc).__name__})", str(exc)))
-

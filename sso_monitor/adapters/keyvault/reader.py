@@ -20,20 +20,20 @@ azure-core's (RetryPolicy, honouring Retry-After); we only bound them.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
+from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import describe, inner_code
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.checks.ports import VaultRead
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError, NotFound
 from sso_monitor.models import Problem, ReadFailure, SecretValue, VaultSecretInfo
-from sso_monitor.checks.ports import VaultRead
-from sso_monitor.adapters.entra.identity import credential_for
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def is_azure_vault_host(vault_url: str) -> bool:
     return any(host.endswith(suffix) for suffix in AZURE_VAULT_SUFFIXES)
 
 
-def secret_client_options(config: MonitorConfig, vault_url: str, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> dict[str, Any]:
+def secret_client_options(
+    config: MonitorConfig, vault_url: str, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8
+) -> dict[str, Any]:
     """SecretClient keyword options from the settings (the reader's and the writer's)."""
     timeout = config.network.timeout_seconds
     options: dict[str, Any] = {
@@ -70,7 +72,6 @@ def secret_client_options(config: MonitorConfig, vault_url: str, *, retry_total:
     return options
 
 
-
 class KeyVaultReader:
     """VaultReader on one vault (``config.vault_url``, or ``vault_url``) with the home tenant's identity.
 
@@ -79,10 +80,16 @@ class KeyVaultReader:
     timeouts are ``config.network.timeout_seconds``.
     """
 
-    def __init__(self, config: MonitorConfig, *, vault_url: str | None = None, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
+    def __init__(
+        self, config: MonitorConfig, *, vault_url: str | None = None, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8
+    ) -> None:
         self.vault_url = vault_url or config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
-        self._client = SecretClient(self.vault_url, self._credential, **secret_client_options(config, self.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
+        self._client = SecretClient(
+            self.vault_url,
+            self._credential,
+            **secret_client_options(config, self.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor),
+        )
         self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
     async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
@@ -105,7 +112,7 @@ class KeyVaultReader:
                 if current:
                     # Newest by Key Vault's created (whole seconds), ties by the monitor's
                     # storedAt tag: never by the listing's position (it is by version id).
-                    newest = max(current, key=lambda p: (p.created_on or datetime.min.replace(tzinfo=timezone.utc), (p.tags or {}).get("storedAt", ""), p.version or ""))
+                    newest = max(current, key=lambda p: (p.created_on or datetime.min.replace(tzinfo=UTC), (p.tags or {}).get("storedAt", ""), p.version or ""))
                     secret = self._client.get_secret(name, newest.version)
             # Every version's keyId, or the read fails: a partial set would make the
             # sweep take stored credentials for orphans.
@@ -123,7 +130,9 @@ class KeyVaultReader:
             log.warning("vault read %s: %s (%s)", name, failure.problem.value, failure.detail)
             return failure
         info = _info(secret.properties, name)
-        log.debug("vault read %s: version %s, keyId %s, %s keyId(s) across versions", name, info.version, info.key_id, "unread" if key_ids is None else len(key_ids))
+        log.debug(
+            "vault read %s: version %s, keyId %s, %s keyId(s) across versions", name, info.version, info.key_id, "unread" if key_ids is None else len(key_ids)
+        )
         return VaultRead(info=info, value=SecretValue(secret.value or ""), key_ids=key_ids)
 
     def _close(self) -> None:
@@ -157,5 +166,3 @@ def failure_from(name: str, exc: AzureError) -> ReadFailure:
 
 
 _PROBLEMS: dict[type[ExternalError], Problem] = {NotFound: Problem.NOT_FOUND, AccessDenied: Problem.ACCESS_DENIED}
-
-

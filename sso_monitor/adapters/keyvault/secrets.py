@@ -8,10 +8,10 @@ becomes our exception, naming the secret, never its value.
 
 from __future__ import annotations
 
+from sso_monitor.adapters.keyvault.reader import KeyVaultReader
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError, NotFound
 from sso_monitor.models import Problem, ReadFailure, SecretValue
-from sso_monitor.adapters.keyvault.reader import KeyVaultReader
 
 SERVICE = "keyvault"
 _ERRORS: dict[Problem, type[ExternalError]] = {Problem.NOT_FOUND: NotFound, Problem.ACCESS_DENIED: AccessDenied}

@@ -25,15 +25,15 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient, SecretProperties
 
-from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import ExternalError, NotFound
-from sso_monitor.models import SecretValue
-from sso_monitor.rotation.ports import VaultVersion
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import azure_error
 from sso_monitor.adapters.keyvault.reader import DEFAULT_RETRY_TOTAL, secret_client_options
 from sso_monitor.adapters.keyvault.secrets import KeyVaultSecretSource
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import ExternalError, NotFound
+from sso_monitor.models import SecretValue
+from sso_monitor.rotation.ports import VaultVersion
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,11 @@ class KeyVaultWriter:
     def __init__(self, config: MonitorConfig, *, retry_total: int = DEFAULT_RETRY_TOTAL, retry_backoff_factor: float = 0.8) -> None:
         self.vault_url = config.vault_url
         self._credential = credential_for(config, config.home_tenant_id)
-        self._client = SecretClient(config.vault_url, self._credential, **secret_client_options(config, config.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor))
+        self._client = SecretClient(
+            config.vault_url,
+            self._credential,
+            **secret_client_options(config, config.vault_url, retry_total=retry_total, retry_backoff_factor=retry_backoff_factor),
+        )
         self._pool = BlockingPool(config.network.concurrency, "keyvault-writer")
         # Handoff tokens live in the settings vault, which the monitor may only read.
         self._settings = KeyVaultSecretSource(config)
@@ -59,7 +63,9 @@ class KeyVaultWriter:
     async def value(self, name: str, version: str) -> SecretValue:
         return await self._pool.run(self._value, name, version)
 
-    async def add_version(self, name: str, value: SecretValue, *, tags: dict[str, str], expires: datetime | None, content_type: str = "text/plain") -> VaultVersion:
+    async def add_version(
+        self, name: str, value: SecretValue, *, tags: dict[str, str], expires: datetime | None, content_type: str = "text/plain"
+    ) -> VaultVersion:
         return await self._pool.run(self._add_version, name, value, dict(tags), expires, content_type)
 
     async def set_tags(self, name: str, version: str, tags: dict[str, str], *, enabled: bool | None = None) -> None:

@@ -31,20 +31,20 @@ SmartTrace's answers never carry them.
 from __future__ import annotations
 
 import functools
-import re
 import logging
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import ExternalError, HandoffRejected, Throttled, TransientError
 from sso_monitor import redact
-from sso_monitor.models import SecretValue, stamp
 from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import ExternalError, HandoffRejected, Throttled, TransientError
+from sso_monitor.models import SecretValue, stamp
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,20 @@ class HttpSecretPusher:
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies, follow_redirects=False)
         self._pool = BlockingPool(network.concurrency, "handoff")
 
-    async def push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:
+    async def push(
+        self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime
+    ) -> None:
         call = functools.partial(
-            self._push, url=url, method=method, token=token, facility=facility, tenant_id=tenant_id, app_id=app_id, key_id=key_id, secret=secret, expires=expires
+            self._push,
+            url=url,
+            method=method,
+            token=token,
+            facility=facility,
+            tenant_id=tenant_id,
+            app_id=app_id,
+            key_id=key_id,
+            secret=secret,
+            expires=expires,
         )
         await self._pool.run(call)
 
@@ -95,15 +106,21 @@ class HttpSecretPusher:
             held = body.get("keyId")
             return held.lower() if isinstance(held, str) and held else None
 
-    def _push(self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime) -> None:
+    def _push(
+        self, *, url: str, method: str, token: SecretValue, facility: str, tenant_id: str, app_id: str, key_id: str, secret: SecretValue, expires: datetime
+    ) -> None:
         what = f"handoff of keyId {key_id} to {facility}"
         if urlsplit(url).scheme.lower() != "https":
             raise ExternalError(SERVICE, f"{what}: the handoff URL must be https, not {urlsplit(url).scheme or 'relative'}")
         failure: ExternalError | None = None
         try:
             response = self._session.request(
-                method.upper(), url, json=_body(secret, key_id, app_id, tenant_id, expires), headers=_headers(token),
-                timeout=(self.timeout, self.timeout), allow_redirects=False,
+                method.upper(),
+                url,
+                json=_body(secret, key_id, app_id, tenant_id, expires),
+                headers=_headers(token),
+                timeout=(self.timeout, self.timeout),
+                allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
             failure = ExternalError(SERVICE, _scrub(f"{what}: TLS failure ({type(exc).__name__}): {exc}", secret, token))

@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
-from sso_monitor.alerts.ports import AlertStore, StoredItem
-from sso_monitor.config import MonitorConfig
 from sso_monitor.adapters.errors import azure_error
-from sso_monitor.errors import ExternalError, MonitorError
 from sso_monitor.adapters.storage.endpoints import service_endpoint
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.alerts.ports import AlertStore, StoredItem
+from sso_monitor.config import MonitorConfig
+from sso_monitor.errors import ExternalError, MonitorError
 
 try:  # POSIX only; elsewhere FileAlertStore excludes within one store object only.
     import fcntl
@@ -303,7 +303,9 @@ class FileAlertStore:
                 return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise MonitorError(f"alert store {self.path}: still locked by another process after {self._lock_timeout:.0f} s ({self._lock_path})") from None
+                    raise MonitorError(
+                        f"alert store {self.path}: still locked by another process after {self._lock_timeout:.0f} s ({self._lock_path})"
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
 
@@ -361,7 +363,7 @@ class TableAlertStore:
         rows = _encoded(items)
         if not rows:
             return
-        updated = datetime.now(timezone.utc)
+        updated = datetime.now(UTC)
         batches = transaction_batches(rows)
         log.debug("alert store: putting %d item(s) into table %s in %d transaction(s)", len(rows), self.table, len(batches))
         outcomes = await asyncio.gather(*(self._pool.run(self._submit, batch, updated) for batch in batches), return_exceptions=True)

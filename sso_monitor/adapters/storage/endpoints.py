@@ -13,5 +13,5 @@ def service_endpoint(blob_url: str, service: str) -> str:
     account, dot, rest = (parts.hostname or "").partition(".")
     if parts.scheme != "https" or not account or not rest.startswith("blob."):
         raise ValueError(f"cannot tell the {service} endpoint from the blob endpoint {blob_url}")
-    host = f"{account}{dot}{service}.{rest[len('blob.'):]}" + (f":{parts.port}" if parts.port else "")
+    host = f"{account}{dot}{service}.{rest[len('blob.') :]}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, host, "", "", ""))

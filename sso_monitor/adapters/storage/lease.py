@@ -51,9 +51,10 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 
-from sso_monitor.adapters.errors import azure_error, error_code as _error_code
-from sso_monitor.errors import ExternalError, LeaseUnavailable
+from sso_monitor.adapters.errors import azure_error
+from sso_monitor.adapters.errors import error_code as _error_code
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.errors import ExternalError, LeaseUnavailable
 
 try:  # POSIX only; elsewhere LocalLease excludes within one process.
     import fcntl

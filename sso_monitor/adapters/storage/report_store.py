@@ -36,8 +36,8 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
 from sso_monitor.adapters.errors import azure_error
-from sso_monitor.errors import ExternalError
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.errors import ExternalError
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,9 @@ def _translated(exc: AzureError, what: str) -> ExternalError:
     return azure_error(SERVICE, what, exc, "storage")
 
 
-def report_store_from_settings(config: Any, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0, retry_total: int = 2) -> BlobReportStore | None:
+def report_store_from_settings(
+    config: Any, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0, retry_total: int = 2
+) -> BlobReportStore | None:
     """The report store on the Function App's storage, or None when none is configured
     (local runs without AzureWebJobsStorage)."""
     options: dict[str, Any] = {"connection_timeout": timeout_seconds, "read_timeout": timeout_seconds, "retry_total": retry_total}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sso_monitor.rotation.ports import WORK_QUEUE
 from sso_monitor.adapters.storage.endpoints import service_endpoint
+from sso_monitor.rotation.ports import WORK_QUEUE
 
 log = logging.getLogger(__name__)
 
