@@ -49,10 +49,6 @@ class TransientError(ExternalError):
     """A timeout, a dropped connection or a 5xx that outlasted our retries."""
 
 
-class CredentialRejected(ExternalError):
-    """Entra refused a client secret; ``code`` is the AADSTS code (e.g. AADSTS7000215)."""
-
-
 class LifetimeExceedsPolicy(ExternalError):
     """addPassword refused the end date: CredentialInvalidLifetimeAsPerAppPolicy.
     ``policy_id``: the refusing policy, as Graph's message names it (the tenant

@@ -8,6 +8,7 @@ Vault, Entra's token endpoint or SmartTrace's handoff endpoint.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -237,3 +238,17 @@ def is_ours(display_name: str | None, deployment_id: str) -> bool:
 # Graph's reads lag its writes by seconds (docs/sandbox/fidelity.md): a credential
 # missing from one read is "not yet seen" until this long after its creation.
 UNSEEN_WINDOW = timedelta(hours=1)
+
+
+# ---- days left, the one rounding (checks, alerts, rotation reminders and the status page agree)
+
+
+def days_until(end: datetime, now: datetime) -> int:
+    """Whole days left, rounded down; negative once past."""
+    return math.floor((end - now).total_seconds() / 86400)
+
+
+def crossed_threshold(days_left: int, thresholds: tuple[int, ...]) -> int | None:
+    """The smallest configured threshold at or above days_left (None: not yet due)."""
+    crossed = [t for t in thresholds if days_left <= t]
+    return min(crossed) if crossed else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +28,7 @@ from sso_monitor.checks.report import as_dict
 from sso_monitor.checks.run import AppResult, CheckReport, Progress, run_checks
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ExternalError, LeaseUnavailable, MonitorError
-from sso_monitor.models import SecretValue, stamp
+from sso_monitor.models import SecretValue, days_until, stamp
 from sso_monitor.rotation.ports import Lease, VaultVersion, WorkItem
 from sso_monitor.rotation.protocol import (
     Clock,
@@ -350,7 +349,7 @@ def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], n
                 "appId": result.app.app_id,
                 "status": result.status,
                 "secretExpires": _utc(expires),
-                "daysLeft": math.floor((expires - now).total_seconds() / 86400) if expires else None,
+                "daysLeft": days_until(expires, now) if expires else None,
                 "findings": [f.as_dict() for f in result.findings],
                 "rotation": {
                     "stage": rotation.stage if rotation else "unknown",

@@ -1,8 +1,8 @@
 """The `sso-monitor sandbox` and `sso-monitor demo` commands (the monitor's CLI parses
 their arguments and hands them here when this distribution is installed).
 
-Each first says, in the words of the configuration's own errors, why its input cannot
-be used (exit 3), before anything starts.
+``problem`` says first, in the words of the configuration's own errors, why the input
+cannot be used, before anything starts.
 """
 
 from __future__ import annotations
@@ -11,19 +11,18 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 
 from sso_sandbox.scenario import ScenarioError, load_scenario
 
-EXIT_USAGE = 3
+
+def problem(args: argparse.Namespace) -> str | None:
+    """Why the command cannot start (the monitor's CLI says it and exits as for bad usage)."""
+    return scenario_problem(args.scenario) or (state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
 
 
 def run(args: argparse.Namespace) -> int:
-    problem = scenario_problem(args.scenario) or (state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
-    if problem is not None:
-        print(f"sso-monitor: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    """Run `sandbox` or `demo` (``problem(args)`` first); the demo's exit code is the check's."""
     if args.command == "sandbox":
         from sso_sandbox.serve import serve
 

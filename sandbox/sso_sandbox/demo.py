@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from sso_monitor.checks.report import EXIT_MONITOR_FAILED
 from sso_monitor.cli.check import check_and_report
+from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
 from sso_monitor.config import parse_config
 from sso_sandbox.runtime import Sandbox
 from sso_sandbox.scenario import scenario_refs

@@ -22,11 +22,9 @@ from typing import Any
 
 from sso_monitor.alerts.ports import APPEARED, CHANNEL_DOWN, MONITOR_FAILURE, REMINDER, RESOLVED, WORSENED, Alert, Notice
 from sso_monitor.alerts.render import handoff_steps
-from sso_monitor.checks.decisions import crossed_threshold
-from sso_monitor.checks.findings import CODES, Finding, Severity
+from sso_monitor.checks.findings import CODES, Finding, Severity, rank_of
 from sso_monitor.config import AlertsConfig, AppConfig, MonitorConfig
-
-_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+from sso_monitor.models import crossed_threshold
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def level_of(finding: Finding, thresholds: tuple[int, ...]) -> int | None:
 
 
 def _worse(severity: str, level: int | None, state: FindingState) -> bool:
-    if _RANK.get(severity, 0) > _RANK.get(state.severity, 0):
+    if rank_of(severity) > rank_of(state.severity):
         return True
     return level is not None and (state.level is None or level < state.level)
 

@@ -25,7 +25,6 @@ from sso_monitor.models import SecretValue
 # severe, is still open (critical, repeated at most once per interval), or is
 # resolved. Rotation: the protocol's events. Operations: the monitor itself.
 APPEARED, WORSENED, REMINDER, RESOLVED = "appeared", "worsened", "reminder", "resolved"
-ROTATION_KINDS = ("due", "started", "awaiting-confirmation", "reminder", "completed", "failed", "stuck", "retired", "orphan-removed")
 MONITOR_FAILURE, CHANNEL_DOWN = "monitor-failure", "channel-down"
 
 # Severities as channels show them: the finding's, or "resolved" / "info".

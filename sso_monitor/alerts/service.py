@@ -187,10 +187,6 @@ class Alerting:
         log.info("alert: %s snoozed %s for %s until %s", by, code, facility, until.isoformat())
         return snooze
 
-    async def unsnooze(self, facility: str, code: str, by: str) -> None:
-        await self.store.delete(SNOOZES, f"{facility}.{code}")
-        log.info("alert: %s ended the snooze of %s for %s", by, code, facility)
-
     async def snoozes(self, now: datetime) -> list[Snooze]:
         found = [Snooze.from_dict(item.data) for item in await self.store.list(SNOOZES)]
         return sorted((s for s in found if s.until > now), key=lambda s: (s.facility, s.code))

@@ -6,7 +6,6 @@ Finding with a stable code (see findings.CODES and docs/checks.md).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -23,6 +22,8 @@ from sso_monitor.models import (
     Reachability,
     ReadFailure,
     VaultSecretInfo,
+    crossed_threshold,
+    days_until,
     is_ours,
     unstamp,
 )
@@ -31,11 +32,6 @@ CRITICAL_DAYS = 7  # at or below this many days left, an expiring secret is crit
 EXPIRY_TOLERANCE = timedelta(minutes=5)  # Key Vault expiry vs Entra end date
 ORPHAN_GRACE = timedelta(hours=1)  # a rotation in flight is not an orphan yet
 POLICY_TOLERANCE = timedelta(minutes=5)
-
-
-def days_until(end: datetime, now: datetime) -> int:
-    """Whole days left, rounded down; negative once past."""
-    return math.floor((end - now).total_seconds() / 86400)
 
 
 def in_use_credential(app: AppRegistration, vault_key_id: str | None, now: datetime) -> PasswordCredentialInfo | None:
@@ -47,12 +43,6 @@ def in_use_credential(app: AppRegistration, vault_key_id: str | None, now: datet
         return by_id[vault_key_id.lower()]
     dated = [c for c in app.password_credentials if c.end is not None]
     return max(dated, key=lambda c: c.end) if dated else None  # type: ignore[arg-type, return-value]
-
-
-def crossed_threshold(days_left: int, thresholds: tuple[int, ...]) -> int | None:
-    """The smallest configured threshold at or above days_left (None: not yet due)."""
-    crossed = [t for t in thresholds if days_left <= t]
-    return min(crossed) if crossed else None
 
 
 def _same_url(a: str, b: str) -> bool:

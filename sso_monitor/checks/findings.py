@@ -16,7 +16,15 @@ class Severity(str, Enum):
 
     @property
     def rank(self) -> int:
-        return {"info": 0, "warning": 1, "error": 2, "critical": 3}[self.value]
+        return rank_of(self.value)
+
+
+_RANKS = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+def rank_of(severity: str) -> int:
+    """How severe, as a number to compare (an unknown severity ranks lowest)."""
+    return _RANKS.get(str(severity), 0)
 
 
 @dataclass(frozen=True)

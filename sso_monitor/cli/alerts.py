@@ -13,6 +13,7 @@ from typing import IO, Any
 from sso_monitor.alerts.decisions import parse_until, snooze_problem
 from sso_monitor.checks.findings import CODES
 from sso_monitor.checks.run import CheckReport
+from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import MonitorError
 from sso_monitor.service import MonitorService
@@ -70,27 +71,27 @@ def snooze_command(
     app = config.app(facility)
     if app is None:
         err.write(f"sso-monitor: no app for facility {facility!r} in the configuration\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     if code not in CODES:
         err.write(f"sso-monitor: unknown finding code {code!r} (see docs/checks.md)\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     try:
         end = parse_until(until)
     except ValueError as exc:
         message = str(exc)
         err.write(f"sso-monitor: {'--' + message if message.startswith('until ') else message}\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     if end <= now:
         err.write(f"sso-monitor: --until {until.strip()!r} is not in the future\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     if any("\ud800" <= char <= "\udfff" for char in reason):  # bytes that were not UTF-8 in argv (lone surrogates)
         err.write("sso-monitor: --reason is not UTF-8 text\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     problem = snooze_problem(end, now, reason)
     if problem is not None:  # the one rule (alerts.py); said with the option it is about
         said = "--" + problem if problem.startswith(("until ", "reason ")) else f"--until {until.strip()!r}: {problem}"
         err.write(f"sso-monitor: {said}\n")
-        return 3
+        return EXIT_MONITOR_FAILED
 
     service = MonitorService(config, alert_state=state)
 
@@ -102,6 +103,6 @@ def snooze_command(
         _stored(state, run)
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
-        return 3
+        return EXIT_MONITOR_FAILED
     out.write(f"{app.facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
     return 0

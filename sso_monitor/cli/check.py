@@ -10,9 +10,10 @@ from typing import IO
 
 from rich.progress import Progress as Bar
 
-from sso_monitor.checks.report import EXIT_MONITOR_FAILED, exit_code, worst_exit, write_json, write_table
+from sso_monitor.checks.report import write_json, write_table
 from sso_monitor.checks.run import CheckReport, select_apps
 from sso_monitor.cli.alerts import send_check_alerts
+from sso_monitor.cli.exits import EXIT_MONITOR_FAILED, exit_code, worst_exit
 from sso_monitor.config import MonitorConfig
 from sso_monitor.service import MonitorService
 

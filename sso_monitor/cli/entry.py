@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sso_monitor import __version__
+from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
 
-EXIT_USAGE = 3  # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
+# docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
+EXIT_USAGE = EXIT_MONITOR_FAILED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not fail again (it would print "Exception ignored" and exit 120).
         _discard_stdout()
         _say("sso-monitor: standard output was closed before everything was written")
-        return 3
+        return EXIT_USAGE
     # Broad on purpose: whatever went wrong, a person sees one line and exit 3, never a
     # traceback (it is in the log with -v).
     except Exception as exc:
@@ -151,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"sso-monitor: {exc}")
         else:
             _say(f"sso-monitor: the command failed ({type(exc).__name__}); run it again with -v for the details")
-        return 3
+        return EXIT_USAGE
 
 
 _EXIT_CODES = (0, 1, 2, 3, 130)
@@ -166,7 +168,7 @@ def _exit_status(exc: SystemExit) -> int:
         return exc.code
     if not isinstance(exc.code, int):
         _say(f"sso-monitor: {exc.code}")
-    return 3
+    return EXIT_USAGE
 
 
 def _say(line: str) -> None:
@@ -218,13 +220,13 @@ def _main(args: argparse.Namespace) -> int:
             config = load_config(args.config)
         except ConfigError as exc:
             print(f"sso-monitor: {exc}", file=sys.stderr)
-            return 3
+            return EXIT_USAGE
         except ValueError as exc:
             # What load_config does not make a ConfigError yet: a NUL byte in the path,
             # an integer literal longer than Python converts. Still the input's fault.
             logging.getLogger("sso_monitor.cli.entry").debug("the configuration", exc_info=True)
             print(f"sso-monitor: invalid configuration: {_first_clause(exc)}", file=sys.stderr)
-            return 3
+            return EXIT_USAGE
         return _run_command(args, config)
     raise AssertionError(args.command)  # argparse rejects unknown commands first
 
@@ -239,13 +241,17 @@ def _sandbox_command(args: argparse.Namespace) -> int:
     """`sandbox` and `demo` belong to the sandbox's distribution (sandbox/, package
     sso_sandbox); the monitor names it only here, and runs without it."""
     try:
-        from sso_sandbox.cli import run
+        from sso_sandbox import cli as sandbox
     except ModuleNotFoundError as exc:
         if exc.name is None or exc.name.split(".")[0] != "sso_sandbox":
             raise
         print(f"sso-monitor: {SANDBOX_MISSING}", file=sys.stderr)
         return EXIT_USAGE
-    return run(args)
+    problem = sandbox.problem(args)
+    if problem is not None:
+        print(f"sso-monitor: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    return sandbox.run(args)
 
 
 def _first_clause(exc: Exception) -> str:

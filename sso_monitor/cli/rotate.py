@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from sso_monitor.alerts.render import handoff_steps
-from sso_monitor.checks.report import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
 from sso_monitor.cli.alerts import deliver
+from sso_monitor.cli.exits import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import MonitorError
 from sso_monitor.models import SecretValue
 from sso_monitor.service import MonitorService, Outcome
-
-# A rotation that failed leaves the secret due: as severe as a critical finding.
-EXIT_FAILED = EXIT_CRITICAL
 
 
 def _app(config: MonitorConfig, facility: str, err: IO[str]) -> AppConfig | None:
@@ -102,7 +99,7 @@ def rotate_command(
         out.write(f"Dry run for {facility}: nothing was changed.\n")
     _print_result(outcome, out, as_json)
     alerted = dry_run or _alert(service, outcome, alert_state, err)
-    return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
+    return worst_exit(EXIT_CRITICAL if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
 def confirm_command(
@@ -125,10 +122,10 @@ def confirm_command(
         outcome = _run(service, lambda: service.confirm(app, key_id, who))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
-        return EXIT_FAILED
+        return EXIT_CRITICAL
     _print_result(outcome, out, False)
     alerted = _alert(service, outcome, alert_state, err)
-    return worst_exit(EXIT_FAILED if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
+    return worst_exit(EXIT_CRITICAL if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
 
 def push_command(
@@ -155,9 +152,9 @@ def push_command(
         outcome = _run(service, lambda: service.push(app, who, dry_run=dry_run))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
-        return EXIT_FAILED
+        return EXIT_CRITICAL
     _print_result(outcome, out, False)
-    return EXIT_FAILED if outcome.result.error else EXIT_OK
+    return EXIT_CRITICAL if outcome.result.error else EXIT_OK
 
 
 def status_command(
@@ -168,7 +165,7 @@ def status_command(
     out, err = out or sys.stdout, err or sys.stderr
     service = service or MonitorService(config)
     statuses, failures = _run(service, lambda: service.rotation_statuses(config.apps))
-    code = EXIT_MONITOR_FAILED if failures and not statuses else EXIT_FAILED if failures else EXIT_OK
+    code = EXIT_MONITOR_FAILED if failures and not statuses else EXIT_CRITICAL if failures else EXIT_OK
     for facility, problem in failures:
         err.write(f"sso-monitor: {facility}: the rotation stage could not be read: {problem}\n")
     if as_json:
@@ -210,9 +207,9 @@ def adopt_command(
         outcome = _run(service, lambda: service.adopt(app, value, key_id))
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
-        return EXIT_FAILED
+        return EXIT_CRITICAL
     _print_result(outcome, out, False)
-    return EXIT_FAILED if outcome.result.error else EXIT_OK
+    return EXIT_CRITICAL if outcome.result.error else EXIT_OK
 
 
 # An Entra client secret is 40 characters; anything much longer on standard input is

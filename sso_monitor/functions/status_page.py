@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from sso_monitor.models import days_until
+
 STATUS_ORDER = ("critical", "error", "warning", "ok")
 THRESHOLDS = (30, 14, 7)
 
@@ -254,7 +256,7 @@ def _days_left(app: Mapping[str, Any], generated: str) -> int | None:
         return math.floor(days)
     expires, now = _parse(app.get("secretExpires")), _parse(generated)
     if expires and now:
-        return math.floor((expires - now).total_seconds() / 86400)
+        return days_until(expires, now)
     return None
 
 

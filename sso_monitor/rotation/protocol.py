@@ -25,7 +25,7 @@ from sso_monitor.checks.decisions import owner_add_fix
 from sso_monitor.checks.ports import TokenProbe
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
-from sso_monitor.models import UNSEEN_WINDOW, AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue, marker_name
+from sso_monitor.models import UNSEEN_WINDOW, AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue, days_until, marker_name
 from sso_monitor.rotation.ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from sso_monitor.rotation.state import (
     ABANDONED,
@@ -320,7 +320,7 @@ class Rotator:
             credential = _credential(registration, current.key_id if current else None)
             end = credential.end if credential else None
             if not rotation_due(end, self.now(), app.rotation.rotate_before_days, force=self.force):
-                days = (end - self.now()).days if end else 0
+                days = days_until(end, self.now()) if end else 0
                 self.say("plan", f"not due: the current secret has {days} days left (rotation starts at {app.rotation.rotate_before_days})")
                 self.result.stage = CURRENT if current else "idle"
                 return
@@ -631,7 +631,7 @@ class Rotator:
             return
         await self._notify(
             "reminder",
-            f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {(old.end - self.now()).days if old and old.end else '?'} days.",
+            f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {days_until(old.end, self.now()) if old and old.end else '?'} days.",
             key_id=flight.key_id,
             handoff=self.handoff_facts(flight, old),
         )

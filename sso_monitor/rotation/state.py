@@ -14,10 +14,9 @@ credential vanished before it was handed on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sso_monitor.models import UNSEEN_WINDOW, PasswordCredentialInfo, PasswordPolicy, is_ours, stamp, unstamp
+from sso_monitor.models import UNSEEN_WINDOW, PasswordCredentialInfo, PasswordPolicy, crossed_threshold, days_until, is_ours, stamp, unstamp
 from sso_monitor.rotation.ports import VaultVersion
 
 PENDING, VERIFIED, AWAITING, HANDED_OFF = "pending", "verified", "awaiting-confirmation", "handed-off"
@@ -200,16 +199,6 @@ def untagged_versions(versions: list[VaultVersion]) -> list[VaultVersion]:
     return [v for v in versions if v.enabled and not v.key_id]
 
 
-@dataclass(frozen=True)
-class Escalation:
-    """When to remind the administrator of a manual handoff still waiting."""
-
-    threshold: int | None  # the smallest threshold crossed by the old secret's days left
-
-
 def escalation_threshold(old_end: datetime | None, now: datetime, thresholds: tuple[int, ...]) -> int | None:
-    if old_end is None:
-        return None
-    days = (old_end - now).days
-    crossed = [t for t in thresholds if days <= t]
-    return min(crossed) if crossed else None
+    """The reminder's threshold: the smallest one the old secret's days left have crossed."""
+    return crossed_threshold(days_until(old_end, now), thresholds) if old_end is not None else None

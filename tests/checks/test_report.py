@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from sso_monitor.checks.findings import Severity, finding
-from sso_monitor.checks.report import as_dict, exit_code, write_table
+from sso_monitor.checks.report import as_dict, write_table
 from sso_monitor.checks.run import AppResult, CheckReport, app_status
+from sso_monitor.cli.exits import exit_code
 from sso_monitor.config import parse_config
 
 APP = parse_config(

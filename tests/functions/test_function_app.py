@@ -9,7 +9,7 @@ from pathlib import Path
 
 import azure.functions as func
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_health_answers_without_touching_anything():

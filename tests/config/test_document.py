@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from sso_monitor.config import ConfigError, deployment_id, load_config, parse_config
 from sso_monitor.config.document import schema_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "docs" / "config.schema.json"
 T1 = "5f1c2b7e-3a41-4c8e-9d2a-1b6e7f0a9c11"
 T2 = "a8e3d9c4-6b12-4f7a-8e5d-2c9b0f1e3d22"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sso_monitor.checks.decisions import crossed_threshold, days_until, evaluate, in_use_credential
+from sso_monitor.checks.decisions import evaluate, in_use_credential
 from sso_monitor.checks.findings import CODES, Severity
 from sso_monitor.config import parse_config
 from sso_monitor.models import (
@@ -29,6 +29,8 @@ from sso_monitor.models import (
     UrlCheck,
     VaultSecretInfo,
     WebSettings,
+    crossed_threshold,
+    days_until,
 )
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -356,5 +358,5 @@ def test_docs_checks_md_is_generated_from_the_codes():
 
     from sso_monitor.checks.findings import checks_markdown
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "checks.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
     assert doc == checks_markdown(), "regenerate: python -m sso_monitor.checks.findings > docs/checks.md"

@@ -15,7 +15,7 @@ import requests
 
 from sso_monitor.cli.entry import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sandbox_command_prints_endpoints_and_keeps_secrets_in_a_private_file(tmp_path):
