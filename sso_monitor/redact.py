@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 MIN_RUN = 8
 MASK = "***"
@@ -108,8 +109,6 @@ def _is_connection_string(value: str) -> bool:
 def secret_parts(value: str) -> list[str]:
     """What of a value to mask in fragments: the whole value, except for a URL, whose
     credential-bearing parts (query signatures, userinfo) stand for it."""
-    from urllib.parse import parse_qsl, urlsplit
-
     if _is_connection_string(value):
         # a storage connection string: its AccountKey or SharedAccessSignature is the
         # secret; its endpoints and account name are in every storage log line

@@ -44,7 +44,7 @@ from sso_monitor.rotation.protocol import (
     rotation_status,
 )
 from sso_monitor.rotation.schedule import app_state, stuck_rotation, work_due
-from sso_monitor.wiring import build_adapters, build_lease, build_rotation_deps, opened_alerting
+from sso_monitor.wiring import build_adapters, build_lease, build_rotation_deps, enqueue_work, opened_alerting
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,11 @@ class MonitorService:
         document = build_status(report, {s.facility: s for s in statuses}, now)
         document["report"] = as_dict(report)["summary"]
         return document
+
+    async def queue_work(self, work: list[WorkItem]) -> tuple[list[WorkItem], list[str]]:
+        """Queue rotation work for the worker: what was sent, and the failures (one failed
+        send does not stop the others)."""
+        return await asyncio.to_thread(enqueue_work, self.config, work)
 
     async def scheduled_check(self, now: datetime) -> ScheduledPlan:
         """The timer's run: check every app, then decide which need a worker run."""

@@ -49,6 +49,7 @@ from sso_monitor.alerts.decisions import (
     route,
 )
 from sso_monitor.alerts.ports import CHANNEL_DOWN, Alert, AlertChannel, AlertStore, ChannelError, Notice, StoredItem
+from sso_monitor.checks.findings import CODES
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import MonitorError
 
@@ -178,8 +179,6 @@ class Alerting:
     async def snooze(self, facility: str, code: str, until: datetime, by: str, reason: str = "") -> Snooze:
         if self.config.app(facility) is None:
             raise MonitorError(f"no app for facility {facility!r}")
-        from sso_monitor.checks.findings import CODES
-
         if code not in CODES:
             raise UnknownCode(f"unknown finding code {code!r} (see docs/checks.md)")
         snooze = Snooze(facility, code, until, by, reason)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 from sso_monitor import __version__
 from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
+from sso_monitor.config import load_config
+from sso_monitor.errors import ConfigError, MonitorError
+from sso_monitor.redact import scrub
 
 # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
 EXIT_USAGE = EXIT_MONITOR_FAILED
@@ -112,7 +117,6 @@ class _Scrubbed:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        from sso_monitor.redact import scrub
 
         return self._stream.write(scrub(text))
 
@@ -146,8 +150,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Broad on purpose: whatever went wrong, a person sees one line and exit 3, never a
     # traceback (it is in the log with -v).
     except Exception as exc:
-        from sso_monitor.errors import MonitorError
-
         logging.getLogger("sso_monitor.cli.entry").debug("the command failed", exc_info=True)
         if isinstance(exc, MonitorError):
             _say(f"sso-monitor: {exc}")
@@ -182,8 +184,6 @@ def _say(line: str) -> None:
 def _usable_streams() -> None:
     """A stream that was closed before the process started (`sso-monitor check >&-`)
     is None in Python: writing to it would fail in the middle of a command."""
-    import os
-
     if sys.stdout is None:
         sys.stdout = open(os.devnull, "w", encoding="utf-8")
     if sys.stderr is None:
@@ -193,8 +193,6 @@ def _usable_streams() -> None:
 
 
 def _discard_stdout() -> None:
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -213,9 +211,6 @@ def _main(args: argparse.Namespace) -> int:
     if args.command in ("sandbox", "demo"):
         return _sandbox_command(args)
     if args.command in ("check", "rotate", "status", "confirm", "push", "adopt", "snooze"):
-        from sso_monitor.config import load_config
-        from sso_monitor.errors import ConfigError
-
         try:
             config = load_config(args.config)
         except ConfigError as exc:
@@ -269,8 +264,6 @@ def _run_command(args: argparse.Namespace, config) -> int:
 
         return check_and_report(config, facility=args.app, as_json=args.json, alert_state=alert_state)
     if args.command == "snooze":
-        from datetime import datetime
-
         from sso_monitor.cli.alerts import snooze_command
 
         return snooze_command(
@@ -301,9 +294,6 @@ def _run_command(args: argparse.Namespace, config) -> int:
 def _who() -> str:
     """Who acts, for the audit trail: the login name, or the uid where there is none (a
     container's arbitrary uid has no passwd entry: getpass.getuser() raises there)."""
-    import getpass
-    import os
-
     try:
         name = getpass.getuser()
     except (KeyError, OSError, ImportError):

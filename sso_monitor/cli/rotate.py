@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
 from dataclasses import asdict
@@ -225,8 +226,6 @@ def _read_secret(source: IO[str] | None) -> tuple[str, str | None]:
         return "", missing
     try:
         if source.isatty():
-            import getpass
-
             text = getpass.getpass("Client secret value (not echoed): ")
         else:
             text = source.readline(MAX_SECRET_CHARS + 2)

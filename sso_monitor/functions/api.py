@@ -21,18 +21,19 @@ from datetime import datetime
 from typing import Any
 
 from sso_monitor import wiring
+from sso_monitor.alerts.decisions import parse_until
 from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.alerts.service import UnknownCode
 from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import ConfigError, ExternalError, MonitorError
+from sso_monitor.errors import ConfigError, ExternalError, LeaseUnavailable, MonitorError
+from sso_monitor.functions.bounds import MOVING, RUNNING
 from sso_monitor.rotation.ports import RESUME, WorkItem
-from sso_monitor.rotation.protocol import Clock, RotationResult, RotationSettings, lease_key
-from sso_monitor.service import MonitorService, Outcome
+from sso_monitor.rotation.protocol import Clock, RotationFailed, RotationResult, RotationSettings, lease_key
+from sso_monitor.service import InvalidSnooze, MonitorService, Outcome, UnknownFacility
 
 log = logging.getLogger(__name__)
 
 # Stages in which a rotation moves on by itself (no person needed): the API answers 202.
-MOVING = ("pending", "verified", "handed-off")
-RUNNING = "running"  # the API's own word: the run goes on after the answer
 # Rotations the API answered for while they ran on (see rotate); kept so they are not collected.
 _background: set[asyncio.Task[Any]] = set()
 
@@ -160,7 +161,7 @@ class AdminApi:
         if storage.connection_string is None and not storage.account_url:
             return False
         try:
-            sent, failures = await asyncio.wait_for(asyncio.to_thread(wiring.enqueue_work, self.config, [WorkItem(facility, RESUME)]), within)
+            sent, failures = await asyncio.wait_for(self.service.queue_work([WorkItem(facility, RESUME)]), within)
         except TimeoutError:
             log.warning("admin: resume of %s not queued within %.0f s; the timer's next run resumes it", facility, within)
             return False
@@ -180,7 +181,11 @@ class AdminApi:
         outcome = await self.service.push(app, who, dry_run=dry_run)
         return outcome.result.as_dict()
 
-    async def snooze(self, facility: str, code: str, until: datetime, who: str, reason: str, now: datetime) -> dict[str, Any]:
+    async def snooze(self, facility: str, code: str, until_text: str, who: str, reason: str, now: datetime) -> dict[str, Any]:
+        try:
+            until = parse_until(until_text)
+        except ValueError as exc:
+            raise InvalidSnooze(str(exc)) from None
         app = self.service.app(facility)
         storage = self.config.storage
         if storage.connection_string is None and not storage.account_url:
@@ -232,3 +237,19 @@ def _finished_in_background(facility: str) -> Any:
         )
 
     return done
+
+
+def http_error(exc: MonitorError) -> tuple[int, str, str] | None:
+    """The admin API's answer to a failure of the service: (status, code, message); None
+    for one it does not expect (the host logs it as a 500)."""
+    if isinstance(exc, UnknownFacility):
+        return 404, "unknown_facility", str(exc)
+    if isinstance(exc, (UnknownCode, InvalidSnooze)):
+        return 400, "invalid_field", str(exc)
+    if isinstance(exc, RotationFailed):
+        return 409, "rotation_conflict", str(exc)
+    if isinstance(exc, LeaseUnavailable):
+        return 409, "rotation_busy", "another run holds this app's lease (a rotation is running); try again in a minute"
+    if isinstance(exc, ExternalError):
+        return 502, "upstream_failed", str(exc)
+    return None

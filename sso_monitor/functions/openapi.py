@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sso_monitor.functions.bounds import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
+from sso_monitor.functions.ratelimit import LIMITS
+
 _ERROR = {"$ref": "#/components/responses/Error"}
 _FACILITY = {"name": "facility", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}}
 
@@ -13,8 +16,6 @@ def _errors(*codes: str) -> dict[str, Any]:
 
 
 def _rate(kind: str) -> str:
-    from sso_monitor.functions.ratelimit import LIMITS
-
     limit = LIMITS[kind]
     return f"{limit.capacity} per {limit.period:g} s"
 
@@ -30,8 +31,6 @@ _LOCATION = {"description": "GET /apps/{facility}/rotation: where the rotation s
 
 
 def openapi_document() -> dict[str, Any]:
-    from sso_monitor.functions.bounds import ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE
-
     secured: list[dict[str, list[str]]] = [{"functionKey": [], "entra": []}]
     return {
         "openapi": "3.1.0",

@@ -65,6 +65,8 @@ class GraphPipeline:
             return self._adapter
         if self._adapter is not None:
             log.debug("graph client for tenant %s: new event loop, building a new client", self.tenant_id)
+        # The Graph SDK loads with the first request, not with the module (cold start:
+        # building a reader loads no SDK; tests/adapters/test_graph_directory.py).
         import httpx
         from kiota_authentication_azure.azure_identity_authentication_provider import (
             AzureIdentityAuthenticationProvider,

@@ -33,6 +33,9 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import httpx
+from azure.core.exceptions import AzureError
+
 from sso_monitor.adapters.errors import azure_error, status_error
 from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline
 from sso_monitor.adapters.graph.reader import (
@@ -264,9 +267,6 @@ def _transport_error(exc: BaseException, what: str, *, lost: type[TransientError
     """An exception instead of an answer. Entra refusing our identity is AccessDenied;
     a failed token request or connection means nothing was sent (TransientError);
     anything else may have happened after the request left: ``lost``."""
-    import httpx
-    from azure.core.exceptions import AzureError
-
     if isinstance(exc, AzureError):  # our token request: refused by Entra, or it failed (nothing was sent to Graph)
         return azure_error(SERVICE, what, exc, "Entra")
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):

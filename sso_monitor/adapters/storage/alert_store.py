@@ -60,6 +60,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
+from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import azure_error
 from sso_monitor.adapters.storage.endpoints import service_endpoint
 from sso_monitor.adapters.threads import BlockingPool
@@ -463,8 +464,6 @@ def _table_client(config: MonitorConfig, table: str, options: dict[str, Any]) ->
             # Not chained: the SDK's message may quote the connection string.
             raise ValueError("alert store: the storage connection string (AzureWebJobsStorage) is malformed") from None
     if storage.account_url:
-        from sso_monitor.adapters.entra.identity import credential_for
-
         return TableClient(table_endpoint(storage.account_url), table, credential=credential_for(config, config.home_tenant_id), **options)
     raise ValueError("alert store: no storage configured: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName")
 

@@ -16,6 +16,7 @@ from typing import Any
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
+from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.storage.lease import DEFAULT_CONTAINER, _blob_name, _translated
 
 
@@ -49,7 +50,5 @@ def _container(config: Any, container: str, timeout_seconds: float) -> Container
         except ValueError:
             raise ValueError("lease state: the storage connection string (AzureWebJobsStorage) is malformed") from None
     if storage.account_url:
-        from sso_monitor.adapters.entra.identity import credential_for
-
         return ContainerClient(storage.account_url, container, credential=credential_for(config, config.home_tenant_id), **options)
     return None

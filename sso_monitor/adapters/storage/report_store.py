@@ -35,6 +35,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 
+from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import azure_error
 from sso_monitor.adapters.threads import BlockingPool
 from sso_monitor.errors import ExternalError
@@ -144,7 +145,5 @@ def report_store_from_settings(
             raise ValueError("report store: the storage connection string (AzureWebJobsStorage) is malformed") from None
         return BlobReportStore(client)
     if storage.account_url:
-        from sso_monitor.adapters.entra.identity import credential_for
-
         return BlobReportStore(ContainerClient(storage.account_url, container, credential=credential_for(config, config.home_tenant_id), **options))
     return None

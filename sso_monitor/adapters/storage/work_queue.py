@@ -9,6 +9,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.storage.endpoints import service_endpoint
 from sso_monitor.rotation.ports import WORK_QUEUE
 
@@ -19,8 +23,6 @@ def enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
     """Send each item (schedule.WorkItem); (sent, failures). One failed send does not stop the others."""
     if not work:
         return [], []
-    from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-
     sent: list[Any] = []
     failures: list[str] = []
     try:
@@ -47,14 +49,10 @@ def enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
 
 
 def _queue_client(config: Any) -> Any:
-    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
-
     options: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(), "connection_timeout": 10, "read_timeout": 10, "retry_total": 3}
     storage = config.storage
     if storage.connection_string is not None:
         return QueueClient.from_connection_string(storage.connection_string.reveal(), WORK_QUEUE, **options)
     if storage.account_url:
-        from sso_monitor.adapters.entra.identity import credential_for
-
         return QueueClient(service_endpoint(storage.account_url, "queue"), WORK_QUEUE, credential=credential_for(config, config.home_tenant_id), **options)
     raise ValueError("no storage configured: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName")
