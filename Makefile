@@ -14,7 +14,7 @@ $(BIN)/python:
 # never deployed) next to it.
 $(STAMP): pyproject.toml requirements.txt sandbox/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]" -e ./sandbox
+	$(BIN)/python -m pip install --quiet -e ".[dev,sandbox]" -e ./sandbox
 	touch $(STAMP)
 
 install: $(STAMP)
