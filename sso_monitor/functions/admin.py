@@ -27,7 +27,7 @@ from sso_monitor import redact
 from sso_monitor.config import load_config
 from sso_monitor.errors import ConfigError, MonitorError
 from sso_monitor.functions import PerProcess
-from sso_monitor.functions.auth import ADMIN_ROLE, READ_ROLE, AdminAuthSettings, AuthError, TokenValidator, json_error
+from sso_monitor.functions.auth import ADMIN_ROLE, READ_ROLE, AdminAuthSettings, AuthError, Principal, TokenValidator, json_error
 from sso_monitor.functions.bounds import MOVING, POLL_SECONDS, ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE, RUNNING
 from sso_monitor.functions.openapi import openapi_document
 from sso_monitor.functions.ratelimit import ACTION, CHECK, READ, RateLimited, RateLimiter
@@ -140,7 +140,7 @@ def _is_unicode(text: str) -> bool:
     return True
 
 
-async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[[_State, Any], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
+async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[[_State, Principal], Awaitable[func.HttpResponse]]) -> func.HttpResponse:
     """Authenticate (``role``), charge the caller's ``kind`` of call, run ``action``, map errors."""
     try:
         state = _get_state()
@@ -168,11 +168,11 @@ async def _handle(req: func.HttpRequest, role: str, kind: str, action: Callable[
         return json_error(*answer)
 
 
-def _who(principal: Any) -> str:
+def _who(principal: Principal) -> str:
     return principal.upn or principal.name or principal.subject
 
 
-def _caller(principal: Any) -> str:
+def _caller(principal: Principal) -> str:
     """Whom the rate limit counts: the token's object id (oid), else its subject."""
     return principal.object_id or f"sub:{principal.subject}"
 
@@ -194,7 +194,7 @@ def _now() -> datetime:
 @bp.function_name("admin_status")
 @bp.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         return _json(200, await _stored_status(state))
 
     return await _handle(req, READ_ROLE, READ, act)
@@ -203,7 +203,7 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_status_page")
 @bp.route(route="status/page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         page = redact.scrub(render_status_page(await _stored_status(state)))
         return func.HttpResponse(page, status_code=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
@@ -219,7 +219,7 @@ async def _stored_status(state: _State) -> dict[str, Any]:
 @bp.function_name("admin_check")
 @bp.route(route="apps/{facility}/check", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def check(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         _body(req, {})
         log.info("admin: %s asked to check %s", _who(principal), facility)
@@ -231,7 +231,7 @@ async def check(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_rotate")
 @bp.route(route="apps/{facility}/rotate", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def rotate(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         body = _body(req, {"dryRun": bool, "force": bool})
         dry_run = body.get("dryRun", False)
@@ -268,7 +268,7 @@ async def rotate(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_rotation_status")
 @bp.route(route="apps/{facility}/rotation", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         return _json(200, await state.service.rotation(facility, _now()))
 
@@ -278,7 +278,7 @@ async def rotation_status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_confirm")
 @bp.route(route="apps/{facility}/confirm", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def confirm(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         body = _body(req, {"keyId": str}, required=("keyId",))
         if not _GUID.fullmatch(body["keyId"]):  # not match: "$" also matches before a trailing newline
@@ -291,7 +291,7 @@ async def confirm(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_push")
 @bp.route(route="apps/{facility}/push", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def push(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         body = _body(req, {"dryRun": bool})
         return _json(200, await state.service.push(facility, _who(principal), dry_run=body.get("dryRun", False)))
@@ -302,7 +302,7 @@ async def push(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_snooze")
 @bp.route(route="apps/{facility}/snooze", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 async def snooze(req: func.HttpRequest) -> func.HttpResponse:
-    async def act(state: _State, principal: Any) -> func.HttpResponse:
+    async def act(state: _State, principal: Principal) -> func.HttpResponse:
         facility = _facility(req)
         body = _body(req, {"code": str, "until": str, "reason": str}, required=("code", "until"))
         if not _CODE.fullmatch(body["code"]):

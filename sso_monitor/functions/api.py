@@ -24,7 +24,7 @@ from sso_monitor import wiring
 from sso_monitor.alerts.decisions import parse_until
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import UnknownCode
-from sso_monitor.config import MonitorConfig
+from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ConfigError, ExternalError, LeaseUnavailable, MonitorError
 from sso_monitor.functions.bounds import MOVING, RUNNING
 from sso_monitor.rotation.ports import RESUME, WorkItem
@@ -106,7 +106,7 @@ class AdminApi:
             "checkedAt": now,
         }
 
-    async def _lease_held(self, app: Any) -> bool | None:
+    async def _lease_held(self, app: AppConfig) -> bool | None:
         try:
             return await wiring.rotation_lease_held(self.config, lease_key(app))
         except (MonitorError, ValueError) as exc:

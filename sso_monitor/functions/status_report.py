@@ -30,10 +30,14 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.functions.ncrontab import longest_interval
 from sso_monitor.models import stamp
+
+if TYPE_CHECKING:  # the service loads on the first call (cold start)
+    from sso_monitor.service import ScheduledPlan
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +117,7 @@ cache = ReportCache()  # one per worker process
 # ---------------------------------------------------------------- the timer writes
 
 
-async def store_run_report(config: Any, plan: Any, now: datetime) -> dict[str, Any] | None:
+async def store_run_report(config: MonitorConfig, plan: ScheduledPlan, now: datetime) -> dict[str, Any] | None:
     """Store the scheduled run's status document (schedule.ScheduledPlan: its check report
     and the Key Vault versions it read); None when no storage is configured (local runs).
     Raises ExternalError when the write fails."""
@@ -136,7 +140,7 @@ async def store_run_report(config: Any, plan: Any, now: datetime) -> dict[str, A
 # ---------------------------------------------------------------- the API answers
 
 
-def served_status(document: dict[str, Any] | None, config: Any, now: datetime, schedule: str | None) -> dict[str, Any]:
+def served_status(document: dict[str, Any] | None, config: MonitorConfig, now: datetime, schedule: str | None) -> dict[str, Any]:
     """What GET /api/status answers for the stored ``document`` (None: no run completed yet)."""
     limit, why = stale_after(schedule)
     configured = list(getattr(config, "apps", ()))
@@ -181,7 +185,7 @@ def served_status(document: dict[str, Any] | None, config: Any, now: datetime, s
     return answer
 
 
-def _unknown_app(app: Any) -> dict[str, Any]:
+def _unknown_app(app: AppConfig) -> dict[str, Any]:
     return {
         "facility": app.facility,
         "tenantId": app.tenant_id,

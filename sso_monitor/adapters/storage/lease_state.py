@@ -18,9 +18,10 @@ from azure.storage.blob import ContainerClient
 
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.storage.lease import DEFAULT_CONTAINER, _blob_name, _translated
+from sso_monitor.config import MonitorConfig
 
 
-async def lease_held(config: Any, key: str, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0) -> bool | None:
+async def lease_held(config: MonitorConfig, key: str, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0) -> bool | None:
     """True when the lease on ``key`` is held now, False when not (or never created), None without storage."""
     client = _container(config, container, timeout_seconds)
     if client is None:
@@ -41,7 +42,7 @@ def _held(client: ContainerClient, name: str) -> bool:
     return str(getattr(properties.lease.state, "value", properties.lease.state)) == "leased"
 
 
-def _container(config: Any, container: str, timeout_seconds: float) -> ContainerClient | None:
+def _container(config: MonitorConfig, container: str, timeout_seconds: float) -> ContainerClient | None:
     options: dict[str, Any] = {"connection_timeout": timeout_seconds, "read_timeout": timeout_seconds, "retry_total": 2}
     storage = config.storage
     if storage.connection_string is not None:

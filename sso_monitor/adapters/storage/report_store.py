@@ -38,6 +38,7 @@ from azure.storage.blob import BlobClient, ContainerClient, ContentSettings
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import azure_error
 from sso_monitor.adapters.threads import BlockingPool
+from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import ExternalError
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _translated(exc: AzureError, what: str) -> ExternalError:
 
 
 def report_store_from_settings(
-    config: Any, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0, retry_total: int = 2
+    config: MonitorConfig, *, container: str = DEFAULT_CONTAINER, timeout_seconds: float = 10.0, retry_total: int = 2
 ) -> BlobReportStore | None:
     """The report store on the Function App's storage, or None when none is configured
     (local runs without AzureWebJobsStorage)."""

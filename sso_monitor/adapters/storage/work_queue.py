@@ -14,12 +14,13 @@ from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.storage.endpoints import service_endpoint
-from sso_monitor.rotation.ports import WORK_QUEUE
+from sso_monitor.config import MonitorConfig
+from sso_monitor.rotation.ports import WORK_QUEUE, WorkItem
 
 log = logging.getLogger(__name__)
 
 
-def enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
+def enqueue(config: MonitorConfig, work: list[WorkItem]) -> tuple[list[WorkItem], list[str]]:
     """Send each item (schedule.WorkItem); (sent, failures). One failed send does not stop the others."""
     if not work:
         return [], []
@@ -48,7 +49,7 @@ def enqueue(config: Any, work: list[Any]) -> tuple[list[Any], list[str]]:
     return sent, failures
 
 
-def _queue_client(config: Any) -> Any:
+def _queue_client(config: MonitorConfig) -> Any:
     options: dict[str, Any] = {"message_encode_policy": TextBase64EncodePolicy(), "connection_timeout": 10, "read_timeout": 10, "retry_total": 3}
     storage = config.storage
     if storage.connection_string is not None:
