@@ -66,7 +66,7 @@ from sso_monitor.adapters.storage.endpoints import service_endpoint
 from sso_monitor.adapters.threads import BlockingPool
 from sso_monitor.alerts.ports import AlertStore, StoredItem
 from sso_monitor.config import MonitorConfig
-from sso_monitor.errors import ExternalError, MonitorError
+from sso_monitor.errors import MonitorError
 
 try:  # POSIX only; elsewhere FileAlertStore excludes within one store object only.
     import fcntl
@@ -348,7 +348,7 @@ class TableAlertStore:
         try:
             entity = await self._pool.run(self._get, partition, key)
         except AzureError as exc:
-            raise _translated(exc, f"{self.table} {where}: get") from exc
+            raise azure_error(SERVICE, f"{self.table} {where}: get", exc, "storage") from exc
         return None if entity is None else StoredItem(partition, key, decode(entity.get("data"), f"table {self.table} {where}"))
 
     async def list(self, partition: str) -> builtins.list[StoredItem]:
@@ -356,7 +356,7 @@ class TableAlertStore:
         try:
             entities = await self._pool.run(self._query, partition)
         except AzureError as exc:
-            raise _translated(exc, f"{self.table} {partition}: list") from exc
+            raise azure_error(SERVICE, f"{self.table} {partition}: list", exc, "storage") from exc
         rows = sorted((str(e["RowKey"]), e.get("data")) for e in entities)
         return [StoredItem(partition, key, decode(text, f"table {self.table} {partition}/{key}")) for key, text in rows]
 
@@ -377,14 +377,14 @@ class TableAlertStore:
         what = f"{self.table} {batch[0][0][0]}: put of {len(batch)} item(s)"
         if len(batches) > 1:
             what += f" ({len(failures)} of {len(batches)} transactions failed)"
-        raise _translated(failure, what) from failure
+        raise azure_error(SERVICE, what, failure, "storage") from failure
 
     async def delete(self, partition: str, key: str) -> None:
         check_place(partition, key)
         try:
             await self._pool.run(self._client.delete_entity, partition, key)  # a missing entity or table: no error
         except AzureError as exc:
-            raise _translated(exc, f"{self.table} {partition}/{key}: delete") from exc
+            raise azure_error(SERVICE, f"{self.table} {partition}/{key}: delete", exc, "storage") from exc
 
     async def aclose(self) -> None:
         self._pool.close()
@@ -466,10 +466,6 @@ def _table_client(config: MonitorConfig, table: str, options: dict[str, Any]) ->
     if storage.account_url:
         return TableClient(table_endpoint(storage.account_url), table, credential=credential_for(config, config.home_tenant_id), **options)
     raise ValueError("alert store: no storage configured: set AzureWebJobsStorage (a connection string) or AzureWebJobsStorage__accountName")
-
-
-def _translated(exc: AzureError, what: str) -> ExternalError:
-    return azure_error(SERVICE, what, exc, "storage")
 
 
 # ---------------------------------------------------------------- choosing one

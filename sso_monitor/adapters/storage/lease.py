@@ -54,7 +54,7 @@ from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
 from sso_monitor.adapters.errors import azure_error
 from sso_monitor.adapters.errors import error_code as _error_code
 from sso_monitor.adapters.threads import BlockingPool
-from sso_monitor.errors import ExternalError, LeaseUnavailable
+from sso_monitor.errors import LeaseUnavailable
 
 try:  # POSIX only; elsewhere LocalLease excludes within one process.
     import fcntl
@@ -173,12 +173,12 @@ class BlobLease:
         except ResourceNotFoundError:
             pass  # the container or the blob does not exist yet: create them, then try once more
         except AzureError as exc:
-            raise _translated(exc, f"lease {key}: acquire") from exc
+            raise azure_error(SERVICE, f"lease {key}: acquire", exc, "storage") from exc
         try:
             await self._pool.run(_create_blob, self._container, blob)
             await self._pool.run(_acquire_or_refuse, client, key, duration)
         except AzureError as exc:
-            raise _translated(exc, f"lease {key}: acquire") from exc
+            raise azure_error(SERVICE, f"lease {key}: acquire", exc, "storage") from exc
 
     async def _keep(self, held: HeldLease, client: BlobLeaseClient, every: float) -> None:
         """Renew until cancelled or lost. A failed renewal is retried at the next tick;
@@ -259,10 +259,6 @@ def _create_blob(container: ContainerClient, blob: BlobClient) -> None:
     except (ResourceExistsError, ResourceModifiedError):
         # 409 BlobAlreadyExists, or 412 when the winner already leased it.
         pass
-
-
-def _translated(exc: AzureError, what: str) -> ExternalError:
-    return azure_error(SERVICE, what, exc, "storage")
 
 
 def lease_from_settings(

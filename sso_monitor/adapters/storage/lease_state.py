@@ -17,7 +17,8 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.storage.blob import ContainerClient
 
 from sso_monitor.adapters.entra.identity import credential_for
-from sso_monitor.adapters.storage.lease import DEFAULT_CONTAINER, _blob_name, _translated
+from sso_monitor.adapters.errors import azure_error
+from sso_monitor.adapters.storage.lease import DEFAULT_CONTAINER, SERVICE, _blob_name
 from sso_monitor.config import MonitorConfig
 
 
@@ -29,7 +30,7 @@ async def lease_held(config: MonitorConfig, key: str, *, container: str = DEFAUL
     try:
         return await asyncio.to_thread(_held, client, _blob_name(key))
     except AzureError as exc:
-        raise _translated(exc, f"lease {key}: state") from exc
+        raise azure_error(SERVICE, f"lease {key}: state", exc, "storage") from exc
     finally:
         await asyncio.to_thread(client.close)
 

@@ -75,7 +75,7 @@ class BlobReportStore:
         try:
             data = await self._pool.run(self._download)
         except AzureError as exc:
-            raise _translated(exc, f"{self.where}: read") from exc
+            raise azure_error(SERVICE, f"{self.where}: read", exc, "storage") from exc
         if data is None:
             return None
         if len(data) > MAX_REPORT_BYTES:
@@ -95,7 +95,7 @@ class BlobReportStore:
         try:
             await self._pool.run(self._upload, data)
         except AzureError as exc:
-            raise _translated(exc, f"{self.where}: write of {len(data)} bytes") from exc
+            raise azure_error(SERVICE, f"{self.where}: write of {len(data)} bytes", exc, "storage") from exc
         log.info("report store: wrote %s (%d bytes)", self.where, len(data))
 
     async def aclose(self) -> None:
@@ -125,10 +125,6 @@ class BlobReportStore:
         except ResourceExistsError:  # another writer created it meanwhile
             pass
         self._blob().upload_blob(data, overwrite=True, content_settings=settings)
-
-
-def _translated(exc: AzureError, what: str) -> ExternalError:
-    return azure_error(SERVICE, what, exc, "storage")
 
 
 def report_store_from_settings(
