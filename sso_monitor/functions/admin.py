@@ -24,19 +24,20 @@ from urllib.parse import urlsplit, urlunsplit
 import azure.functions as func
 
 from sso_monitor import redact
-from sso_monitor.config import load_config
 from sso_monitor.errors import ConfigError, MonitorError
 from sso_monitor.functions import PerProcess
-from sso_monitor.functions.auth import ADMIN_ROLE, READ_ROLE, AdminAuthSettings, AuthError, Principal, TokenValidator, json_error
+from sso_monitor.functions.auth import ADMIN_ROLE, READ_ROLE, AdminAuthSettings, AuthError, Principal, json_error
 from sso_monitor.functions.bounds import MOVING, POLL_SECONDS, ROTATE_ANSWER_WITHIN, ROTATE_VERIFY_DEADLINE, RUNNING
-from sso_monitor.functions.openapi import openapi_document
 from sso_monitor.functions.ratelimit import ACTION, CHECK, READ, RateLimited, RateLimiter
-from sso_monitor.functions.status_page import render_status_page
-from sso_monitor.functions.status_report import cache, schedule_setting, served_status
 
 if TYPE_CHECKING:
     from sso_monitor.functions.api import AdminApi
 
+# Cold start: the host imports this module to index the routes, so it imports at the top
+# only what every call needs and costs little; the service, the token validator, the
+# status page and report, and the OpenAPI document load in the calls that use them
+# (`import function_app`: 0.11 s this way, 0.43 s with everything at the top;
+# docs/architecture.md, "Cold start").
 bp = func.Blueprint()
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,12 @@ class _State:
     """The admin service and the token validator, built once per worker process."""
 
     def __init__(self) -> None:
-        # Cold start: the service, the rotation and the SDKs load on the first call, not when
-        # the host indexes the functions (measured: `import function_app` 0.11 s this way,
-        # 0.43 s with them loaded; docs/architecture.md).
+        # Cold start: the service, the SDKs and the token validator (PyJWT, requests) load
+        # on the first call, not when the host indexes the functions (docs/architecture.md,
+        # "Cold start", has the measurements).
+        from sso_monitor.config import load_config
         from sso_monitor.functions.api import AdminApi
+        from sso_monitor.functions.tokens import TokenValidator
 
         config = load_config()
         if config.admin_api is None:
@@ -85,6 +88,8 @@ _get_state = _state.get
 
 def reset() -> None:
     """Forget the per-process state (the settings changed: tests)."""
+    from sso_monitor.functions.status_report import cache
+
     _state.reset()
     cache.clear()
 
@@ -203,6 +208,8 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_status_page")
 @bp.route(route="status/page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
+    from sso_monitor.functions.status_page import render_status_page
+
     async def act(state: _State, principal: Principal) -> func.HttpResponse:
         page = redact.scrub(render_status_page(await _stored_status(state)))
         return func.HttpResponse(page, status_code=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
@@ -212,6 +219,8 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
 
 async def _stored_status(state: _State) -> dict[str, Any]:
     """The last scheduled run's report (at most one storage read per process per minute)."""
+    from sso_monitor.functions.status_report import cache, schedule_setting, served_status
+
     document = await cache.get(state.service.stored_status)
     return served_status(document, state.config, _now(), schedule_setting())
 
@@ -315,4 +324,6 @@ async def snooze(req: func.HttpRequest) -> func.HttpResponse:
 @bp.function_name("admin_openapi")
 @bp.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    from sso_monitor.functions.openapi import openapi_document
+
     return _json(200, openapi_document())

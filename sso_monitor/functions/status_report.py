@@ -32,11 +32,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.functions.ncrontab import longest_interval
 from sso_monitor.models import stamp
 
-if TYPE_CHECKING:  # the service loads on the first call (cold start)
+if TYPE_CHECKING:  # the settings and the service load on the first call (cold start)
+    from sso_monitor.config import AppConfig, MonitorConfig
     from sso_monitor.service import ScheduledPlan
 
 log = logging.getLogger(__name__)

@@ -17,10 +17,10 @@ from sso_monitor.functions.auth import (
     AdminAuthSettings,
     AuthError,
     Principal,
-    TokenValidator,
     json_error,
     require,
 )
+from sso_monitor.functions.tokens import TokenValidator
 from sso_sandbox import Sandbox
 from sso_sandbox.testing import StandardIds, standard_world
 from sso_sandbox.tokens import SigningKey
