@@ -3,6 +3,7 @@ monitor's CLI without the sandbox installed says how to get it."""
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
 import zipfile
@@ -26,9 +27,19 @@ def test_the_monitors_wheel_holds_no_sandbox(tmp_path: Path) -> None:
     assert not [name for name in names if "sandbox" in name or name.endswith(".json")]
 
 
-def test_the_function_app_deployment_ignores_the_sandbox() -> None:
-    ignored = {line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines()}
-    assert {"sandbox", "tests", "bench"} <= ignored
+def deployed_files() -> list[str]:
+    """The repository's files that `func azure functionapp publish` uploads: .funcignore's
+    patterns (gitignore-style names, matched against every part of a path) applied."""
+    patterns = [line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    return [path for path in tracked if not any(fnmatch.fnmatch(part, pattern) for part in Path(path).parts for pattern in patterns)]
+
+
+def test_the_function_app_deployment_holds_no_sandbox_and_no_tests() -> None:
+    files = deployed_files()
+    assert "function_app.py" in files and "host.json" in files and "requirements.txt" in files
+    assert "sso_monitor/service.py" in files
+    assert not [f for f in files if "sandbox" in f or f.startswith(("tests/", "bench/", "docs/", "infra/"))], files
     assert not (ROOT / "sso_monitor" / "sandbox").exists()
 
 
