@@ -169,7 +169,12 @@ class _Session(requests.Session):
 
 
 def session_with_host_map(
-    host_map: dict[str, str] | None, ca_path: str | None = None, *, trust_env: bool = True, follow_redirects: bool = True
+    host_map: dict[str, str] | None,
+    ca_path: str | None = None,
+    *,
+    trust_env: bool = True,
+    follow_redirects: bool = True,
+    pool_maxsize: int | None = None,
 ) -> requests.Session:
     """A ``requests.Session`` that resolves the mapped names to the given addresses.
 
@@ -178,12 +183,15 @@ def session_with_host_map(
     default. An empty or missing map gives plain ``requests`` behaviour.
     ``trust_env=False`` skips the environment (proxies, netrc) on every request.
     ``follow_redirects=False`` answers every redirect as it is, whatever a request asks.
+    ``pool_maxsize``: connections kept per host (requests keeps 10), for callers that
+    run more requests to one host at once than that.
     """
     session = _Session()
     session.follow_redirects = follow_redirects
     session.trust_env = trust_env
-    if host_map:
-        adapter = HostMapAdapter(host_map)
+    sizing = {"pool_maxsize": pool_maxsize} if pool_maxsize else {}
+    if host_map or sizing:
+        adapter = HostMapAdapter(host_map or {}, **sizing)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
     if ca_path:

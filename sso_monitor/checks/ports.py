@@ -52,12 +52,15 @@ class DirectoryReader(Protocol):
 class VaultRead:
     info: VaultSecretInfo
     value: SecretValue
-    key_ids: frozenset[str] | None  # keyId tags of every version (orphan detection); None: not read
 
 
 class VaultReader(Protocol):
-    async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
-        """The current version's metadata and value, and (with_history) every version's keyId tag."""
+    async def read(self, name: str) -> VaultRead | ReadFailure:
+        """The current version's metadata and value (one or two requests; versions listed only when the newest is not current)."""
+        ...
+
+    async def key_ids(self, name: str) -> frozenset[str] | ReadFailure:
+        """Every version's keyId tag (orphan detection), all or a failure: never part of them."""
         ...
 
     async def aclose(self) -> None: ...

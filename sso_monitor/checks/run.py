@@ -9,6 +9,7 @@ stops the others. Decisions are checks.evaluate, with ``now`` passed in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sso_monitor.checks.findings import Finding, Severity, finding
 from sso_monitor.checks.ports import Adapters, DirectorySnapshot, VaultRead
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
-from sso_monitor.models import AppObservation, Problem, ReadFailure, is_ours
+from sso_monitor.models import AppObservation, Problem, ReadFailure, SecretProbe, UrlCheck, is_ours
 
 log = logging.getLogger(__name__)
 
@@ -73,30 +74,37 @@ async def run_checks(
     tenants: dict[str, list[AppConfig]] = {}
     for app in chosen:
         tenants.setdefault(app.tenant_id, []).append(app)
-    snapshots = await asyncio.gather(*(_snapshot(adapters, tenant, members, report) for tenant, members in tenants.items()))
-    by_tenant = dict(zip(tenants, snapshots))
+    # Graph's batched reads run while each app's own reads (Key Vault, the two pages, the
+    # token probe) go on under the concurrency bound: an app waits for its tenant's
+    # snapshot only to decide (docs/performance.md).
+    snapshots = {tenant: asyncio.create_task(_snapshot(adapters, tenant, members, report)) for tenant, members in tenants.items()}
     gate = asyncio.Semaphore(config.network.concurrency)
     done = 0
 
     async def one(app: AppConfig) -> AppResult:
         nonlocal done
-        async with gate:
-            expires = None
-            try:
-                observation = await observe(app, by_tenant[app.tenant_id], adapters)
-                findings = evaluate(app, observation, now)
-                if observation.app is not None:
-                    in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
-                    expires = in_use.end if in_use else None
-            except Exception as exc:  # isolation: one app's bug or outage must not stop the run
-                log.exception("check %s: unexpected failure", app.facility)
-                findings = [finding("CHECK_FAILED", f"unexpected {exc.__class__.__name__} while checking; see the monitor's log")]
+        expires = None
+        try:
+            async with gate:
+                own = await own_reads(app, adapters)
+            observation = await observe(app, await snapshots[app.tenant_id], own, adapters, gate)
+            findings = evaluate(app, observation, now)
+            if observation.app is not None:
+                in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
+                expires = in_use.end if in_use else None
+        except Exception as exc:  # isolation: one app's bug or outage must not stop the run
+            log.exception("check %s: unexpected failure", app.facility)
+            findings = [finding("CHECK_FAILED", f"unexpected {exc.__class__.__name__} while checking; see the monitor's log")]
         done += 1
         if progress:
             progress(done, len(chosen))
         return AppResult(app, findings, expires)
 
-    report.results = list(await asyncio.gather(*(one(app) for app in chosen)))
+    try:
+        report.results = list(await asyncio.gather(*(one(app) for app in chosen)))
+    finally:
+        for task in snapshots.values():
+            task.cancel()
     return report
 
 
@@ -114,7 +122,28 @@ async def _snapshot(adapters: Adapters, tenant_id: str, apps: list[AppConfig], r
         return ReadFailure(Problem.FAILED, str(exc))
 
 
-async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, adapters: Adapters) -> AppObservation:
+@dataclass
+class OwnReads:
+    """What one app's check reads outside Graph: its Key Vault secret, its two pages and,
+    with the stored secret, a token request (independent of the directory snapshot)."""
+
+    stored: VaultRead | ReadFailure
+    facility_page: UrlCheck
+    logout_callback: UrlCheck
+    probe: SecretProbe | None
+
+
+async def own_reads(app: AppConfig, adapters: Adapters) -> OwnReads:
+    vault_task = asyncio.create_task(adapters.vault.read(app.vault_secret_name))
+    facility_page, logout_callback = await asyncio.gather(adapters.urls.check(app.facility_url), adapters.urls.check(app.expected_logout_url))
+    stored = await vault_task
+    probe = None if isinstance(stored, ReadFailure) else await _probe(app, stored, adapters)
+    return OwnReads(stored, facility_page, logout_callback, probe)
+
+
+async def observe(
+    app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, own: OwnReads, adapters: Adapters, gate: asyncio.Semaphore | None = None
+) -> AppObservation:
     """Everything one app's checks need; each read's failure is recorded, not raised."""
     obs = AppObservation()
     if isinstance(snapshot, ReadFailure):
@@ -143,18 +172,22 @@ async def observe(app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, ada
             obs.service_principal = sp
         if snapshot.policy is not None and not isinstance(snapshot.policy, ReadFailure):
             obs.policy = snapshot.policy
-    # Every version's keyId is needed only to tell orphans: credentials the monitor
-    # created. Without one of those on the app, one request per app is saved.
-    history = obs.app is None or any(is_ours(c.display_name, app.deployment_id) for c in obs.app.password_credentials)
-    vault_task = asyncio.create_task(adapters.vault.read(app.vault_secret_name, with_history=history))
-    pages = await asyncio.gather(adapters.urls.check(app.facility_url), adapters.urls.check(app.expected_logout_url))
-    obs.facility_page, obs.logout_callback = pages
-    stored = await vault_task
+    obs.facility_page, obs.logout_callback = own.facility_page, own.logout_callback
+    stored = own.stored
     if isinstance(stored, ReadFailure):
         obs.vault_failure = stored
-    else:
-        obs.vault_secret, obs.vault_key_ids = stored.info, stored.key_ids
-        obs.probe = await _probe(app, stored, adapters)
+        return obs
+    # Every version's keyId is needed only to tell orphans: credentials the monitor
+    # created. Without one of those on the app, one request per app is saved.
+    if obs.app is None or any(is_ours(c.display_name, app.deployment_id) for c in obs.app.password_credentials):
+        async with gate or contextlib.nullcontext():
+            key_ids = await adapters.vault.key_ids(app.vault_secret_name)
+        if isinstance(key_ids, ReadFailure):  # all of them or none: a partial set would make orphans of stored keys
+            obs.vault_failure = key_ids
+            return obs
+        obs.vault_key_ids = key_ids
+    obs.vault_secret = stored.info
+    obs.probe = own.probe
     return obs
 
 

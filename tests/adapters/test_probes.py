@@ -9,6 +9,7 @@ from typing import Any
 
 import certifi
 import pytest
+import urllib3.connection
 
 from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe, classify_auth_error, scrub
 from sso_monitor.config import MonitorConfig, parse_config
@@ -204,21 +205,31 @@ def test_facility_page_and_logout_callback_answer(sandbox: Sandbox) -> None:
     assert logout == UrlCheck(LOGOUT, Reachability.OK, status=200)
 
 
-def test_checks_on_one_host_share_a_connection(sandbox: Sandbox) -> None:
-    """The logout callbacks of every facility live on SmartTrace's API host: one pooled
-    connection serves them, not a TLS handshake each."""
+@pytest.mark.parametrize("url", [LOGOUT, ACME])  # an empty answer, and a page with a body to read
+def test_checks_on_one_host_share_a_connection(sandbox: Sandbox, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The logout callbacks of every facility live on SmartTrace's API host: one TLS
+    connection serves them, not a handshake each. A page with a body keeps its
+    connection only if the body is read to the end (a streamed answer closed unread
+    drops the socket, and the pool's next request connects again)."""
+    handshakes = []
+    connect = urllib3.connection.HTTPSConnection.connect
 
-    async def run() -> int:
+    def counted(self: urllib3.connection.HTTPSConnection) -> None:  # counts, then connects as ever
+        handshakes.append(self.host)
+        connect(self)
+
+    monkeypatch.setattr(urllib3.connection.HTTPSConnection, "connect", counted)
+
+    async def run() -> None:
         prober = UrlProbe(config_for(sandbox))
         try:
             for _ in range(3):  # one after another: one connection is enough
-                assert (await prober.check(LOGOUT)).outcome == Reachability.OK
-            pools = prober._session.get_adapter(LOGOUT).poolmanager.pools
-            return sum(pools[key].num_connections for key in pools.keys())
+                assert (await prober.check(url)).outcome == Reachability.OK
         finally:
             await prober.aclose()
 
-    assert asyncio.run(run()) == 1
+    asyncio.run(run())
+    assert len(handshakes) == 1
 
 
 def test_redirects_are_followed_over_https(sandbox: Sandbox) -> None:

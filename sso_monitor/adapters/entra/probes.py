@@ -197,9 +197,13 @@ class UrlProbe:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.timeout = config.network.timeout_seconds
-        self._session = session_with_host_map(dict(config.network.host_map), config.network.ca_bundle, trust_env=config.network.use_env_proxies)
+        workers = 2 * config.network.concurrency  # two pages per app
+        # One kept connection per worker, whatever the host: most pages are on the one API host.
+        self._session = session_with_host_map(
+            dict(config.network.host_map), config.network.ca_bundle, trust_env=config.network.use_env_proxies, pool_maxsize=workers
+        )
         self._session.cookies.set_policy(_NoCookies())
-        self._pool = BlockingPool(2 * config.network.concurrency, "url-probe")
+        self._pool = BlockingPool(workers, "url-probe")
 
     async def check(self, url: str) -> UrlCheck:
         return await self._pool.run(self._check, url)
@@ -215,6 +219,7 @@ class UrlProbe:
                 with self._session.get(current, allow_redirects=False, stream=True, timeout=(self.timeout, self.timeout)) as response:
                     status = response.status_code
                     location = response.headers.get("Location") if response.is_redirect else None
+                    _drain(response)
                 if location is None:
                     outcome = Reachability.OK if status < 400 else Reachability.HTTP_ERROR
                     detail = "" if current == url else f"after redirects, at {current}"
@@ -231,6 +236,24 @@ class UrlProbe:
             return UrlCheck(url, Reachability.UNREACHABLE, detail=_reason(exc))
         except (OSError, ValueError) as exc:  # the port promises never to raise; this is a failed check
             return UrlCheck(url, Reachability.UNREACHABLE, detail=_shorten(f"{type(exc).__name__}: {exc}"))
+
+
+DRAIN_LIMIT = 64 * 1024  # a page read whole up to this keeps its connection for the next probe
+
+
+def _drain(response: requests.Response) -> None:
+    """Read a small body to its end, so that closing the response returns the connection
+    to the pool (a response closed unread drops it: a new TLS handshake per probe). A body
+    past DRAIN_LIMIT is left unread and its connection dropped: a probe reads no more. The
+    status is the answer: a body that fails half-way changes nothing but the reuse."""
+    read = 0
+    try:
+        for chunk in response.iter_content(chunk_size=16 * 1024):
+            read += len(chunk)
+            if read > DRAIN_LIMIT:
+                return
+    except (requests.exceptions.RequestException, OSError, ValueError):
+        return
 
 
 def _reason(exc: BaseException) -> str:

@@ -92,8 +92,11 @@ class KeyVaultReader:
         )
         self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
-    async def read(self, name: str, *, with_history: bool = True) -> VaultRead | ReadFailure:
-        return await self._pool.run(self._read, name, with_history)
+    async def read(self, name: str) -> VaultRead | ReadFailure:
+        return await self._pool.run(self._read, name)
+
+    async def key_ids(self, name: str) -> frozenset[str] | ReadFailure:
+        return await self._pool.run(self._key_ids, name)
 
     async def aclose(self) -> None:
         await self._pool.run(self._close)
@@ -101,7 +104,7 @@ class KeyVaultReader:
 
     # ---- blocking parts, run in a worker thread
 
-    def _read(self, name: str, with_history: bool = True) -> VaultRead | ReadFailure:
+    def _read(self, name: str) -> VaultRead | ReadFailure:
         try:
             secret = self._client.get_secret(name)
             stage = (secret.properties.tags or {}).get("stage")
@@ -114,26 +117,31 @@ class KeyVaultReader:
                     # storedAt tag: never by the listing's position (it is by version id).
                     newest = max(current, key=lambda p: (p.created_on or datetime.min.replace(tzinfo=UTC), (p.tags or {}).get("storedAt", ""), p.version or ""))
                     secret = self._client.get_secret(name, newest.version)
-            # Every version's keyId, or the read fails: a partial set would make the
-            # sweep take stored credentials for orphans.
-            key_ids = (
-                frozenset(
-                    properties.tags["keyId"].lower()
-                    for properties in self._client.list_properties_of_secret_versions(name)
-                    if properties.tags and properties.tags.get("keyId")
-                )
-                if with_history
-                else None
-            )
         except AzureError as exc:
             failure = failure_from(name, exc)
             log.warning("vault read %s: %s (%s)", name, failure.problem.value, failure.detail)
             return failure
         info = _info(secret.properties, name)
-        log.debug(
-            "vault read %s: version %s, keyId %s, %s keyId(s) across versions", name, info.version, info.key_id, "unread" if key_ids is None else len(key_ids)
-        )
-        return VaultRead(info=info, value=SecretValue(secret.value or ""), key_ids=key_ids)
+        log.debug("vault read %s: version %s, keyId %s", name, info.version, info.key_id)
+        return VaultRead(info=info, value=SecretValue(secret.value or ""))
+
+    def _key_ids(self, name: str) -> frozenset[str] | ReadFailure:
+        # Every version's keyId, or the read fails: a partial set would make the
+        # sweep take stored credentials for orphans. No versions at all is a failure
+        # too (the secret went away, or the listing answered empty: either way
+        # nothing here proves a credential unstored).
+        try:
+            versions = list(self._client.list_properties_of_secret_versions(name))
+        except AzureError as exc:
+            failure = failure_from(name, exc)
+            log.warning("vault versions of %s: %s (%s)", name, failure.problem.value, failure.detail)
+            return failure
+        if not versions:
+            log.warning("vault versions of %s: none listed", name)
+            return ReadFailure(Problem.NOT_FOUND, f"no versions of {name} listed in the vault")
+        found = frozenset(p.tags["keyId"].lower() for p in versions if p.tags and p.tags.get("keyId"))
+        log.debug("vault versions of %s: %d keyId(s) across %d version(s)", name, len(found), len(versions))
+        return found
 
     def _close(self) -> None:
         self._client.close()

@@ -22,7 +22,7 @@ class KeyVaultSecretSource:
         self._reader = reader or KeyVaultReader(config, vault_url=config.settings_vault_url)
 
     async def secret(self, name: str) -> SecretValue:
-        result = await self._reader.read(name, with_history=False)
+        result = await self._reader.read(name)
         if isinstance(result, ReadFailure):
             raise _ERRORS.get(result.problem, ExternalError)(SERVICE, f"secret {name}: {result.detail}")
         return result.value
