@@ -461,9 +461,15 @@ class Alerts(_Section):
 class Verify(_Section):
     """How a new secret is proven before it is handed on (propagation takes seconds to minutes)."""
 
-    successes: _whole(1, 20) = Field(3, description="token requests in a row that must succeed")
-    interval_seconds: _number(0, 300) = Field(5.0, description="seconds between token requests")
+    successes: _whole(1, 20) = Field(3, description="token requests in a row that must succeed; any failure starts the count again")
+    interval_seconds: _number(0, 300) = Field(2.0, description="the longest wait in seconds between two token requests")
     deadline_seconds: _number(1, 3600) = Field(300.0, description="seconds a run keeps trying; the next run resumes")
+    retry_seconds: _number(0, 300) = Field(
+        0.5, description="the wait in seconds after a token request the new secret failed; it doubles with each failure in a row, up to intervalSeconds"
+    )
+    confirm_seconds: _number(0, 300) = Field(
+        1.0, description="the wait in seconds between the successes that confirm a secret that worked once; at most intervalSeconds"
+    )
 
 
 class AdminApi(_Section):

@@ -148,9 +148,11 @@ class IdentityConfig:
 class VerifyConfig:
     """How a new secret is proven before it is handed on (propagation takes seconds to minutes)."""
 
-    successes: int = 3
-    interval_seconds: float = 5.0
-    deadline_seconds: float = 300.0
+    successes: int = 3  # token requests in a row that must succeed
+    interval_seconds: float = 2.0  # the longest wait between two of them
+    deadline_seconds: float = 300.0  # per run; the next run resumes
+    retry_seconds: float = 0.5  # the wait after a failure, doubling with each failure in a row (up to interval_seconds)
+    confirm_seconds: float = 1.0  # the wait between confirming successes (at most interval_seconds)
 
 
 @dataclass(frozen=True)

@@ -130,16 +130,36 @@ class MemoryNotifier:
 
 @dataclass(frozen=True)
 class RotationSettings:
+    # The verify step (docs/rotation.md, "Why this verify rule"; verify_wait below).
     verify_successes: int = 3  # token requests in a row that must work
-    verify_interval: float = 5.0  # seconds between them
+    verify_interval: float = 2.0  # the longest wait between two token requests
     verify_deadline: float = 300.0  # give up this run after (the next run resumes)
+    verify_retry: float = 0.5  # the wait after a first failure; it doubles with each failure in a row, up to verify_interval
+    verify_confirm: float = 1.0  # the wait between the successes that confirm it (at most verify_interval)
     sweep_window: timedelta = timedelta(minutes=10)  # an orphan younger than this is left alone
     lease_ttl: timedelta = timedelta(seconds=60)
 
     @classmethod
     def from_config(cls, config: MonitorConfig) -> RotationSettings:
         verify = config.verify
-        return cls(verify_successes=verify.successes, verify_interval=verify.interval_seconds, verify_deadline=verify.deadline_seconds)
+        return cls(
+            verify_successes=verify.successes,
+            verify_interval=verify.interval_seconds,
+            verify_deadline=verify.deadline_seconds,
+            verify_retry=verify.retry_seconds,
+            verify_confirm=verify.confirm_seconds,
+        )
+
+
+def verify_wait(settings: RotationSettings, streak: int, misses: int) -> float:
+    """Seconds before the verify step's next token request, after ``streak`` successes or
+    ``misses`` failures in a row (one of the two is 0). While the secret does not work
+    yet, soon: from ``verify_retry``, doubling up to ``verify_interval`` (propagation is
+    noticed within that); once it has worked, the confirming requests ``verify_confirm``
+    apart. Never longer than ``verify_interval``."""
+    if streak:
+        return min(settings.verify_confirm, settings.verify_interval)
+    return min(settings.verify_retry * 2.0 ** min(max(misses - 1, 0), 32), settings.verify_interval)
 
 
 @dataclass
@@ -546,9 +566,13 @@ class Rotator:
     # ---- verify
 
     async def _verify(self, flight: VaultVersion, secret: SecretValue) -> bool:
+        """Token requests with the new secret until it works ``verify_successes`` times in a
+        row, spaced by ``verify_wait``. Any other answer resets the streak (Entra's replicas
+        can accept a new secret on one request and refuse it on the next); a refusal of
+        the app itself stops; past the deadline the run ends pending and the next resumes."""
         clock, settings = self.deps.clock, self.settings
         deadline = clock.now() + timedelta(seconds=settings.verify_deadline)
-        streak = attempts = 0
+        streak = misses = attempts = 0
         while True:
             attempts += 1
             probe = await self.deps.probe.probe(self.app.tenant_id, self.app.app_id, secret)
@@ -559,7 +583,7 @@ class Rotator:
                     "verify", f"Entra refuses app {self.app.app_id} itself ({probe.code}), not the new secret; not handing it on, the next run tries again"
                 )
                 return False
-            streak = streak + 1 if probe.outcome is ProbeOutcome.WORKS else 0
+            streak, misses = (streak + 1, 0) if probe.outcome is ProbeOutcome.WORKS else (0, misses + 1)
             if streak >= settings.verify_successes:
                 self.say("verify", f"keyId {flight.key_id} worked {streak} times in a row ({attempts} attempts)")
                 return True
@@ -569,7 +593,7 @@ class Rotator:
                     f"waiting for propagation: keyId {flight.key_id} not yet reliable after {attempts} attempts ({probe.code or probe.outcome.value}); the next run resumes",
                 )
                 return False
-            await clock.sleep(settings.verify_interval)
+            await clock.sleep(verify_wait(settings, streak, misses))
 
     # ---- hand off
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from sso_monitor.config import ConfigError, deployment_id, load_config, parse_config
+from sso_monitor.config import ConfigError, VerifyConfig, deployment_id, load_config, parse_config
 from sso_monitor.config.document import schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +55,21 @@ def test_defaults_apply_and_apps_override_field_by_field():
     assert globex.expected_logout_url == "https://api.staging.smarttrace.ai/v1/auth/callback/azure-logout/globex"
     assert config.cloud.graph_scope == "https://graph.microsoft.com/.default"
     assert config.identity_for(T2).kind == "default"
+
+
+def test_verify_documents_written_before_retry_and_confirm_still_load():
+    """retrySeconds and confirmSeconds came with the quicker verify rule (docs/rotation.md):
+    a document without them gets their defaults, and intervalSeconds, now the longest wait
+    between two token requests, bounds both."""
+    for verify, expected in (
+        ({}, VerifyConfig(successes=3, interval_seconds=2.0, deadline_seconds=300.0, retry_seconds=0.5, confirm_seconds=1.0)),
+        ({"successes": 3, "intervalSeconds": 5, "deadlineSeconds": 300}, VerifyConfig(3, 5.0, 300.0, 0.5, 1.0)),  # as written before
+        ({"successes": 1, "intervalSeconds": 0}, VerifyConfig(1, 0.0, 300.0, 0.5, 1.0)),  # no waiting at all: the waits are capped at 0
+        ({"retrySeconds": 0.25, "confirmSeconds": 1.5}, VerifyConfig(3, 2.0, 300.0, 0.25, 1.5)),
+    ):
+        document = {**copy.deepcopy(BASE), "verify": verify}
+        assert parse_config(document, environ={}).verify == expected
+        assert [error.message for error in schema_validator().iter_errors(document)] == []
 
 
 def test_a_handoff_host_may_be_allowed_explicitly():
@@ -179,6 +194,8 @@ ERROR_CASES = [
     ("alerts", {"digest": "daily"}, "alerts.digest: must be true or false"),
     ("alerts", {"repeatCriticalHours": 0}, "alerts.repeatCriticalHours: must be a whole number from 1 to 720"),
     ("alerts", {"statusPageUrl": "http://status.example"}, "alerts.statusPageUrl: must be an https:// URL"),
+    ("verify", {"retrySeconds": -1}, "verify.retrySeconds: must be a number from 0 to 300"),
+    ("verify", {"confirmSeconds": "1"}, "verify.confirmSeconds: must be a number from 0 to 300"),
     ("apps[0].alertChannels", ["nowhere"], "apps (acme).alertChannels: no channel named 'nowhere'"),
     ("apps[0].alertChannels", "ops", "apps[0] (acme).alertChannels: must be a list of channel names"),
     # the client secret goes only to the facility's SmartTrace API host
@@ -353,7 +370,7 @@ FIELDS = [
         for key in keys
     ),
     *(f"alerts.{key}" for key in ("channels", "operations", "repeatCriticalHours", "digest", "digestHourUtc", "statusPageUrl")),
-    *(f"verify.{key}" for key in ("successes", "intervalSeconds", "deadlineSeconds")),
+    *(f"verify.{key}" for key in ("successes", "intervalSeconds", "deadlineSeconds", "retrySeconds", "confirmSeconds")),
     *(f"adminApi.{key}" for key in ("tenantId", "audience", "clientId")),
 ]
 PYDANTIC_WORDING = ("Input should", "Field required", "Extra inputs", "Value error", "input_value", "Unable to extract", "Assertion failed")
