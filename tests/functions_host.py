@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -370,6 +371,7 @@ class ScaleOutResult:
     workers: int
     timer_runs: int
     queued: int  # messages on the work queue after the timer
+    timer_seconds: float  # the timer's process(es), start to exit: the check of every app, the report, the queueing
     drain_seconds: float  # from "go" to the last message done
     exit_seconds: float  # from "go" to the last worker's exit
     counts: list[AppCount]
@@ -381,6 +383,8 @@ class ScaleOutResult:
     poison_left: int
     graph_throttled: int
     cards: Counter[str]  # the Teams cards received, by their first line's kind (e.g. "rotation completed")
+    parent_cpu_seconds: float  # this process (the sandbox's services, the watcher) from "go" to the workers' exit
+    workers_cpu_seconds: float  # the worker processes, together
     logs: list[Path]
 
     @property
@@ -433,6 +437,10 @@ def _card_kinds(payloads: list[dict[str, Any]]) -> Counter[str]:
         match = _CARD.search(json.dumps(payload))
         kinds[match.group(1) if match else "other"] += 1
     return kinds
+
+
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
 
 
 def clear_queues(connection_string: str, queue_name: str = WORK_QUEUE) -> None:
@@ -527,8 +535,10 @@ def run_scale_out(
     try:
         timer_log = scratch / "timer.log"
         logs.append(timer_log)
+        timer_started = time.monotonic()
         for _ in range(timer_runs):
             _run([sys.executable, "-m", "tests.functions_host", "timer"], env, timer_log, timeout)
+        timer_seconds = time.monotonic() - timer_started
         queued = queue_length(connection_string, WORK_QUEUE)
         # The host backs off to maxPollingInterval (1 min) on an empty queue; that only delays
         # when a worker notices the end (it stops then), never the drain, so 1 s here.
@@ -546,6 +556,7 @@ def run_scale_out(
             if line != "ready":
                 raise RuntimeError(f"a worker did not start: {line!r}; see {logs[-1].parent}")
         go = time.monotonic()
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         for process in processes:
             assert process.stdin is not None
             process.stdin.write("go\n")
@@ -558,6 +569,7 @@ def run_scale_out(
                 raise RuntimeError(f"a worker exited with {process.returncode}; see the logs in {scratch}")
             outputs.append(json.loads(out.strip().splitlines()[-1]))
         ended = time.monotonic()
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         watcher.stop()
         for process in processes:
@@ -593,6 +605,7 @@ def run_scale_out(
         workers=workers,
         timer_runs=timer_runs,
         queued=queued,
+        timer_seconds=timer_seconds,
         drain_seconds=last_done - go,
         exit_seconds=ended - go,
         counts=counts,
@@ -604,6 +617,8 @@ def run_scale_out(
         poison_left=queue_length(connection_string, f"{WORK_QUEUE}-poison"),
         graph_throttled=world.graph_budget_stats(FLEET_TENANT).throttled,
         cards=_card_kinds(hook.received),
+        parent_cpu_seconds=_cpu(cpu_after[0]) - _cpu(cpu_before[0]),
+        workers_cpu_seconds=_cpu(cpu_after[1]) - _cpu(cpu_before[1]),
         logs=logs,
     )
 
