@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from sso_monitor.adapters.app_reads import OneTripAppReader
 from sso_monitor.adapters.channels.build import build_channels
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
@@ -38,11 +39,13 @@ from sso_monitor.rotation.protocol import Clock, MemoryNotifier, Notifier, Rotat
 def build_adapters(config: MonitorConfig) -> Adapters:
     """The check's readers: Graph per tenant, Key Vault, the token probe, the URL probe."""
     tenants = {app.tenant_id for app in config.apps}
+    vault, probe, urls = KeyVaultReader(config), EntraTokenProbe(config), UrlProbe(config)
     return Adapters(
         directories={tenant: GraphDirectoryReader(config, tenant) for tenant in tenants},
-        vault=KeyVaultReader(config),
-        probe=EntraTokenProbe(config),
-        urls=UrlProbe(config),
+        vault=vault,
+        probe=probe,
+        urls=urls,
+        apps=OneTripAppReader(vault, probe, urls, config.network.concurrency),
     )
 
 

@@ -82,6 +82,26 @@ class UrlProber(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class OwnReads:
+    """What one app's check reads outside Graph: its Key Vault secret, its two pages and,
+    with the stored secret, a token request (independent of the directory snapshot)."""
+
+    stored: VaultRead | ReadFailure
+    facility_page: UrlCheck
+    logout_callback: UrlCheck
+    probe: SecretProbe | None  # None: no usable stored secret to try (not read, or disabled)
+
+
+class AppReader(Protocol):
+    async def read(self, vault_secret_name: str, tenant_id: str, app_id: str, facility_url: str, logout_url: str) -> OwnReads:
+        """The stored secret's current version, a token request with it when it is read
+        and enabled, and the two pages. Never raises: each failure is in the answer."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class Adapters:
     """Everything the check run talks to. Built by wiring.build_adapters."""
@@ -90,6 +110,7 @@ class Adapters:
     vault: VaultReader
     probe: TokenProbe
     urls: UrlProber
+    apps: AppReader  # the three above, one app's worth at a time (wiring: the same instances)
 
     async def aclose(self) -> None:
         for directory in self.directories.values():
@@ -97,3 +118,4 @@ class Adapters:
         await self.vault.aclose()
         await self.urls.aclose()
         await self.probe.aclose()
+        await self.apps.aclose()

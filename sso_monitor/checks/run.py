@@ -17,10 +17,10 @@ from datetime import datetime
 
 from sso_monitor.checks.decisions import evaluate, in_use_credential
 from sso_monitor.checks.findings import Finding, Severity, finding
-from sso_monitor.checks.ports import Adapters, DirectorySnapshot, VaultRead
+from sso_monitor.checks.ports import Adapters, DirectorySnapshot, OwnReads
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
-from sso_monitor.models import AppObservation, Problem, ReadFailure, SecretProbe, UrlCheck, is_ours
+from sso_monitor.models import AppObservation, Problem, ReadFailure, is_ours
 
 log = logging.getLogger(__name__)
 
@@ -122,23 +122,8 @@ async def _snapshot(adapters: Adapters, tenant_id: str, apps: list[AppConfig], r
         return ReadFailure(Problem.FAILED, str(exc))
 
 
-@dataclass
-class OwnReads:
-    """What one app's check reads outside Graph: its Key Vault secret, its two pages and,
-    with the stored secret, a token request (independent of the directory snapshot)."""
-
-    stored: VaultRead | ReadFailure
-    facility_page: UrlCheck
-    logout_callback: UrlCheck
-    probe: SecretProbe | None
-
-
 async def own_reads(app: AppConfig, adapters: Adapters) -> OwnReads:
-    vault_task = asyncio.create_task(adapters.vault.read(app.vault_secret_name))
-    facility_page, logout_callback = await asyncio.gather(adapters.urls.check(app.facility_url), adapters.urls.check(app.expected_logout_url))
-    stored = await vault_task
-    probe = None if isinstance(stored, ReadFailure) else await _probe(app, stored, adapters)
-    return OwnReads(stored, facility_page, logout_callback, probe)
+    return await adapters.apps.read(app.vault_secret_name, app.tenant_id, app.app_id, app.facility_url, app.expected_logout_url)
 
 
 async def observe(
@@ -189,9 +174,3 @@ async def observe(
     obs.vault_secret = stored.info
     obs.probe = own.probe
     return obs
-
-
-async def _probe(app: AppConfig, stored: VaultRead, adapters: Adapters):
-    if not stored.info.enabled:
-        return None
-    return await adapters.probe.probe(app.tenant_id, app.app_id, stored.value)

@@ -142,13 +142,14 @@ class EntraTokenProbe:
         self._http_cache: dict[Any, Any] = {}  # MSAL's: discovery answers (and its own throttling memory)
 
     async def probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
-        return await self._pool.run(self._probe, tenant_id, app_id, secret)
+        return await self._pool.run(self.probe_blocking, tenant_id, app_id, secret)
 
     async def aclose(self) -> None:
         self._pool.close()
         self._session.close()
 
-    def _probe(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
+    def probe_blocking(self, tenant_id: str, app_id: str, secret: SecretValue) -> SecretProbe:
+        """``probe`` in the calling thread."""
         if not secret.reveal():
             return SecretProbe(ProbeOutcome.REJECTED, detail="the secret is empty")
         for attempt in range(self.retry_total + 1):
@@ -206,13 +207,14 @@ class UrlProbe:
         self._pool = BlockingPool(workers, "url-probe")
 
     async def check(self, url: str) -> UrlCheck:
-        return await self._pool.run(self._check, url)
+        return await self._pool.run(self.check_blocking, url)
 
     async def aclose(self) -> None:
         self._pool.close()
         self._session.close()
 
-    def _check(self, url: str) -> UrlCheck:
+    def check_blocking(self, url: str) -> UrlCheck:
+        """``check`` in the calling thread."""
         current = url
         try:
             for _hop in range(MAX_REDIRECTS + 1):

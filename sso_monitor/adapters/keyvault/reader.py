@@ -93,7 +93,7 @@ class KeyVaultReader:
         self._pool = BlockingPool(config.network.concurrency, "keyvault")
 
     async def read(self, name: str) -> VaultRead | ReadFailure:
-        return await self._pool.run(self._read, name)
+        return await self._pool.run(self.read_blocking, name)
 
     async def key_ids(self, name: str) -> frozenset[str] | ReadFailure:
         return await self._pool.run(self._key_ids, name)
@@ -102,9 +102,10 @@ class KeyVaultReader:
         await self._pool.run(self._close)
         self._pool.close()
 
-    # ---- blocking parts, run in a worker thread
+    # ---- blocking parts, run in a worker thread (this adapter's pool, or AppReads's hop)
 
-    def _read(self, name: str) -> VaultRead | ReadFailure:
+    def read_blocking(self, name: str) -> VaultRead | ReadFailure:
+        """``read`` in the calling thread."""
         try:
             secret = self._client.get_secret(name)
             stage = (secret.properties.tags or {}).get("stage")
