@@ -113,7 +113,7 @@ class CloudConfig:
 class NetworkConfig:
     ca_bundle: str | None = None  # extra CA (the sandbox's); None = the system's
     host_map: Mapping[str, str] = field(default_factory=dict)  # "*.smarttrace.ai" -> "127.0.0.1:PORT"
-    concurrency: int = 8
+    concurrency: int = 16
     timeout_seconds: float = 30.0
     # Whether HTTP(S)_PROXY / NO_PROXY from the environment apply. Read once here:
     # requests otherwise rescans the whole environment on every request.
