@@ -189,13 +189,24 @@ def measure(sandbox, kind: str, config_path: Path, environ: dict[str, str]) -> d
     return result
 
 
-def import_time() -> float:
-    times = []
-    for _ in range(5):
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import function_app"], cwd=ROOT, check=True)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+STARTUP = {
+    "import function_app": ["-c", "import function_app"],
+    "sso-monitor --help": ["-c", "import sys; from sso_monitor.cli import main; sys.argv = ['sso-monitor', '--help']; main()"],
+}
+
+
+def startup_times(roots: dict[str, Path], repeat: int = 9) -> dict[str, dict[str, float]]:
+    """Median wall time of each start-up command in each tree, interleaved so that the
+    machine's load falls on all of them alike: {command: {tree label: seconds}}."""
+    samples: dict[str, dict[str, list[float]]] = {command: {label: [] for label in roots} for command in STARTUP}
+    for _ in range(repeat):
+        for command, argv in STARTUP.items():
+            for label, root in roots.items():
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                started = time.perf_counter()
+                subprocess.run([sys.executable, *argv], cwd=root, env=env, check=True, capture_output=True)
+                samples[command][label].append(time.perf_counter() - started)
+    return {command: {label: statistics.median(times) for label, times in by_tree.items()} for command, by_tree in samples.items()}
 
 
 def main() -> None:
@@ -207,6 +218,9 @@ def main() -> None:
     parser.add_argument("--budgeted", default="1000,5000", help="sizes run in a small tenant under Graph's budget ('' for none)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "reports" / "check_scale.md"))
     parser.add_argument("--concurrency", type=int, default=0, help="network.concurrency for ours (0: the product's default)")
+    parser.add_argument("--before", help="another checkout (e.g. a worktree of the commit before a change): its start-up times are reported beside ours")
+    parser.add_argument("--rotation-delays", default="0,10,60", help="propagation delays for the rotation timings (bench/rotation_timing.py; '' for none)")
+    parser.add_argument("--rotation-repeat", type=int, default=3)
     parser.add_argument("--worker")
     parser.add_argument("--config")
     args = parser.parse_args()
@@ -238,6 +252,7 @@ def main() -> None:
             "base_wall": statistics.median(r["wall"] for r in baseline),
             "ours_graph_per_app": statistics.median(r["graph_http"] for r in ours) / size,
             "base_graph_per_app": statistics.median(r["graph_http"] for r in baseline) / size,
+            "ours_cpu": statistics.median(r["cpu"] for r in ours),
             "ours_rss": max(r["rss_mb"] for r in ours),
             "base_rss": max(r["rss_mb"] for r in baseline),
             "ours_runs": len(ours),
@@ -249,8 +264,14 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     budgeted = [measure_budgeted(int(size), args) for size in args.budgeted.split(",") if size.strip()]
-    cold = import_time()
-    write_report(Path(args.out), rows, cold, args, budgeted)
+    roots = {"this tree": ROOT, **({"before": Path(args.before)} if args.before else {})}
+    startup = startup_times(roots)
+    rotation = ""
+    if args.rotation_delays:
+        import rotation_timing  # bench/rotation_timing.py, beside this file
+
+        rotation = rotation_timing.markdown(rotation_timing.measure([float(d) for d in args.rotation_delays.split(",")], args.rotation_repeat))
+    write_report(Path(args.out), rows, startup, args, budgeted, rotation)
 
 
 def measure_budgeted(size: int, args) -> dict:
@@ -286,7 +307,7 @@ def measure_budgeted(size: int, args) -> dict:
     return row
 
 
-def write_report(path: Path, rows: list[dict], cold: float, args, budgeted: list[dict] | None = None) -> None:
+def write_report(path: Path, rows: list[dict], startup: dict[str, dict[str, float]], args, budgeted: list[dict] | None = None, rotation: str = "") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Check run at scale",
@@ -295,16 +316,18 @@ def write_report(path: Path, rows: list[dict], cold: float, args, budgeted: list
         f"sandbox in-process with {args.latency_ms:g} ms added to every request; medians of {args.repeat} runs",
         f"(baseline at 1,000 apps: {args.baseline_repeat_large} run). Produced by `bench/check_scale.py`.",
         "",
-        "| apps | ours (s) | baseline (s) | baseline / ours | Graph HTTP requests per app, ours | baseline | peak RSS ours (MB) | baseline (MB) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| apps | ours (s) | baseline (s) | baseline / ours | ours: client CPU (s) | Graph HTTP requests per app, ours | baseline | peak RSS ours (MB) | baseline (MB) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['apps']:,} | {r['ours_wall']:.2f} | {r['base_wall']:.2f} | {r['speedup']:.1f}x | {r['ours_graph_per_app']:.3f} | {r['base_graph_per_app']:.2f} | {r['ours_rss']:.0f} | {r['base_rss']:.0f} |"
+            f"| {r['apps']:,} | {r['ours_wall']:.2f} | {r['base_wall']:.2f} | {r['speedup']:.1f}x | {r['ours_cpu']:.2f} | {r['ours_graph_per_app']:.3f} | {r['base_graph_per_app']:.2f} | {r['ours_rss']:.0f} | {r['base_rss']:.0f} |"
         )
     lines += [
         "",
-        f'Cold `python -c "import function_app"`: {cold:.2f} s (median of 5).',
+        "Start-up (medians of 9, interleaved" + (f"; 'before' is {args.before}" if args.before else "") + "):",
+        "",
+        *(f"- `{command}`: " + ", ".join(f"{label} {seconds:.2f} s" for label, seconds in by_tree.items()) for command, by_tree in startup.items()),
         "",
         "Statuses found (ours, then baseline), as a sanity check that both did the work:",
         "",
@@ -329,6 +352,8 @@ def write_report(path: Path, rows: list[dict], cold: float, args, budgeted: list
                 f"| {b['apps']:,} | {b['wall']:.2f} | {b['floor']:.2f} | {b['wall'] / b['floor']:.2f}x | {b['units']:,} | {b['peak_units_10s']:,} | {b['throttled']} | {b['graph_http']:,} | {b['inner']:,} | {b['rss']:.0f} |"
             )
         lines += ["", "Statuses found: " + "; ".join(f"{b['apps']:,} apps {b['statuses']}" for b in budgeted)]
+    if rotation:
+        lines += ["", rotation.rstrip()]
     path.write_text("\n".join(lines) + "\n")
     print(f"report written to {path}")
 
