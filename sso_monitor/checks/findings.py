@@ -67,6 +67,20 @@ CODES: dict[str, CodeInfo] = {
         "The client secret SmartTrace uses has expired: sign-in fails with AADSTS7000222.",
         f"{APP_PORTAL} > Certificates & secrets > New client secret, then SmartTrace: Integrations > Azure Active Directory > pencil > Client secret: paste the Value and Save.",
     ),
+    "CERTIFICATE_EXPIRING": CodeInfo(
+        Severity.WARNING,
+        "A certificate (key credential) on the app expires soon; severity rises as the same thresholds as for secrets are crossed. "
+        "The monitor reports certificates but never renews them: SmartTrace signs in with the client secret, so only another client "
+        "that authenticates with this certificate is affected.",
+        f"{APP_PORTAL} > Certificates & secrets > Certificates: upload the renewed certificate (its public part) before the old one expires, "
+        "move the client that uses it to the new one, then delete the old certificate.",
+    ),
+    "CERTIFICATE_EXPIRED": CodeInfo(
+        Severity.CRITICAL,
+        "The app's newest certificate (key credential) for a usage has expired: a client that signs in with it is refused (AADSTS700027).",
+        f"{APP_PORTAL} > Certificates & secrets > Certificates: upload a new certificate and give it to the client that uses it; "
+        "delete the expired one if nothing uses it any more (then this finding goes away).",
+    ),
     "SECRET_LIFETIME_EXCEEDS_POLICY": CodeInfo(
         Severity.WARNING,
         "A client secret's lifetime is longer than the tenant's app management policy allows for new secrets.",
@@ -199,6 +213,8 @@ def checks_markdown() -> str:
         "An app's status is its worst finding (`critical` > `error` > `warning` > `ok`).",
         "`SECRET_EXPIRING` is a warning until 7 days are left, then critical; it is",
         "reported once the largest threshold (default 30/14/7/3/1 days) is crossed.",
+        "`CERTIFICATE_EXPIRING` follows the same thresholds for the newest certificate",
+        "of each usage; certificates are reported, never rotated.",
         "",
         "Generated from `sso_monitor/checks/findings.py` (`python -m sso_monitor.checks.findings > docs/checks.md`).",
         "",

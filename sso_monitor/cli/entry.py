@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sso-monitor", description="Keeps SmartTrace's Sign in with Microsoft working.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (never secret values)")
+    # --config before the command too (`sso-monitor --config .sandbox/apps.json check`); the
+    # commands' own --config defaults to SUPPRESS so that, absent there, it leaves this one alone.
+    parser.add_argument("--config", help="configuration file, or the JSON itself (default: the SSO_MONITOR_CONFIG setting, a path or the JSON)")
     # -v after the command too (`sso-monitor check -v`); SUPPRESS: absent there, it
     # leaves the one given before the command alone.
     verbose = _Parser(add_help=False)
@@ -55,10 +58,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sandbox = command("sandbox", help="run the local simulated cloud until interrupted")
     sandbox.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
-    sandbox.add_argument("--state-dir", type=Path, default=Path(".sandbox"), help="where the CA and the settings file go (default .sandbox)")
+    sandbox.add_argument(
+        "--state-dir", type=Path, default=Path(".sandbox"), help="where the CA, the monitor's apps.json and its env file go (default .sandbox)"
+    )
+    sandbox.add_argument(
+        "--frozen-now",
+        nargs="?",
+        const="",
+        metavar="WHEN",
+        help="freeze the sandbox's clock at WHEN (ISO 8601), or without WHEN at the scenario's now or the start (default: the real time, running)",
+    )
 
     check = command("check", help="check every configured app (or one) and report")
-    check.add_argument("--config", help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
+    check.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
     check.add_argument("--app", metavar="FACILITY", help="check only this facility")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--alert", action="store_true", help="also send alerts through the configured channels (each change once)")
@@ -70,11 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     snooze.add_argument("--until", required=True, help="ISO date or date-time (UTC), e.g. 2026-12-31")
     snooze.add_argument("--reason", default="", help="why (kept with the snooze)")
     snooze.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
-    snooze.add_argument("--config")
+    snooze.add_argument("--config", default=argparse.SUPPRESS)
 
     rotate = command("rotate", help="rotate one facility's client secret when due (or --force)")
     rotate.add_argument("facility")
-    rotate.add_argument("--config", help="configuration file (default: SSO_MONITOR_CONFIG)")
+    rotate.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (default: SSO_MONITOR_CONFIG)")
     rotate.add_argument("--dry-run", action="store_true", help="print the plan; change nothing anywhere")
     rotate.add_argument("--force", action="store_true", help="rotate even if the current secret is not due")
     rotate.add_argument("--json", action="store_true")
@@ -82,26 +94,26 @@ def _parser() -> argparse.ArgumentParser:
     rotate.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
 
     status = command("status", help="the stage of each app's rotation")
-    status.add_argument("--config")
+    status.add_argument("--config", default=argparse.SUPPRESS)
     status.add_argument("--json", action="store_true")
 
     confirm = command("confirm", help="confirm SmartTrace holds the new secret (manual handoff)")
     confirm.add_argument("facility")
     confirm.add_argument("--key-id", required=True, help="the new secret's keyId, as given in the handoff message")
-    confirm.add_argument("--config")
+    confirm.add_argument("--config", default=argparse.SUPPRESS)
     confirm.add_argument("--alert", action="store_true", help="also send the completion through the configured channels")
     confirm.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
 
     push = command("push", help="push the secret SmartTrace should hold to it again (http handoff)")
     push.add_argument("facility")
     push.add_argument("--dry-run", action="store_true", help="say what would be pushed; send nothing")
-    push.add_argument("--config")
+    push.add_argument("--config", default=argparse.SUPPRESS)
 
     adopt = command("adopt", help="bring an existing hand-made secret under management")
     adopt.add_argument("facility")
     adopt.add_argument("--key-id", help="the credential's keyId, when its hint is ambiguous")
     adopt.add_argument("--from-vault", action="store_true", help="the value is already in Key Vault; read nothing from standard input")
-    adopt.add_argument("--config")
+    adopt.add_argument("--config", default=argparse.SUPPRESS)
 
     demo = command("demo", help="start the sandbox and show the monitor at work on it")
     demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
