@@ -70,6 +70,19 @@ class PasswordCredentialInfo:
 
 
 @dataclass(frozen=True)
+class KeyCredentialInfo:
+    """A certificate (Graph's keyCredential) on an app: reported, never rotated. The
+    certificate's raw data (Graph's ``key``) is never read."""
+
+    key_id: str
+    display_name: str | None
+    type: str | None  # AsymmetricX509Cert, Symmetric...
+    usage: str | None  # Verify (a client's certificate), Sign, Encrypt
+    start: datetime | None
+    end: datetime | None
+
+
+@dataclass(frozen=True)
 class WebSettings:
     logout_url: str | None = None
     redirect_uris: tuple[str, ...] = ()
@@ -86,6 +99,7 @@ class AppRegistration:
     password_credentials: tuple[PasswordCredentialInfo, ...] = ()
     web: WebSettings = field(default_factory=WebSettings)
     created: datetime | None = None
+    key_credentials: tuple[KeyCredentialInfo, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from sso_sandbox.world import (
     Application,
     AppPolicy,
     AppRoleAssignment,
+    KeyCredential,
     PasswordCredential,
     RequestRecord,
     SentMail,
@@ -462,8 +463,12 @@ class GraphService(Service):
     def get_application(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
         _check_query(request, {"$select"})
         app = self._readable_application(request, object_id, app_id)
-        body = _application_json(self._tenant(request), self._view(request).of(app))
+        shown = self._view(request).of(app)
+        body = _application_json(self._tenant(request), shown)
         selected = _selection(request, "application", _APPLICATION_KEYS)
+        if selected is not None and "keyCredentials" in selected:
+            # The certificates' raw data comes only with $select on a single object (keyCredential doc).
+            body["keyCredentials"] = [_key_json(c, with_key=True) for c in shown.key_credentials]
         return self._ok(self._entity(body, selected, "applications"))
 
     def update_application(self, request: Request, object_id: str | None = None, app_id: str | None = None) -> Response:
@@ -925,7 +930,7 @@ def _application_json(tenant: Tenant, app: Application) -> dict[str, Any]:
         },
         "appRoles": copy.deepcopy(app.app_roles),
         "info": _info_json(),
-        "keyCredentials": [],
+        "keyCredentials": [_key_json(c) for c in app.key_credentials],
         "parentalControlSettings": {"countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow"},
         "passwordCredentials": [_password_json(c) for c in app.password_credentials],
         "publicClient": {"redirectUris": []},
@@ -1079,6 +1084,21 @@ def _password_json(credential: PasswordCredential, secret: bool = False) -> dict
         "keyId": credential.key_id,
         "secretText": credential.secret_text if secret else None,
         "startDateTime": iso(credential.start),
+    }
+
+
+def _key_json(credential: KeyCredential, with_key: bool = False) -> dict[str, Any]:
+    """A keyCredential as Graph answers it: ``key`` (the certificate's raw data, base64) only
+    for a single object's ``$select=keyCredentials``, otherwise null."""
+    return {
+        "customKeyIdentifier": credential.custom_key_identifier,
+        "displayName": credential.display_name,
+        "endDateTime": iso(credential.end),
+        "key": base64.b64encode(credential.key).decode() if with_key and credential.key is not None else None,
+        "keyId": credential.key_id,
+        "startDateTime": iso(credential.start),
+        "type": credential.type,
+        "usage": credential.usage,
     }
 
 

@@ -12,6 +12,8 @@ search everything the monitor emitted for leaks.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import re
 import secrets as _secrets
@@ -119,6 +121,22 @@ class PasswordCredential:
 
 
 @dataclass
+class KeyCredential:
+    """A certificate on an application (Graph's keyCredential). ``key`` is the certificate's
+    public raw data (DER), which Graph returns only for a single object's
+    ``$select=keyCredentials``; None: not kept (answered as null)."""
+
+    key_id: str
+    start: datetime
+    end: datetime
+    display_name: str | None = None
+    type: str = "AsymmetricX509Cert"
+    usage: str = "Verify"
+    custom_key_identifier: str | None = None  # base64; Graph defaults it to the certificate's thumbprint
+    key: bytes | None = None
+
+
+@dataclass
 class Application:
     object_id: str
     app_id: str
@@ -128,6 +146,7 @@ class Application:
     owners: set[str] = field(default_factory=set)  # appIds of the service principals that own it
     owner_users: set[str] = field(default_factory=set)  # object ids of the users that own it
     password_credentials: list[PasswordCredential] = field(default_factory=list)
+    key_credentials: list[KeyCredential] = field(default_factory=list)
     web: dict[str, Any] = field(default_factory=dict)
     sign_in_audience: str = "AzureADMyOrg"
     identifier_uris: list[str] = field(default_factory=list)
@@ -559,6 +578,36 @@ class World:
         )
         app.password_credentials.append(credential)
         self.issued_secrets.append(credential.secret_text)
+        return credential
+
+    def add_key_credential(
+        self,
+        app: Application,
+        *,
+        display_name: str | None = "CN=SmartTrace SSO",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        usage: str = "Verify",
+        type: str = "AsymmetricX509Cert",
+        key_id: str | None = None,
+        key: bytes | None = None,
+    ) -> KeyCredential:
+        """A certificate on ``app``, as the portal's upload or addKey leaves it (its public part
+        only: the sandbox holds no private key). Its customKeyIdentifier is the SHA-1
+        thumbprint of ``key`` (of the key id when no raw data is given), base64."""
+        begin = start or self.now()
+        thumbprint = hashlib.sha1(key or (key_id or "").encode() or _secrets.token_bytes(16), usedforsecurity=False).digest()
+        credential = KeyCredential(
+            key_id=key_id or new_guid(),
+            start=begin,
+            end=end or add_years(begin, 1),
+            display_name=display_name,
+            type=type,
+            usage=usage,
+            custom_key_identifier=base64.b64encode(thumbprint).decode(),
+            key=key,
+        )
+        app.key_credentials.append(credential)
         return credential
 
     def add_user(self, tenant_id: str, user_principal_name: str, display_name: str = "", *, user_id: str | None = None, mail: str | None = None) -> User:

@@ -84,7 +84,7 @@ def level_of(finding: Finding, thresholds: tuple[int, ...]) -> int | None:
     days = finding.details.get("days_left")
     if not isinstance(days, int) or isinstance(days, bool):
         return None
-    if finding.code == "SECRET_EXPIRED" or days < 0:
+    if finding.code in ("SECRET_EXPIRED", "CERTIFICATE_EXPIRED") or days < 0:
         return 0
     return crossed_threshold(days, thresholds)
 
@@ -150,6 +150,10 @@ def headline(finding: Finding) -> str:
         return f"client secret expires in {days} day{'' if days == 1 else 's'}"
     if finding.code == "SECRET_EXPIRED":
         return "client secret has expired: sign-in is broken"
+    if finding.code == "CERTIFICATE_EXPIRING" and isinstance(days, int):
+        return f"certificate expires in {days} day{'' if days == 1 else 's'}"
+    if finding.code == "CERTIFICATE_EXPIRED":
+        return "certificate has expired"
     meaning = CODES[finding.code].meaning if finding.code in CODES else finding.message
     sentence = meaning.split(". ")[0].rstrip(".")
     # "acme: front-channel logout URL is ..." reads better after the facility than

@@ -16,6 +16,7 @@ from sso_monitor.models import (
     UNSEEN_WINDOW,
     AppObservation,
     AppRegistration,
+    KeyCredentialInfo,
     PasswordCredentialInfo,
     ProbeOutcome,
     Problem,
@@ -214,6 +215,70 @@ def check_secrets(config: AppConfig, obs: AppObservation, now: datetime) -> list
     return results
 
 
+def current_certificates(app: AppRegistration) -> list[KeyCredentialInfo]:
+    """The certificates that matter: for each usage (Verify, Sign, Encrypt), the one that
+    lasts longest. An older certificate beside a newer one of the same usage was
+    replaced by hand: its expiry breaks nothing, so it is not reported."""
+    newest: dict[str, KeyCredentialInfo] = {}
+    for cert in app.key_credentials:
+        if cert.end is None:
+            continue
+        usage = (cert.usage or "").lower()
+        known = newest.get(usage)
+        if known is None or (known.end is not None and cert.end > known.end):
+            newest[usage] = cert
+    return sorted(newest.values(), key=lambda c: (c.end, c.key_id))
+
+
+def _certificate_name(cert: KeyCredentialInfo) -> str:
+    return f"Certificate {cert.key_id}" + (f" ({cert.display_name})" if cert.display_name else "") + (f", usage {cert.usage}" if cert.usage else "")
+
+
+def check_certificates(config: AppConfig, obs: AppObservation, now: datetime) -> list[Finding]:
+    """Certificates (key credentials) are checked for expiry like client secrets, on the
+    same thresholds, with their own codes; they are reported, never rotated. At most one
+    finding per code: the certificate that ends first among those that matter."""
+    app = obs.app
+    assert app is not None
+    current = current_certificates(app)
+    results: list[Finding] = []
+    expired = [c for c in current if c.end is not None and c.end <= now]
+    if expired:
+        cert = expired[0]
+        assert cert.end is not None
+        results.append(
+            finding(
+                "CERTIFICATE_EXPIRED",
+                f"{_certificate_name(cert)} expired on {cert.end.strftime('%Y-%m-%d %H:%M UTC')}"
+                + (f" ({len(expired)} expired certificates)." if len(expired) > 1 else "."),
+                key_id=cert.key_id,
+                days_left=days_until(cert.end, now),
+                usage=cert.usage,
+                count=len(expired),
+            )
+        )
+    for cert in current:
+        if cert.end is None or cert.end <= now:
+            continue
+        days = days_until(cert.end, now)
+        threshold = crossed_threshold(days, config.thresholds)
+        if threshold is None:
+            continue
+        results.append(
+            finding(
+                "CERTIFICATE_EXPIRING",
+                f"{_certificate_name(cert)} expires in {days} day{'s' if days != 1 else ''}, on {cert.end.strftime('%Y-%m-%d %H:%M UTC')}.",
+                severity=Severity.CRITICAL if days <= CRITICAL_DAYS else Severity.WARNING,
+                key_id=cert.key_id,
+                days_left=days,
+                threshold=threshold,
+                usage=cert.usage,
+            )
+        )
+        break  # the one that ends first
+    return results
+
+
 def _recently_created(secret: VaultSecretInfo, now: datetime) -> bool:
     """Was this version's credential created so recently that a read of the app may not
     show it yet (models.UNSEEN_WINDOW)? By the monitor's createdAt tag, else Key
@@ -364,6 +429,7 @@ def evaluate(config: AppConfig, obs: AppObservation, now: datetime) -> list[Find
     if obs.app is not None:
         results += check_ownership(config, obs)
         results += check_secrets(config, obs, now)
+        results += check_certificates(config, obs, now)
         results += check_web(config, obs)
         results += check_orphans(config, obs, now)
     results += check_vault(config, obs, now)

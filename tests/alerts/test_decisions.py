@@ -222,10 +222,19 @@ def test_worsening_is_said_once_per_threshold_over_a_countdown():
         ({"days_left": -1}, "SECRET_EXPIRED", 0),  # expired is below every threshold
         ({}, "LOGOUT_URL_MISMATCH", None),  # not an expiry finding
         ({"days_left": True}, "SECRET_EXPIRING", None),  # a bool is not a day count
+        ({"days_left": 13}, "CERTIFICATE_EXPIRING", 14),  # certificates count down on the same thresholds
+        ({"days_left": -3}, "CERTIFICATE_EXPIRED", 0),
     ],
 )
 def test_level_of(details, code, expected):
     assert level_of(finding(code, "m", **details), (30, 14, 7, 3, 1)) == expected
+
+
+def test_certificate_alerts_say_certificate_not_secret():
+    (warned,), _ = finding_alerts(ACME, [finding("CERTIFICATE_EXPIRING", "m", days_left=12)], {}, {}, NOW, POLICY)
+    assert warned.title == "acme: certificate expires in 12 days" and warned.days_left == 12
+    (gone,), _ = finding_alerts(ACME, [finding("CERTIFICATE_EXPIRED", "m", days_left=-1)], {}, {}, NOW, POLICY)
+    assert gone.title == "acme: certificate has expired" and gone.severity == "critical"
 
 
 def alert(**overrides):

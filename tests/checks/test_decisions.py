@@ -17,6 +17,7 @@ from sso_monitor.config import parse_config
 from sso_monitor.models import (
     AppObservation,
     AppRegistration,
+    KeyCredentialInfo,
     Ownership,
     PasswordCredentialInfo,
     PasswordPolicy,
@@ -108,6 +109,11 @@ def secret_ending_in(days: int) -> AppObservation:
     obs = with_app(password_credentials=(cred(days_left=days),))
     obs.vault_secret = replace(obs.vault_secret, expires=obs.app.password_credentials[0].end)
     return obs
+
+
+def cert(key=KEY, days_left=200, usage="Verify", name="CN=SmartTrace SSO", lifetime=365):
+    end = NOW + timedelta(days=days_left)
+    return KeyCredentialInfo(key_id=key, display_name=name, type="AsymmetricX509Cert", usage=usage, start=end - timedelta(days=lifetime), end=end)
 
 
 ROWS = [
@@ -259,6 +265,20 @@ ROWS = [
         ),
         [],
     ),
+    # certificates are checked like secrets, on the same thresholds: 31 days left is quiet
+    ("certificate 31 days", with_app(key_credentials=(cert(days_left=31),)), []),
+    # 30 days: the first threshold
+    ("certificate 30 days", with_app(key_credentials=(cert(days_left=30),)), ["CERTIFICATE_EXPIRING"]),
+    # ended yesterday and nothing newer of its usage: expired
+    ("certificate expired", with_app(key_credentials=(cert(days_left=-1),)), ["CERTIFICATE_EXPIRED"]),
+    # an expired certificate beside a newer one of the same usage was replaced: nothing breaks
+    ("certificate replaced", with_app(key_credentials=(cert(days_left=-40), cert(key=OTHER_KEY, days_left=300))), []),
+    # the newer one is expiring: reported, the older expired one is not
+    ("certificate replaced, expiring", with_app(key_credentials=(cert(days_left=-40), cert(key=OTHER_KEY, days_left=10))), ["CERTIFICATE_EXPIRING"]),
+    # usages are separate: an expired Sign certificate is not replaced by a Verify one
+    ("certificate other usage", with_app(key_credentials=(cert(days_left=-3, usage="Sign"), cert(key=OTHER_KEY, days_left=300))), ["CERTIFICATE_EXPIRED"]),
+    # a certificate without an end date cannot be judged
+    ("certificate without end", with_app(key_credentials=(replace(cert(), end=None),)), []),
     # a hand-made extra secret is not ours, so never an orphan
     ("hand-made extra", with_app(password_credentials=(cred(), cred(key=OTHER_KEY, name="made by hand", start=NOW - timedelta(days=2), lifetime=1))), []),
 ]
@@ -360,3 +380,35 @@ def test_docs_checks_md_is_generated_from_the_codes():
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
     assert doc == checks_markdown(), "regenerate: python -m sso_monitor.checks.findings > docs/checks.md"
+
+
+@pytest.mark.parametrize("days, severity", [(30, Severity.WARNING), (8, Severity.WARNING), (7, Severity.CRITICAL), (1, Severity.CRITICAL)])
+def test_certificates_use_the_secrets_thresholds_and_severities(days, severity):
+    (found,) = evaluate(CONFIG, with_app(key_credentials=(cert(days_left=days),)), NOW)
+    assert (found.code, found.severity, found.details["days_left"], found.details["key_id"]) == ("CERTIFICATE_EXPIRING", severity, days, KEY)
+    assert "CN=SmartTrace SSO" in found.message and "Verify" in found.message
+    assert "AADSTS700027" in CODES["CERTIFICATE_EXPIRED"].meaning  # what a client with an expired certificate is told
+
+
+def test_one_finding_per_certificate_code_for_the_certificate_that_ends_first():
+    certs = (
+        cert(days_left=20, usage="Verify"),
+        cert(key=OTHER_KEY, days_left=5, usage="Sign"),
+        cert(key="cccccccc-0000-4000-8000-000000000003", days_left=-2, usage="Encrypt"),
+    )
+    findings = {f.code: f for f in evaluate(CONFIG, with_app(key_credentials=certs), NOW)}
+    assert set(findings) == {"CERTIFICATE_EXPIRING", "CERTIFICATE_EXPIRED"}
+    assert findings["CERTIFICATE_EXPIRING"].details["key_id"] == OTHER_KEY and findings["CERTIFICATE_EXPIRING"].severity is Severity.CRITICAL
+    assert findings["CERTIFICATE_EXPIRED"].details["days_left"] < 0
+
+
+def test_certificates_never_change_which_secret_is_in_use_or_count_as_secrets():
+    obs = with_app(
+        key_credentials=(
+            cert(days_left=400),
+            cert(key=OTHER_KEY, days_left=500, usage="Sign"),
+            cert(key="c" * 8 + "-0000-4000-8000-000000000003", days_left=600),
+        )
+    )
+    assert evaluate(CONFIG, obs, NOW) == []  # three certificates are not TOO_MANY_SECRETS
+    assert in_use_credential(obs.app, KEY, NOW).key_id == KEY

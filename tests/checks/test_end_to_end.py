@@ -119,6 +119,9 @@ SCENARIOS: list[tuple[str, Callable]] = [
     ("SECRET_EXPIRING", lambda w, i: set_end(w, i, 10)),
     ("SECRET_EXPIRED", lambda w, i: set_end(w, i, -1)),
     ("SECRET_LIFETIME_EXCEEDS_POLICY", lifetime_over_policy),
+    # a certificate uploaded beside the secret: read with the app's keyCredentials, reported, never rotated
+    ("CERTIFICATE_EXPIRING", lambda w, i: w.add_key_credential(smarttrace(w, i), end=w.now() + timedelta(days=10))),
+    ("CERTIFICATE_EXPIRED", lambda w, i: w.add_key_credential(smarttrace(w, i), start=w.now() - timedelta(days=366), end=w.now() - timedelta(days=1))),
     ("TOO_MANY_SECRETS", extra_secrets),
     ("VAULT_SECRET_MISSING", lambda w, i: w.vault(i.vault_name).secrets.pop(i.vault_secret_name)),
     ("VAULT_SECRET_UNKNOWN_KEY", unknown_key),

@@ -40,6 +40,7 @@ from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import AccessDenied, ConfigError, ExternalError, TransientError
 from sso_monitor.models import (
     AppRegistration,
+    KeyCredentialInfo,
     Ownership,
     PasswordCredentialInfo,
     PasswordPolicy,
@@ -59,7 +60,7 @@ RETRYABLE = frozenset({429, 503, 504})
 _DETAIL_LIMIT = 240
 _AADSTS = re.compile(r"AADSTS\d+")
 
-APP_SELECT = "id,appId,displayName,createdDateTime,passwordCredentials,web"
+APP_SELECT = "id,appId,displayName,createdDateTime,passwordCredentials,keyCredentials,web"
 SP_SELECT = "id,appId,accountEnabled,appRoleAssignmentRequired"
 POLICY_URL = "/policies/defaultAppManagementPolicy"
 
@@ -331,6 +332,13 @@ def _application(app_id: str, result: _Answer | ReadFailure) -> AppRegistration 
     body = _ok(result)
     if body is None:
         return result if isinstance(result, ReadFailure) else _inner_failure(f"application {app_id}", result)
+    return application_of(body, app_id)
+
+
+def application_of(body: dict[str, Any], app_id: str = "") -> AppRegistration:
+    """An application as Graph answers it (a GET, or one item of a list) as our model.
+    A certificate's raw data (``key``, which Graph sends for a single object's
+    ``$select=keyCredentials``) is never read."""
     web = body.get("web") or {}
     grants = web.get("implicitGrantSettings") or {}
     return AppRegistration(
@@ -356,6 +364,18 @@ def _application(app_id: str, result: _Answer | ReadFailure) -> AppRegistration 
             home_page_url=web.get("homePageUrl"),
         ),
         created=parse_datetime(body.get("createdDateTime")),
+        key_credentials=tuple(
+            KeyCredentialInfo(
+                key_id=str(c.get("keyId") or ""),
+                display_name=c.get("displayName"),
+                type=c.get("type"),
+                usage=c.get("usage"),
+                start=parse_datetime(c.get("startDateTime")),
+                end=parse_datetime(c.get("endDateTime")),
+            )
+            for c in body.get("keyCredentials") or []
+            if isinstance(c, dict)
+        ),
     )
 
 
