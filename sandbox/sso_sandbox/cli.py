@@ -13,12 +13,15 @@ import logging
 import os
 from pathlib import Path
 
-from sso_sandbox.scenario import ScenarioError, load_scenario
+from sso_sandbox.clock import parse_iso
+from sso_sandbox.scenario import ClockChoice, ScenarioError, load_scenario
 
 
 def problem(args: argparse.Namespace) -> str | None:
     """Why the command cannot start (the monitor's CLI says it and exits as for bad usage)."""
-    return scenario_problem(args.scenario) or (state_dir_problem(args.state_dir) if args.command == "sandbox" else None)
+    if args.command != "sandbox":
+        return scenario_problem(args.scenario)
+    return frozen_now_problem(getattr(args, "frozen_now", None)) or scenario_problem(args.scenario) or state_dir_problem(args.state_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,10 +29,30 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         from sso_sandbox.serve import serve
 
-        return serve(args.scenario, args.state_dir)
+        return serve(args.scenario, args.state_dir, now=clock_choice(getattr(args, "frozen_now", None)))
     from sso_sandbox.demo import run_demo
 
     return run_demo(args.scenario, as_json=args.json)
+
+
+def clock_choice(frozen_now: str | None) -> ClockChoice:
+    """`sandbox`'s clock: the real time, running, unless --frozen-now [WHEN] freezes it
+    (without WHEN: at the scenario's now, or at the start). ``frozen_now_problem`` first."""
+    if frozen_now is None:
+        return "real"
+    if not frozen_now.strip():
+        return "frozen"
+    return parse_iso(frozen_now)
+
+
+def frozen_now_problem(frozen_now: str | None) -> str | None:
+    if frozen_now is None or not frozen_now.strip():
+        return None
+    try:
+        parse_iso(frozen_now)
+    except (ValueError, OverflowError):
+        return f"--frozen-now {frozen_now!r}: expected an ISO 8601 date-time, e.g. 2026-12-01T09:00:00Z"
+    return None
 
 
 MAX_SCENARIO_CHARS = 20_000_000

@@ -46,6 +46,11 @@ class Clock:
                 return self._frozen_at
             return datetime.now(UTC) + self._offset
 
+    @property
+    def frozen(self) -> bool:
+        with self._lock:
+            return self._frozen_at is not None
+
     def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
         step = delta if delta is not None else timedelta(**kwargs)
         if step < timedelta(0):

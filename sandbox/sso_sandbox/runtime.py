@@ -19,13 +19,16 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sso_sandbox.certs import SandboxTLS, make_tls
 from sso_sandbox.faults import FaultPlan
 from sso_sandbox.http import SandboxServer, Service
 from sso_sandbox.tokens import TokenIssuer
 from sso_sandbox.world import World
+
+if TYPE_CHECKING:
+    from sso_sandbox.scenario import ClockChoice
 
 
 @dataclass
@@ -81,11 +84,14 @@ class Sandbox:
         self._smtp: Any = None
 
     @classmethod
-    def from_scenario(cls, scenario: str | Path | dict[str, Any], **kwargs: Any) -> Sandbox:
+    def from_scenario(cls, scenario: str | Path | dict[str, Any], *, now: ClockChoice = "scenario", **kwargs: Any) -> Sandbox:
+        """A sandbox seeded by a scenario (a file or its parsed document); ``now``: whose
+        time the world keeps (scenario.ClockChoice: by default the scenario's ``now``
+        freezes it, else the real time runs)."""
         from sso_sandbox.scenario import load_scenario
 
         data = scenario if isinstance(scenario, dict) else json.loads(Path(scenario).read_text(encoding="utf-8"))
-        world, faults = load_scenario(data)
+        world, faults = load_scenario(data, now=now)
         return cls(world=world, faults=faults, **kwargs)
 
     # ---- lifecycle

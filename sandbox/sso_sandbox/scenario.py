@@ -1,8 +1,10 @@
 """Scenario files: seed a World (and a fault plan) from one JSON document.
 
 The format is documented in docs/sandbox.md; examples/scenario.json shows all
-of it. Dates are ISO 8601 or relative to the scenario's ``now``: "now",
-"+30d", "-300d", "+2h", "-90m", "+45s". Applications get a local ``key`` that
+of nearly all of it. Dates are ISO 8601 or relative to the world's start:
+"now", "+30d", "-300d", "+2h", "-90m", "+45s". The clock runs from the real time
+unless it is frozen: by the scenario's ``now``, or by the caller (``load_scenario(data,
+now=...)``; ``sso-monitor sandbox`` runs the real time and freezes only with --frozen-now). Applications get a local ``key`` that
 owners, vault secrets and facilities refer to; password credentials get a
 ``ref`` so a vault secret or a facility can hold *that* credential's value
 without the file spelling a secret out.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sso_sandbox.budget import TENANT_SIZES
 from sso_sandbox.clock import Clock, parse_iso
@@ -46,6 +48,14 @@ class ScenarioRefs:
     credentials: dict[str, PasswordCredential] = field(default_factory=dict)  # ref -> credential
     monitors: dict[str, str] = field(default_factory=dict)  # tenant id -> appId of the monitor identity
     description: str = ""
+    stated_now: datetime | None = None  # the scenario's own ``now``, whether or not it froze the clock
+
+
+# Whose time the world keeps: "scenario" (the scenario's ``now`` freezes the clock; without
+# one the real time runs), "real" (the real time, running, whatever the scenario says),
+# "frozen" (frozen at the scenario's ``now``, or at the moment of loading), or an instant
+# to freeze at.
+ClockChoice = Literal["scenario", "real", "frozen"] | datetime
 
 
 _RELATIVE = re.compile(r"^(?P<sign>[+-])(?P<n>\d+(?:\.\d+)?)(?P<unit>[dhms])$")
@@ -53,8 +63,9 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
 class _Loader:
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], now: ClockChoice = "scenario") -> None:
         self.data = data
+        self.now = now
         self.refs = ScenarioRefs()
 
     # ---- small typed readers that name the field on error
@@ -134,8 +145,14 @@ class _Loader:
         root = self.obj(self.data, "scenario")
         self.check_keys(root, {"$schema", "description", "now", "tenants", "vaults", "facilities", "webhooks", "smtpUsers", "faults"}, "scenario")
         clock = Clock()
-        if root.get("now") is not None:
-            clock.freeze(self.date(root["now"], "now", clock.now()))
+        stated = self.date(root["now"], "now", clock.now()) if root.get("now") is not None else None
+        self.refs.stated_now = stated
+        if isinstance(self.now, datetime):
+            clock.freeze(self.now)
+        elif self.now == "frozen" or (self.now == "scenario" and stated is not None):
+            clock.freeze(stated or clock.now())
+        elif self.now not in ("scenario", "real"):
+            raise ValueError(f"now: expected scenario, real, frozen or an instant, not {self.now!r}")
         world = World(clock)
         self.refs.description = root.get("description") or ""
         now = world.now()
@@ -504,9 +521,10 @@ class _Loader:
         )
 
 
-def load_scenario(data: dict[str, Any]) -> tuple[World, FaultPlan]:
-    """Build a World and a FaultPlan from a parsed scenario document."""
-    return _Loader(data).load()
+def load_scenario(data: dict[str, Any], *, now: ClockChoice = "scenario") -> tuple[World, FaultPlan]:
+    """Build a World and a FaultPlan from a parsed scenario document; ``now`` says
+    whose time its clock keeps (ClockChoice; by default the scenario's)."""
+    return _Loader(data, now).load()
 
 
 def scenario_refs(world: World) -> ScenarioRefs:
