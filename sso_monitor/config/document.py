@@ -395,7 +395,7 @@ class Network(_Section):
         default_factory=dict,
         description='connect to host:port instead, keeping the real name for TLS, e.g. {"*.smarttrace.ai": "127.0.0.1:8443"} (the sandbox\'s)',
     )
-    concurrency: _whole(1, 64) = Field(16, description="apps checked at the same time (each app's Key Vault read, token request and two page checks run one after another)")
+    concurrency: _whole(1, 64) = Field(16, description="apps checked at the same time (each app's four requests run one after another)")
     timeout_seconds: _number(1, 300) = Field(30.0, description="the timeout of each HTTP request")
     tenant_size: TenantSize = Field("small", description="the tenants' size for Graph's throttling budget (users: small under 50, medium to 500, large above)")
     tenant_sizes: dict[_key(_GUID, "must be a tenant id (GUID)"), TenantSize] = Field(
