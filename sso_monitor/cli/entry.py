@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
+import sso_monitor.cli.discover as discovering
 from sso_monitor import __version__
 from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
 from sso_monitor.config import load_config
@@ -118,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = command("demo", help="start the sandbox and show the monitor at work on it")
     demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
     demo.add_argument("--json", action="store_true", help="machine-readable output")
+    discovering.arguments(command("discover", help="find the tenant's SmartTrace app registrations, their health, and write or merge their configuration"))
     return parser
 
 
@@ -222,6 +224,8 @@ def _main(args: argparse.Namespace) -> int:
             logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command in ("sandbox", "demo"):
         return _sandbox_command(args)
+    if args.command == "discover":
+        return discovering.run(args)
     if args.command in ("check", "rotate", "status", "confirm", "push", "adopt", "snooze"):
         try:
             config = load_config(args.config)

@@ -18,6 +18,13 @@ problem becomes its ReadFailure; only a tenant where no batch got through
 raises (AccessDenied when Graph or Entra refused the monitor itself,
 TransientError otherwise).
 
+``list_applications`` reads every application registration of the tenant, for
+`sso-monitor discover`: ``GET /applications?$select=...&$top=999``, page after
+page. Graph cannot filter on what makes an app SmartTrace's (``web/logoutUrl`` is not
+filterable; ``web/redirectUris/any(...)`` takes only ``eq`` and ``startsWith``, and only
+as an advanced query: Microsoft Learn, "Advanced query capabilities on Microsoft Entra
+ID objects"), so the list is read whole and filtered by checks/discover.py.
+
 Nothing here is imported from msgraph, kiota or azure-identity until the
 first read: building the reader costs no import and no network.
 """
@@ -31,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sso_monitor.adapters.graph.budget import ResourceBudget, request_cost
 from sso_monitor.adapters.graph.client import GraphAnswer, GraphPipeline, parse_seconds
@@ -61,6 +68,8 @@ _DETAIL_LIMIT = 240
 _AADSTS = re.compile(r"AADSTS\d+")
 
 APP_SELECT = "id,appId,displayName,createdDateTime,passwordCredentials,keyCredentials,web"
+LIST_PAGE_SIZE = 999  # Graph's largest page of directory objects
+LIST_MAX_PAGES = 1000  # a million applications, beyond any tenant: a loop of nextLinks ends here
 SP_SELECT = "id,appId,accountEnabled,appRoleAssignmentRequired"
 POLICY_URL = "/policies/defaultAppManagementPolicy"
 
@@ -177,6 +186,59 @@ class GraphDirectoryReader:
 
     async def aclose(self) -> None:
         await self._pipeline.aclose()
+
+    async def monitor_object_id(self) -> str | None:
+        """The object id of the monitor's own service principal in this tenant (the ``oid``
+        of its Graph token); None when it cannot be known."""
+        return await self._monitor_object_id()
+
+    async def list_applications(self) -> list[AppRegistration]:
+        """Every application registration of the tenant (with its credentials, certificates
+        and web settings), page after page. Application.ReadWrite.OwnedBy lists them all
+        (application-list's permission note). Each page costs 1 resource unit (a list of
+        ``applications`` costs 2, ``$select`` takes 1 off), paced under the same budget
+        as the batches. Raises AccessDenied when Graph or Entra refuses the monitor,
+        TransientError otherwise (the SDK's RetryHandler has retried 429, 503 and 504)."""
+        try:
+            self._pipeline.adapter()
+        except ConfigError as exc:
+            raise ExternalError(SERVICE, f"no Graph client for tenant {self.tenant_id}: {exc}") from exc
+        what = f"listing the applications of tenant {self.tenant_id}"
+        path: str | None = f"/applications?$select={APP_SELECT}&$top={LIST_PAGE_SIZE}"
+        apps: list[AppRegistration] = []
+        pages = 0
+        while path is not None:
+            if pages >= LIST_MAX_PAGES:
+                raise TransientError(SERVICE, f"{what}: more than {LIST_MAX_PAGES} pages")
+            await self.budget.spend(request_cost("GET", path))
+            try:
+                answer = await self._pipeline.send("GET", path)
+            # Broad on purpose, as in _send: httpx, azure-identity and kiota each raise their own types.
+            except Exception as exc:
+                failure = _transport_failure(exc)
+                kind = AccessDenied if failure.denied else TransientError
+                raise kind(SERVICE, f"{what}: {failure.detail}", status=failure.status, code=failure.code) from exc
+            pages += 1
+            if answer.status != 200 or not isinstance(answer.body, dict):
+                code, message = _error_of(answer.body)
+                kind = AccessDenied if answer.status in (401, 403) else TransientError
+                raise kind(SERVICE, _detail(f"{what}: HTTP {answer.status} {code or ''}".rstrip(), message), status=answer.status, code=code)
+            items = answer.body.get("value")
+            apps += [application_of(item) for item in (items if isinstance(items, list) else []) if isinstance(item, dict) and item.get("appId")]
+            path = self._next_page(answer.body.get("@odata.nextLink"), what)
+        log.debug("graph tenant %s: %d application(s) listed in %d page(s)", self.tenant_id, len(apps), pages)
+        return apps
+
+    def _next_page(self, link: Any, what: str) -> str | None:
+        """The next page's path under the Graph endpoint. A link anywhere else is refused:
+        the pipeline would send the monitor's token with it."""
+        if not link:
+            return None
+        there, here = urlsplit(str(link)), urlsplit(self.config.cloud.graph_endpoint.rstrip("/"))
+        prefix = here.path.rstrip("/") + "/"
+        if (there.scheme, there.hostname, there.port) != (here.scheme, here.hostname, here.port) or not there.path.startswith(prefix):
+            raise TransientError(SERVICE, f"{what}: the next page is not on the Graph endpoint ({there.hostname})")
+        return there.path[len(prefix) - 1 :] + (f"?{there.query}" if there.query else "")
 
     async def _monitor_object_id(self) -> str | None:
         # After the reads: their token is in the credential's cache by now.
