@@ -284,6 +284,30 @@ def route(alert: Alert, config: MonitorConfig) -> list[tuple[str, tuple[str, ...
     return list(routes.items())
 
 
+EMAIL_CHANNELS = ("graph-mail", "smtp")
+
+
+def routed(alert: Alert, config: MonitorConfig) -> list[tuple[Alert, str, tuple[str, ...]]]:
+    """(the alert as sent there, channel, extra recipients) for each channel of its route
+    (``route``). With ``notifyOwners``, a facility's alert on an email channel of the
+    facility's own route also goes to the app's Entra owners (``Alert.notify_owners``);
+    never on the operations route, never the monitor's own failures."""
+    app = config.app(alert.facility) if alert.facility else None
+    facility_channels: tuple[str, ...] = ()
+    if app is not None and app.notify_owners and alert.kind not in (MONITOR_FAILURE, CHANNEL_DOWN):
+        facility_channels = app.alert_channels if app.alert_channels is not None else config.alerts.channels
+    result = []
+    for channel, recipients in route(alert, config):
+        settings = config.channels.get(channel)
+        if app is not None and channel in facility_channels and settings is not None and settings.type in EMAIL_CHANNELS:
+            result.append(
+                (replace(alert, notify_owners=True, tenant_id=alert.tenant_id or app.tenant_id, app_id=alert.app_id or app.app_id), channel, recipients)
+            )
+        else:
+            result.append((alert, channel, recipients))
+    return result
+
+
 def immediate(alert: Alert, policy: AlertsConfig) -> bool:
     """In digest mode, what still goes at once: critical findings, the monitor's failures,
     and what waits on a person (a manual handoff)."""
@@ -305,13 +329,14 @@ DIGEST_CHUNK = 20
 
 def compose_digest(items: Sequence[tuple[Alert, str, tuple[str, ...]]]) -> list[Notice]:
     """One notice per channel and recipient list (a facility's contacts see only their
-    facility's alerts), worst first, in parts of at most DIGEST_CHUNK alerts."""
-    groups: dict[tuple[str, tuple[str, ...]], list[Alert]] = {}
+    facility's alerts; an app's owners only its alerts), worst first, in parts of at most
+    DIGEST_CHUNK alerts."""
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, str] | None], list[Alert]] = {}
     for alert, channel, recipients in items:
-        groups.setdefault((channel, recipients), []).append(alert)
+        groups.setdefault((channel, recipients, alert.owners_of), []).append(alert)
     order = {"critical": 0, "error": 1, "warning": 2, "info": 3, "resolved": 4}
     notices = []
-    for (channel, recipients), alerts in groups.items():
+    for (channel, recipients, _), alerts in groups.items():
         ranked = sorted(alerts, key=lambda a: (order.get(a.severity, 5), a.facility or "", a.at))
         for first in range(0, len(ranked), DIGEST_CHUNK):
             notices.append(Notice(channel=channel, alerts=tuple(ranked[first : first + DIGEST_CHUNK]), recipients=recipients, digest=True))

@@ -49,6 +49,9 @@ class Alert:
     steps: tuple[str, ...] = ()  # numbered steps (manual handoff)
     status_url: str | None = None  # the status page, when configured
     operations: bool = False  # the monitor's own failure: goes to the operations channels
+    # On this channel, the app's Entra owners are recipients too (alerts.notifyOwners; set
+    # per channel by alerts.decisions.routed, only on the facility's email channels).
+    notify_owners: bool = False
 
     def __post_init__(self) -> None:
         # The net under every alert (cards, emails, the alert state): no fragment of a
@@ -58,6 +61,11 @@ class Alert:
             if isinstance(value, str):
                 object.__setattr__(self, name, redact.scrub(value))
         object.__setattr__(self, "steps", tuple(redact.scrub(step) for step in self.steps))
+
+    @property
+    def owners_of(self) -> tuple[str, str] | None:
+        """(tenant id, app id) whose owners receive this alert, or None."""
+        return (self.tenant_id, self.app_id) if self.notify_owners and self.tenant_id and self.app_id else None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -88,6 +96,12 @@ class Notice:
         """Stable over retries: the channel and the alerts' identities."""
         text = json.dumps([self.channel, self.digest, [(a.kind, a.facility, a.code, a.title, a.at.isoformat()) for a in self.alerts]])
         return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    @property
+    def owners_of(self) -> tuple[tuple[str, str], ...]:
+        """The apps (tenant id, app id) whose Entra owners are recipients of this notice on an
+        email channel (composing keeps one facility's owner-routed alerts to themselves)."""
+        return tuple(sorted({owners for owners in (a.owners_of for a in self.alerts) if owners is not None}))
 
     @property
     def severity(self) -> str:
@@ -142,6 +156,17 @@ class AlertChannel(Protocol):
     async def send(self, notice: Notice) -> None:
         """Deliver, retrying transient failures with backoff within a bounded time;
         raises ChannelError when it could not. Never logs or raises a secret."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class OwnerAddresses(Protocol):
+    """The mail addresses of an app registration's owners (alerts.notifyOwners)."""
+
+    async def addresses(self, tenant_id: str, app_id: str) -> tuple[str, ...]:
+        """The owners that are users with a mail address; () when none can be read.
+        Never raises: an owner who cannot be reached must not stop the alert."""
         ...
 
     async def aclose(self) -> None: ...

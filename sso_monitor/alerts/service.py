@@ -47,6 +47,7 @@ from sso_monitor.alerts.decisions import (
     repeat_due,
     rotation_alert,
     route,
+    routed,
 )
 from sso_monitor.alerts.ports import CHANNEL_DOWN, Alert, AlertChannel, AlertStore, ChannelError, Notice, StoredItem
 from sso_monitor.checks.findings import CODES
@@ -197,17 +198,17 @@ class Alerting:
         policy = self.config.alerts
         at_once: list[tuple[Alert, str, tuple[str, ...]]] = []
         for alert in alerts:
-            routes = route(alert, self.config)
+            routes = routed(alert, self.config)
             if not routes:
                 report.unrouted.append(alert)
                 log.warning("alert (no channel configured): %s", alert.title)
                 continue
-            for channel, recipients in routes:
-                if immediate(alert, policy):
-                    at_once.append((alert, channel, recipients))
+            for sent, channel, recipients in routes:  # sent: the alert as said on that channel (its owners or not)
+                if immediate(sent, policy):
+                    at_once.append((sent, channel, recipients))
                 else:
-                    item = {"alert": alert.as_dict(), "channel": channel, "recipients": list(recipients)}
-                    puts.append(StoredItem(DIGEST, Notice(channel, (alert,), recipients).id, item))
+                    item = {"alert": sent.as_dict(), "channel": channel, "recipients": list(recipients)}
+                    puts.append(StoredItem(DIGEST, Notice(channel, (sent,), recipients).id, item))
         new = _bundled(at_once)
         # 2. and 3.: the outbox first, then the state; a crash in between repeats, never loses.
         await self.store.put(_outbox_items(new, now))
@@ -300,9 +301,9 @@ def _bundled(routed: list[tuple[Alert, str, tuple[str, ...]]]) -> list[Notice]:
     """One notice per alert, except where a run has more than BURST for one channel and
     recipient list (a first run over hundreds of apps, a tenant-wide change): those go as
     digest parts of 20, so a channel is not flooded (Teams allows about 100 a hour)."""
-    sizes = Counter((channel, recipients) for _, channel, recipients in routed)
-    single = [r for r in routed if sizes[(r[1], r[2])] <= BURST]
-    bulk = [r for r in routed if sizes[(r[1], r[2])] > BURST]
+    sizes = Counter((channel, recipients, alert.owners_of) for alert, channel, recipients in routed)
+    single = [r for r in routed if sizes[(r[1], r[2], r[0].owners_of)] <= BURST]
+    bulk = [r for r in routed if sizes[(r[1], r[2], r[0].owners_of)] > BURST]
     return compose(single) + compose_digest(bulk)
 
 

@@ -266,6 +266,12 @@ class App(_Section):
         default_factory=list, description="the facility's administrators: added to the recipients of its alerts on the email channels of its route"
     )
     alert_channels: ChannelNames | None = Field(None, description="the channels (names from channels) this facility's alerts go to; default alerts.channels")
+    notify_owners: Annotated[bool, _says("must be true or false")] = Field(
+        False,
+        description="true: the app registration's Entra owners (users with a mail address, read from Graph when an alert is sent) also receive "
+        "this facility's alerts on the email channels of its route; reading their addresses needs User.Read.All (or User.ReadBasic.All) besides "
+        "Application.ReadWrite.OwnedBy",
+    )
 
     @field_validator("handoff")
     @classmethod

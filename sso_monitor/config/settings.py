@@ -89,6 +89,9 @@ class AppConfig:
     max_active_secrets: int
     contacts: tuple[str, ...] = ()
     alert_channels: tuple[str, ...] | None = None  # None: the default route (alerts.channels)
+    # The app's Entra owners (users with a mail address, read from Graph when an alert is
+    # sent) are added to its alerts' recipients on the email channels of its route.
+    notify_owners: bool = False
     # This deployment's id (from its vault), in the display name of every credential it
     # creates: only those are ever swept as its own (rotation_state.is_ours).
     deployment_id: str = ""

@@ -13,7 +13,9 @@ from Key Vault for each notice and never kept, logged or raised.
 Both retry what may pass (throttling with Retry-After, 5xx, 4xx SMTP replies,
 timeouts, lost connections) with delivery.py's backoff; a refusal (4xx HTTP,
 5xx SMTP) is ``ChannelError(transient=False)``. Recipients: the channel's
-``to`` and then the notice's own, each once, in that order.
+``to``, then the notice's own, then, for an app with ``notifyOwners``, its Entra
+owners' mail addresses (read from Graph as the notice is sent), each once, in that
+order.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from sso_monitor.adapters.channels.delivery import Retryable, RetryPolicy, Sleep, deliver, http_post, refuse
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.http import session_with_host_map
-from sso_monitor.alerts.ports import ChannelError, Notice, SecretSource
+from sso_monitor.alerts.ports import ChannelError, Notice, OwnerAddresses, SecretSource
 from sso_monitor.alerts.render import email_message
 from sso_monitor.config import ChannelConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ConfigError, ExternalError, NotFound
@@ -46,11 +48,11 @@ log = logging.getLogger(__name__)
 _DETAIL_LIMIT = 200
 
 
-def recipients_for(channel: ChannelConfig, notice: Notice) -> list[str]:
-    """The channel's recipients, then the notice's, each address once (case-insensitive)."""
+def recipients_for(channel: ChannelConfig, notice: Notice, owners: tuple[str, ...] = ()) -> list[str]:
+    """The channel's recipients, then the notice's, then the app owners', each address once (case-insensitive)."""
     seen: set[str] = set()
     ordered: list[str] = []
-    for address in (*channel.to, *notice.recipients):
+    for address in (*channel.to, *notice.recipients, *owners):
         key = address.strip().lower()
         if key and key not in seen:
             seen.add(key)
@@ -58,8 +60,18 @@ def recipients_for(channel: ChannelConfig, notice: Notice) -> list[str]:
     return ordered
 
 
-def _message(channel: ChannelConfig, notice: Notice, sender: str) -> tuple[EmailMessage, list[str]]:
-    recipients = recipients_for(channel, notice)
+async def owner_addresses(owners: OwnerAddresses | None, notice: Notice) -> tuple[str, ...]:
+    """The mail addresses of the owners of the apps whose alerts go to their owners here."""
+    if owners is None or not notice.owners_of:
+        return ()
+    found: list[str] = []
+    for tenant_id, app_id in notice.owners_of:
+        found += await owners.addresses(tenant_id, app_id)
+    return tuple(found)
+
+
+def _message(channel: ChannelConfig, notice: Notice, sender: str, owners: tuple[str, ...] = ()) -> tuple[EmailMessage, list[str]]:
+    recipients = recipients_for(channel, notice, owners)
     if not recipients:
         raise ChannelError(channel.name, "no recipients: set the channel's to, or the facility's contacts", transient=False)
     return email_message(notice, sender, recipients, date=datetime.now(UTC)), recipients
@@ -73,7 +85,16 @@ class GraphMailChannel:
 
     kind = "graph-mail"
 
-    def __init__(self, config: MonitorConfig, channel: ChannelConfig, *, credential: Any = None, sleep: Sleep = asyncio.sleep, attempts: int = 5) -> None:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        channel: ChannelConfig,
+        *,
+        credential: Any = None,
+        sleep: Sleep = asyncio.sleep,
+        attempts: int = 5,
+        owners: OwnerAddresses | None = None,
+    ) -> None:
         if not channel.mailbox:
             raise ValueError(f"channel {channel.name}: a graph-mail channel needs mailbox")
         self.name = channel.name
@@ -87,10 +108,11 @@ class GraphMailChannel:
         self._timeout = network.timeout_seconds
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies)
         self._url = f"{config.cloud.graph_endpoint.rstrip('/')}/users/{quote(channel.mailbox, safe='@')}/sendMail"
+        self._owners = owners  # the apps' owners' addresses (notifyOwners)
 
     async def send(self, notice: Notice) -> None:
         assert self.channel.mailbox is not None
-        message, recipients = _message(self.channel, notice, self.channel.mailbox)
+        message, recipients = _message(self.channel, notice, self.channel.mailbox, await owner_addresses(self._owners, notice))
         body = base64.b64encode(message.as_bytes(policy=policy.SMTP))
         if self._credential is None:  # here, on the loop: concurrent sends share one credential (and its token cache)
             try:
@@ -108,6 +130,8 @@ class GraphMailChannel:
 
     async def aclose(self) -> None:
         self._session.close()
+        if self._owners is not None:
+            await self._owners.aclose()
         credential, self._credential = self._credential, None
         close = getattr(credential, "close", None)
         if self._own_credential and close is not None:
@@ -165,7 +189,16 @@ class SmtpChannel:
 
     kind = "smtp"
 
-    def __init__(self, config: MonitorConfig, channel: ChannelConfig, secrets: SecretSource, *, sleep: Sleep = asyncio.sleep, attempts: int = 5) -> None:
+    def __init__(
+        self,
+        config: MonitorConfig,
+        channel: ChannelConfig,
+        secrets: SecretSource,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        attempts: int = 5,
+        owners: OwnerAddresses | None = None,
+    ) -> None:
         if not (channel.host and channel.sender):
             raise ValueError(f"channel {channel.name}: an smtp channel needs host and from")
         self.name = channel.name
@@ -175,10 +208,11 @@ class SmtpChannel:
         self._policy = RetryPolicy(attempts=attempts)
         self._timeout = config.network.timeout_seconds
         self._ca_bundle = config.network.ca_bundle
+        self._owners = owners  # the apps' owners' addresses (notifyOwners)
 
     async def send(self, notice: Notice) -> None:
         assert self.channel.sender is not None
-        message, recipients = _message(self.channel, notice, self.channel.sender)
+        message, recipients = _message(self.channel, notice, self.channel.sender, await owner_addresses(self._owners, notice))
         password = await self._password()  # read for this notice only, never kept
 
         async def attempt() -> None:
@@ -196,7 +230,8 @@ class SmtpChannel:
         )
 
     async def aclose(self) -> None:
-        return None
+        if self._owners is not None:
+            await self._owners.aclose()
 
     async def _password(self) -> SecretValue | None:
         name = self.channel.password_secret_name
