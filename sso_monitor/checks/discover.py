@@ -261,9 +261,12 @@ class Discovered:
     owned: bool | None = None  # is the monitor an owner (None: not known)
     configured_as: str | None = None  # the facility of the configured app with this appId
     not_added: str | None = None  # why it is not in the configuration (a conflict, a problem, staging)
+    checked: bool = True  # False: no facility to check it against (its health is not known)
 
     @property
     def status(self) -> str:
+        if not self.checked:
+            return "unchecked"
         worst = max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
         return "ok" if worst is None or worst is Severity.INFO else worst.value
 
@@ -323,7 +326,7 @@ async def discover(
         why = candidate.problem or merge.conflicts.get(app_id)
         if why is None and candidate.environment == STAGING and not include_staging and app_id not in merge.kept:
             why = "staging (--include-staging adds it)"
-        found.append(Discovered(candidate, findings, owned, merge.kept.get(app_id), why))
+        found.append(Discovered(candidate, findings, owned, merge.kept.get(app_id), why, checked=config is not None))
     present = {app.app_id.lower() for app in listed}
     missing = sorted(
         str(a.get("facility"))

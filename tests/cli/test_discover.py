@@ -104,6 +104,7 @@ def test_finds_smarttrace_apps_skips_the_rest_and_reports_staging_apart(sandbox,
     for unrelated in ("Payroll", "Lookalike", "SmartTrace SSO Monitor", "admin API"):
         assert unrelated not in out
     assert "SmartTrace (unnamed)" in out and "no facility name" in out  # SmartTrace's, but it cannot be configured
+    assert "unchecked" in next(line for line in out.splitlines() if "not added: no facility name" in line)  # nothing to check it against
     assert "Not written: run again with --write FILE to add 2 apps (riverside, summit)." in out
     # health, from Graph alone (no Key Vault, no token request)
     assert "SECRET_EXPIRING" in main and "CERTIFICATE_EXPIRED" in main
