@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
+import sys
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -145,7 +147,10 @@ def _banner(sandbox: Sandbox, document: dict[str, Any], scenario: Path | None, s
     lines.append("For the monitor:")
     lines.append(f"  {CONFIG_FILE:<10}{shown / CONFIG_FILE}: its configuration (these facilities, the vault, the endpoints, the CA, the host map)")
     lines.append(f"  {ENV_FILE:<10}{shown / ENV_FILE}: the environment it needs (the monitor's sandbox credentials, values not shown; SSO_MONITOR_CONFIG)")
-    lines.append("Next, in this shell:")
+    lines.append("Next, from this directory (another terminal, or this one when started with &):")
+    activate = _activate_line()
+    if activate:
+        lines.append(f"  {activate}")
     lines.append(f"  . {env}")
     lines.append(f"  sso-monitor --config {config} check")
     due = _due_facility(sandbox, document)
@@ -154,6 +159,16 @@ def _banner(sandbox: Sandbox, document: dict[str, Any], scenario: Path | None, s
     lines.append(f"  sso-monitor --config {config} status")
     lines.append("Ready.")
     print("\n".join(lines), flush=True)
+
+
+def _activate_line() -> str | None:
+    """`. .venv/bin/activate` when `sso-monitor` is not on PATH (started as .venv/bin/sso-monitor,
+    or by make sandbox) and this Python is a virtual environment's."""
+    if shutil.which("sso-monitor") is not None or sys.prefix == sys.base_prefix:
+        return None
+    script = Path(sys.prefix) / "bin" / "activate"
+    relative = os.path.relpath(script)
+    return f". {shlex.quote(script.as_posix() if relative.startswith('..') else _sourceable(Path(relative)))}"
 
 
 def _sourceable(path: Path) -> str:
