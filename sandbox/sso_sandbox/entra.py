@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from sso_sandbox.faults import FaultPlan
 from sso_sandbox.http import Request, Response, Service
+from sso_sandbox.signin_records import record_client_credentials
 from sso_sandbox.tokens import TokenIssuer
 from sso_sandbox.world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Tenant, World
 
@@ -176,6 +177,7 @@ class EntraService(Service):
         if resource is None:
             return self._aadsts(1002012, tenant=tenant, resource=scope)
         reason = self.world.secret_works(known.tenant_id, client_id, secret, resource=resource)
+        record_client_credentials(self.world, known.tenant_id, client_id, secret, reason)  # a servicePrincipal sign-in row
         if reason is not None:
             return self._refusal(_REASON_CODES[reason], tenant, known, client_id, resource)
         sp = known.sp_by_app_id(client_id)

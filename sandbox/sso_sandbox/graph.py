@@ -41,6 +41,7 @@ from email.utils import getaddresses
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+from sso_sandbox import signins
 from sso_sandbox.budget import request_cost
 from sso_sandbox.clock import iso, parse_iso
 from sso_sandbox.faults import FaultPlan
@@ -211,6 +212,9 @@ class GraphService(Service):
         self.route("GET", V + SP_KEY + r"/owners", self.list_service_principal_owners)
         self.route("GET", V + r"/policies/defaultAppManagementPolicy", self.default_app_management_policy)
         self.route("POST", V + r"/users/(?P<user>[^/]+)" + action + r"sendMail", self.send_mail)
+        # Entra's sign-in records, beta only (signins.py)
+        self.route("GET", r"/beta/auditLogs/signIns", lambda request: signins.list_sign_ins(self, request))
+        self.route("GET", r"/beta/reports/appCredentialSignInActivities", lambda request: signins.list_credential_activities(self, request))
 
     # ------------------------------------------------------------ wire shapes
 

@@ -30,6 +30,7 @@ from typing import Any
 from sso_sandbox.budget import TENANT_SIZES, BudgetStats, GraphBudget
 from sso_sandbox.clock import Clock
 from sso_sandbox.replication import REPLICATION_OFF, Replication, ReplicationLog
+from sso_sandbox.signin_records import SignInRecords
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
@@ -248,6 +249,12 @@ class Tenant:
     # directory replication lag after Graph writes (replication.py); off unless set
     replication: Replication = REPLICATION_OFF
     replica_log: ReplicationLog = field(default_factory=ReplicationLog, repr=False, compare=False)
+    # Entra's sign-in records (signins.py): a P1/P2 licence lets the reporting API answer;
+    # the per-credential activity report is "available", "unavailable" (403) or "empty"
+    # (200, no rows), and shows an activity this long after it happened
+    premium: bool = True
+    activity_report: str = "available"
+    activity_report_delay: timedelta = timedelta(0)
 
     def app_by_app_id(self, app_id: str) -> Application | None:
         wanted = app_id.lower()
@@ -475,6 +482,8 @@ class World:
         # tenant id -> appId of the application that stands for the monitor's own
         # identity there (its managed identity or multi-tenant app in real life)
         self.monitors: dict[str, str] = {}
+        # Entra's sign-in logs and credential activity (signins.py)
+        self.sign_in_records = SignInRecords()
 
     def monitor_secret(self, tenant_id: str) -> str:
         """The monitor identity's newest live secret in that tenant (sandbox only)."""
