@@ -147,6 +147,7 @@ class HostStats:
         durations = data.pop("durations")
         data["run_seconds_median"] = statistics.median(durations) if durations else None
         data["run_seconds_max"] = max(durations) if durations else None
+        data["run_seconds_total"] = sum(durations)
         return data
 
 
@@ -378,6 +379,7 @@ class ScaleOutResult:
     workers_stats: list[dict[str, Any]]
     watcher_polls: int
     watcher_sweeps: int
+    watcher_seconds: float
     sign_in_failures: list[str]
     work_left: int
     poison_left: int
@@ -385,6 +387,7 @@ class ScaleOutResult:
     cards: Counter[str]  # the Teams cards received, by their first line's kind (e.g. "rotation completed")
     parent_cpu_seconds: float  # this process (the sandbox's services, the watcher) from "go" to the workers' exit
     workers_cpu_seconds: float  # the worker processes, together
+    other_cpu_seconds: float  # other_cpu's process (Azurite), when given
     logs: list[Path]
 
     @property
@@ -487,13 +490,15 @@ def run_scale_out(
     watcher_pause: float = 0.02,
     teams: bool = False,
     timer_runs: int = 1,
+    other_cpu: Callable[[], float] | None = None,
 ) -> ScaleOutResult:
     """The timer once, then ``workers`` listener processes until the queue is drained; the world counted.
 
     ``sandbox``: a started Sandbox on a ``sso_sandbox.fleet`` world whose apps are due;
     ``verify``: the configuration's verify block; ``options``: QueueOptions over host.json's;
     ``teams``: alerts go to a Teams webhook of the sandbox (else no channel: they are logged);
-    ``timer_runs``: how many times the timer runs before the workers start (each queues every app)."""
+    ``timer_runs``: how many times the timer runs before the workers start (each queues every app);
+    ``other_cpu``: the CPU seconds so far of another process to count over the drain (Azurite)."""
     from sso_monitor.config import deployment_id
     from sso_monitor.models import is_ours
     from sso_sandbox.fleet import FLEET_TENANT, FLEET_VAULT, SignInWatcher, credential_key_ids, http_handoff
@@ -557,6 +562,7 @@ def run_scale_out(
                 raise RuntimeError(f"a worker did not start: {line!r}; see {logs[-1].parent}")
         go = time.monotonic()
         cpu_before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        other_before = other_cpu() if other_cpu else 0.0
         for process in processes:
             assert process.stdin is not None
             process.stdin.write("go\n")
@@ -570,6 +576,7 @@ def run_scale_out(
             outputs.append(json.loads(out.strip().splitlines()[-1]))
         ended = time.monotonic()
         cpu_after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        other_seconds = (other_cpu() if other_cpu else 0.0) - other_before
     finally:
         watcher.stop()
         for process in processes:
@@ -612,6 +619,7 @@ def run_scale_out(
         workers_stats=outputs,
         watcher_polls=watcher.polls,
         watcher_sweeps=watcher.sweeps,
+        watcher_seconds=watcher.seconds,
         sign_in_failures=[f"{f.facility} at {f.at:%H:%M:%S.%f} holding {f.key_id}" for f in watcher.failures],
         work_left=queue_length(connection_string, WORK_QUEUE),
         poison_left=queue_length(connection_string, f"{WORK_QUEUE}-poison"),
@@ -619,6 +627,7 @@ def run_scale_out(
         cards=_card_kinds(hook.received),
         parent_cpu_seconds=_cpu(cpu_after[0]) - _cpu(cpu_before[0]),
         workers_cpu_seconds=_cpu(cpu_after[1]) - _cpu(cpu_before[1]),
+        other_cpu_seconds=other_seconds,
         logs=logs,
     )
 
