@@ -45,6 +45,9 @@ param sendMailThroughGraph bool = false
 @description('Grant Policy.Read.ApplicationConfiguration (read-only), so the monitor can read the tenant\'s secret lifetime policy. Optional: without it one check is skipped (docs/decisions.md).')
 param readAppManagementPolicy bool = false
 
+@description('Grant AuditLog.Read.All (read-only), so the monitor reads Entra\'s sign-in log and per-credential activity (signIns.enabled, handoff.confirmation activity). Optional; the tenant also needs Entra ID P1/P2 (docs/deploy.md, docs/evidence.md).')
+param readSignInLogs bool = false
+
 @description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on both vaults (to store facility and channel secrets) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
 param operatorPrincipalId string = ''
 
@@ -232,6 +235,7 @@ module entra 'app/entra.bicep' = {
     monitoredAppUniqueNames: monitoredAppUniqueNames
     sendMailThroughGraph: sendMailThroughGraph
     readAppManagementPolicy: readAppManagementPolicy
+    readSignInLogs: readSignInLogs
   }
   dependsOn: [
     api

@@ -17,6 +17,7 @@ from sso_monitor.adapters.channels.build import build_channels
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.entra.probes import EntraTokenProbe, UrlProbe
 from sso_monitor.adapters.graph.reader import GraphDirectoryReader
+from sso_monitor.adapters.graph.signins import GraphSignInReader
 from sso_monitor.adapters.graph.writer import GraphAppWriter
 from sso_monitor.adapters.http import session_with_host_map
 from sso_monitor.adapters.keyvault.reader import KeyVaultReader
@@ -46,6 +47,7 @@ def build_adapters(config: MonitorConfig) -> Adapters:
         probe=probe,
         urls=urls,
         apps=OneTripAppReader(vault, probe, urls, config.network.concurrency),
+        signins=GraphSignInReader(config) if any(app.sign_ins.enabled for app in config.apps) else None,
     )
 
 

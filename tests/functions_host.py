@@ -478,6 +478,36 @@ def _run(command: list[str], env: dict[str, str], log_path: Path, timeout: float
     return done.stdout
 
 
+def census(world: Any, before: dict[str, set[str]], deployment: str) -> list[AppCount]:
+    """Each fleet app now, against its credentials' key ids ``before`` the run."""
+    from sso_monitor.models import is_ours
+    from sso_sandbox.fleet import FLEET_VAULT, credential_key_ids
+
+    after = credential_key_ids(world)
+    counts: list[AppCount] = []
+    with world.lock:
+        vault = world.vault(FLEET_VAULT)
+        assert vault is not None
+        for name, facility in world.facilities.items():
+            app = world.find_app(facility.app_id)
+            assert app is not None
+            new = after[name] - before[name]
+            names = {c.key_id.lower(): c.display_name for c in app.password_credentials}
+            versions = vault.secrets[f"smarttrace-{name}"].versions
+            counts.append(
+                AppCount(
+                    facility=name,
+                    new_credentials=len(new),
+                    new_not_ours=sum(1 for key in new if not is_ours(names.get(key), deployment)),
+                    held_new=(facility.key_id or "").lower() in new,
+                    old_kept=bool(before[name] & after[name]),
+                    stages=[v.tags.get("stage", "") for v in versions],
+                    pushes_accepted=sum(1 for r in facility.received if 200 <= r.status < 300),
+                )
+            )
+    return counts
+
+
 def run_scale_out(
     sandbox: Any,
     connection_string: str,
@@ -500,7 +530,6 @@ def run_scale_out(
     ``timer_runs``: how many times the timer runs before the workers start (each queues every app);
     ``other_cpu``: the CPU seconds so far of another process to count over the drain (Azurite)."""
     from sso_monitor.config import deployment_id
-    from sso_monitor.models import is_ours
     from sso_sandbox.fleet import FLEET_TENANT, FLEET_VAULT, SignInWatcher, credential_key_ids, http_handoff
     from sso_sandbox.settings import monitor_document
     from tests.azurite import forget_alert_state
@@ -584,28 +613,7 @@ def run_scale_out(
                 process.kill()
                 process.wait()
 
-    after = credential_key_ids(world)
-    counts: list[AppCount] = []
-    with world.lock:
-        vault = world.vault(FLEET_VAULT)
-        assert vault is not None
-        for name, facility in world.facilities.items():
-            app = world.find_app(facility.app_id)
-            assert app is not None
-            new = after[name] - before[name]
-            names = {c.key_id.lower(): c.display_name for c in app.password_credentials}
-            versions = vault.secrets[f"smarttrace-{name}"].versions
-            counts.append(
-                AppCount(
-                    facility=name,
-                    new_credentials=len(new),
-                    new_not_ours=sum(1 for key in new if not is_ours(names.get(key), deployment)),
-                    held_new=(facility.key_id or "").lower() in new,
-                    old_kept=bool(before[name] & after[name]),
-                    stages=[v.tags.get("stage", "") for v in versions],
-                    pushes_accepted=sum(1 for r in facility.received if 200 <= r.status < 300),
-                )
-            )
+    counts = census(world, before, deployment)
     last_done = max((o["last_done"] for o in outputs if o["last_done"] is not None), default=go)
     return ScaleOutResult(
         apps=len(world.facilities),

@@ -17,6 +17,9 @@ param sendMailThroughGraph bool = false
 @description('Grant Policy.Read.ApplicationConfiguration, so the monitor reads the tenant\'s secret lifetime policy (SECRET_LIFETIME_EXCEEDS_POLICY, and the cap of a new secret). Without it that one check is skipped and rotation learns the cap from Graph\'s refusal.')
 param readAppManagementPolicy bool = false
 
+@description('Grant AuditLog.Read.All (read-only), so the monitor reads Entra\'s sign-in log and credential-activity report (signIns.enabled, handoff.confirmation activity). The tenant also needs an Entra ID P1/P2 licence. Without either, SIGN_INS_UNAVAILABLE / ACTIVITY_REPORT_UNAVAILABLE say what is missing.')
+param readSignInLogs bool = false
+
 // Microsoft Graph's well-known application id, the same in every tenant.
 var microsoftGraphAppId = '00000003-0000-0000-c000-000000000000'
 
@@ -40,6 +43,14 @@ resource mailSend 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (sendMailThrough
 
 resource appManagementPolicyRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (readAppManagementPolicy) {
   appRoleId: filter(microsoftGraph.appRoles, role => role.value == 'Policy.Read.ApplicationConfiguration')[0].id
+  principalId: principalId
+  resourceId: microsoftGraph.id
+}
+
+// Sign-in log and per-credential activity (Graph beta reports): real sign-in failures, and
+// a handoff confirmed by Entra's records (docs/evidence.md).
+resource auditLogRead 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (readSignInLogs) {
+  appRoleId: filter(microsoftGraph.appRoles, role => role.value == 'AuditLog.Read.All')[0].id
   principalId: principalId
   resourceId: microsoftGraph.id
 }

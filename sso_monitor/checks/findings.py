@@ -177,6 +177,21 @@ CODES: dict[str, CodeInfo] = {
         "A client secret created by the monitor is not held in Key Vault (a rotation was interrupted).",
         "The next run's sweep removes it after the safety window; to remove it now, delete that Secret ID under Certificates & secrets.",
     ),
+    "SIGN_IN_FAILING": CodeInfo(
+        Severity.CRITICAL,
+        "Entra's sign-in log shows SmartTrace's code redemptions for this app refused for its client secret: AADSTS7000215 (wrong value: often the Secret ID pasted instead of the Value), 7000222 (expired) or 7000218 (no secret). Users cannot sign in. The log does not say which secret SmartTrace sent.",
+        "Create a new client secret (sso-monitor rotate FACILITY --force, or Certificates & secrets > New client secret) and paste its Value (not the Secret ID) into SmartTrace: Integrations > Azure Active Directory > pencil > Client secret, Save.",
+    ),
+    "NO_RECENT_SIGN_INS": CodeInfo(
+        Severity.INFO,
+        "Nobody signed in through SmartTrace for this app in the period Entra's log covers (information: a closed site is quiet too).",
+        "Nothing to do if the facility is closed; otherwise ask a user to sign in and check the next run.",
+    ),
+    "SIGN_INS_UNAVAILABLE": CodeInfo(
+        Severity.WARNING,
+        "signIns is enabled, but Entra's sign-in log could not be read: the monitor's identity lacks AuditLog.Read.All in this tenant, or the tenant has no Microsoft Entra ID P1/P2 licence (the message says which).",
+        "Grant AuditLog.Read.All to the monitor's identity with admin consent (docs/deploy.md, optional permissions), or license the tenant for Entra ID P1/P2; or set signIns.enabled to false.",
+    ),
     "CHECK_FAILED": CodeInfo(
         Severity.ERROR,
         "The monitor could not complete a check for this app (an error or timeout that outlasted retries).",

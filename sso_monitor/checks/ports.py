@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from sso_monitor.models import (
@@ -102,6 +103,53 @@ class AppReader(Protocol):
     async def aclose(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SignInRecord:
+    """One non-interactive user sign-in of an app (SmartTrace redeeming a code with its
+    secret): when, and Entra's error code (0: success). No key id: Entra logs none for
+    user sign-ins (docs/evidence.md)."""
+
+    app_id: str  # lower-case
+    at: datetime
+    error_code: int
+
+
+@dataclass(frozen=True)
+class SignInLog:
+    """The non-interactive sign-ins of a tenant's apps since ``since``, as one query read them."""
+
+    since: datetime
+    records: tuple[SignInRecord, ...] = ()
+
+    def of(self, app_id: str) -> tuple[SignInRecord, ...]:
+        wanted = app_id.lower()
+        return tuple(r for r in self.records if r.app_id == wanted)
+
+
+@dataclass(frozen=True)
+class CredentialActivity:
+    """Entra's per-credential activity report for one app: each keyId's last use across
+    all flows (None: a row without a time). A keyId absent from ``last_used`` has no row."""
+
+    last_used: Mapping[str, datetime | None] = field(default_factory=dict)  # by lower-case keyId
+
+
+class SignInReader(Protocol):
+    """Entra's records (Graph beta, AuditLog.Read.All, a P1/P2 tenant), paced under the
+    reporting limit. Failures are answered as ReadFailure whose detail names what is
+    missing (the permission, the licence), never raised."""
+
+    async def recent_sign_ins(self, tenant_id: str, app_ids: Sequence[str], since: datetime) -> SignInLog | ReadFailure:
+        """One filtered query (all pages) for the tenant's apps' non-interactive sign-ins."""
+        ...
+
+    async def credential_activity(self, tenant_id: str, app_id: str) -> CredentialActivity | ReadFailure:
+        """The app's rows of the per-credential activity report."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class Adapters:
     """Everything the check run talks to. Built by wiring.build_adapters."""
@@ -111,8 +159,11 @@ class Adapters:
     probe: TokenProbe
     urls: UrlProber
     apps: AppReader  # the three above, one app's worth at a time (wiring: the same instances)
+    signins: SignInReader | None = None  # only when an app has signIns.enabled
 
     async def aclose(self) -> None:
+        if self.signins is not None:
+            await self.signins.aclose()
         for directory in self.directories.values():
             await directory.aclose()
         await self.vault.aclose()

@@ -13,11 +13,12 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sso_monitor.checks.decisions import evaluate, in_use_credential
 from sso_monitor.checks.findings import Finding, Severity, finding
-from sso_monitor.checks.ports import Adapters, DirectorySnapshot, OwnReads
+from sso_monitor.checks.ports import Adapters, DirectorySnapshot, OwnReads, SignInLog
+from sso_monitor.checks.signins import sign_in_findings
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
 from sso_monitor.models import AppObservation, Problem, ReadFailure, is_ours
@@ -78,6 +79,12 @@ async def run_checks(
     # token probe) go on under the concurrency bound: an app waits for its tenant's
     # snapshot only to decide (docs/performance.md).
     snapshots = {tenant: asyncio.create_task(_snapshot(adapters, tenant, members, report)) for tenant, members in tenants.items()}
+    # Entra's sign-in log (signIns.enabled): one query per tenant, beside the snapshot.
+    sign_ins = {
+        tenant: asyncio.create_task(_sign_ins(adapters, tenant, [a for a in members if a.sign_ins.enabled], now))
+        for tenant, members in tenants.items()
+        if adapters.signins is not None and any(a.sign_ins.enabled for a in members)
+    }
     gate = asyncio.Semaphore(config.network.concurrency)
     done = 0
 
@@ -89,6 +96,8 @@ async def run_checks(
                 own = await own_reads(app, adapters)
             observation = await observe(app, await snapshots[app.tenant_id], own, adapters, gate)
             findings = evaluate(app, observation, now)
+            if app.tenant_id in sign_ins and app.sign_ins.enabled:
+                findings += sign_in_findings(app.app_id, await sign_ins[app.tenant_id], now, app.sign_ins.quiet_days)
             if observation.app is not None:
                 in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
                 expires = in_use.end if in_use else None
@@ -103,9 +112,15 @@ async def run_checks(
     try:
         report.results = list(await asyncio.gather(*(one(app) for app in chosen)))
     finally:
-        for task in snapshots.values():
+        for task in (*snapshots.values(), *sign_ins.values()):
             task.cancel()
     return report
+
+
+async def _sign_ins(adapters: Adapters, tenant_id: str, apps: list[AppConfig], now: datetime) -> SignInLog | ReadFailure:
+    assert adapters.signins is not None
+    since = now - timedelta(days=max(a.sign_ins.quiet_days for a in apps))
+    return await adapters.signins.recent_sign_ins(tenant_id, [a.app_id for a in apps], since)
 
 
 async def _snapshot(adapters: Adapters, tenant_id: str, apps: list[AppConfig], report: CheckReport) -> DirectorySnapshot | ReadFailure:

@@ -64,6 +64,7 @@ from .settings import (
     MonitorConfig,
     NetworkConfig,
     RotationPolicy,
+    SignInsConfig,
     StorageConfig,
     VerifyConfig,
     deployment_id,
@@ -230,6 +231,12 @@ class Handoff(_Section):
     allowed_hosts: _list_of(Host, "must be a list of host names") = Field(
         default_factory=list, description="hosts besides the app's SmartTrace API host that url may name"
     )
+    confirmation: _one_of("manual", "activity", "activity-or-manual") = Field(
+        "manual",
+        description="manual mode: who confirms that SmartTrace holds the new secret: a person (manual); Entra's credential-activity report "
+        "and sign-in log (activity; a person only while they are unavailable); or either (activity-or-manual). Needs AuditLog.Read.All and "
+        "Entra ID P1/P2 (docs/evidence.md)",
+    )
 
     @field_validator("url", "token_secret_name")
     @classmethod
@@ -237,6 +244,17 @@ class Handoff(_Section):
         if value is None and info.data.get("mode") == "http":
             raise ValueError("required")
         return value
+
+
+class SignIns(_Section):
+    """Entra's sign-in log as a second opinion (docs/evidence.md)."""
+
+    enabled: Annotated[bool, _says("must be true or false")] = Field(
+        False,
+        description="true: each check reads the app's non-interactive sign-ins (one query per tenant) and reports SIGN_IN_FAILING; "
+        "needs AuditLog.Read.All and an Entra ID P1/P2 licence (SIGN_INS_UNAVAILABLE says which is missing)",
+    )
+    quiet_days: _whole(1, 30) = Field(7, description="no sign-in through SmartTrace for this many days is NO_RECENT_SIGN_INS (information, never an error)")
 
 
 class App(_Section):
@@ -272,6 +290,7 @@ class App(_Section):
         "this facility's alerts on the email channels of its route; reading their addresses needs User.Read.All (or User.ReadBasic.All) besides "
         "Application.ReadWrite.OwnedBy",
     )
+    sign_ins: SignIns = Field(default_factory=SignIns, description="Entra's sign-in log: real sign-in failures through SmartTrace")
 
     @field_validator("handoff")
     @classmethod
@@ -692,6 +711,7 @@ def _app(app: App) -> AppConfig:
         vault_secret_name=app.vault_secret_name or f"smarttrace-{app.facility}",
         rotation=_settings(RotationPolicy, app.rotation),
         handoff=_settings(HandoffConfig, app.handoff, allowed_hosts=tuple(host.lower() for host in app.handoff.allowed_hosts)),
+        sign_ins=_settings(SignInsConfig, app.sign_ins),
         thresholds=tuple(sorted(app.thresholds, reverse=True)),
     )
 

@@ -40,6 +40,17 @@ class HandoffConfig:
     method: str = "PUT"
     token_secret_name: str | None = None  # Key Vault secret holding the bearer token
     allowed_hosts: tuple[str, ...] = ()  # hosts besides the app's SmartTrace API host the secret may go to
+    # manual handoff: who confirms SmartTrace holds the new secret: a person (manual), Entra's
+    # credential-activity records (activity; a person when they are unavailable), or either
+    confirmation: str = "manual"  # manual | activity | activity-or-manual
+
+
+@dataclass(frozen=True)
+class SignInsConfig:
+    """Entra's sign-in log as a second opinion (docs/evidence.md): needs AuditLog.Read.All and P1/P2."""
+
+    enabled: bool = False
+    quiet_days: int = 7  # no sign-in through SmartTrace for this long: NO_RECENT_SIGN_INS (information)
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,7 @@ class AppConfig:
     # The app's Entra owners (users with a mail address, read from Graph when an alert is
     # sent) are added to its alerts' recipients on the email channels of its route.
     notify_owners: bool = False
+    sign_ins: SignInsConfig = field(default_factory=SignInsConfig)
     # This deployment's id (from its vault), in the display name of every credential it
     # creates: only those are ever swept as its own (rotation_state.is_ours).
     deployment_id: str = ""

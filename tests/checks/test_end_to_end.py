@@ -167,8 +167,9 @@ def test_check_failed_when_a_read_keeps_failing():
 
 def test_every_code_has_an_end_to_end_scenario():
     from sso_monitor.checks.findings import CODES
+    from tests.checks.test_signins import SIGN_IN_CODES
 
-    assert {code for code, _ in SCENARIOS} | {"CHECK_FAILED"} == set(CODES)
+    assert {code for code, _ in SCENARIOS} | {"CHECK_FAILED"} | SIGN_IN_CODES == set(CODES)
 
 
 def test_json_report_shape_and_exit_code(scenario_sandbox):

@@ -18,9 +18,11 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, TextBase64DecodePolicy, TextBase64EncodePolicy
 
+from sso_monitor.models import marker_name
 from sso_sandbox import Sandbox
-from sso_sandbox.fleet import SignInWatcher, fleet_world
-from tests.functions_host import QueueHost, QueueOptions, ScaleOutResult, queue_length, run_scale_out
+from sso_sandbox.fleet import FLEET_VAULT, SignInWatcher, credential_key_ids, fleet_world
+from sso_sandbox.world import HandoffRecord
+from tests.functions_host import QueueHost, QueueOptions, ScaleOutResult, census, queue_length, run_scale_out
 
 # A verify block that proves a new secret in about a second once it has propagated (1 s here).
 FAST_VERIFY = {"successes": 2, "intervalSeconds": 0.5, "deadlineSeconds": 60}
@@ -103,6 +105,33 @@ def test_the_watcher_sees_a_sign_in_that_does_not_work() -> None:
             facility.client_secret = held
     assert watcher.failures and {f.facility for f in watcher.failures} == {"plant0001"}
     assert watcher.polls >= 3 * watcher.sweeps
+
+
+def test_the_census_tells_one_rotation_from_two_and_from_none() -> None:
+    world = fleet_world(3)
+    before = credential_key_ids(world)
+    deployment = "12ca17b4"
+    vault = world.vault(FLEET_VAULT)
+    assert vault is not None
+
+    def rotated(name: str, credentials: int) -> None:
+        """What a finished rotation leaves, with ``credentials`` created instead of one."""
+        facility = world.facility(name)
+        app = world.find_app(facility.app_id) if facility else None
+        assert facility is not None and app is not None
+        for n in range(credentials):
+            new = world.add_password(app, display_name=marker_name(deployment, f"20261206T000000Z-0000000{n}"))
+        vault.secrets[f"smarttrace-{name}"].versions[-1].tags["stage"] = "previous"
+        world.set_secret(vault, f"smarttrace-{name}", new.secret_text, tags={"keyId": new.key_id, "stage": "current"})
+        facility.client_secret, facility.key_id = new.secret_text, new.key_id
+        facility.received.append(HandoffRecord(world.now(), new.key_id, 200, "accepted"))
+
+    rotated("plant0000", 1)
+    rotated("plant0001", 2)
+    counts = {c.facility: c for c in census(world, before, deployment)}
+    assert counts["plant0000"].rotated_once
+    assert counts["plant0001"].new_credentials == 2 and not counts["plant0001"].rotated_once
+    assert counts["plant0002"].new_credentials == 0 and not counts["plant0002"].rotated_once
 
 
 def test_the_host_options_are_host_json_s() -> None:

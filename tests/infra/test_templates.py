@@ -283,12 +283,14 @@ def test_the_identity_gets_application_readwrite_ownedby_and_mail_send_only_when
         "Application.ReadWrite.OwnedBy": None,
         "Mail.Send": "sendMailThroughGraph",
         "Policy.Read.ApplicationConfiguration": "readAppManagementPolicy",
+        "AuditLog.Read.All": "readSignInLogs",
     }
     graph = Template.load("app/entra.bicep").declaration("microsoftGraph")
     assert graph.existing and _literal(Template.load("app/entra.bicep").var("microsoftGraphAppId")) == "00000003-0000-0000-c000-000000000000"
     main = Template.load("main.bicep").params()
     assert main["sendMailThroughGraph"].default == "false"
     assert main["readAppManagementPolicy"].default == "false"
+    assert main["readSignInLogs"].default == "false"
 
 
 def test_graph_permissions_are_granted_in_entra_bicep_only() -> None:
@@ -308,7 +310,7 @@ def test_graph_permissions_are_granted_in_entra_bicep_only() -> None:
         assert not template.of_type("Microsoft.Graph/oauth2PermissionGrants"), f"{template.name}: a delegated permission grant"
         for app in template.of_type("Microsoft.Graph/applications"):
             assert "requiredResourceAccess" not in app.body, f"{template.name} {app.symbol}: requests API permissions"
-    assert seen == 4, "the reader found a different number of app role assignments than infra/ has"
+    assert seen == 5, "the reader found a different number of app role assignments than infra/ has"
 
 
 def test_no_directory_wide_graph_permission_appears_anywhere() -> None:

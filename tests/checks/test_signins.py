@@ -1,0 +1,146 @@
+"""Real sign-in failures from Entra's sign-in log (issue 15, part 1): the pure decision as a
+table, and end to end through the real Graph adapter against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sso_monitor.checks.ports import SignInLog, SignInRecord
+from sso_monitor.checks.run import CheckReport, run_checks
+from sso_monitor.checks.signins import sign_in_findings
+from sso_monitor.config import parse_config
+from sso_monitor.models import Problem, ReadFailure
+from sso_monitor.wiring import build_adapters
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.signin_records import record_user_sign_in
+from sso_sandbox.testing import StandardIds, standard_world
+from sso_sandbox.world import GRAPH_RESOURCE
+
+# The codes these tests produce end to end (test_end_to_end.py counts them as covered).
+SIGN_IN_CODES = {"SIGN_IN_FAILING", "NO_RECENT_SIGN_INS", "SIGN_INS_UNAVAILABLE"}
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+APP = "11111111-1111-1111-1111-111111111111"
+
+
+def at(minutes: int) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+def log(*rows: tuple[int, int], app: str = APP) -> SignInLog:
+    return SignInLog(since=NOW - timedelta(days=7), records=tuple(SignInRecord(app, at(m), code) for m, code in rows))
+
+
+@pytest.mark.parametrize(
+    "records, expected",
+    [
+        (log((30, 0), (10, 0)), []),  # sign-ins work
+        (log((30, 0), (10, 7000215)), ["SIGN_IN_FAILING"]),  # a wrong value pasted after the last success
+        (log((30, 7000222), (10, 0)), []),  # failed, then fixed: the success after it clears it
+        (log((5, 7000218)), ["SIGN_IN_FAILING"]),  # an empty paste, no success in the log at all
+        (log((10, 50126)), []),  # a user's wrong password is not the secret's fault
+        (log((10, 7000215), app="22222222-2222-2222-2222-222222222222"), ["NO_RECENT_SIGN_INS"]),  # another app's failure; none of ours
+        (log(), ["NO_RECENT_SIGN_INS"]),  # quiet: information, never an error
+        (ReadFailure(Problem.ACCESS_DENIED, "the monitor's identity lacks AuditLog.Read.All"), ["SIGN_INS_UNAVAILABLE"]),
+        (None, []),  # not enabled: nothing read, nothing said
+    ],
+)
+def test_sign_in_findings(records, expected) -> None:
+    assert [f.code for f in sign_in_findings(APP, records, NOW)] == expected
+
+
+def test_the_failing_finding_counts_and_dates_without_a_secret() -> None:
+    [found] = sign_in_findings(APP, log((40, 0), (30, 7000215), (20, 7000215), (10, 7000222)), NOW)
+    assert found.severity.value == "critical"
+    assert found.details["count"] == 3 and found.details["codes"] == ["7000215", "7000222"]
+    assert found.details["first"] == at(30).isoformat() and found.details["last"] == at(10).isoformat()
+    assert "does not say which secret" in found.message
+
+
+def test_no_recent_sign_ins_is_information() -> None:
+    [found] = sign_in_findings(APP, log(), NOW)
+    assert found.severity.value == "info"
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def run(sandbox: Sandbox, *, enabled: bool = True) -> CheckReport:
+    overrides = {"acme": {"signIns": {"enabled": enabled}}}
+    document, environ = monitor_document(sandbox, app_overrides=overrides)
+    config = parse_config(document, environ)
+
+    async def go() -> CheckReport:
+        adapters = build_adapters(config)
+        try:
+            return await run_checks(config, adapters, sandbox.world.now())
+        finally:
+            await adapters.aclose()
+
+    return asyncio.run(go())
+
+
+def grant_audit_log(sandbox: Sandbox, ids: StandardIds) -> None:
+    sandbox.world.tenant(ids.tenant_id).sp_by_app_id(ids.monitor_app_id).granted_roles[GRAPH_RESOURCE].append("AuditLog.Read.All")
+
+
+def codes(report: CheckReport) -> list[str]:
+    [result] = [r for r in report.results if r.app.facility == "acme"]
+    return [f.code for f in result.findings]
+
+
+@pytest.fixture
+def world_ids() -> tuple:
+    return standard_world()
+
+
+def test_a_wrong_value_pasted_into_smarttrace_is_caught_in_the_next_run(world_ids) -> None:
+    world, ids = world_ids
+    with Sandbox(world) as sandbox:
+        grant_audit_log(sandbox, ids)
+        record_user_sign_in(world, "acme")
+        assert "SIGN_IN_FAILING" not in codes(run(sandbox))
+        world.facility("acme").client_secret = ids.smarttrace_key_id  # the Secret ID pasted instead of the Value
+        for _ in range(2):
+            world.clock.advance(timedelta(minutes=3))
+            record_user_sign_in(world, "acme")
+        before = world.count_requests("graph", path_contains="/beta/auditLogs/signIns")
+        report = run(sandbox)
+        assert world.count_requests("graph", path_contains="/beta/auditLogs/signIns") == before + 1  # one query for the tenant
+        [failing] = [f for r in report.results for f in r.findings if f.code == "SIGN_IN_FAILING"]
+        assert failing.details["count"] == 2 and failing.details["codes"] == ["7000215"]
+        assert world.facility("acme").client_secret not in str(failing.as_dict())
+
+
+def test_quiet_is_information_and_leaves_the_app_ok(world_ids) -> None:
+    world, ids = world_ids
+    with Sandbox(world) as sandbox:
+        grant_audit_log(sandbox, ids)
+        report = run(sandbox)
+        assert codes(report) == ["NO_RECENT_SIGN_INS"]
+        assert report.results[0].status == "ok"
+
+
+def test_without_the_permission_or_the_licence_the_finding_says_what_is_missing(world_ids) -> None:
+    world, ids = world_ids
+    with Sandbox(world) as sandbox:
+        [missing] = [f for f in run(sandbox).results[0].findings if f.code == "SIGN_INS_UNAVAILABLE"]
+        assert "AuditLog.Read.All" in missing.message
+        grant_audit_log(sandbox, ids)
+        world.tenant(ids.tenant_id).premium = False
+        [unlicensed] = [f for f in run(sandbox).results[0].findings if f.code == "SIGN_INS_UNAVAILABLE"]
+        assert "P1/P2" in unlicensed.message
+
+
+def test_not_enabled_reads_nothing(world_ids) -> None:
+    world, ids = world_ids
+    with Sandbox(world) as sandbox:
+        grant_audit_log(sandbox, ids)
+        world.facility("acme").client_secret = "wrong"
+        record_user_sign_in(world, "acme")
+        assert codes(run(sandbox, enabled=False)) == []
+        assert world.count_requests("graph", path_contains="/beta/") == 0
