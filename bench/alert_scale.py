@@ -26,7 +26,7 @@ store, not Teams (whose limits the bundling respects).
 
 Two counts per run:
 
-- port calls: calls of the AlertStore port (get/list/put/delete), counted by
+- port calls: calls of the AlertStore port (get/list/put/delete/claim), counted by
   CountingStore around the store;
 - HTTP requests: every request the Table client's pipeline hands to its
   transport, retries included, so every request that reaches Table Storage.
@@ -76,7 +76,7 @@ class CountingStore:
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.calls = {"get": 0, "list": 0, "put": 0, "delete": 0}
+        self.calls = {"get": 0, "list": 0, "put": 0, "delete": 0, "claim": 0}
         self.items_put = 0
 
     async def get(self, partition, key):
@@ -95,6 +95,10 @@ class CountingStore:
     async def delete(self, partition, key):
         self.calls["delete"] += 1
         return await self.inner.delete(partition, key)
+
+    async def claim(self, partition, key, now, until):
+        self.calls["claim"] += 1
+        return await self.inner.claim(partition, key, now, until)
 
     async def aclose(self):
         await self.inner.aclose()
@@ -335,7 +339,7 @@ def report(results: dict, events: list[int], repeat: int) -> str:
         "",
         "Port calls are calls of the AlertStore port; HTTP requests are what reached Table Storage (counted at the SDK's transport, retries included).",
         "",
-        "| apps | store | phase | seconds | ms per app (per event) | notices sent | alerts in them | port calls (get/list/put/delete) | items written | HTTP requests |",
+        "| apps | store | phase | seconds | ms per app (per event) | notices sent | alerts in them | port calls (get/list/put/delete/claim) | items written | HTTP requests |",
         "|---:|---|---|---:|---:|---:|---:|---|---:|---:|",
     ]
     for size, rows in results.items():
@@ -347,7 +351,7 @@ def report(results: dict, events: list[int], repeat: int) -> str:
                 http = "-" if runs[-1]["http"] is None else count(runs, lambda r: sum(r["http"].values()))
                 lines.append(
                     f"| {size:,} | {store_name} | {phase} | {seconds:.3f} | {seconds / per * 1000:.2f} | {runs[-1]['notices']:,} | {runs[-1]['alerts']:,} | "
-                    f"{calls['get']}/{calls['list']}/{calls['put']}/{calls['delete']} | {runs[-1]['items_put']:,} | {http} |"
+                    f"{calls['get']}/{calls['list']}/{calls['put']}/{calls['delete']}/{calls['claim']} | {runs[-1]['items_put']:,} | {http} |"
                 )
     lines += [
         "",
@@ -361,7 +365,7 @@ def report(results: dict, events: list[int], repeat: int) -> str:
         "On the first run the first transaction finds no table: it is answered 202 with the 404 inside, then POST /Tables, then the same transaction "
         "again, so the first run has one $batch and one other request more than its writes need.",
         "",
-        "| apps | phase | port calls (get/list/put/delete) | items written | HTTP total | "
+        "| apps | phase | port calls (get/list/put/delete/claim) | items written | HTTP total | "
         + " | ".join(HTTP_HEADINGS[kind] for kind in HTTP_KINDS)
         + " | of them 404 |",
         "|---:|---|---|---:|---:|" + "---:|" * len(HTTP_KINDS) + "---:|",
@@ -371,7 +375,7 @@ def report(results: dict, events: list[int], repeat: int) -> str:
             calls = runs[-1]["calls"]
             by_kind = " | ".join(count(runs, lambda r, kind=kind: r["http"][kind]) for kind in HTTP_KINDS)
             lines.append(
-                f"| {size:,} | {phase} | {calls['get']}/{calls['list']}/{calls['put']}/{calls['delete']} | {runs[-1]['items_put']:,} | "
+                f"| {size:,} | {phase} | {calls['get']}/{calls['list']}/{calls['put']}/{calls['delete']}/{calls['claim']} | {runs[-1]['items_put']:,} | "
                 f"{count(runs, lambda r: sum(r['http'].values()))} | {by_kind} | {count(runs, lambda r: r['not_found'])} |"
             )
     lines += ["", "Ratios (median seconds, same run):", ""]

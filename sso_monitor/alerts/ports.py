@@ -198,4 +198,11 @@ class AlertStore(Protocol):
 
     async def delete(self, partition: str, key: str) -> None: ...
 
+    async def claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        """Take the item for one sender, atomically against every other run: when it exists
+        and no unexpired claim holds it, mark it ``claimedUntil`` = ``until`` and answer it;
+        otherwise None (gone, or another run holds it). A claim ends by a ``put`` or a
+        ``delete`` of the item, or by expiring (its holder crashed)."""
+        ...
+
     async def aclose(self) -> None: ...

@@ -30,7 +30,7 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sso_monitor.alerts.decisions import (
@@ -58,6 +58,16 @@ log = logging.getLogger(__name__)
 
 FINDINGS, SNOOZES, EVENTS, OUTBOX, DIGEST, META = "findings", "snoozes", "events", "outbox", "digest", "meta"
 OUTBOX_MAX_AGE = timedelta(days=7)
+# How long a run holds a notice it is sending (longer than a channel's timeouts and retries):
+# if the run dies meanwhile, another run sends it after this. Real time, whatever the run's
+# ``now``: the claim is between processes.
+OUTBOX_CLAIM = timedelta(minutes=10)
+
+
+def clock_now() -> datetime:
+    return datetime.now(UTC)
+
+
 EVENT_MEMORY = timedelta(days=120)
 MAX_FAILURE_LINES = 30
 BURST = 10  # more notices than this for one channel in one run are bundled  # de-duplication entries older than this are forgotten
@@ -246,6 +256,12 @@ class Alerting:
             if notice.channel in down:  # down for this run already: do not hammer it
                 report.undelivered.append((notice, down[notice.channel]))
                 continue
+            # Every run (timer, queue workers on several instances, the CLI) reads the one
+            # outbox: a notice goes out only from the run that claims it, so it is said once.
+            taken = await self.store.claim(OUTBOX, item.key, clock_now(), clock_now() + OUTBOX_CLAIM)
+            if taken is None:
+                log.info("alert taken by another run: %s", notice.subject)
+                continue
             try:
                 await channel.send(notice)
             except ChannelError as exc:
@@ -257,7 +273,8 @@ class Alerting:
                 else:
                     report.undelivered.append((notice, why))
                     log.warning("alert not delivered (kept for the next run): %s: %s", notice.subject, why)
-                    await self.store.put([StoredItem(OUTBOX, item.key, {**item.data, "attempts": item.data.get("attempts", 0) + 1, "lastError": why})])
+                    kept = {k: v for k, v in taken.data.items() if k != "claimedUntil"}  # released for the next run
+                    await self.store.put([StoredItem(OUTBOX, item.key, {**kept, "attempts": kept.get("attempts", 0) + 1, "lastError": why})])
                 down[notice.channel] = why
                 continue
             report.sent.append(notice)

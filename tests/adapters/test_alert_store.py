@@ -19,6 +19,7 @@ import traceback
 import uuid
 from base64 import b64encode
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -281,6 +282,33 @@ def test_concurrent_puts_and_deletes_from_many_tasks_all_land(store: AlertStore)
 
     run(scenario())
     assert contents(store, ("dedupe",)) == {("dedupe", f"t{t}-{i}"): {"task": t, "i": i} for t in range(8) for i in range(10)}
+
+
+def test_of_many_runs_claiming_one_item_at_once_exactly_one_gets_it(new_store: Callable[[], AlertStore]) -> None:
+    """The outbox's guard against saying a notice twice: claim is atomic across store objects
+    (runs on other instances), and a claim holds until it expires, is put over or deleted."""
+    now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    stores = [new_store() for _ in range(6)]
+
+    async def scenario() -> None:
+        await stores[0].put([StoredItem("outbox", "n1", {"notice": "x", "attempts": 0})])
+        taken = await asyncio.gather(*(s.claim("outbox", "n1", now, now + timedelta(minutes=10)) for s in stores))
+        winners = [t for t in taken if t is not None]
+        assert len(winners) == 1 and winners[0].data["notice"] == "x" and winners[0].data["claimedUntil"] == (now + timedelta(minutes=10)).isoformat()
+        # held: nobody else takes it while the claim lasts
+        assert await stores[1].claim("outbox", "n1", now + timedelta(minutes=9), now + timedelta(minutes=19)) is None
+        # expired (its holder died): the next run takes it
+        again = await stores[2].claim("outbox", "n1", now + timedelta(minutes=11), now + timedelta(minutes=21))
+        assert again is not None and again.data["notice"] == "x"
+        # released by a put without the claim: free at once
+        await stores[2].put([StoredItem("outbox", "n1", {"notice": "x", "attempts": 1})])
+        assert await stores[3].claim("outbox", "n1", now, now + timedelta(minutes=10)) is not None
+        # gone: nothing to claim
+        await stores[3].delete("outbox", "n1")
+        assert await stores[4].claim("outbox", "n1", now, now + timedelta(minutes=10)) is None
+        assert await stores[5].claim("outbox", "never-there", now, now + timedelta(minutes=10)) is None
+
+    run(scenario())
 
 
 # ---------------------------------------------------------------- the contract as a property (memory, file)

@@ -270,3 +270,28 @@ def test_a_burst_is_bundled_instead_of_flooding_a_channel():
     (bundle,) = ch["it"].delivered
     assert bundle.digest and len(bundle.alerts) == 11 and len({a.code for a in bundle.alerts}) == 11
     assert bundle.alerts[-1].code == "NO_ASSIGNMENTS"  # the warning after the criticals
+
+
+class SlowChannel(FakeChannel):
+    """Takes a while to deliver, as a webhook does, so that runs overlap."""
+
+    async def send(self, notice: Notice) -> None:
+        await asyncio.sleep(0.05)
+        await super().send(notice)
+
+
+def test_runs_that_overlap_on_one_store_say_each_notice_once():
+    # Queue workers on several instances share the outbox: each run reads every undelivered
+    # notice, and without a claim each would send the others' too (33 cards for 6 events).
+    cfg = config()
+    store = MemoryAlertStore()
+    channels = {name: SlowChannel(name) for name in cfg.channels}
+    runs = [Alerting(cfg, store, channels) for _ in range(4)]
+
+    async def scenario() -> None:
+        await asyncio.gather(*(alerting.after_check(results(cfg, acme=[expiring(20 - i)]), START + timedelta(minutes=i)) for i, alerting in enumerate(runs)))
+
+    run(scenario())
+    titles = channels["acme-teams"].titles()
+    assert len(titles) == len(set(titles)) and titles  # each said once
+    assert run(store.list(OUTBOX)) == []  # and nothing left behind

@@ -53,10 +53,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     HttpResponseError,
     ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, UpdateMode
 
@@ -138,6 +141,20 @@ def _encoded(items: Sequence[StoredItem]) -> dict[tuple[str, str], str]:
 # ---------------------------------------------------------------- memory
 
 
+CLAIMED_UNTIL = "claimedUntil"
+
+
+def claimable(data: Mapping[str, Any], now: datetime) -> bool:
+    """No claim on the item, or one that has expired (its holder crashed or hung)."""
+    held = data.get(CLAIMED_UNTIL)
+    if not held:
+        return True
+    try:
+        return datetime.fromisoformat(str(held)) <= now
+    except ValueError:  # not ours to trust: a claim that cannot be read holds nothing
+        return True
+
+
 class MemoryAlertStore:
     """A dict of JSON texts (not objects: what a caller mutates after ``put`` or
     ``get`` does not change the store, and data round-trips as in the others)."""
@@ -167,6 +184,19 @@ class MemoryAlertStore:
         check_place(partition, key)
         with self._guard:
             self._items.pop((partition, key), None)
+
+    async def claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        check_place(partition, key)
+        with self._guard:
+            text = self._items.get((partition, key))
+            if text is None:
+                return None
+            data = decode(text, f"{partition}/{key}")
+            if not claimable(data, now):
+                return None
+            data[CLAIMED_UNTIL] = until.isoformat()
+            self._items[(partition, key)] = encode(StoredItem(partition, key, data))
+        return StoredItem(partition, key, data)
 
     async def aclose(self) -> None:
         pass
@@ -216,6 +246,10 @@ class FileAlertStore:
         check_place(partition, key)
         await self._pool.run(self._update, {}, ((partition, key),))
 
+    async def claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        check_place(partition, key)
+        return await self._pool.run(self._claim, partition, key, now, until)
+
     async def aclose(self) -> None:
         self._pool.close()
 
@@ -234,6 +268,16 @@ class FileAlertStore:
                         del items[partition]
             if changed:
                 self._write({"version": _FILE_VERSION, "items": items})
+
+    def _claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        with self._exclusive():
+            items = self._read()
+            data = items.get(partition, {}).get(key)
+            if data is None or not claimable(data, now):
+                return None
+            data[CLAIMED_UNTIL] = until.isoformat()
+            self._write({"version": _FILE_VERSION, "items": items})
+        return StoredItem(partition, key, data)
 
     def _read(self) -> dict[str, dict[str, dict[str, Any]]]:
         try:
@@ -386,6 +430,14 @@ class TableAlertStore:
         except AzureError as exc:
             raise azure_error(SERVICE, f"{self.table} {partition}/{key}: delete", exc, "storage") from exc
 
+    async def claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        check_place(partition, key)
+        where = f"{partition}/{key}"
+        try:
+            return await self._pool.run(self._claim, partition, key, now, until)
+        except AzureError as exc:
+            raise azure_error(SERVICE, f"{self.table} {where}: claim", exc, "storage") from exc
+
     async def aclose(self) -> None:
         self._pool.close()
         await asyncio.to_thread(self._client.close)
@@ -399,6 +451,35 @@ class TableAlertStore:
             if exc.status_code == 404:  # no such entity, or no table yet
                 return None
             raise
+
+    def _claim(self, partition: str, key: str, now: datetime, until: datetime) -> StoredItem | None:
+        # Optimistic concurrency (the entity's ETag, If-Match): of two runs that read the
+        # same unclaimed item, one replace succeeds and the other gets 412 and leaves it.
+        where = f"table {self.table} {partition}/{key}"
+        try:
+            entity = self._client.get_entity(partition, key)
+        except HttpResponseError as exc:
+            if exc.status_code == 404:  # sent and deleted by another run, or no table
+                return None
+            raise
+        data = decode(entity.get("data"), where)
+        if not claimable(data, now):
+            return None
+        data[CLAIMED_UNTIL] = until.isoformat()
+        try:
+            self._client.update_entity(
+                {"PartitionKey": partition, "RowKey": key, "data": encode(StoredItem(partition, key, data)), "updated": datetime.now(UTC)},
+                mode=UpdateMode.REPLACE,
+                etag=entity.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):  # another run claimed, sent or deleted it first
+            return None
+        except HttpResponseError as exc:
+            if exc.status_code in (404, 412):
+                return None
+            raise
+        return StoredItem(partition, key, data)
 
     def _query(self, partition: str) -> builtins.list[Mapping[str, Any]]:
         try:
