@@ -6,25 +6,30 @@ method of ``MonitorService`` and map the result; nothing here knows argv or HTTP
 Underneath are the core (checks/, rotation/, alerts/: decisions and protocols on
 ports) and the adapters that ``wiring`` builds. Every session of adapters is opened
 and closed here, once: ``rotation_session`` and ``alerting``.
+
+Every JSON answer (the CLI's --json, the admin API, the stored status) is shaped here
+too, by one serializer (``to_json``): camelCase keys, ISO 8601 UTC times.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass, field, fields, is_dataclass
+from datetime import date, datetime
+from enum import Enum
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import Any
 
 from sso_monitor.alerts.decisions import snooze_problem
+from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import Alerting
-from sso_monitor.checks.findings import CODES
-from sso_monitor.checks.report import as_dict
+from sso_monitor.checks.findings import CODES, Finding
 from sso_monitor.checks.run import AppResult, CheckReport, Progress, run_checks
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ExternalError, LeaseUnavailable, MonitorError
@@ -159,9 +164,10 @@ class MonitorService:
         """Check ``apps`` (default: every app) now, live."""
         adapters = build_adapters(self.config)
         try:
-            return await run_checks(self.config, adapters, now, apps=apps, progress=progress)
+            report = await run_checks(self.config, adapters, now, apps=apps, progress=progress)
         finally:
             await adapters.aclose()
+        return report
 
     async def status_document(self, now: datetime, apps: Sequence[AppConfig]) -> dict[str, Any]:
         """A live check of ``apps`` with each one's rotation stage, as the status document."""
@@ -170,7 +176,7 @@ class MonitorService:
         for facility, problem in failures:
             log.warning("status %s: rotation stage unknown: %s", facility, problem)
         document = build_status(report, {s.facility: s for s in statuses}, now)
-        document["report"] = as_dict(report)["summary"]
+        document["report"] = check_summary(report)
         return document
 
     async def queue_work(self, work: list[WorkItem]) -> tuple[list[WorkItem], list[str]]:
@@ -325,7 +331,7 @@ async def run_status_document(report: CheckReport, versions: Mapping[str, Sequen
             known = SimpleNamespace(vault=_KnownVersions(versions[app.facility]))
             stages[app.facility] = await rotation_status(app, known)  # type: ignore[arg-type]
     document = build_status(report, stages, now)
-    document["report"] = as_dict(report)["summary"]
+    document["report"] = check_summary(report)
     return document
 
 
@@ -346,16 +352,9 @@ def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], n
     apps: list[dict[str, Any]] = []
     for result in sorted(report.results, key=lambda r: r.app.facility):
         rotation = rotations.get(result.app.facility)
-        expires = result.secret_expires
         apps.append(
             {
-                "facility": result.app.facility,
-                "tenantId": result.app.tenant_id,
-                "appId": result.app.app_id,
-                "status": result.status,
-                "secretExpires": _utc(expires),
-                "daysLeft": days_until(expires, now) if expires else None,
-                "findings": [f.as_dict() for f in result.findings],
+                **app_json(result, now),
                 "rotation": {
                     "stage": rotation.stage if rotation else "unknown",
                     "currentKeyId": rotation.current_key_id if rotation else None,
@@ -367,8 +366,110 @@ def build_status(report: CheckReport, rotations: Mapping[str, RotationStatus], n
     counts: dict[str, int] = {}
     for app in apps:
         counts[app["status"]] = counts.get(app["status"], 0) + 1
-    return {"generatedAt": _utc(now), "summary": counts, "errors": list(report.errors), "apps": apps}
+    return to_json({"generatedAt": now, "summary": counts, "errors": list(report.errors), "apps": apps})
 
 
-def _utc(moment: datetime | None) -> str | None:
-    return stamp(moment) if moment else None
+# ---------------------------------------------------------------- JSON: one style for every answer
+#
+# The CLI's --json, the admin API's answers and the stored status all pass through
+# ``to_json``: keys camelCase (``daysLeft``, also inside a finding's details), times as
+# ISO 8601 UTC with whole seconds (``2026-12-06T02:13:03Z``, models.stamp), enums as
+# their value. A secret value has no JSON shape: asking for one is a bug, and fails.
+
+_SNAKE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
+
+
+def camel(key: str) -> str:
+    """``days_left`` -> ``daysLeft``; a key that is not snake_case (already camelCase, a
+    finding code such as LOGOUT_URL_MISMATCH, a facility name) stays as it is."""
+    if not _SNAKE.match(key):
+        return key
+    head, *rest = key.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as JSON's types, in the one style (above). Idempotent: shaping a shaped
+    document changes nothing."""
+    if isinstance(value, SecretValue):
+        raise TypeError("a secret value has no JSON shape: it never leaves the process")
+    if isinstance(value, Enum):
+        return to_json(value.value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return stamp(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {camel(f.name): to_json(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {camel(str(key)): to_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(to_json(item) for item in value)
+    if isinstance(value, PurePath):
+        return str(value)
+    raise TypeError(f"no JSON shape for {type(value).__name__}")
+
+
+def finding_json(found: Finding) -> dict[str, Any]:
+    return to_json(found.as_dict())
+
+
+def app_json(result: AppResult, now: datetime) -> dict[str, Any]:
+    """One app's check: its status, the secret SmartTrace uses (when it ends, whole days
+    left at ``now``) and its findings."""
+    expires = result.secret_expires
+    return to_json(
+        {
+            "facility": result.app.facility,
+            "tenantId": result.app.tenant_id,
+            "appId": result.app.app_id,
+            "status": result.status,
+            "secretExpires": expires,
+            "daysLeft": days_until(expires, now) if expires else None,
+            "findings": [finding_json(f) for f in result.findings],
+        }
+    )
+
+
+def check_summary(report: CheckReport) -> dict[str, int]:
+    counts = Counter(r.status for r in report.results)
+    return {status: counts.get(status, 0) for status in ("ok", "warning", "critical", "error")}
+
+
+def check_json(report: CheckReport) -> dict[str, Any]:
+    """A check run (``sso-monitor check --json``): when it checked, the counts, the
+    monitor's own failures and each app, by facility."""
+    return to_json(
+        {
+            "generatedAt": report.started,
+            "summary": check_summary(report),
+            "errors": list(report.errors),
+            "apps": [app_json(r, report.started) for r in sorted(report.results, key=lambda r: r.app.facility)],
+        }
+    )
+
+
+def event_json(event: RotationEvent) -> dict[str, Any]:
+    """A rotation event: its fields, and a manual handoff's steps in words (the facts
+    they are written from stay out: the steps say them)."""
+    data: dict[str, Any] = {f.name: getattr(event, f.name) for f in fields(event) if f.name != "handoff"}
+    data["steps"] = handoff_steps(event.handoff) if event.handoff is not None else []
+    return to_json(data)
+
+
+def result_json(result: RotationResult) -> dict[str, Any]:
+    return to_json({"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": list(result.actions), "error": result.error})
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """A rotation run (rotate, confirm, push, adopt): where it stands, what it did, its events."""
+    return {**result_json(outcome.result), "events": [event_json(e) for e in outcome.events]}
+
+
+def statuses_json(statuses: Sequence[RotationStatus], failures: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Each app's rotation stage (``sso-monitor status --json``), and the apps whose stage could not be read."""
+    return to_json({"apps": list(statuses), "errors": [{"facility": facility, "error": problem} for facility, problem in failures]})

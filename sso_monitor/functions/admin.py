@@ -95,7 +95,15 @@ def reset() -> None:
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    body = redact.scrub(json.dumps(payload, default=str))  # no fragment of a secret in any answer
+    """An answer, in the one JSON style of the CLI and the API (service.to_json: camelCase
+    keys, ISO 8601 UTC times). Every caller has the state, so the service is loaded already."""
+    from sso_monitor.service import to_json
+
+    return _body_of(status, to_json(payload), headers)
+
+
+def _body_of(status: int, document: Any, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    body = redact.scrub(json.dumps(document))  # no fragment of a secret in any answer
     return func.HttpResponse(body, status_code=status, mimetype="application/json", headers={"Cache-Control": "no-store", **(headers or {})})
 
 
@@ -326,4 +334,5 @@ async def snooze(req: func.HttpRequest) -> func.HttpResponse:
 def openapi(req: func.HttpRequest) -> func.HttpResponse:
     from sso_monitor.functions.openapi import openapi_document
 
-    return _json(200, openapi_document())
+    # The document's keys are OpenAPI's ("$ref", "application/json", paths): not shaped.
+    return _body_of(200, openapi_document())

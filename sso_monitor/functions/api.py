@@ -1,7 +1,9 @@
 """The admin API's answers: MonitorService's operations, shaped for HTTP.
 
 The blueprint (functions/admin.py) parses and authenticates, calls one of these,
-and maps the result. No secret value is ever in a result.
+and maps the result: every answer goes out through the service's one serializer
+(service.to_json: camelCase keys, ISO 8601 UTC times), as the CLI's --json does.
+No secret value is ever in a result.
 
 Status is the last scheduled run's report (``stored_status``; the timer writes it
 with service.run_status_document), never a live check of every app: only
@@ -16,20 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sso_monitor import wiring
 from sso_monitor.alerts.decisions import parse_until
-from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import UnknownCode
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ConfigError, ExternalError, LeaseUnavailable, MonitorError
 from sso_monitor.functions.bounds import MOVING, RUNNING
 from sso_monitor.rotation.ports import RESUME, WorkItem
 from sso_monitor.rotation.protocol import Clock, RotationFailed, RotationResult, RotationSettings, lease_key
-from sso_monitor.service import InvalidSnooze, MonitorService, Outcome, UnknownFacility
+from sso_monitor.service import InvalidSnooze, MonitorService, Outcome, UnknownFacility, outcome_json, result_json
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,7 @@ class AdminApi:
             outcome = done["outcome"]
             return _answer(outcome, {"sent": 0, "undelivered": 0, "pending": len(outcome.events)})
         log.warning("admin: the rotation of %s is still running after %.0f s; answering now, it goes on", facility, answer_within)
-        return {**RotationResult(facility, stage=RUNNING).as_dict(), "events": [], "alerts": {"sent": 0, "undelivered": 0}}
+        return {**result_json(RotationResult(facility, stage=RUNNING)), "events": [], "alerts": {"sent": 0, "undelivered": 0}}
 
     async def queue_resume(self, facility: str, *, within: float = 10.0) -> bool:
         """Queue a resume of the app's rotation for the worker; False when it was not queued
@@ -179,9 +180,9 @@ class AdminApi:
         app = self.service.app(facility)
         log.info("admin: %s asked to push the current secret of %s to SmartTrace again (dry run %s)", who, facility, dry_run)
         outcome = await self.service.push(app, who, dry_run=dry_run)
-        return outcome.result.as_dict()
+        return outcome_json(outcome)
 
-    async def snooze(self, facility: str, code: str, until_text: str, who: str, reason: str, now: datetime) -> dict[str, Any]:
+    async def snooze(self, facility: str, code: str, until_text: str, who: str, reason: str, now: datetime) -> Any:
         try:
             until = parse_until(until_text)
         except ValueError as exc:
@@ -190,8 +191,7 @@ class AdminApi:
         storage = self.config.storage
         if storage.connection_string is None and not storage.account_url:
             raise ConfigError(["snoozes are kept in the Function App's storage: set AzureWebJobsStorage"])
-        snooze = await self.service.snooze(app, code, until, who, reason, now)
-        return snooze.as_dict()
+        return await self.service.snooze(app, code, until, who, reason, now)  # alerts.decisions.Snooze: shaped on the way out
 
     async def _alert(self, events: list[Any]) -> dict[str, int]:
         """Send a rotation's events to the alert channels; a delivery problem is reported, not raised
@@ -208,14 +208,7 @@ class AdminApi:
 
 
 def _answer(outcome: Outcome, alerts: dict[str, int]) -> dict[str, Any]:
-    return {**outcome.result.as_dict(), "events": [event_dict(e) for e in outcome.events], "alerts": alerts}
-
-
-def event_dict(event: Any) -> dict[str, Any]:
-    """A rotation event as answered: its fields, and the manual handoff's steps in words."""
-    data = {k: v for k, v in asdict(event).items() if k != "handoff"}
-    data["steps"] = handoff_steps(event.handoff) if event.handoff is not None else []
-    return data
+    return {**outcome_json(outcome), "alerts": alerts}
 
 
 def _finished_in_background(facility: str) -> Any:

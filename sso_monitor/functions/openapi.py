@@ -40,6 +40,8 @@ def openapi_document() -> dict[str, Any]:
             "description": (
                 "Status, checks and rotations of SmartTrace's Entra ID app registrations. Every call needs the function key and an Entra ID bearer token: "
                 "role SsoMonitor.Read for reads, SsoMonitor.Admin for actions. No answer ever contains a secret value. "
+                "Every answer has the style of the CLI's --json output: camelCase keys (in a finding's details too), "
+                "times in ISO 8601 UTC with whole seconds (2026-12-06T02:13:03Z). "
                 "The status is the last scheduled run's report (generatedAt; stale when older than twice the timer's interval), not a live check: "
                 "POST /apps/{facility}/check checks one app now. "
                 f"Rate limits, per caller (the token's oid) and per Function App instance: reads {_rate('read')}, the live check {_rate('check')}, "
@@ -75,8 +77,8 @@ def openapi_document() -> dict[str, Any]:
                         "code": {"type": "string"},
                         "severity": {"enum": ["info", "warning", "critical", "error"]},
                         "message": {"type": "string"},
-                        "fix": {"type": "string"},
-                        "details": {"type": "object"},
+                        "fix": {"type": "string", "description": "what to do, naming this app's facility, URLs and ids"},
+                        "details": {"type": "object", "description": "the finding's facts, camelCase keys (e.g. daysLeft, keyId, expected, url)"},
                     },
                 },
                 "AppStatus": {
@@ -90,10 +92,22 @@ def openapi_document() -> dict[str, Any]:
                             "enum": ["ok", "warning", "critical", "error", "unknown"],
                             "description": "unknown: not checked yet (no run since it was configured)",
                         },
-                        "secretExpires": {"type": ["string", "null"], "format": "date-time"},
-                        "daysLeft": {"type": ["integer", "null"]},
+                        "secretExpires": {
+                            "type": ["string", "null"],
+                            "format": "date-time",
+                            "description": "when the client secret SmartTrace uses ends (null: none found)",
+                        },
+                        "daysLeft": {"type": ["integer", "null"], "description": "whole days from the check to secretExpires; negative once past"},
                         "findings": {"type": "array", "items": {"$ref": "#/components/schemas/Finding"}},
-                        "rotation": {"type": "object"},
+                        "rotation": {
+                            "type": "object",
+                            "properties": {
+                                "stage": {"type": "string"},
+                                "currentKeyId": {"type": ["string", "null"]},
+                                "inFlightKeyId": {"type": ["string", "null"]},
+                                "retiring": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
                     },
                 },
                 "Status": {
@@ -127,9 +141,9 @@ def openapi_document() -> dict[str, Any]:
                             "description": "from Key Vault's tags: idle, current, pending, verified, awaiting-confirmation, handed-off",
                         },
                         "currentKeyId": {"type": ["string", "null"]},
-                        "currentExpires": {"type": ["string", "null"]},
+                        "currentExpires": {"type": ["string", "null"], "format": "date-time"},
                         "inFlightKeyId": {"type": ["string", "null"]},
-                        "inFlightSince": {"type": ["string", "null"]},
+                        "inFlightSince": {"type": ["string", "null"], "format": "date-time"},
                         "retiring": {"type": "array", "items": {"type": "string"}},
                         "leaseHeld": {"type": ["boolean", "null"], "description": "a run holds the app's lease now (null: unknown)"},
                         "inFlight": {
@@ -150,16 +164,29 @@ def openapi_document() -> dict[str, Any]:
                         "reason": {"type": "string"},
                     },
                 },
+                "RotationEvent": {
+                    "type": "object",
+                    "required": ["kind", "facility", "tenantId", "appId", "message", "steps"],
+                    "properties": {
+                        "kind": {"type": "string", "description": "started, awaiting-confirmation, completed, failed, retired, ..."},
+                        "facility": {"type": "string"},
+                        "tenantId": {"type": "string"},
+                        "appId": {"type": "string"},
+                        "message": {"type": "string"},
+                        "keyId": {"type": ["string", "null"]},
+                        "steps": {"type": "array", "items": {"type": "string"}, "description": "a manual handoff's steps, in words"},
+                    },
+                },
                 "RotationResult": {
                     "type": "object",
-                    "required": ["facility", "stage", "actions"],
+                    "required": ["facility", "stage", "keyId", "actions", "error", "events"],
                     "properties": {
                         "facility": {"type": "string"},
                         "stage": {"type": "string", "description": "running: rotate answered while the run goes on"},
-                        "key_id": {"type": ["string", "null"]},
+                        "keyId": {"type": ["string", "null"], "description": "the rotation's new credential, when there is one"},
                         "actions": {"type": "array", "items": {"type": "string"}},
                         "error": {"type": ["string", "null"]},
-                        "events": {"type": "array"},
+                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/RotationEvent"}},
                         "alerts": {"type": "object"},
                         "statusUrl": {"type": "string", "description": "202 only: GET /apps/{facility}/rotation"},
                         "resume": {"enum": ["queued", "next-scheduled-run", "running"], "description": "202 only: what carries the rotation on"},

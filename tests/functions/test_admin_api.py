@@ -118,7 +118,7 @@ def test_rotate_then_confirm_through_the_api(api, ids):
     response = call("admin_rotate", method="POST", route="apps/acme/rotate", params={"facility": "acme"}, body=b'{"force": true}', bearer=admin_token)
     result = json.loads(response.get_body())
     assert response.status_code == 200 and result["stage"] == "awaiting-confirmation", result
-    key_id = result["key_id"]
+    key_id = result["keyId"]
     world = api.world
     world.facility("acme").client_secret = next(v for v in world.vault("kv-sso").secrets["smarttrace-acme"].versions if v.tags.get("keyId") == key_id).value
     confirmed = call(
@@ -208,7 +208,7 @@ def test_push_sends_the_current_secret_again(http_handoff, ids):
     )
     assert response.status_code == 200, response.get_body()
     result = json.loads(response.get_body())
-    assert result["key_id"] == ids.smarttrace_key_id and result["error"] is None
+    assert result["keyId"] == ids.smarttrace_key_id and result["error"] is None
     assert [r.key_id for r in facility.received] == [ids.smarttrace_key_id] and facility.received[0].status == 200
     assert world.sign_in_works("acme")
 

@@ -180,7 +180,7 @@ def handed_over(fuzz_api, tokens, path) -> None:
     for vault in world.vaults.values():
         for secret in vault.secrets.values():
             for version in secret.versions:
-                if version.tags.get("keyId") == result["key_id"]:
+                if version.tags.get("keyId") == result["keyId"]:
                     world.facility(FACILITY).client_secret = version.value
 
 

@@ -85,13 +85,14 @@ def test_rotate_answers_202_when_propagation_outlasts_the_bound(slow_propagation
     )
     assert response.status_code == 202, response.get_body()
     result = json.loads(response.get_body())
-    assert result["stage"] == "pending" and result["error"] is None and result["key_id"]
+    assert result["stage"] == "pending" and result["error"] is None and result["keyId"]
     assert result["statusUrl"] == "/api/apps/acme/rotation" == response.headers["Location"]
     assert int(response.headers["Retry-After"]) > 0
     assert result["resume"] == "queued" and "the rotation worker resumes it now" in result["message"]
-    # The wait was the API's bound (150 s, a probe every 30 s), not the configured 600 s.
+    # The wait was the API's bound (150 s: probes 0.5, 1, 2, 4, 8 and 16 s apart, then every
+    # 30 s, the configured cap), not the configured 600 s.
     (waited,) = [line for line in result["actions"] if line.startswith("verify: waiting for propagation")]
-    assert "after 6 attempts" in waited
+    assert "after 11 attempts" in waited
     assert timedelta(seconds=150) <= world.now() - started < PROPAGATION
     assert stages(world, ids)[-1] == "pending"
 
@@ -99,7 +100,7 @@ def test_rotate_answers_202_when_propagation_outlasts_the_bound(slow_propagation
     followed = call("admin_rotation_status", route="apps/acme/rotation", params={"facility": "acme"}, bearer=token(slow_propagation, ids, "SsoMonitor.Read"))
     assert followed.status_code == 200, followed.get_body()
     rotation = json.loads(followed.get_body())
-    assert (rotation["stage"], rotation["inFlight"], rotation["inFlightKeyId"], rotation["leaseHeld"]) == ("pending", True, result["key_id"], False)
+    assert (rotation["stage"], rotation["inFlight"], rotation["inFlightKeyId"], rotation["leaseHeld"]) == ("pending", True, result["keyId"], False)
     assert rotation["currentKeyId"] == ids.smarttrace_key_id
 
     # The worker resumes it from the queued message once the secret works.
