@@ -29,7 +29,7 @@ from typing import Any
 from sso_monitor.alerts.decisions import snooze_problem
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import Alerting
-from sso_monitor.checks.findings import CODES, Finding
+from sso_monitor.checks.findings import CODES, Finding, with_real_names
 from sso_monitor.checks.run import AppResult, CheckReport, Progress, run_checks
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import ExternalError, LeaseUnavailable, MonitorError
@@ -167,6 +167,10 @@ class MonitorService:
             report = await run_checks(self.config, adapters, now, apps=apps, progress=progress)
         finally:
             await adapters.aclose()
+        # Every output of a check (the CLI, the API, the stored status, the alerts) comes
+        # from here: each fix names this app's facility, URLs and ids, not placeholders.
+        for result in report.results:
+            result.findings = [with_real_names(f, result.app, self.config.vault_url) for f in result.findings]
         return report
 
     async def status_document(self, now: datetime, apps: Sequence[AppConfig]) -> dict[str, Any]:

@@ -168,7 +168,8 @@ def _alert_section(alert: Alert, index: int, limits: dict[str, int], *, link_eac
         items.append(_runs({"text": "Steps", "weight": "Bolder"}))
         items.extend(_runs({"text": f"{number}. {_clean(step, limits['step'])}"}) for number, step in enumerate(steps, 1))
         if len(alert.steps) > len(steps):
-            items.append(_runs({"text": f"… and {len(alert.steps) - len(steps)} more steps on the status page", "italic": True}))
+            more = len(alert.steps) - len(steps)
+            items.append(_runs({"text": f"… and {more} more step{'' if more == 1 else 's'} on the status page", "italic": True}))
     link = _link(alert.status_url)
     if link and link_each:
         items.append({"type": "ActionSet", "actions": [{"type": "Action.OpenUrl", "title": "Open the status page", "url": link}]})

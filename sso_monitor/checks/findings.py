@@ -3,9 +3,10 @@ of SmartTrace's setup guide. docs/checks.md is checked against this table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class Severity(str, Enum):
@@ -215,6 +216,62 @@ class Finding:
 def finding(code: str, message: str, *, severity: Severity | None = None, fix: str | None = None, **details: Any) -> Finding:
     info = CODES[code]
     return Finding(code=code, severity=severity or info.severity, message=message, fix=fix or info.fix, details=details)
+
+
+# The catalogue's fixes (and docs/checks.md) speak of any app: FACILITY, "your SmartTrace
+# app", "the expected URL". A finding is about one app: its fix says which, with the
+# commands and URLs as they are to be typed. Fields: the app's (facility, facility_url,
+# app_id, secret_name), the vault's name, and the finding's own details.
+_FILLED = {
+    "APP_NOT_FOUND": "Check the Application (client) ID on SmartTrace's Integrations page at {facility_url} (Azure Active Directory) against "
+    "App registrations > Overview in tenant {tenant_id}, and correct the monitor's configuration (it says {app_id}).",
+    "SECRET_MISSING": "{portal} > Certificates & secrets > New client secret; copy the Value into SmartTrace at {facility_url} "
+    "(Integrations > Azure Active Directory > pencil > Client secret), or let the monitor rotate.",
+    "SECRET_EXPIRING": "Let the monitor rotate it (sso-monitor rotate {facility}), or create a new client secret under {portal} > Certificates & secrets "
+    "and paste its Value into SmartTrace at {facility_url} (Integrations > Azure Active Directory > pencil > Client secret).",
+    "SECRET_EXPIRED": "{portal} > Certificates & secrets > New client secret, then SmartTrace at {facility_url}: "
+    "Integrations > Azure Active Directory > pencil > Client secret: paste the Value and Save.",
+    "VAULT_SECRET_MISSING": "If the secret was deleted, recover it (az keyvault secret recover --vault-name {vault_name} --name {secret_name}) or purge it: "
+    "a deleted name cannot be reused until then. Otherwise run sso-monitor adopt {facility} with the client secret SmartTrace uses on standard input "
+    "to store it in Key Vault, or let the monitor rotate (sso-monitor rotate {facility}).",
+    "VAULT_SECRET_UNKNOWN_KEY": "Run sso-monitor adopt {facility} --from-vault to re-link Key Vault secret {secret_name} to its client secret "
+    "(add --key-id with the Secret ID if its hint matches more than one), or rotate (sso-monitor rotate {facility} --force).",
+    "VAULT_SECRET_REJECTED": "If SmartTrace holds the same value, sign-in is broken: rotate now (sso-monitor rotate {facility} --force) and paste the new Value "
+    "into SmartTrace at {facility_url} (Integrations > Azure Active Directory > pencil > Client secret).",
+    "VAULT_EXPIRY_MISMATCH": "Run sso-monitor adopt {facility} --from-vault to refresh the expiry of Key Vault secret {secret_name} from Entra.",
+    "LOGOUT_URL_MISSING": "{portal} > Authentication > Front-channel logout URL: enter {expected}, Save.",
+    "LOGOUT_URL_MISMATCH": "{portal} > Authentication > Front-channel logout URL: replace it with {expected}, Save.",
+    "REDIRECT_URI_MISSING": "{portal} > Authentication > Web > Redirect URIs: Add URI, enter {expected}, Save.",
+    "FACILITY_UNREACHABLE": "Open {url} in a browser; if it is down for everyone, contact SmartTrace support.",
+    "LOGOUT_CALLBACK_UNREACHABLE": "Check the facility name ({facility}) in {url}; if the URL is right, contact SmartTrace support.",
+    "ORPHAN_CREDENTIAL": "The next run's sweep removes it after the safety window; to remove it now, delete Secret ID {key_id} under {portal} > Certificates & secrets.",
+}
+_ENTERPRISE_APP = "Enterprise applications > SmartTrace"
+
+
+def with_real_names(found: Finding, app: Any, vault_url: str) -> Finding:
+    """``found`` with its fix naming ``app`` (a config.AppConfig): its facility, URLs and
+    ids instead of the catalogue's placeholders. A fix the check wrote for this finding
+    (MONITOR_NOT_OWNER's commands, a refusal's cause) is already concrete and is kept."""
+    if found.fix != CODES[found.code].fix:
+        return found
+    portal = f"Entra admin center > App registrations > {app.app_id}"
+    names = {
+        "facility": app.facility,
+        "facility_url": app.facility_url,
+        "app_id": app.app_id,
+        "tenant_id": app.tenant_id,
+        "secret_name": app.vault_secret_name,
+        "vault_name": (urlsplit(vault_url).hostname or vault_url).split(".")[0],
+        "portal": portal,
+        "expected": "the expected URL",
+        "url": app.facility_url,
+        **{key: value for key, value in found.details.items() if isinstance(value, str)},
+    }
+    template = _FILLED.get(found.code)
+    fix = template.format_map(names) if template else found.fix
+    fix = fix.replace(APP_PORTAL, portal).replace(_ENTERPRISE_APP, f"{_ENTERPRISE_APP} (Application ID {app.app_id})")
+    return replace(found, fix=fix)
 
 
 def checks_markdown() -> str:

@@ -81,7 +81,8 @@ async def scheduled_run(timer: func.TimerRequest) -> None:
     attention = plan.failures or any(r.status != "ok" for r in plan.report.results)
     log.log(logging.WARNING if attention else logging.INFO, "alert summary: %s", summary)
     if plan.failures:
-        raise ScheduledRunFailed(f"scheduled run: {len(plan.failures)} failure(s); see the alert summary")
+        count = len(plan.failures)
+        raise ScheduledRunFailed(f"scheduled run: {count} failure{'' if count == 1 else 's'}; see the alert summary")
 
 
 # ---------------------------------------------------------------- worker

@@ -181,7 +181,8 @@ def served_status(document: dict[str, Any] | None, config: MonitorConfig, now: d
             "the timer's runs are failing or not happening: see the Function App's log"
         )
     elif added:
-        answer["message"] = f"{len(added)} app(s) configured since the last run are not checked yet: {', '.join(a['facility'] for a in added)}"
+        some = f"{len(added)} app configured since the last run is" if len(added) == 1 else f"{len(added)} apps configured since the last run are"
+        answer["message"] = f"{some} not checked yet: {', '.join(a['facility'] for a in added)}"
     return answer
 
 

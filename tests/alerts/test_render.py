@@ -334,6 +334,11 @@ def test_one_huge_alert_is_kept_and_shortened() -> None:
     assert card_errors(card) == []
 
 
+def test_one_step_left_out_is_one_step() -> None:
+    shown = card_text(card_of(teams_message(Notice("ops", (alert(steps=tuple(f"step {n}" for n in range(31))),)))))
+    assert "… and 1 more step on the status page" in shown and "1 more steps" not in shown
+
+
 HOSTILE = '<script>alert("x")</script> & [click](https://evil.example) **bold**'
 
 
