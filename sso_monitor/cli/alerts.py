@@ -14,9 +14,10 @@ from sso_monitor.alerts.decisions import parse_until, snooze_problem
 from sso_monitor.checks.findings import CODES
 from sso_monitor.checks.run import CheckReport
 from sso_monitor.cli.exits import EXIT_MONITOR_FAILED
+from sso_monitor.cli.output import write_json
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import MonitorError
-from sso_monitor.service import MonitorService
+from sso_monitor.service import MonitorService, to_json
 
 DEFAULT_STATE = Path(".sso-monitor/alert-state.json")
 
@@ -65,7 +66,18 @@ def deliver(state: Path, err: IO[str], send: Callable[[], Awaitable[list[str]]])
 
 
 def snooze_command(
-    config: MonitorConfig, facility: str, code: str, until: str, *, reason: str, who: str, state: Path, now: datetime, out: IO[str], err: IO[str]
+    config: MonitorConfig,
+    facility: str,
+    code: str,
+    until: str,
+    *,
+    reason: str,
+    who: str,
+    state: Path,
+    now: datetime,
+    out: IO[str],
+    err: IO[str],
+    as_json: bool = False,
 ) -> int:
     # What is snoozed first, then until when: the first problem named is the one to fix first.
     app = config.app(facility)
@@ -95,14 +107,17 @@ def snooze_command(
 
     service = MonitorService(config, alert_state=state)
 
-    async def run() -> None:
+    async def run() -> Any:
         # the configured name: "ACME" would be stored as a snooze nothing ever matches
-        await service.snooze(app, code, end, who, reason, now)
+        return await service.snooze(app, code, end, who, reason, now)
 
     try:
-        _stored(state, run)
+        snoozed = _stored(state, run)
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_MONITOR_FAILED
-    out.write(f"{app.facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
+    if as_json:
+        write_json(to_json(snoozed), out)
+    else:
+        out.write(f"{app.facility}: {code} snoozed until {end:%Y-%m-%d %H:%M} UTC\n")
     return 0

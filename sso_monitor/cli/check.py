@@ -10,12 +10,12 @@ from typing import IO
 
 from rich.progress import Progress as Bar
 
-from sso_monitor.checks.report import write_json, write_table
 from sso_monitor.checks.run import CheckReport, select_apps
 from sso_monitor.cli.alerts import send_check_alerts
 from sso_monitor.cli.exits import EXIT_MONITOR_FAILED, exit_code, worst_exit
+from sso_monitor.cli.output import plural, write_json, write_report
 from sso_monitor.config import MonitorConfig
-from sso_monitor.service import MonitorService
+from sso_monitor.service import MonitorService, check_json
 
 
 def check_and_report(
@@ -43,13 +43,13 @@ def check_and_report(
     if reports is not None:
         reports.append(report)
     if as_json:
-        write_json(report, out)
+        write_json(check_json(report), out)
     else:
-        write_table(report, out, color=out.isatty())
+        write_report(report, out)
     code = exit_code(report)
     if code == EXIT_MONITOR_FAILED:  # the report says why; a script reading only stderr learns it too
         failed = len(report.results)
-        err.write(f"sso-monitor: no app could be checked ({failed} of {failed} failed; see the report's errors)\n")
+        err.write(f"sso-monitor: no app could be checked ({failed} of {plural(failed, 'app')} failed; see the report's errors)\n")
     if alert_state is not None:
         if not send_check_alerts(config, report, moment, alert_state, err):
             code = worst_exit(code, EXIT_MONITOR_FAILED)

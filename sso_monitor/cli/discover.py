@@ -286,7 +286,8 @@ def _print_text(discovery: Any, written: Path | None, wrote: bool | None, out: I
 
 
 def _print_json(discovery: Any, written: Path | None, wrote: bool | None, out: IO[str]) -> None:
-    import json
+    from sso_monitor.cli.output import write_json
+    from sso_monitor.service import to_json
 
     added = set(discovery.merge.added)
     owners = _owner_commands(discovery)
@@ -318,4 +319,4 @@ def _print_json(discovery: Any, written: Path | None, wrote: bool | None, out: I
         "missing": discovery.missing,
         "written": str(written) if wrote else None,
     }
-    out.write(json.dumps(document, indent=2) + "\n")
+    write_json(to_json(document), out)  # the one JSON style (findings' details camelCase too)

@@ -22,6 +22,10 @@ from sso_monitor.redact import scrub
 # docs/decisions.md, "Exit codes": a command that cannot run is the monitor failing, not "critical"
 EXIT_USAGE = EXIT_MONITOR_FAILED
 
+CONFIG_HELP = "configuration file, or the JSON itself (default: the SSO_MONITOR_CONFIG setting, a path or the JSON)"
+JSON_HELP = "machine-readable output: JSON with camelCase keys and ISO 8601 UTC times, as the admin API answers"
+FACILITY_HELP = "the facility (SmartTrace instance name) as configured, e.g. riverside"
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, exiting 3 on bad usage (its own 2 would read as "critical")."""
@@ -47,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail (never secret values)")
     # --config before the command too (`sso-monitor --config .sandbox/apps.json check`); the
     # commands' own --config defaults to SUPPRESS so that, absent there, it leaves this one alone.
-    parser.add_argument("--config", help="configuration file, or the JSON itself (default: the SSO_MONITOR_CONFIG setting, a path or the JSON)")
+    parser.add_argument("--config", help=CONFIG_HELP)
     # -v after the command too (`sso-monitor check -v`); SUPPRESS: absent there, it
     # leaves the one given before the command alone.
     verbose = _Parser(add_help=False)
@@ -71,54 +75,58 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     check = command("check", help="check every configured app (or one) and report")
-    check.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (default: the SSO_MONITOR_CONFIG setting: a path or the JSON itself)")
+    check.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     check.add_argument("--app", metavar="FACILITY", help="check only this facility")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--json", action="store_true", help=JSON_HELP + "; each app's secretExpires and daysLeft as fields")
     check.add_argument("--alert", action="store_true", help="also send alerts through the configured channels (each change once)")
     check.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
 
     snooze = command("snooze", help="silence alerts for one finding of one facility until a date")
-    snooze.add_argument("facility")
+    snooze.add_argument("facility", help=FACILITY_HELP)
     snooze.add_argument("code", help="the finding code, e.g. LOGOUT_URL_MISMATCH (docs/checks.md)")
     snooze.add_argument("--until", required=True, help="ISO date or date-time (UTC), e.g. 2026-12-31")
     snooze.add_argument("--reason", default="", help="why (kept with the snooze)")
     snooze.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
-    snooze.add_argument("--config", default=argparse.SUPPRESS)
+    snooze.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    snooze.add_argument("--json", action="store_true", help=JSON_HELP)
 
     rotate = command("rotate", help="rotate one facility's client secret when due (or --force)")
-    rotate.add_argument("facility")
-    rotate.add_argument("--config", default=argparse.SUPPRESS, help="configuration file (default: SSO_MONITOR_CONFIG)")
+    rotate.add_argument("facility", help=FACILITY_HELP)
+    rotate.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
     rotate.add_argument("--dry-run", action="store_true", help="print the plan; change nothing anywhere")
     rotate.add_argument("--force", action="store_true", help="rotate even if the current secret is not due")
-    rotate.add_argument("--json", action="store_true")
+    rotate.add_argument("--json", action="store_true", help=JSON_HELP)
     rotate.add_argument("--alert", action="store_true", help="also send the rotation's events through the configured channels")
     rotate.add_argument("--alert-state", type=Path, default=None, help="where --alert remembers what it said (default .sso-monitor/alert-state.json)")
 
     status = command("status", help="the stage of each app's rotation")
-    status.add_argument("--config", default=argparse.SUPPRESS)
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
 
     confirm = command("confirm", help="confirm SmartTrace holds the new secret (manual handoff)")
-    confirm.add_argument("facility")
+    confirm.add_argument("facility", help=FACILITY_HELP)
     confirm.add_argument("--key-id", required=True, help="the new secret's keyId, as given in the handoff message")
-    confirm.add_argument("--config", default=argparse.SUPPRESS)
+    confirm.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    confirm.add_argument("--json", action="store_true", help=JSON_HELP)
     confirm.add_argument("--alert", action="store_true", help="also send the completion through the configured channels")
     confirm.add_argument("--alert-state", type=Path, default=None, help="the alert state file (default .sso-monitor/alert-state.json)")
 
     push = command("push", help="push the secret SmartTrace should hold to it again (http handoff)")
-    push.add_argument("facility")
+    push.add_argument("facility", help=FACILITY_HELP)
     push.add_argument("--dry-run", action="store_true", help="say what would be pushed; send nothing")
-    push.add_argument("--config", default=argparse.SUPPRESS)
+    push.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    push.add_argument("--json", action="store_true", help=JSON_HELP)
 
     adopt = command("adopt", help="bring an existing hand-made secret under management")
-    adopt.add_argument("facility")
+    adopt.add_argument("facility", help=FACILITY_HELP)
     adopt.add_argument("--key-id", help="the credential's keyId, when its hint is ambiguous")
     adopt.add_argument("--from-vault", action="store_true", help="the value is already in Key Vault; read nothing from standard input")
-    adopt.add_argument("--config", default=argparse.SUPPRESS)
+    adopt.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+    adopt.add_argument("--json", action="store_true", help=JSON_HELP)
 
     demo = command("demo", help="start the sandbox and show the monitor at work on it")
     demo.add_argument("--scenario", type=Path, help="scenario file (default: the built-in demo scenario)")
-    demo.add_argument("--json", action="store_true", help="machine-readable output")
+    demo.add_argument("--json", action="store_true", help=JSON_HELP)
     discovering.arguments(command("discover", help="find the tenant's SmartTrace app registrations, their health, and write or merge their configuration"))
     return parser
 
@@ -293,6 +301,7 @@ def _run_command(args: argparse.Namespace, config) -> int:
             now=datetime.now(UTC),
             out=sys.stdout,
             err=sys.stderr,
+            as_json=args.json,
         )
     import sso_monitor.cli.rotate as rotating
 
@@ -301,10 +310,10 @@ def _run_command(args: argparse.Namespace, config) -> int:
     if args.command == "status":
         return rotating.status_command(config, as_json=args.json)
     if args.command == "confirm":
-        return rotating.confirm_command(config, args.facility, args.key_id, _who(), alert_state=alert_state)
+        return rotating.confirm_command(config, args.facility, args.key_id, _who(), as_json=args.json, alert_state=alert_state)
     if args.command == "push":
-        return rotating.push_command(config, args.facility, _who(), dry_run=args.dry_run)
-    return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault)
+        return rotating.push_command(config, args.facility, _who(), dry_run=args.dry_run, as_json=args.json)
+    return rotating.adopt_command(config, args.facility, key_id=args.key_id, from_vault=args.from_vault, as_json=args.json)
 
 
 def _who() -> str:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import json
 import sys
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -14,10 +12,11 @@ from typing import IO, Any
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.cli.alerts import deliver
 from sso_monitor.cli.exits import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
+from sso_monitor.cli.output import write_json
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import MonitorError
 from sso_monitor.models import SecretValue
-from sso_monitor.service import MonitorService, Outcome
+from sso_monitor.service import MonitorService, Outcome, outcome_json, statuses_json
 
 
 def _app(config: MonitorConfig, facility: str, err: IO[str]) -> AppConfig | None:
@@ -52,14 +51,7 @@ def event_lines(events: list[Any]) -> list[str]:
 def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
     result = outcome.result
     if as_json:
-        events = [{**{k: v for k, v in asdict(e).items() if k != "handoff"}, "steps": handoff_steps(e.handoff) if e.handoff else []} for e in outcome.events]
-        json.dump(
-            {"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": result.actions, "error": result.error, "events": events},
-            out,
-            indent=2,
-            default=str,
-        )
-        out.write("\n")
+        write_json(outcome_json(outcome), out)
         return
     for line in result.actions:
         out.write(f"  {line}\n")
@@ -109,6 +101,7 @@ def confirm_command(
     key_id: str,
     who: str,
     *,
+    as_json: bool = False,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     service: MonitorService | None = None,
@@ -124,7 +117,7 @@ def confirm_command(
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_CRITICAL
-    _print_result(outcome, out, False)
+    _print_result(outcome, out, as_json)
     alerted = _alert(service, outcome, alert_state, err)
     return worst_exit(EXIT_CRITICAL if outcome.result.error else EXIT_OK, EXIT_OK if alerted else EXIT_MONITOR_FAILED)
 
@@ -135,6 +128,7 @@ def push_command(
     who: str,
     *,
     dry_run: bool = False,
+    as_json: bool = False,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
     service: MonitorService | None = None,
@@ -154,7 +148,7 @@ def push_command(
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_CRITICAL
-    _print_result(outcome, out, False)
+    _print_result(outcome, out, as_json)
     return EXIT_CRITICAL if outcome.result.error else EXIT_OK
 
 
@@ -170,8 +164,7 @@ def status_command(
     for facility, problem in failures:
         err.write(f"sso-monitor: {facility}: the rotation stage could not be read: {problem}\n")
     if as_json:
-        json.dump({"apps": [asdict(s) for s in statuses], "errors": [{"facility": f, "error": e} for f, e in failures]}, out, indent=2, default=str)
-        out.write("\n")
+        write_json(statuses_json(statuses, failures), out)
         return code
     for status in statuses:
         expires = f", expires {status.current_expires:%Y-%m-%d}" if status.current_expires else ""
@@ -187,6 +180,7 @@ def adopt_command(
     *,
     key_id: str | None,
     from_vault: bool,
+    as_json: bool = False,
     stdin: IO[str] | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
@@ -209,7 +203,7 @@ def adopt_command(
     except MonitorError as exc:
         err.write(f"sso-monitor: {exc}\n")
         return EXIT_CRITICAL
-    _print_result(outcome, out, False)
+    _print_result(outcome, out, as_json)
     return EXIT_CRITICAL if outcome.result.error else EXIT_OK
 
 

@@ -129,7 +129,7 @@ def test_check_when_no_app_could_be_checked_exits_3(sandbox, ids, cli):
     sandbox.faults.add("status", service="vault", status=403)
     sandbox.faults.add("status", service="graph", status=403)
     run = cli("check", alert=False)
-    assert run.code == 3 and "1 error of 1 apps" in run.out, run
+    assert run.code == 3 and "1 app: 0 ok, 0 warnings, 0 critical, 1 error" in run.out, run
     assert "no app could be checked" in run.err  # for a script that reads only stderr
 
 

@@ -79,12 +79,12 @@ POSITIONALS = {"snooze": ("facility", "code"), "rotate": ("facility",), "confirm
 OPTIONS: dict[str, dict[str, str | None]] = {
     "sandbox": {"--scenario": "scenario", "--state-dir": "path"},
     "check": {"--config": "config", "--app": "facility", "--json": None, "--alert": None, "--alert-state": "state"},
-    "snooze": {"--until": "until", "--reason": "reason", "--alert-state": "state", "--config": "config"},
+    "snooze": {"--until": "until", "--reason": "reason", "--alert-state": "state", "--config": "config", "--json": None},
     "rotate": {"--config": "config", "--dry-run": None, "--force": None, "--json": None, "--alert": None, "--alert-state": "state"},
     "status": {"--config": "config", "--json": None},
-    "confirm": {"--key-id": "key_id", "--config": "config", "--alert": None, "--alert-state": "state"},
-    "push": {"--dry-run": None, "--config": "config"},
-    "adopt": {"--key-id": "key_id", "--from-vault": None, "--config": "config"},
+    "confirm": {"--key-id": "key_id", "--config": "config", "--json": None, "--alert": None, "--alert-state": "state"},
+    "push": {"--dry-run": None, "--config": "config", "--json": None},
+    "adopt": {"--key-id": "key_id", "--from-vault": None, "--config": "config", "--json": None},
     "demo": {"--scenario": "scenario", "--json": None},
 }
 # Present in almost every example: without them the command has little to chew on

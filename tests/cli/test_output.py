@@ -1,19 +1,36 @@
-"""Output that fits scripts and people: fix texts that name the real facility, its URLs and ids."""
+"""Output that fits scripts and people: one JSON style for every command's --json (the
+admin API's, service.to_json), each app's expiry as fields, fix texts that name the
+real facility, a table on a terminal
+(its width, NO_COLOR) and plain lines when piped, -v anywhere, and help for every
+option."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import os
+import re
+import select
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
+import sso_monitor.cli.entry as cli
+from sso_monitor.cli.check import check_and_report
 from sso_monitor.config import parse_config
 from sso_sandbox.settings import monitor_document
+from tests.functions.json_style import assert_style, style_problems
 
 from .harness import assert_clean, issued, run_cli
+from .test_subprocess import clean_environment
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # any SGR sequence: colour, bold, italic, reset
+BOX = set("┏┳┓┃┡╇┩│├┼┤└┴┘━─")
 HANDOFF_TOKEN = "smarttrace-handoff-token"
 
 
@@ -47,6 +64,64 @@ def acme(sandbox, ids, tmp_path, monkeypatch):
     return run
 
 
+# ---------------------------------------------------------------- JSON style across commands
+
+
+def test_every_command_answers_json_in_one_style(acme, sandbox, ids, tmp_path):
+    secret = sandbox.world.facility("acme").client_secret
+    until = (sandbox.world.now() + timedelta(days=5)).strftime("%Y-%m-%d")
+    outputs = {}
+    for name, args, stdin in [
+        ("check", ["check"], b""),
+        ("status", ["status"], b""),
+        ("rotate --dry-run", ["rotate", "acme", "--dry-run", "--force"], b""),
+        ("adopt", ["adopt", "acme"], secret.encode() + b"\n"),
+        ("push", ["push", "acme"], b""),
+        ("snooze", ["snooze", "acme", "SECRET_EXPIRING", "--until", until, "--alert-state", str(tmp_path / "alerts.json")], b""),
+        ("rotate", ["rotate", "acme", "--force"], b""),
+    ]:
+        run = acme(*args, "--json", stdin=stdin)
+        assert run.code in (0, 1), (name, run)
+        outputs[name] = json.loads(run.out)
+    for name, document in outputs.items():
+        assert not style_problems(document), (name, style_problems(document)[:5])
+    # the shapes scripts read
+    assert outputs["status"]["apps"][0]["currentExpires"].endswith("Z")  # was "2027-02-09 06:08:23+00:00"
+    assert outputs["rotate"]["keyId"] and outputs["rotate"]["stage"] == "current" and outputs["rotate"]["events"][0]["tenantId"] == ids.tenant_id
+    assert outputs["push"]["keyId"] == ids.smarttrace_key_id
+    assert outputs["snooze"]["until"] == f"{until}T00:00:00Z" and outputs["snooze"]["code"] == "SECRET_EXPIRING"
+
+
+def test_check_json_carries_each_apps_expiry_as_fields(acme, ids):
+    run = acme("check", "--json")
+    report = json.loads(run.out)
+    (app,) = report["apps"]
+    expiring = next(f for f in app["findings"] if f["code"] == "SECRET_EXPIRING")
+    assert app["daysLeft"] in (9, 10) and app["daysLeft"] == expiring["details"]["daysLeft"]
+    assert app["secretExpires"].endswith("Z") and app["secretExpires"][:10] in expiring["message"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["generatedAt"])
+
+
+def test_confirm_answers_json_in_the_style(acme, sandbox, ids, tmp_path):
+    """A manual handoff's rotation, then its confirmation, both as JSON."""
+    document = json.loads(acme.path.read_text())
+    document["apps"][0].pop("handoff")
+    manual = tmp_path / "manual.json"
+    manual.write_text(json.dumps(document))
+    rotated = run_cli(["rotate", "acme", "--force", "--json", "--config", str(manual)])
+    assert rotated.code == 0, rotated
+    answer = json.loads(rotated.out)
+    assert answer["stage"] == "awaiting-confirmation" and any(e["steps"] for e in answer["events"])
+    world = sandbox.world
+    world.facility("acme").client_secret = next(
+        v.value for v in world.vault(ids.vault_name).secrets[ids.vault_secret_name].versions if v.tags.get("keyId") == answer["keyId"]
+    )
+    confirmed = run_cli(["confirm", "acme", "--key-id", answer["keyId"], "--json", "--config", str(manual)])
+    assert confirmed.code == 0, confirmed
+    assert_style(answer)
+    assert_style(json.loads(confirmed.out))
+
+
 # ---------------------------------------------------------------- fix texts
 
 
@@ -60,3 +135,133 @@ def test_fix_texts_name_the_facility_and_its_urls(acme, sandbox, ids):
     text = acme("check").out
     for placeholder in ("FACILITY", "<facility>", "your SmartTrace app", "the expected URL"):
         assert placeholder not in text and placeholder not in json.dumps(report), placeholder
+
+
+def test_counts_agree_in_number(acme):
+    out = acme("check").out
+    assert "1 app: 0 ok, 1 warning, 0 critical, 0 errors" in out
+    assert "1 apps" not in out
+
+
+# ---------------------------------------------------------------- terminals and pipes
+
+
+def colours(text: str) -> list[str]:
+    """The SGR sequences in ``text`` that set a colour (NO_COLOR allows bold and italic)."""
+    found = []
+    for sequence in ANSI_COLOUR.findall(text):
+        codes = [int(c) for c in sequence[2:-1].split(";") if c]
+        if any(30 <= c <= 49 or 90 <= c <= 107 for c in codes):
+            found.append(sequence)
+    return found
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_piped_output_is_plain_lines_at_any_width(acme):
+    out = acme("check").out
+    assert not BOX & set(out) and not ANSI_COLOUR.search(out)
+    assert max(len(line) for line in out.splitlines()) != 160 and not any(line.endswith(" ") for line in out.splitlines())
+    # one line per finding and one per fix, whole: grep finds them
+    (expiring,) = [line for line in out.splitlines() if "SECRET_EXPIRING" in line]
+    assert expiring.startswith("  SECRET_EXPIRING Client secret ") and expiring.rstrip().endswith("UTC.")
+    assert any(line.startswith("    fix: Let the monitor rotate it (sso-monitor rotate acme)") for line in out.splitlines())
+    (heading,) = [line for line in out.splitlines() if line.startswith("acme: ")]
+    assert re.fullmatch(r"acme: warning \(tenant [0-9a-f-]{36}, app [0-9a-f-]{36}; secret expires \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, (9|10) days left\)", heading)
+
+
+@pytest.mark.parametrize("columns", [72, 100, 200])
+def test_a_terminal_gets_a_table_of_its_width(acme, monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = Terminal()
+    check_and_report(acme.config(), out=out, err=io.StringIO())
+    text = ANSI_COLOUR.sub("", out.getvalue())
+    assert BOX & set(text), text
+    widths = {len(line) for line in text.splitlines() if line.startswith(("┏", "│", "└"))}
+    assert widths == {columns}, widths
+
+
+def test_no_color_is_respected(acme, monkeypatch):
+    coloured = Terminal()
+    check_and_report(acme.config(), out=coloured, err=io.StringIO())
+    assert colours(coloured.getvalue())
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    check_and_report(acme.config(), out=plain, err=io.StringIO())
+    assert colours(plain.getvalue()) == [] and BOX & set(plain.getvalue())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal with a window size (Linux)")
+def test_a_real_terminal_sets_the_width(acme, sandbox, tmp_path):
+    """As a user runs it: a process whose standard output is a pseudo-terminal 90
+    columns wide (no COLUMNS setting) draws its table 90 wide."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 90, 0, 0))
+    environ = clean_environment(tmp_path, {k: v for k, v in os.environ.items() if k.startswith("SSO_MONITOR_SANDBOX_SECRET_")})
+    for key in ("COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR"):
+        environ.pop(key, None)
+    environ["TERM"] = "xterm-256color"
+    command = [sys.executable, "-m", "sso_monitor.cli.entry", "check", "--config", str(acme.path)]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=child, stderr=subprocess.PIPE, env=environ, cwd=tmp_path)
+    os.close(child)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([main], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    process.wait(timeout=60)
+    os.close(main)
+    text = ANSI_COLOUR.sub("", shown.decode("utf-8", "replace")).replace("\r\n", "\n")
+    assert process.returncode == 1, process.stderr.read() if process.stderr else ""
+    widths = {len(line) for line in text.splitlines() if line.startswith(("┏", "│", "└"))}
+    assert widths == {90}, text
+
+
+# ---------------------------------------------------------------- the command line itself
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-v", "rotate", "acme", "--dry-run"],
+        ["rotate", "-v", "acme", "--dry-run"],
+        ["rotate", "acme", "-v", "--dry-run"],
+        ["rotate", "acme", "--dry-run", "-v"],
+        ["check", "--json", "-v"],
+    ],
+)
+def test_verbose_before_or_after_the_command(acme, argv):
+    run = acme(*argv)
+    assert run.code in (0, 1) and run.verbose, run
+
+
+def test_every_option_has_help():
+    parser = cli._parser()
+    missing = []
+
+    def walk(node: argparse.ArgumentParser, where: str) -> None:
+        for action in node._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{where} {name}")
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(parser, "sso-monitor")
+    assert missing == []
