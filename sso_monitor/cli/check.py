@@ -42,10 +42,17 @@ def check_and_report(
     report = asyncio.run(_checked(config, apps, moment, err, show_progress=not as_json))
     if reports is not None:
         reports.append(report)
+    missing = no_credential(config, report)
     if as_json:
         write_json(check_json(report), out)
-    else:
+    elif missing is None:
         write_report(report, out)
+    if missing is not None:
+        # Every app failed the same way, for want of any credential: said once, with the
+        # command that fixes it, instead of the same failure for every app. (No alert
+        # either: the channels' secrets are in the same Key Vault.)
+        err.write(f"sso-monitor: {missing}\n")
+        return EXIT_MONITOR_FAILED
     code = exit_code(report)
     if code == EXIT_MONITOR_FAILED:  # the report says why; a script reading only stderr learns it too
         failed = len(report.results)
@@ -73,3 +80,45 @@ def _console(stream: IO[str]):
     from rich.console import Console
 
     return Console(file=stream)
+
+
+# What azure-identity says when it has no credential to try at all (CredentialUnavailableError,
+# and DefaultAzureCredential's summary of its chain), as the adapters pass its first line on
+# in the check's CHECK_FAILED messages ("getting a token for the vault failed: ...").
+NO_CREDENTIAL_SIGNS = (
+    "DefaultAzureCredential failed to retrieve a token from the included credentials",
+    "ManagedIdentityCredential authentication unavailable",
+    "No managed identity endpoint found",
+    "Azure CLI not found on path",
+    "Please run 'az login'",
+)
+
+
+def _without_credential(text: str) -> bool:
+    return any(sign in text for sign in NO_CREDENTIAL_SIGNS)
+
+
+def no_credential(config: MonitorConfig, report: CheckReport) -> str | None:
+    """What to say, once, when no app could be read because the monitor has no credential
+    at all (no `az login` here, no managed identity): every app's check failed for it. None
+    when any app got further (then the report says what is wrong, app by app)."""
+    if not report.results:
+        return None
+    for result in report.results:
+        failed = [f for f in result.findings if f.code == "CHECK_FAILED"]
+        if not failed or not any(_without_credential(f.message) for f in failed):
+            return None
+    tenants = sorted({r.app.tenant_id for r in report.results})
+    where = "tenant " + tenants[0] if len(tenants) == 1 else "tenants " + ", ".join(tenants)
+    home = config.home_tenant_id
+    kind = config.identity_for(home).kind
+    if kind == "default":
+        return (
+            f"no Azure credential: the monitor could not get a token for {where} (no `az login` here, no managed identity), so no app was checked. "
+            f"Run `az login --tenant {home}` and try again (in Azure, the Function App's managed identity is used)."
+        )
+    return (
+        f"no Azure credential: the monitor could not get a token for {where} (no managed identity here), so no app was checked. "
+        f"identities.{home} asks for the Function App's managed identity: run this where it is assigned, or locally set "
+        f'identities.{home} to {{"kind": "default"}} and run `az login --tenant {home}`.'
+    )

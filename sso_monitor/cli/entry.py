@@ -230,6 +230,9 @@ def _main(args: argparse.Namespace) -> int:
         # Our own report states them as findings, so keep the SDKs' chatter out.
         for noisy in ("azure", "msal", "httpx", "kiota_http"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+        # The check's Key Vault reads: each failure is its app's CHECK_FAILED finding
+        # already (a warning per app said it again, 500 times without a credential).
+        logging.getLogger("sso_monitor.adapters.keyvault.reader").setLevel(logging.ERROR)
     if args.command in ("sandbox", "demo"):
         return _sandbox_command(args)
     if args.command == "discover":

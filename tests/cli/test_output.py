@@ -1,6 +1,6 @@
 """Output that fits scripts and people: one JSON style for every command's --json (the
 admin API's, service.to_json), each app's expiry as fields, fix texts that name the
-real facility, a table on a terminal
+real facility, one message and exit 3 without any credential, a table on a terminal
 (its width, NO_COLOR) and plain lines when piped, -v anywhere, and help for every
 option."""
 
@@ -24,7 +24,7 @@ from sso_monitor.config import parse_config
 from sso_sandbox.settings import monitor_document
 from tests.functions.json_style import assert_style, style_problems
 
-from .harness import assert_clean, issued, run_cli
+from .harness import assert_clean, issued, loopback_only, run_cli
 from .test_subprocess import clean_environment
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
@@ -141,6 +141,43 @@ def test_counts_agree_in_number(acme):
     out = acme("check").out
     assert "1 app: 0 ok, 1 warning, 0 critical, 0 errors" in out
     assert "1 apps" not in out
+
+
+# ---------------------------------------------------------------- no credential at all
+
+
+def test_no_credential_is_said_once_with_the_command_that_fixes_it(acme, sandbox, ids, tmp_path, monkeypatch):
+    """No `az login`, no managed identity: DefaultAzureCredential's production chain
+    (environment, workload identity, managed identity) has nothing to offer, and IMDS
+    does not answer (no network but the loopback)."""
+    document = json.loads(acme.path.read_text())
+    document["identities"] = {}  # the home tenant's default: DefaultAzureCredential
+    path = tmp_path / "no-credential.json"
+    path.write_text(json.dumps(document))
+    for key in list(os.environ):
+        if key.startswith(("AZURE_", "IDENTITY_", "MSI_", "IMDS_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "prod")  # no developer credential (az, azd, PowerShell, VS Code) even where one exists
+    before = len(sandbox.world.requests)
+    with loopback_only():
+        run = run_cli(["check", "--config", str(path)])
+        as_json = run_cli(["check", "--json", "--config", str(path)])
+    assert_clean(run)
+    assert run.code == 3 and run.out == "", run
+    lines = run.err.strip().splitlines()
+    assert len(lines) == 1, run.err
+    (said,) = lines
+    assert said.startswith("sso-monitor: no Azure credential") and f"az login --tenant {ids.tenant_id}" in said, said
+    assert "DefaultAzureCredential" not in said and len(said) < 500
+    assert as_json.code == 3 and json.loads(as_json.out)["apps"][0]["status"] == "error" and as_json.err.count("\n") == 1
+    assert all(r.service != "graph" for r in list(sandbox.world.requests)[before:])  # no Graph call got through
+
+
+def test_a_check_that_failed_for_another_reason_keeps_its_report(acme, sandbox):
+    sandbox.faults.add("status", service="vault", status=403)
+    sandbox.faults.add("status", service="graph", status=403)
+    run = acme("check")
+    assert run.code == 3 and "CHECK_FAILED" in run.out and "no Azure credential" not in run.err
 
 
 # ---------------------------------------------------------------- terminals and pipes
