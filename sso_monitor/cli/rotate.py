@@ -16,6 +16,7 @@ from sso_monitor.cli.output import write_json
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import MonitorError
 from sso_monitor.models import SecretValue
+from sso_monitor.rotation.protocol import Clock, RotationSettings, SystemClock
 from sso_monitor.service import MonitorService, Outcome, outcome_json, statuses_json
 
 
@@ -62,6 +63,44 @@ def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
         out.write(f"error: {result.error}\n")
 
 
+class PropagationLine:
+    """The rotation's clock, saying on a terminal that the run is waiting: its one sleep is
+    the verify step's, between token requests with the new secret while Entra propagates
+    it (rotation.protocol.Rotator._verify). One line, rewritten in place, gone at the end."""
+
+    def __init__(self, clock: Clock, stream: IO[str], facility: str, deadline: float) -> None:
+        self._clock, self._stream = clock, stream
+        self._facility, self._deadline = facility, deadline
+        self._since: datetime | None = None
+        self.shown = False
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        if self._since is None:
+            self._since = self._clock.now()
+        waited = (self._clock.now() - self._since).total_seconds()
+        self._stream.write(
+            f"\r\x1b[2K{self._facility}: waiting for Entra to accept the new secret (propagation): {waited:.0f} s so far, at most {self._deadline:g} s"
+        )
+        self._stream.flush()
+        self.shown = True
+        await self._clock.sleep(seconds)
+
+    def clear(self) -> None:
+        if self.shown:
+            self._stream.write("\r\x1b[2K")
+            self._stream.flush()
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (ValueError, OSError):
+        return False
+
+
 def _alert(service: MonitorService, outcome: Outcome, alert_state: Path | None, err: IO[str]) -> bool:
     """With --alert: the run's events to the channels (True when all went, or nothing to do)."""
     if alert_state is None or not outcome.events:
@@ -81,13 +120,25 @@ def rotate_command(
     err: IO[str] | None = None,
     service: MonitorService | None = None,
     alert_state: Path | None = None,
+    clock: Clock | None = None,
 ) -> int:
+    """``clock``: the rotation's time (default the system's); on a terminal, a line on
+    ``err`` shows the wait for propagation."""
     out, err = out or sys.stdout, err or sys.stderr
     app = _app(config, facility, err)
     if app is None:
         return EXIT_MONITOR_FAILED
-    service = service or MonitorService(config)
-    outcome = _run(service, lambda: service.rotate(app, dry_run=dry_run, force=force))
+    line = None
+    if service is None:
+        if _is_terminal(err):
+            deadline = RotationSettings.from_config(config).verify_deadline
+            clock = line = PropagationLine(clock or SystemClock(), err, app.facility, deadline)
+        service = MonitorService(config, clock=clock)
+    try:
+        outcome = _run(service, lambda: service.rotate(app, dry_run=dry_run, force=force))
+    finally:
+        if line is not None:
+            line.clear()
     if dry_run and not as_json:
         out.write(f"Dry run for {facility}: nothing was changed.\n")
     _print_result(outcome, out, as_json)

@@ -1,8 +1,8 @@
 """Output that fits scripts and people: one JSON style for every command's --json (the
 admin API's, service.to_json), each app's expiry as fields, fix texts that name the
 real facility, one message and exit 3 without any credential, a table on a terminal
-(its width, NO_COLOR) and plain lines when piped, -v anywhere, and help for every
-option."""
+(its width, NO_COLOR) and plain lines when piped, -v anywhere, help for every option,
+and a progress line while a rotation waits for propagation (on a terminal only)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ import pytest
 
 import sso_monitor.cli.entry as cli
 from sso_monitor.cli.check import check_and_report
+from sso_monitor.cli.rotate import rotate_command
 from sso_monitor.config import parse_config
+from sso_sandbox.clock import SimulatedClock
 from sso_sandbox.settings import monitor_document
 from tests.functions.json_style import assert_style, style_problems
 
@@ -302,3 +304,24 @@ def test_every_option_has_help():
 
     walk(parser, "sso-monitor")
     assert missing == []
+
+
+# ---------------------------------------------------------------- the wait for propagation
+
+
+def test_a_terminal_sees_the_wait_for_propagation(acme, sandbox, ids, monkeypatch):
+    sandbox.world.tenant(ids.tenant_id).propagation_delay = timedelta(seconds=20)
+    document = json.loads(acme.path.read_text())
+    document["verify"] = {"successes": 1, "intervalSeconds": 2, "deadlineSeconds": 120}
+    config = parse_config(document, {k: v for k, v in os.environ.items() if k.startswith("SSO_MONITOR_SANDBOX_SECRET_")})
+    err = Terminal()
+    code = rotate_command(config, "acme", dry_run=False, force=True, out=io.StringIO(), err=err, clock=SimulatedClock(sandbox.world))
+    assert code == 0, err.getvalue()
+    shown = err.getvalue()
+    assert "acme: waiting for Entra to accept the new secret (propagation)" in shown and "at most 120 s" in shown
+    assert shown.endswith("\r\x1b[2K")  # the line is gone once the rotation goes on
+
+    piped = io.StringIO()
+    sandbox.world.tenant(ids.tenant_id).propagation_delay = timedelta(seconds=20)
+    assert rotate_command(config, "acme", dry_run=False, force=True, out=io.StringIO(), err=piped, clock=SimulatedClock(sandbox.world)) == 0
+    assert piped.getvalue() == ""
