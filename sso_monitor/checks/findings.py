@@ -3,6 +3,7 @@ of SmartTrace's setup guide. docs/checks.md is checked against this table."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
@@ -247,6 +248,7 @@ _FILLED = {
     "ORPHAN_CREDENTIAL": "The next run's sweep removes it after the safety window; to remove it now, delete Secret ID {key_id} under {portal} > Certificates & secrets.",
 }
 _ENTERPRISE_APP = "Enterprise applications > SmartTrace"
+_PLACEHOLDER = re.compile(r"\b(?:FACILITY|APP_ID|KEY_ID|MONITOR_OBJECT_ID)\b")
 
 
 def with_real_names(found: Finding, app: Any, vault_url: str) -> Finding:
@@ -271,6 +273,9 @@ def with_real_names(found: Finding, app: Any, vault_url: str) -> Finding:
     template = _FILLED.get(found.code)
     fix = template.format_map(names) if template else found.fix
     fix = fix.replace(APP_PORTAL, portal).replace(_ENTERPRISE_APP, f"{_ENTERPRISE_APP} (Application ID {app.app_id})")
+    # Any other code's placeholders (a code added without a template above), where known.
+    tokens = {"FACILITY": app.facility, "APP_ID": app.app_id, "KEY_ID": names.get("key_id"), "MONITOR_OBJECT_ID": names.get("monitor_object_id")}
+    fix = _PLACEHOLDER.sub(lambda m: tokens.get(m.group(0)) or m.group(0), fix)
     return replace(found, fix=fix)
 
 

@@ -139,6 +139,24 @@ def test_fix_texts_name_the_facility_and_its_urls(acme, sandbox, ids):
         assert placeholder not in text and placeholder not in json.dumps(report), placeholder
 
 
+def test_no_catalogue_placeholder_is_left_in_any_fix(acme):
+    """Every code, with the facts its finding carries: the fix names this app (a code added
+    later without a template of its own is filled too, from the same names)."""
+    from sso_monitor.checks.findings import CODES, finding, with_real_names
+
+    config = acme.config()
+    (app,) = config.apps
+    facts = {
+        "key_id": "9f0c1d2e-0000-4000-8000-000000000001",
+        "monitor_object_id": "5e6f7a8b-0000-4000-8000-000000000002",
+        "expected": "https://x/y",
+        "url": "https://x",
+    }
+    placeholders = re.compile(r"\bFACILITY\b|<facility>|\bAPP_ID\b|\bKEY_ID\b|\bMONITOR_OBJECT_ID\b|\bNUMBER\b|your SmartTrace app|the expected UR[LI]\b")
+    left = {code: found.fix for code in CODES if placeholders.search((found := with_real_names(finding(code, "m", **facts), app, config.vault_url)).fix)}
+    assert left == {"TOKEN_REQUEST_REFUSED": CODES["TOKEN_REQUEST_REFUSED"].fix}  # the check always writes its fix (NUMBER: the refusal's code)
+
+
 def test_counts_agree_in_number(acme):
     out = acme("check").out
     assert "1 app: 0 ok, 1 warning, 0 critical, 0 errors" in out
