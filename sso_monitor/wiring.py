@@ -62,6 +62,8 @@ def build_rotation_deps(config: MonitorConfig, *, notifier: Notifier | None = No
         lease=lease or LocalLease(),
         clock=clock or SystemClock(),
         vault_url=config.vault_url,
+        # Entra's records for the handoff and the old secret (docs/evidence.md): only when an app asks for them.
+        signins=GraphSignInReader(config) if any(app.sign_ins.enabled or app.handoff.confirmation != "manual" for app in config.apps) else None,
     )
 
 

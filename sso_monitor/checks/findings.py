@@ -194,6 +194,16 @@ CODES: dict[str, CodeInfo] = {
         "signIns is enabled, but Entra's sign-in log could not be read: the monitor's identity lacks AuditLog.Read.All in this tenant, or the tenant has no Microsoft Entra ID P1/P2 licence (the message says which).",
         "Grant AuditLog.Read.All to the monitor's identity with admin consent (docs/deploy.md, optional permissions), or license the tenant for Entra ID P1/P2; or set signIns.enabled to false.",
     ),
+    "OLD_SECRET_STILL_IN_USE": CodeInfo(
+        Severity.CRITICAL,
+        "SmartTrace still signs in with the old secret: Entra's credential-activity report shows the old keyId used after the monitor handed the new one on. The monitor keeps the old secret (it is not removed while it is used); the severity rises as its expiry nears (warning, then error at 14 days, critical at 7).",
+        "Paste the new one: copy the current version of the app's Key Vault secret into SmartTrace (Integrations > Azure Active Directory > pencil > Client secret, Save), then sign in once.",
+    ),
+    "ACTIVITY_REPORT_UNAVAILABLE": CodeInfo(
+        Severity.WARNING,
+        "Entra's credential-activity report cannot confirm a handoff or show an old secret still in use: a 403 (AuditLog.Read.All missing, or no Entra ID P1/P2 licence), not served in this cloud, or empty for a keyId the monitor itself used over a day ago. The rotation falls back to a person's confirmation, and retirement to the grace period.",
+        "Confirm the handoff by hand (sso-monitor confirm FACILITY --key-id KEY_ID) once SmartTrace holds the new secret; to use the report, grant AuditLog.Read.All and license the tenant for Entra ID P1/P2.",
+    ),
     "CHECK_FAILED": CodeInfo(
         Severity.ERROR,
         "The monitor could not complete a check for this app (an error or timeout that outlasted retries).",

@@ -22,10 +22,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sso_monitor.checks.decisions import owner_add_fix
-from sso_monitor.checks.ports import TokenProbe
+from sso_monitor.checks.findings import Finding, Severity, finding
+from sso_monitor.checks.ports import CredentialActivity, SignInLog, SignInReader, TokenProbe
+from sso_monitor.checks.signins import ACTIVITY_MARGIN, activity_confirms, report_unusable, still_used_after
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AnswerLost, ExternalError, LeaseUnavailable, LifetimeExceedsPolicy, MonitorError, NotFound
-from sso_monitor.models import UNSEEN_WINDOW, AppRegistration, PasswordCredentialInfo, ProbeOutcome, SecretValue, days_until, marker_name
+from sso_monitor.models import (
+    UNSEEN_WINDOW,
+    AppRegistration,
+    PasswordCredentialInfo,
+    ProbeOutcome,
+    Problem,
+    ReadFailure,
+    SecretValue,
+    days_until,
+    marker_name,
+    unstamp,
+)
 from sso_monitor.rotation.ports import AppWriter, HeldLease, Lease, LifetimePolicy, NewCredential, SecretPusher, VaultVersion, VaultWriter
 from sso_monitor.rotation.state import (
     ABANDONED,
@@ -61,6 +74,9 @@ from sso_monitor.rotation.state import (
 )
 
 log = logging.getLogger(__name__)
+
+ACTIVITY_TAG = "activity"  # one tag (Key Vault allows 15 a version): what Entra's records last said of this version
+UNAVAILABLE = "unavailable"
 
 
 class RotationFailed(MonitorError):
@@ -172,10 +188,16 @@ class RotationDeps:
     lease: Lease
     clock: Clock = field(default_factory=SystemClock)
     vault_url: str = ""
+    # Entra's records (issue 15: docs/evidence.md): the per-credential activity report and the
+    # app's sign-ins. None: not read (behaviour as without them: a person confirms, the grace
+    # period retires).
+    signins: SignInReader | None = None
 
     async def aclose(self) -> None:
         for part in (self.writer, self.vault, self.probe, self.pusher):
             await part.aclose()
+        if self.signins is not None:
+            await self.signins.aclose()
 
 
 @dataclass
@@ -188,6 +210,7 @@ class RotationResult:
     # (a call failed: a later try may succeed), RotationFailed (a refusal: it would fail again).
     failure: MonitorError | None = None
     message: str | None = None  # the failure as said to a person, when it says more than str(failure)
+    findings: list[Finding] = field(default_factory=list)  # from Entra's records: OLD_SECRET_STILL_IN_USE, ACTIVITY_REPORT_UNAVAILABLE
 
     @property
     def error(self) -> str | None:
@@ -273,10 +296,27 @@ class Rotator:
                 raise RotationFailed(f"keyId {key_id} is not verified yet; an unverified secret is never handed on (run rotate again)")
             if target.stage != HANDED_OFF and self.app.handoff.mode == "http":
                 await self._require_smarttrace_holds(wanted)
-            target = await self._retag(target, stage=HANDED_OFF, confirmedAt=stamp(self.now()), confirmedBy=who[:200])
-            self.say("confirm", f"{who} confirmed SmartTrace holds keyId {key_id}")
-            await self._finish(target)
+            if target.stage == AWAITING and self.app.handoff.confirmation == "activity" and self._reads_activity():
+                # Entra's records decide while they can: a person's word only when they cannot.
+                self.registration = await self.deps.writer.read_app(self.app.tenant_id, self.app.app_id)
+                confirmed, target, usable = await self._activity_confirmation(target)
+                if confirmed is not None:
+                    return self.result
+                if usable:
+                    raise ConfirmationRefused(
+                        f"{self.app.facility} is confirmed by Entra's records (handoff.confirmation: activity), and they do not show SmartTrace "
+                        f"using keyId {key_id} yet: sign in once through SmartTrace with the new secret and run rotate again; "
+                        "the old secret stays until then"
+                    )
+            await self._confirmed(target, who, f"{who} confirmed SmartTrace holds keyId {key_id}")
         return self.result
+
+    async def _confirmed(self, target: VaultVersion, who: str, line: str, evidence: str | None = None) -> VaultVersion:
+        """The handoff is done (a person said so, or Entra's records showed it): hand-off, then
+        finish. The one path for both."""
+        target = await self._retag(target, stage=HANDED_OFF, confirmedAt=stamp(self.now()), confirmedBy=who[:200])
+        self.say("confirm", line)
+        return await self._finish(target, evidence=evidence)
 
     async def _require_smarttrace_holds(self, key_id: str) -> None:
         """http handoff: a person's word is not evidence that SmartTrace holds the secret
@@ -390,6 +430,10 @@ class Rotator:
         return await self._hand_off(flight)
 
     async def _remind_step(self, flight: VaultVersion) -> VaultVersion:
+        if self._confirms_by_activity():
+            confirmed, flight, _ = await self._activity_confirmation(flight)
+            if confirmed is not None:
+                return confirmed
         await self._remind(flight)
         return flight
 
@@ -653,17 +697,137 @@ class Rotator:
         self.say("hand off", f"waiting for the administrator to confirm keyId {flight.key_id}")
         if threshold is None or (last and int(last) <= threshold) or self.dry_run:
             return
+        seen = next((f for f in self.result.findings if f.code == "OLD_SECRET_STILL_IN_USE"), None)
         await self._notify(
             "reminder",
-            f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {days_until(old.end, self.now()) if old and old.end else '?'} days.",
+            (f"OLD_SECRET_STILL_IN_USE: {seen.message} " if seen else "")
+            + f"Still waiting: SmartTrace for {self.app.facility} needs the new client secret; the old one expires in {days_until(old.end, self.now()) if old and old.end else '?'} days.",
             key_id=flight.key_id,
             handoff=self.handoff_facts(flight, old),
         )
         await self._retag(flight, notifiedThreshold=str(threshold), notifiedAt=stamp(self.now()))
 
+    # ---- Entra's records: confirmation by activity, the old secret still in use (docs/evidence.md)
+
+    def _reads_activity(self) -> bool:
+        """Entra's records are read for this app: a reader is wired, and the app asks for them
+        (signIns.enabled, or a confirmation by activity)."""
+        return self.deps.signins is not None and (self.app.sign_ins.enabled or self.app.handoff.confirmation != "manual")
+
+    def _confirms_by_activity(self) -> bool:
+        return self.app.handoff.mode == "manual" and self.app.handoff.confirmation in ("activity", "activity-or-manual") and self._reads_activity()
+
+    async def _read_activity(self) -> CredentialActivity | ReadFailure:
+        assert self.deps.signins is not None
+        try:
+            return await self.deps.signins.credential_activity(self.app.tenant_id, self.app.app_id)
+        # Broad on purpose: a record that cannot be read never confirms and never retires;
+        # it only leaves the decision to a person and to the grace period.
+        except Exception as exc:
+            return ReadFailure(Problem.FAILED, f"credential-activity report: not read ({type(exc).__name__})")
+
+    async def _read_sign_ins(self, since: datetime) -> SignInLog | ReadFailure:
+        assert self.deps.signins is not None
+        try:
+            return await self.deps.signins.recent_sign_ins(self.app.tenant_id, [self.app.app_id], since)
+        except Exception as exc:  # as above
+            return ReadFailure(Problem.FAILED, f"sign-in log: not read ({type(exc).__name__})")
+
+    async def _activity_confirmation(self, flight: VaultVersion) -> tuple[VaultVersion | None, VaultVersion, bool]:
+        """While a manual handoff waits: do Entra's records show SmartTrace using the new keyId?
+        Its last activity later than the monitor's own last use (the verify step's end: after
+        it the monitor never sends the new secret until it is current; the check probes the
+        current version only) plus ACTIVITY_MARGIN, and a successful sign-in through SmartTrace
+        at or after it. Then the same path as a person's confirmation, with the evidence in the
+        alert. Answers (the finished version or None, the flight as now tagged, whether the
+        records were usable)."""
+        key_id = flight.key_id
+        own_use = unstamp(flight.tags.get("verifiedAt"))
+        if not key_id or own_use is None:
+            self.say("hand off", f"the monitor's own last use of keyId {key_id} is not recorded; waiting for a person's confirmation")
+            return None, flight, False
+        now = self.now()
+        report = await self._read_activity()
+        why = report_unusable(report, {key_id: own_use}, now)
+        if why is not None or isinstance(report, ReadFailure):
+            return None, await self._activity_unavailable(flight, why or "unreadable"), False
+        self._old_seen_in_use(report, flight)
+        last = report.last_used.get(key_id)
+        if last is None or last <= own_use + ACTIVITY_MARGIN:
+            seen = f"its last recorded use, {stamp(last)}, is the monitor's own (verified {stamp(own_use)})" if last else "no use of it is recorded yet"
+            self.say("hand off", f"Entra's activity report does not show SmartTrace using keyId {key_id}: {seen}; waiting")
+            return None, flight, True
+        sign_ins = await self._read_sign_ins(own_use)
+        if isinstance(sign_ins, ReadFailure):
+            return None, await self._activity_unavailable(flight, sign_ins.detail), False
+        evidence = activity_confirms(key_id, own_use, report, sign_ins, self.app.app_id)
+        if evidence is None:
+            self.say(
+                "hand off",
+                f"keyId {key_id} was used at {stamp(last)}, but no successful sign-in through SmartTrace followed it in Entra's sign-in log; waiting",
+            )
+            return None, flight, True
+        if self.dry_run:
+            self.say("confirm", f"confirm keyId {key_id} by activity: {evidence.describe()}")
+            return None, flight, True
+        confirmed = await self._confirmed(
+            flight,
+            f"activity: keyId used {stamp(evidence.key_last_used)}, sign-in {stamp(evidence.sign_in_at)}",
+            f"Entra's records show SmartTrace using keyId {key_id}: {evidence.describe()}",
+            evidence=evidence.describe(),
+        )
+        return confirmed, confirmed, True
+
+    async def _activity_unavailable(self, flight: VaultVersion, why: str) -> VaultVersion:
+        """The records cannot confirm: a finding, and (once) the administrator is told a
+        person's confirmation is needed after all."""
+        self.result.findings.append(
+            finding(
+                "ACTIVITY_REPORT_UNAVAILABLE",
+                f"Entra's records cannot confirm the handoff of keyId {flight.key_id}: {why}; a person confirms it instead",
+                reason=why,
+            )
+        )
+        self.say("hand off", f"Entra's records cannot confirm keyId {flight.key_id} ({why}); waiting for a person's confirmation")
+        if self.dry_run or flight.tags.get(ACTIVITY_TAG) == UNAVAILABLE:
+            return flight
+        await self._notify(
+            "awaiting-confirmation",
+            f"The new client secret of {self.app.facility} cannot be confirmed from Entra's records ({why}): confirm by hand once SmartTrace holds it.",
+            key_id=flight.key_id,
+            handoff=self.handoff_facts(flight, self._old_credential()),
+        )
+        return await self._retag(flight, activity=UNAVAILABLE)
+
+    def _old_seen_in_use(self, report: CredentialActivity, flight: VaultVersion) -> None:
+        """While waiting: the old (current) keyId used after the administrator was asked is
+        OLD_SECRET_STILL_IN_USE, rising as its expiry nears (the reminders carry it)."""
+        old = self._old_credential()
+        asked = unstamp(flight.tags.get("notifiedAt"))
+        if old is None or asked is None:
+            return
+        last = still_used_after(old.key_id, asked, report)
+        if last is not None:
+            self.result.findings.append(self._still_in_use(old.key_id, last, asked, old.end))
+
+    def _still_in_use(self, key_id: str, last: datetime, since: datetime, end: datetime | None) -> Finding:
+        days = days_until(end, self.now()) if end is not None else None
+        severity = Severity.CRITICAL if days is None or days <= 7 else Severity.ERROR if days <= 14 else Severity.WARNING
+        return finding(
+            "OLD_SECRET_STILL_IN_USE",
+            f"SmartTrace still signs in with the old secret: paste the new one. Entra's credential-activity report shows keyId {key_id.lower()} "
+            f"used at {stamp(last)}, after {stamp(since)} (+{int(ACTIVITY_MARGIN.total_seconds() // 60)} min)"
+            + (f"; it expires {stamp(end)} ({days} days)" if end is not None else "")
+            + ". The monitor keeps it while it is used.",
+            severity=severity,
+            key_id=key_id.lower(),
+            last_used=stamp(last),
+            since=stamp(since),
+        )
+
     # ---- finish
 
-    async def _finish(self, flight: VaultVersion) -> VaultVersion:
+    async def _finish(self, flight: VaultVersion, evidence: str | None = None) -> VaultVersion:
         now = self.now()
         if self.dry_run:
             self.say(
@@ -685,7 +849,11 @@ class Rotator:
             f"keyId {flight.key_id} is current; the old secret is previous (removed after {self.app.rotation.grace_days} days if the monitor created or adopted it)",
         )
         self.result.stage = CURRENT
-        await self._notify("completed", f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current.", key_id=flight.key_id)
+        await self._notify(
+            "completed",
+            f"Rotation of {self.app.facility} complete: keyId {flight.key_id} is current." + (f" Confirmed by {evidence}." if evidence else ""),
+            key_id=flight.key_id,
+        )
         return flight
 
     # ---- helpers

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sso_monitor.checks.ports import SignInLog, SignInRecord
+from sso_monitor.checks.ports import CredentialActivity, SignInLog, SignInRecord
 from sso_monitor.checks.run import CheckReport, run_checks
-from sso_monitor.checks.signins import sign_in_findings
+from sso_monitor.checks.signins import activity_confirms, report_unusable, sign_in_findings, still_used_after
 from sso_monitor.config import parse_config
 from sso_monitor.models import Problem, ReadFailure
 from sso_monitor.wiring import build_adapters
@@ -20,8 +20,9 @@ from sso_sandbox.signin_records import record_user_sign_in
 from sso_sandbox.testing import StandardIds, standard_world
 from sso_sandbox.world import GRAPH_RESOURCE
 
-# The codes these tests produce end to end (test_end_to_end.py counts them as covered).
-SIGN_IN_CODES = {"SIGN_IN_FAILING", "NO_RECENT_SIGN_INS", "SIGN_INS_UNAVAILABLE"}
+# The codes these tests produce end to end (test_end_to_end.py counts them as covered); the
+# last two come from the rotation, end to end in tests/rotation/test_activity.py.
+SIGN_IN_CODES = {"SIGN_IN_FAILING", "NO_RECENT_SIGN_INS", "SIGN_INS_UNAVAILABLE", "OLD_SECRET_STILL_IN_USE", "ACTIVITY_REPORT_UNAVAILABLE"}
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 APP = "11111111-1111-1111-1111-111111111111"
@@ -64,6 +65,48 @@ def test_the_failing_finding_counts_and_dates_without_a_secret() -> None:
 def test_no_recent_sign_ins_is_information() -> None:
     [found] = sign_in_findings(APP, log(), NOW)
     assert found.severity.value == "info"
+
+
+# ---------------------------------------------------------------- evidence for the rotation (parts 2 and 3)
+
+KEY = "aaaaaaaa-0000-0000-0000-000000000001"
+VERIFIED = at(120)  # the monitor's own last use of KEY: the verify step's end
+
+
+@pytest.mark.parametrize(
+    "key_used, sign_ins, confirms",
+    [
+        (at(60), ((58, 0),), True),  # used an hour after verify, a success right after it
+        (at(60), ((61, 0),), True),  # the success stamped a little before the activity: one redemption (SAME_EVENT)
+        (at(60), ((70, 0),), False),  # a success well before the activity is someone else's (the old secret's)
+        (at(60), ((58, 7000215),), False),  # only failures followed: a wrong paste
+        (at(60), (), False),  # the key used, no sign-in at all (someone tried the value)
+        (VERIFIED + timedelta(minutes=9), ((0, 0),), False),  # inside the margin: may be the monitor's own late probe
+        (VERIFIED + timedelta(minutes=11), ((0, 0),), True),  # just past it
+        (None, ((0, 0),), False),  # no row: nothing to go on
+    ],
+)
+def test_activity_confirms(key_used, sign_ins, confirms) -> None:
+    report = CredentialActivity(last_used={KEY: key_used} if key_used else {})
+    evidence = activity_confirms(KEY.upper(), VERIFIED, report, log(*sign_ins), APP)
+    assert (evidence is not None) is confirms
+    if evidence is not None:
+        text = evidence.describe()
+        assert KEY in text and f"{evidence.key_last_used:%H:%M:%S}" in text and f"{evidence.sign_in_at:%H:%M:%S}" in text
+
+
+def test_still_used_after_counts_only_past_the_margin() -> None:
+    moment = at(600)
+    assert still_used_after(KEY, moment, CredentialActivity(last_used={KEY: moment + timedelta(minutes=5)})) is None
+    assert still_used_after(KEY, moment, CredentialActivity(last_used={KEY: at(10)})) == at(10)
+    assert still_used_after(KEY, moment, CredentialActivity(last_used={})) is None  # absence is never evidence either way
+
+
+def test_report_unusable() -> None:
+    assert report_unusable(ReadFailure(Problem.ACCESS_DENIED, "no P1/P2 licence"), {}, NOW) == "no P1/P2 licence"
+    assert report_unusable(CredentialActivity(last_used={}), {KEY: NOW - timedelta(hours=2)}, NOW) is None  # not yet: latency
+    assert "empty" in (report_unusable(CredentialActivity(last_used={}), {KEY: NOW - timedelta(hours=25)}, NOW) or "")
+    assert report_unusable(CredentialActivity(last_used={KEY: NOW - timedelta(hours=25)}), {KEY.upper(): NOW - timedelta(hours=25)}, NOW) is None
 
 
 # ---------------------------------------------------------------- end to end

@@ -1,0 +1,228 @@
+"""Issue 15 parts 2 and 3 against the sandbox: a manual handoff confirmed by Entra's records
+(the per-credential activity report and the sign-in log), the monitor's own token requests
+never counted as SmartTrace's, the fallback to a person when the records cannot be read, and
+an old secret kept while SmartTrace still signs in with it (docs/evidence.md).
+
+The sandbox's records: a user's sign-in through SmartTrace moves the activity of the keyId
+SmartTrace holds and logs a non-interactive row without a key id; the monitor's own token
+requests (verify) move the activity of the keyId they send (sso_sandbox.signin_records)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from sso_monitor.checks.run import run_checks
+from sso_monitor.config import parse_config
+from sso_monitor.models import SecretValue
+from sso_monitor.rotation.protocol import ConfirmationRefused, MemoryNotifier, RotationResult, adopt
+from sso_monitor.rotation.state import AWAITING, CURRENT, PREVIOUS
+from sso_monitor.wiring import build_adapters, build_rotation_deps
+from sso_sandbox import Sandbox
+from sso_sandbox.settings import monitor_document
+from sso_sandbox.signin_records import record_user_sign_in, records
+from sso_sandbox.testing import StandardIds
+from sso_sandbox.world import GRAPH_RESOURCE
+from tests.rotation.harness import Harness
+
+pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
+
+
+def harness_for(sandbox: Sandbox, ids: StandardIds, tmp_path: Any, confirmation: str, *, sign_ins: bool = False, audit: bool = True) -> Harness:
+    overrides = {"acme": {"handoff": {"confirmation": confirmation}, "signIns": {"enabled": sign_ins}}}
+    document, environ = monitor_document(sandbox, facilities=["acme"], app_overrides=overrides)
+    if audit:
+        sandbox.world.tenant(ids.tenant_id).sp_by_app_id(ids.monitor_app_id).granted_roles[GRAPH_RESOURCE].append("AuditLog.Read.All")
+    return Harness(sandbox, parse_config(document, environ), tmp_path / "locks")
+
+
+def run(h: Harness, *, force: bool = False, dry_run: bool = False, notifier: MemoryNotifier | None = None) -> RotationResult:
+    records(h.world).budget.clear()  # the reporting limit runs on the real clock: test runs come faster than a timer's
+    return h.rotate(force=force, dry_run=dry_run, notifier=notifier)
+
+
+def confirm(h: Harness, key_id: str) -> RotationResult:
+    records(h.world).budget.clear()
+    return h.confirm(key_id)
+
+
+def codes(result: RotationResult) -> list[str]:
+    return [f.code for f in result.findings]
+
+
+def activity_of(h: Harness, key_id: str) -> list:
+    return list(records(h.world).activity.get((h.app.tenant_id.lower(), h.app.app_id.lower(), key_id.lower()), []))
+
+
+def adopt_old(h: Harness) -> None:
+    """The facility's hand-made secret taken under management, so that the monitor may remove it."""
+
+    async def go() -> None:
+        deps = h.deps()
+        try:
+            await adopt(h.app, deps, SecretValue(h.world.facility("acme").client_secret))
+        finally:
+            await deps.aclose()
+
+    asyncio.run(go())
+
+
+# ---------------------------------------------------------------- part 2: confirmation by activity
+
+
+@pytest.mark.parametrize("lag", [False, True], ids=["no-lag", "replication-lag"])
+def test_a_facility_that_switches_to_the_new_secret_is_confirmed_by_activity(sandbox: Sandbox, ids: StandardIds, tmp_path: Any, lag: bool) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity")
+    world = h.world
+    if lag:
+        from tests.rotation.test_fault_sweep import realistic
+
+        realistic(world)
+    old = world.facility("acme").key_id
+    first = run(h, force=True)
+    assert first.stage == AWAITING and first.error is None
+    new = first.key_id
+    assert activity_of(h, new)  # verify's own token requests are in the report ...
+    world.clock.advance(minutes=15)
+    assert run(h).stage == AWAITING  # ... and never count as SmartTrace's use
+    h.admin_pastes(new)
+    assert record_user_sign_in(world, "acme") == 0
+    world.clock.advance(minutes=1)
+    assert run(h, dry_run=True).stage == AWAITING  # a dry run says it would confirm, and does not
+    notifier = MemoryNotifier()
+    done = run(h, notifier=notifier)
+    assert done.stage == CURRENT and done.error is None
+    assert any(line.startswith("confirm: Entra's records show SmartTrace using keyId") for line in done.actions)
+    [completed] = [e for e in notifier.events if e.kind == "completed"]
+    assert "credential-activity report" in completed.message and new in completed.message and "successful sign-in" in completed.message
+    assert h.version_for(new).tags["confirmedBy"].startswith("activity: keyId used")
+    assert h.version_for(old).tags["stage"] == PREVIOUS
+    assert world.sign_in_works("acme")
+    secret = h.version_for(new).value
+    assert all(secret not in e.message for e in notifier.events) and secret not in str(done.as_dict())
+
+
+def test_the_monitors_own_probes_never_count_as_smarttraces_use(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity", sign_ins=True)
+    world = h.world
+    first = run(h, force=True)
+    new = first.key_id
+    verified = activity_of(h, new)
+    assert verified
+    # A token request with the new secret (a late probe, a run that began before verify ended)
+    # inside the margin, then a successful sign-in through SmartTrace (with the old secret).
+    world.clock.advance(minutes=5)
+    assert world.secret_works(h.app.tenant_id, h.app.app_id, h.version_for(new).value) is None
+    from sso_sandbox.signin_records import record_client_credentials
+
+    record_client_credentials(world, h.app.tenant_id, h.app.app_id, h.version_for(new).value, None)
+    world.clock.advance(minutes=1)
+    assert record_user_sign_in(world, "acme") == 0
+    world.clock.advance(minutes=30)
+    result = run(h)
+    assert result.stage == AWAITING and codes(result) == []
+    assert any("is the monitor's own" in line for line in result.actions)
+    # The check run while the handoff waits probes the current secret only: the new keyId's activity does not move.
+    before = activity_of(h, new)
+
+    async def check() -> None:
+        adapters = build_adapters(h.config)
+        try:
+            await run_checks(h.config, adapters, world.now())
+        finally:
+            await adapters.aclose()
+
+    asyncio.run(check())
+    assert activity_of(h, new) == before
+    assert run(h).stage == AWAITING
+
+
+def test_the_new_key_used_without_a_successful_sign_in_is_not_confirmed(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    """Someone tries the new value (curl, another tool): its activity moves, but no sign-in through SmartTrace followed."""
+    from sso_sandbox.signin_records import record_client_credentials
+
+    h = harness_for(sandbox, ids, tmp_path, "activity-or-manual")
+    world = h.world
+    new = run(h, force=True).key_id
+    world.clock.advance(minutes=20)
+    record_client_credentials(world, h.app.tenant_id, h.app.app_id, h.version_for(new).value, None)
+    world.clock.advance(minutes=1)
+    result = run(h)
+    assert result.stage == AWAITING
+    assert any("no successful sign-in through SmartTrace followed it" in line for line in result.actions)
+
+
+@pytest.mark.parametrize("how", ["unavailable", "no-permission", "no-licence", "empty"])
+def test_an_unusable_report_falls_back_to_a_person_with_a_finding(sandbox: Sandbox, ids: StandardIds, tmp_path: Any, how: str) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity", audit=how != "no-permission")
+    world = h.world
+    tenant = world.tenant(ids.tenant_id)
+    if how in ("unavailable", "empty"):
+        tenant.activity_report = how
+    if how == "no-licence":
+        tenant.premium = False
+    notifier = MemoryNotifier()
+    first = run(h, force=True, notifier=notifier)
+    new = first.key_id
+    if how == "empty":
+        # Empty is told from "not yet" only once the monitor's own use is older than the report's latency.
+        assert codes(first) == [] and first.stage == AWAITING
+        world.clock.advance(hours=25)
+        notifier = MemoryNotifier()
+        first = run(h, notifier=notifier)
+    assert first.stage == AWAITING and codes(first) == ["ACTIVITY_REPORT_UNAVAILABLE"]
+    said = first.findings[0].message
+    expected = {"unavailable": "P1/P2", "no-permission": "AuditLog.Read.All", "no-licence": "P1/P2", "empty": "empty"}[how]
+    assert expected in said
+    fallback = [e for e in notifier.events if e.kind == "awaiting-confirmation" and "cannot be confirmed from Entra's records" in e.message]
+    assert len(fallback) == 1 and fallback[0].handoff is not None
+    # Said once: the next run finds the same and does not tell the administrator again.
+    again = MemoryNotifier()
+    assert codes(run(h, notifier=again)) == ["ACTIVITY_REPORT_UNAVAILABLE"]
+    assert not [e for e in again.events if e.kind == "awaiting-confirmation"]
+    # A person's confirmation is taken, in activity mode too, while the records cannot be read.
+    h.admin_pastes(new)
+    assert confirm(h, new).stage == CURRENT
+    assert world.sign_in_works("acme")
+
+
+def test_in_activity_mode_a_persons_confirmation_waits_for_the_records_while_they_work(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity")
+    world = h.world
+    new = run(h, force=True).key_id
+    world.clock.advance(minutes=15)
+    with pytest.raises(ConfirmationRefused, match="do not show SmartTrace using keyId"):
+        confirm(h, new)
+    assert h.version_for(new).tags["stage"] == AWAITING
+    h.admin_pastes(new)
+    record_user_sign_in(world, "acme")
+    assert confirm(h, new).stage == CURRENT  # the records show it now: confirmed by them
+    assert h.version_for(new).tags["confirmedBy"].startswith("activity")
+
+
+def test_a_failing_report_read_never_confirms(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity")
+    world = h.world
+    new = run(h, force=True).key_id
+    world.clock.advance(minutes=15)
+    h.admin_pastes(new)
+    record_user_sign_in(world, "acme")
+    world.clock.advance(minutes=1)
+    for path in ("*/appCredentialSignInActivities*", "*/auditLogs/signIns*"):
+        sandbox.faults.add("status", service="graph", method="GET", path=path, status=500, times=20)
+        result = run(h)
+        assert result.stage == AWAITING and codes(result) == ["ACTIVITY_REPORT_UNAVAILABLE"]
+        sandbox.faults.clear()
+    assert run(h).stage == CURRENT  # healthy again: confirmed
+
+
+def test_without_the_reader_behaviour_is_as_before(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "manual")
+    assert build_rotation_deps(h.config).signins is None
+    new = run(h, force=True).key_id
+    assert run(h).stage == AWAITING
+    assert h.world.count_requests("graph", path_contains="/beta/") == 0
+    h.admin_pastes(new)
+    assert confirm(h, new).stage == CURRENT
