@@ -49,7 +49,10 @@ def days_left_text(result: AppResult, report: CheckReport) -> str:
     """``12 days left``, ``expired 3 days ago`` (whole days at the check, as --json's daysLeft)."""
     assert result.secret_expires is not None
     days = days_until(result.secret_expires, report.started)
-    return f"expired {plural(-days, 'day')} ago" if days < 0 else f"{plural(days, 'day')} left"
+    if days >= 0:
+        return f"{plural(days, 'day')} left"
+    ago = days_until(report.started, result.secret_expires)  # whole days since, rounded down as daysLeft is
+    return f"expired {plural(ago, 'day')} ago" if ago else "expired less than a day ago"
 
 
 def expiry_text(result: AppResult, report: CheckReport) -> str:

@@ -157,6 +157,18 @@ def test_no_catalogue_placeholder_is_left_in_any_fix(acme):
     assert left == {"TOKEN_REQUEST_REFUSED": CODES["TOKEN_REQUEST_REFUSED"].fix}  # the check always writes its fix (NUMBER: the refusal's code)
 
 
+@pytest.mark.parametrize("hours, said", [(-3 * 24 - 1, "expired 3 days ago"), (-1, "expired less than a day ago"), (1, "0 days left"), (24, "1 day left")])
+def test_days_left_in_words(hours, said):
+    from datetime import UTC, datetime
+
+    from sso_monitor.checks.run import AppResult, CheckReport
+    from sso_monitor.cli.output import days_left_text
+
+    now = datetime(2026, 12, 6, 6, 0, tzinfo=UTC)
+    result = AppResult(app=None, findings=[], secret_expires=now + timedelta(hours=hours))  # type: ignore[arg-type]
+    assert days_left_text(result, CheckReport(results=[result], started=now)) == said
+
+
 def test_counts_agree_in_number(acme):
     out = acme("check").out
     assert "1 app: 0 ok, 1 warning, 0 critical, 0 errors" in out
