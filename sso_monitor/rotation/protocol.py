@@ -505,12 +505,19 @@ class Rotator:
 
     async def _retire(self) -> None:
         live = {v.key_id for v in (current_version(self.versions), in_flight(self.versions)) if v is not None and v.key_id}
+        in_use = await self._old_still_used()
         for version in retirable(self.versions, self.now(), self.app.rotation.grace_days):
             if version.key_id in live:
                 # Never remove the credential SmartTrace holds, or the one on its way there.
                 self.say("retire", f"leave credential {version.key_id} in place: a newer version holds the same keyId")
                 if not self.dry_run:
                     await self._retag(version, stage=SUPERSEDED, supersededAt=stamp(self.now()))
+                continue
+            if version.key_id in in_use:
+                # A weak signal may only delay: seen in use, it is kept (and watched) past the grace period.
+                self.say(
+                    "retire", f"keep previous credential {version.key_id}: Entra's activity report shows SmartTrace still using it (OLD_SECRET_STILL_IN_USE)"
+                )
                 continue
             if not is_managed(version) or not version.key_id:
                 self.say("retire", f"leave credential {version.key_id} in place: not created or adopted by the monitor (remove it by hand or adopt it)")
@@ -526,6 +533,66 @@ class Rotator:
             await self._notify(
                 "retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id
             )
+
+    async def _old_still_used(self) -> set[str]:
+        """Previous keyIds that Entra's activity report shows used after they became previous
+        (the monitor stopped using them then: the check probes the current version) plus the
+        margin, within the last grace period: kept, and OLD_SECRET_STILL_IN_USE, said at once
+        and again as its severity rises with the old secret's expiry. Without the report (not
+        read, refused, failed) nothing is kept: the grace period decides, as without it. The
+        report's silence never hastens anything."""
+        if not self._reads_activity():
+            return set()
+        watched = [
+            (v, since) for v in ordered(self.versions) if v.stage == PREVIOUS and v.key_id and (since := unstamp(v.tags.get("previousSince"))) is not None
+        ]
+        if not watched:
+            return set()
+        report = await self._read_activity()
+        if isinstance(report, ReadFailure):
+            self.result.findings.append(
+                finding(
+                    "ACTIVITY_REPORT_UNAVAILABLE",
+                    f"Entra's records cannot show whether SmartTrace still uses a previous secret: {report.detail}; retirement follows the grace period",
+                    reason=report.detail,
+                )
+            )
+            # What an earlier run saw stands: a failed read lets nothing go that was seen in use.
+            seen = {v.key_id for v, _ in watched if v.key_id and v.tags.get(ACTIVITY_TAG, "").startswith("still-used")}
+            self.say(
+                "retire",
+                f"Entra's activity report not usable ({report.detail}); the grace period decides, as without it"
+                + (f", except for {', '.join(sorted(seen))}, seen in use by an earlier run" if seen else ""),
+            )
+            return seen
+        now, grace = self.now(), timedelta(days=max(self.app.rotation.grace_days, 1))
+        in_use: set[str] = set()
+        for version, since in watched:
+            assert version.key_id
+            last = still_used_after(version.key_id, since, report)
+            if last is None or now >= last + grace:
+                continue
+            in_use.add(version.key_id)
+            credential = _credential(self.registration, version.key_id) if self.registration is not None else None
+            found = self._still_in_use(version.key_id, last, since, credential.end if credential else version.expires)
+            self.result.findings.append(found)
+            mark = f"still-used:{found.severity.value}"
+            if self.dry_run or version.tags.get(ACTIVITY_TAG) == mark:
+                continue
+            current = current_version(self.versions)
+            where = (
+                f"Key Vault {self.deps.vault_url or 'the monitor vault'}, secret {self.app.vault_secret_name}, version {current.version} (keyId {current.key_id})"
+                if current is not None
+                else f"the current version of Key Vault secret {self.app.vault_secret_name}"
+            )
+            await self._notify(
+                "reminder",
+                f"OLD_SECRET_STILL_IN_USE ({found.severity.value}): {found.message} Paste the new one: {where}, into SmartTrace at "
+                f"{self.app.facility_url}: Integrations, Azure Active Directory, pencil (edit), Client secret, Save; then sign in once.",
+                key_id=version.key_id,
+            )
+            await self._retag(version, activity=mark)
+        return in_use
 
     # ---- create and store
 

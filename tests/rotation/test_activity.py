@@ -18,7 +18,7 @@ from sso_monitor.checks.run import run_checks
 from sso_monitor.config import parse_config
 from sso_monitor.models import SecretValue
 from sso_monitor.rotation.protocol import ConfirmationRefused, MemoryNotifier, RotationResult, adopt
-from sso_monitor.rotation.state import AWAITING, CURRENT, PREVIOUS
+from sso_monitor.rotation.state import AWAITING, CURRENT, PREVIOUS, RETIRED
 from sso_monitor.wiring import build_adapters, build_rotation_deps
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
@@ -202,7 +202,11 @@ def test_in_activity_mode_a_persons_confirmation_waits_for_the_records_while_the
     assert h.version_for(new).tags["confirmedBy"].startswith("activity")
 
 
-def test_a_failing_report_read_never_confirms(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+FAULTS = {"error": {"fault": "status", "status": 500}, "refused": {"fault": "status", "status": 403}, "dropped": {"fault": "drop", "when": "before"}}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_failing_report_read_never_confirms(sandbox: Sandbox, ids: StandardIds, tmp_path: Any, fault: str) -> None:
     h = harness_for(sandbox, ids, tmp_path, "activity")
     world = h.world
     new = run(h, force=True).key_id
@@ -211,7 +215,7 @@ def test_a_failing_report_read_never_confirms(sandbox: Sandbox, ids: StandardIds
     record_user_sign_in(world, "acme")
     world.clock.advance(minutes=1)
     for path in ("*/appCredentialSignInActivities*", "*/auditLogs/signIns*"):
-        sandbox.faults.add("status", service="graph", method="GET", path=path, status=500, times=20)
+        sandbox.faults.add(service="graph", method="GET", path=path, times=20, **FAULTS[fault])
         result = run(h)
         assert result.stage == AWAITING and codes(result) == ["ACTIVITY_REPORT_UNAVAILABLE"]
         sandbox.faults.clear()
@@ -226,3 +230,198 @@ def test_without_the_reader_behaviour_is_as_before(sandbox: Sandbox, ids: Standa
     assert h.world.count_requests("graph", path_contains="/beta/") == 0
     h.admin_pastes(new)
     assert confirm(h, new).stage == CURRENT
+
+
+# ---------------------------------------------------------------- part 3: the old secret kept while it is used
+
+
+def stages(h: Harness, key_id: str) -> set[str]:
+    return {v.tags.get("stage", "") for v in h.vault_versions() if v.tags.get("keyId", "").lower() == key_id.lower()}
+
+
+def still_in_use(result: RotationResult) -> list:
+    return [f for f in result.findings if f.code == "OLD_SECRET_STILL_IN_USE"]
+
+
+@pytest.mark.parametrize("confirmation, sign_ins", [("activity-or-manual", False), ("manual", True)])
+def test_a_mistaken_manual_confirmation_is_caught_before_retirement(
+    sandbox: Sandbox, ids: StandardIds, tmp_path: Any, confirmation: str, sign_ins: bool
+) -> None:
+    h = harness_for(sandbox, ids, tmp_path, confirmation, sign_ins=sign_ins)
+    world = h.world
+    adopt_old(h)  # the monitor may remove the old secret: only the report stops it
+    old = world.facility("acme").key_id
+    new = run(h, force=True).key_id
+    assert confirm(h, new).stage == CURRENT  # nobody pasted it: a mistaken confirmation
+    assert PREVIOUS in stages(h, old)
+    world.clock.advance(minutes=20)
+    assert record_user_sign_in(world, "acme") == 0  # SmartTrace still sends the old secret
+    world.clock.advance(minutes=1)
+    notifier = MemoryNotifier()
+    seen = run(h, notifier=notifier)
+    [found] = still_in_use(seen)
+    assert found.severity.value == "warning" and found.details["key_id"] == old  # two months before the old secret expires
+    [alert] = [e for e in notifier.events if e.message.startswith("OLD_SECRET_STILL_IN_USE")]
+    assert "SmartTrace still signs in with the old secret: paste the new one" in alert.message and h.version_for(new).version in alert.message
+    assert alert.kind == "reminder" and h.version_for(new).value not in alert.message
+    quiet = MemoryNotifier()
+    assert still_in_use(run(h, notifier=quiet)) and not quiet.events  # said once per severity
+    # Past the grace period and still used: kept, sign-in works.
+    for _ in range(8):
+        world.clock.advance(days=1)
+        record_user_sign_in(world, "acme")
+    kept = run(h)
+    assert any(line.startswith("retire: keep previous credential") for line in kept.actions)
+    assert old in {c.key_id for c in h.credentials()} and PREVIOUS in stages(h, old)
+    assert world.sign_in_works("acme")
+    # A failed read of the report lets nothing go that an earlier run saw in use.
+    world.clock.advance(days=1)
+    sandbox.faults.add("status", service="graph", method="GET", path="*/appCredentialSignInActivities*", status=500, times=20)
+    failed = run(h)
+    sandbox.faults.clear()
+    assert [f.code for f in failed.findings] == ["ACTIVITY_REPORT_UNAVAILABLE"] and old in {c.key_id for c in h.credentials()}
+    # The administrator pastes the new one: a grace period after the old one's last use it is retired.
+    h.admin_pastes(new)
+    record_user_sign_in(world, "acme")
+    world.clock.advance(days=8)
+    done = run(h)
+    assert not still_in_use(done)
+    assert old not in {c.key_id for c in h.credentials()} and RETIRED in stages(h, old)
+    assert world.sign_in_works("acme")
+
+
+def test_a_facility_that_never_switches_is_never_confirmed_and_warned_before_the_old_secret_expires(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity")
+    world = h.world
+    old = world.facility("acme").key_id
+    old_end = next(c.end for c in h.credentials() if c.key_id == old)
+    new = run(h, force=True).key_id
+    warned: list[tuple[int, str]] = []  # (days left, severity) of each OLD_SECRET_STILL_IN_USE alert
+    while (old_end - world.now()).days > 4:
+        world.clock.advance(days=5)
+        record_user_sign_in(world, "acme")  # every day SmartTrace signs in with the old secret
+        notifier = MemoryNotifier()
+        result = run(h, notifier=notifier)
+        assert result.stage == AWAITING and h.version_for(new).tags["stage"] == AWAITING  # never confirmed
+        found = still_in_use(result)
+        assert found and found[0].details["key_id"] == old
+        warned += [((old_end - world.now()).days, found[0].severity.value) for e in notifier.events if e.message.startswith("OLD_SECRET_STILL_IN_USE")]
+    assert warned and warned[0][0] >= 14  # the first alert comes weeks before the old secret expires
+    assert [s for _, s in warned][-1] == "critical" and "warning" in {s for _, s in warned}  # and rises as expiry nears
+    assert world.facility("acme").key_id == old and world.sign_in_works("acme")
+    assert {old, new} <= {c.key_id for c in h.credentials()}
+
+
+def test_without_the_report_retirement_follows_the_grace_period(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    h = harness_for(sandbox, ids, tmp_path, "activity-or-manual")
+    world = h.world
+    world.tenant(ids.tenant_id).activity_report = "unavailable"
+    adopt_old(h)
+    old = world.facility("acme").key_id
+    new = run(h, force=True).key_id
+    h.admin_pastes(new)
+    assert confirm(h, new).stage == CURRENT
+    world.clock.advance(days=8)
+    done = run(h)
+    assert "ACTIVITY_REPORT_UNAVAILABLE" in [f.code for f in done.findings]
+    assert old not in {c.key_id for c in h.credentials()} and world.sign_in_works("acme")
+    # The next rotation retires this one: a version that went through every stage, with the
+    # activity tag, stays within Key Vault's 15 tags a version.
+    newer = run(h, force=True).key_id
+    h.admin_pastes(newer)
+    assert confirm(h, newer).stage == CURRENT
+    world.clock.advance(days=8)
+    again = run(h)
+    assert again.error is None and RETIRED in stages(h, new)
+    assert len(h.version_for(new).tags) <= 15 and h.version_for(new).tags["activity"] == "unavailable"
+
+
+# ---------------------------------------------------------------- under the fault plan
+
+
+def _switched_world() -> tuple[Any, StandardIds]:
+    from sso_sandbox.testing import standard_world
+
+    return standard_world()
+
+
+def _to_confirming_run(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> tuple[Harness, str, str]:
+    """A rotation awaiting confirmation in activity mode, the new secret pasted and used: the next run confirms."""
+    h = harness_for(sandbox, ids, tmp_path, "activity", sign_ins=True)
+    world = h.world
+    old = world.facility("acme").key_id
+    new = run(h, force=True).key_id
+    world.clock.advance(minutes=15)
+    h.admin_pastes(new)
+    record_user_sign_in(world, "acme")
+    world.clock.advance(minutes=1)
+    return h, old, new
+
+
+def _shape(path: str) -> str:
+    """A request path as a fault rule's pattern: ids (GUIDs, Key Vault version ids) differ between worlds."""
+    import re
+
+    ids = re.sub(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-fA-F]{32}", "\x01", path.split("?", 1)[0])
+    return "re:^" + re.escape(ids).replace("\x01", r"[^/?']+") + r"(\?|$)"
+
+
+def _confirming_calls() -> list[tuple[str, str, str, int]]:
+    """Every call of the confirming run, recorded once, uninterrupted: (service, method, path shape, k), the k-th call of that shape."""
+    import tempfile
+    from collections import Counter
+    from pathlib import Path
+
+    world, ids = _switched_world()
+    with Sandbox(world) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        h, _, _ = _to_confirming_run(sandbox, ids, Path(tmp))
+        start = len(world.requests)
+        assert run(h).stage == CURRENT
+        seen: Counter = Counter()
+        calls = []
+        for r in list(world.requests)[start:]:
+            if r.inner:
+                continue
+            shape = (r.service, r.method, _shape(r.path))
+            seen[shape] += 1
+            calls.append((*shape, seen[shape]))
+    return calls
+
+
+CONFIRMING_CALLS = _confirming_calls()
+
+
+def _call_id(call: tuple[str, str, str, int]) -> str:
+    service, method, shape, k = call
+    words = [w for w in shape.removeprefix("re:^").split("/") if w and "[" not in w and "\\?" not in w]
+    return f"{service}-{method}-{(words[-1] if words else '').replace(chr(92), '')}-{k}"
+
+
+@pytest.mark.parametrize("kind", ["error", "lost"])
+@pytest.mark.parametrize("call", CONFIRMING_CALLS, ids=[_call_id(c) for c in CONFIRMING_CALLS])
+def test_a_fault_at_any_call_of_the_confirming_run_never_confirms_wrongly_and_converges(tmp_path: Any, call: tuple[str, str, str, int], kind: str) -> None:
+    world, ids = _switched_world()
+    with Sandbox(world) as sandbox:
+        h, old, new = _to_confirming_run(sandbox, ids, tmp_path)
+        service, method, pattern, k = call
+        if kind == "error":  # this call and the next of its shape (the SDK's retries): the call fails as the protocol sees it
+            sandbox.faults.add("status", service=service, method=method, path=pattern, status=500, nth=k, times=6)
+        else:  # the service did the work, the answer is lost
+            sandbox.faults.add("drop", service=service, method=method, path=pattern, when="after", nth=k)
+        results = [run(h)]
+        assert sandbox.faults.log, "the fault fired"
+        if "beta" in pattern and kind == "error":
+            assert results[0].stage == AWAITING and "ACTIVITY_REPORT_UNAVAILABLE" in [f.code for f in results[0].findings]  # a failed read never confirms
+        sandbox.faults.clear()
+        for _ in range(3):
+            version = h.version_for(new)
+            if version.tags["stage"] in (CURRENT, "handed-off"):
+                assert version.tags["confirmedBy"].startswith("activity: keyId used")  # only ever confirmed by the evidence
+            assert world.sign_in_works("acme") and old in {c.key_id for c in h.credentials()}
+            if version.tags["stage"] == CURRENT:
+                break
+            world.clock.advance(minutes=15)
+            results.append(run(h))
+        assert h.version_for(new).tags["stage"] == CURRENT and PREVIOUS in stages(h, old)
+        secret = h.version_for(new).value
+        assert all(secret not in str(r.as_dict()) and secret not in str([f.as_dict() for f in r.findings]) for r in results)
