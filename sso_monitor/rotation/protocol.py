@@ -531,7 +531,12 @@ class Rotator:
             self.say("retire", f"removed previous credential {version.key_id}{'' if removed else ' (it was already gone)'}")
             await self._retag(version, stage=RETIRED, retiredAt=stamp(self.now()), enabled=False)
             await self._notify(
-                "retired", f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}.", key_id=version.key_id
+                "retired",
+                f"Removed the previous client secret {version.key_id}{'' if removed else ' (it was already gone)'}. "
+                f"If sign-in through SmartTrace fails from now on (SIGN_IN_FAILING), SmartTrace still held it: create a new secret "
+                f"(sso-monitor rotate {self.app.facility} --force) and paste it into SmartTrace at {self.app.facility_url} "
+                "(Integrations, Azure Active Directory, pencil (edit), Client secret, Save).",
+                key_id=version.key_id,
             )
 
     async def _old_still_used(self) -> set[str]:

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sso_monitor.checks.ports import CredentialActivity, SignInLog, SignInRecord
 from sso_monitor.checks.run import CheckReport, run_checks
@@ -93,6 +95,28 @@ def test_activity_confirms(key_used, sign_ins, confirms) -> None:
     if evidence is not None:
         text = evidence.describe()
         assert KEY in text and f"{evidence.key_last_used:%H:%M:%S}" in text and f"{evidence.sign_in_at:%H:%M:%S}" in text
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    own=st.integers(0, 600),
+    used=st.integers(0, 600),
+    rows=st.lists(st.tuples(st.integers(0, 600), st.sampled_from([0, 0, 7000215, 50126])), max_size=8),
+)
+def test_activity_confirms_only_past_the_monitors_own_use_and_with_a_success_after_it(own: int, used: int, rows: list) -> None:
+    """Minutes after a base time: whatever the records hold, a confirmation needs the key's
+    use past the monitor's own + the margin, and a success at or after that use (one minute of
+    stamping apart at most), past the monitor's own use + the margin too."""
+    base = NOW - timedelta(days=1)
+    monitor = base + timedelta(minutes=own)
+    key_used = base + timedelta(minutes=used)
+    sign_ins = SignInLog(since=base, records=tuple(SignInRecord(APP, base + timedelta(minutes=m), code) for m, code in rows))
+    evidence = activity_confirms(KEY, monitor, CredentialActivity(last_used={KEY: key_used}), sign_ins, APP)
+    if evidence is None:
+        return
+    assert key_used > monitor + timedelta(minutes=10)
+    assert evidence.sign_in_at >= key_used - timedelta(minutes=1) and evidence.sign_in_at > monitor + timedelta(minutes=10)
+    assert any(r.at == evidence.sign_in_at and r.error_code == 0 for r in sign_ins.records)
 
 
 def test_still_used_after_counts_only_past_the_margin() -> None:

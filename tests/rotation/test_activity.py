@@ -284,8 +284,11 @@ def test_a_mistaken_manual_confirmation_is_caught_before_retirement(
     h.admin_pastes(new)
     record_user_sign_in(world, "acme")
     world.clock.advance(days=8)
-    done = run(h)
+    notifier = MemoryNotifier()
+    done = run(h, notifier=notifier)
     assert not still_in_use(done)
+    [retired] = [e for e in notifier.events if e.kind == "retired"]
+    assert "SIGN_IN_FAILING" in retired.message and "sso-monitor rotate acme --force" in retired.message  # the way back, said with the removal
     assert old not in {c.key_id for c in h.credentials()} and RETIRED in stages(h, old)
     assert world.sign_in_works("acme")
 

@@ -57,7 +57,7 @@ def test_rotate_confirm_status_round_trip(cli, sandbox):
     assert code == 0 and "acme: current" in out
     code, out, _ = cli("status", "--json")
     (app,) = json.loads(out)["apps"]
-    assert app["stage"] == "current" and app["current_key_id"] == key_id
+    assert app["stage"] == "current" and app["currentKeyId"] == key_id  # the admin API's JSON style (camelCase)
     assert world.sign_in_works("acme")
 
 
