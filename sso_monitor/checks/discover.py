@@ -33,7 +33,7 @@ from sso_monitor.checks.decisions import evaluate
 from sso_monitor.checks.findings import Finding, Severity
 from sso_monitor.checks.ports import DirectorySnapshot
 from sso_monitor.config import DEFAULT_API_BASE, DEFAULT_THRESHOLDS, AppConfig, HandoffConfig, MonitorConfig, RotationPolicy
-from sso_monitor.models import AppObservation, AppRegistration, ReadFailure
+from sso_monitor.models import AppObservation, AppRegistration
 
 DOMAIN = "smarttrace.ai"
 STAGING_DOMAIN = "staging.smarttrace.ai"
@@ -232,26 +232,7 @@ def app_config(candidate: Candidate, tenant_id: str, settings: MonitorConfig | N
 def directory_observation(app_id: str, snapshot: DirectorySnapshot) -> AppObservation:
     """An app's observation from Graph alone: no Key Vault, no token request, no pages
     (discovery needs only the read permission the monitor has in the tenant)."""
-    obs = AppObservation()
-    key = app_id.lower()
-    found = snapshot.apps.get(key)
-    if isinstance(found, ReadFailure):
-        obs.app_failure = found
-    else:
-        obs.app = found
-    owners = snapshot.owners.get(key)
-    if isinstance(owners, ReadFailure):
-        obs.ownership_failure = owners
-    else:
-        obs.ownership = owners
-    sp = snapshot.service_principals.get(key)
-    if isinstance(sp, ReadFailure):
-        obs.service_principal_failure = sp
-    else:
-        obs.service_principal = sp
-    if snapshot.policy is not None and not isinstance(snapshot.policy, ReadFailure):
-        obs.policy = snapshot.policy
-    return obs
+    return snapshot.observation(app_id)
 
 
 @dataclass

@@ -14,9 +14,11 @@ from datetime import datetime
 from typing import Protocol
 
 from sso_monitor.models import (
+    AppObservation,
     AppRegistration,
     Ownership,
     PasswordPolicy,
+    Problem,
     ReadFailure,
     SecretProbe,
     SecretValue,
@@ -34,6 +36,32 @@ class DirectorySnapshot:
     service_principals: dict[str, ServicePrincipalInfo | ReadFailure] = field(default_factory=dict)  # by lower-case appId
     owners: dict[str, Ownership | ReadFailure] = field(default_factory=dict)  # by lower-case appId; empty: not read
     policy: PasswordPolicy | ReadFailure | None = None
+
+    def observation(self, app_id: str) -> AppObservation:
+        """What this snapshot says of one app, each read's failure recorded, not raised
+        (the check adds its own reads to it; discovery uses it alone)."""
+        obs = AppObservation()
+        key = app_id.lower()
+        found = self.apps.get(key)
+        if isinstance(found, ReadFailure):
+            obs.app_failure = found
+        elif found is None:
+            obs.app_failure = ReadFailure(Problem.FAILED, "Graph gave no answer for this app")
+        else:
+            obs.app = found
+        owners = self.owners.get(key)
+        if isinstance(owners, ReadFailure):
+            obs.ownership_failure = owners
+        else:
+            obs.ownership = owners
+        sp = self.service_principals.get(key)
+        if isinstance(sp, ReadFailure):
+            obs.service_principal_failure = sp
+        else:
+            obs.service_principal = sp
+        if self.policy is not None and not isinstance(self.policy, ReadFailure):
+            obs.policy = self.policy
+        return obs
 
 
 class DirectoryReader(Protocol):

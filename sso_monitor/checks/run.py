@@ -145,33 +145,15 @@ async def observe(
     app: AppConfig, snapshot: DirectorySnapshot | ReadFailure, own: OwnReads, adapters: Adapters, gate: asyncio.Semaphore | None = None
 ) -> AppObservation:
     """Everything one app's checks need; each read's failure is recorded, not raised."""
-    obs = AppObservation()
     if isinstance(snapshot, ReadFailure):
+        obs = AppObservation()
         obs.app_failure = (
             snapshot
             if snapshot.problem is not Problem.ACCESS_DENIED
             else ReadFailure(Problem.FAILED, f"the monitor cannot read tenant {app.tenant_id}: {snapshot.detail}")
         )
     else:
-        found = snapshot.apps.get(app.app_id)
-        if isinstance(found, ReadFailure):
-            obs.app_failure = found
-        elif found is None:
-            obs.app_failure = ReadFailure(Problem.FAILED, "Graph gave no answer for this app")
-        else:
-            obs.app = found
-        owners = snapshot.owners.get(app.app_id)
-        if isinstance(owners, ReadFailure):
-            obs.ownership_failure = owners
-        else:
-            obs.ownership = owners
-        sp = snapshot.service_principals.get(app.app_id)
-        if isinstance(sp, ReadFailure):
-            obs.service_principal_failure = sp
-        else:
-            obs.service_principal = sp
-        if snapshot.policy is not None and not isinstance(snapshot.policy, ReadFailure):
-            obs.policy = snapshot.policy
+        obs = snapshot.observation(app.app_id)
     obs.facility_page, obs.logout_callback = own.facility_page, own.logout_callback
     stored = own.stored
     if isinstance(stored, ReadFailure):
