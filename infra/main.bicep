@@ -48,6 +48,9 @@ param readAppManagementPolicy bool = false
 @description('Grant AuditLog.Read.All (read-only), so the monitor reads Entra\'s sign-in log and per-credential activity (signIns.enabled, handoff.confirmation activity). Optional; the tenant also needs Entra ID P1/P2 (docs/deploy.md, docs/evidence.md).')
 param readSignInLogs bool = false
 
+@description('Save the telemetry query SsoMonitorAttention (the apps whose secret ends within 14 days or with a critical finding) in the Log Analytics workspace, for an alert rule or a workbook (docs/deploy.md, "Telemetry").')
+param telemetryQueries bool = false
+
 @description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on both vaults (to store facility and channel secrets) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
 param operatorPrincipalId string = ''
 
@@ -99,6 +102,7 @@ module monitoring 'app/monitoring.bicep' = {
     tags: tags
     logAnalyticsName: 'log-${resourceToken}'
     applicationInsightsName: 'appi-${resourceToken}'
+    telemetryQueries: telemetryQueries
   }
 }
 

@@ -26,6 +26,7 @@ from pathlib import Path, PurePath
 from types import SimpleNamespace
 from typing import Any
 
+from sso_monitor.adapters import telemetry
 from sso_monitor.alerts.decisions import snooze_problem
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.alerts.service import Alerting
@@ -121,6 +122,7 @@ class MonitorService:
         self._lease = lease
         self.alert_state = alert_state
         self._build_deps = build_deps  # the factory of the rotation's adapters (tests give the sandbox's)
+        telemetry.configure()  # to Application Insights when its connection string is set
 
     def app(self, facility: str) -> AppConfig:
         app = self.config.app(facility)
@@ -171,6 +173,7 @@ class MonitorService:
         # from here: each fix names this app's facility, URLs and ids, not placeholders.
         for result in report.results:
             result.findings = [with_real_names(f, result.app, self.config.vault_url) for f in result.findings]
+        _record_check(report, now)
         return report
 
     async def status_document(self, now: datetime, apps: Sequence[AppConfig]) -> dict[str, Any]:
@@ -199,21 +202,27 @@ class MonitorService:
     async def rotate(self, app: AppConfig, *, dry_run: bool = False, force: bool = False, settings: RotationSettings | None = None) -> Outcome:
         async with self.rotation_session() as deps:
             result = await Rotator(app, deps, settings or self.settings, dry_run=dry_run, force=force).run()
+            if not dry_run:
+                _record_rotation(app, result)
             return Outcome(result, _events(deps))
 
     async def confirm(self, app: AppConfig, key_id: str, who: str) -> Outcome:
         async with self.rotation_session() as deps:
             result = await Rotator(app, deps, self.settings).confirm(key_id, who)
+            _record_rotation(app, result)
             return Outcome(result, _events(deps))
 
     async def push(self, app: AppConfig, who: str, *, dry_run: bool = False) -> Outcome:
         async with self.rotation_session() as deps:
             result = await Rotator(app, deps, self.settings, dry_run=dry_run).repush(who)
+            if not dry_run:
+                _record_rotation(app, result)
             return Outcome(result, _events(deps))
 
     async def adopt(self, app: AppConfig, value: SecretValue | None, key_id: str | None) -> Outcome:
         async with self.rotation_session() as deps:
             result = await adopt(app, deps, value, key_id)
+            _record_rotation(app, result)
             return Outcome(result, _events(deps))
 
     async def rotation_statuses(self, apps: Sequence[AppConfig]) -> tuple[list[RotationStatus], list[tuple[str, str]]]:
@@ -269,6 +278,19 @@ class MonitorService:
 
 def _events(deps: RotationDeps) -> list[RotationEvent]:
     return list(getattr(deps.notifier, "events", []))
+
+
+def _record_check(report: CheckReport, now: datetime) -> None:
+    """Each app's check as metrics and log dimensions (adapters/telemetry.py)."""
+    for result in report.results:
+        app, expires = result.app, result.secret_expires
+        days_left = days_until(expires, now) if expires else None
+        telemetry.record_check(app.facility, app.tenant_id, app.app_id, days_left=days_left, status=result.status, findings=result.findings)
+
+
+def _record_rotation(app: AppConfig, result: RotationResult) -> None:
+    """A rotation run (not a dry run) as metrics and log dimensions (adapters/telemetry.py)."""
+    telemetry.record_rotation(app.facility, app.tenant_id, app.app_id, stage=result.stage, failed=result.failure is not None, findings=result.findings)
 
 
 # ---------------------------------------------------------------- the timer's plan

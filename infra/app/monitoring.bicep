@@ -9,6 +9,26 @@ param applicationInsightsName string
 @description('Days the workspace keeps logs.')
 param retentionInDays int = 30
 
+@description('Save the monitor\'s telemetry query in the workspace (function SsoMonitorAttention): the apps whose secret ends within telemetryDaysLeft days or that have a critical finding, from the metrics the monitor sends (docs/deploy.md, "Telemetry").')
+param telemetryQueries bool = false
+
+@description('Days left under which SsoMonitorAttention lists an app.')
+param telemetryDaysLeft int = 14
+
+// The metrics the monitor sends (sso_monitor/adapters/telemetry.py) land in AppMetrics,
+// their dimensions in Properties: the last day's lowest days left and critical findings
+// per app (the timer runs daily), the apps that need attention. An alert rule (log
+// search, "Table rows > 0", window 1 day) or a workbook uses the function as it is.
+var attentionLines = [
+  'AppMetrics'
+  '| where TimeGenerated > ago(25h) and Name in ("sso_monitor.secret.days_left", "sso_monitor.findings")'
+  '| extend facility = tostring(Properties.facility), tenant = tostring(Properties.tenant), appId = tostring(Properties.appId), severity = tostring(Properties.severity), code = tostring(Properties.code)'
+  '| summarize daysLeft = min(iff(Name == "sso_monitor.secret.days_left", Min, real(null))), critical = make_set_if(code, Name == "sso_monitor.findings" and severity == "critical") by facility, tenant, appId'
+  '| where daysLeft < ${telemetryDaysLeft} or array_length(critical) > 0'
+  '| order by daysLeft asc'
+]
+var attentionQuery = join(attentionLines, '\n')
+
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
   name: logAnalyticsName
   location: location
@@ -33,6 +53,18 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
     Application_Type: 'web'
     WorkspaceResourceId: logAnalytics.id
     DisableLocalAuth: true
+  }
+}
+
+resource attention 'Microsoft.OperationalInsights/workspaces/savedSearches@2023-09-01' = if (telemetryQueries) {
+  parent: logAnalytics
+  name: 'sso-monitor-attention'
+  properties: {
+    category: 'SSO Monitor'
+    displayName: 'SSO Monitor: apps that need attention'
+    functionAlias: 'SsoMonitorAttention'
+    query: attentionQuery
+    version: 2
   }
 }
 
