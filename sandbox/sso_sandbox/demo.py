@@ -10,12 +10,23 @@ a rotation: the first app whose secret is due is rotated with a manual
 handoff, the administrator's paste and confirmation are played, and the
 alerts of each step are posted too. The rotation runs on simulated time, so
 the new secret's propagation delay passes at once.
+
+Entra's sign-in records are read too (docs/evidence.md): every app has
+``signIns`` enabled and the monitor may read the log (AuditLog.Read.All, a
+P1/P2 tenant). Yesterday each facility's users signed in (valley's were
+refused: its secret had expired); since then summit's SmartTrace was given a
+wrong secret value and its users are refused, which only the sign-in log
+shows (SIGN_IN_FAILING: Key Vault and Entra still agree). The rotation's
+handoff is confirmed by activity (``handoff.confirmation: activity``): the
+administrator pastes the new secret, a user signs in, and the next step of
+the protocol confirms from Entra's records, with no ``confirm`` typed.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +37,20 @@ from sso_sandbox.runtime import Sandbox
 from sso_sandbox.scenario import scenario_refs
 from sso_sandbox.serve import BUILTIN_SCENARIO
 from sso_sandbox.settings import monitor_document
+from sso_sandbox.signin_records import record_user_sign_in, records
+from sso_sandbox.world import GRAPH_RESOURCE
+
+# The facility whose SmartTrace holds a wrong secret value, caught from its users' sign-ins.
+FAILING_FACILITY = "summit"
+# The handoff confirmed by Entra's records, not by a person (the rotation's app, when the scenario has it).
+ACTIVITY_FACILITY = "harbor"
 
 
 def run_demo(scenario: Path | None, as_json: bool = False) -> int:
     with Sandbox.from_scenario(scenario or BUILTIN_SCENARIO) as sandbox, tempfile.TemporaryDirectory() as state:
         document, environ = monitor_document(sandbox)
         webhook = _demo_channels(sandbox, document)
+        _demo_sign_ins(sandbox, document)
         config = parse_config(document, environ)
         if not as_json:
             description = scenario_refs(sandbox.world).description
@@ -79,6 +98,37 @@ def _demo_channels(sandbox: Sandbox, document: dict[str, Any]) -> str | None:
     return webhook
 
 
+def _demo_sign_ins(sandbox: Sandbox, document: dict[str, Any]) -> None:
+    """Entra's sign-in records as a second opinion: the log read for every app, the monitor
+    allowed to read it, a day of the facilities' sign-ins, and one facility refused since."""
+    world = sandbox.world
+    for tenant_id, app_id in world.monitors.items():
+        tenant = world.tenant(tenant_id)
+        sp = tenant.sp_by_app_id(app_id) if tenant else None
+        if tenant is None or sp is None:
+            continue
+        tenant.premium = True  # the sign-in log through Graph needs P1/P2 ...
+        roles = sp.granted_roles.setdefault(GRAPH_RESOURCE, [])
+        if "AuditLog.Read.All" not in roles:
+            roles.append("AuditLog.Read.All")  # ... and AuditLog.Read.All
+    for entry in document["apps"]:
+        entry["signIns"] = {"enabled": True}
+        if entry["facility"] == ACTIVITY_FACILITY:
+            entry["handoff"] = {"confirmation": "activity"}
+    now = world.now()
+    for name in world.facilities:
+        # Yesterday's sign-ins: each with the secret its SmartTrace held (refused where it no longer works).
+        record_user_sign_in(world, name, user=f"nurse@{name}.example", at=now - timedelta(days=1))
+    failing = world.facility(FAILING_FACILITY)
+    if failing is None:
+        return
+    # A wrong value in SmartTrace (an old secret's value, pasted back by mistake): Key Vault and
+    # Entra still agree, so only the users' refused sign-ins show it.
+    failing.client_secret = "Xq8" + "~" + "old-value-pasted-by-mistake-0123456789"
+    for minutes in (50, 30, 10):
+        record_user_sign_in(world, FAILING_FACILITY, user=f"nurse@{FAILING_FACILITY}.example", at=now - timedelta(minutes=minutes))
+
+
 def _print_alerts(sandbox: Sandbox, webhook: str) -> None:
     cards = sandbox.world.webhooks[webhook].received
     print(
@@ -118,12 +168,28 @@ def _demo_rotation(sandbox: Sandbox, config: Any, report: Any, state: Path, webh
         print("  The facility's administrator is asked to:")
         for line in event_lines(waiting)[1:]:
             print(line)
-        # The administrator pastes the new value into SmartTrace, then confirms.
+        # The administrator pastes the new value into SmartTrace.
         vault = world.vault(next(iter(sandbox.endpoints.vaults)))
         pasted = next(v for v in vault.secrets[app.vault_secret_name].versions if v.tags.get("keyId") == rotated.result.key_id)
         facility = world.facility(app.facility)
-        facility.client_secret, facility.key_id = pasted.value, rotated.result.key_id
-        confirmed = await service.confirm(app, rotated.result.key_id or "", "the demo's administrator")
+        if app.handoff.confirmation == "manual":
+            facility.client_secret, facility.key_id = pasted.value, rotated.result.key_id
+            confirmed = await service.confirm(app, rotated.result.key_id or "", "the demo's administrator")
+        else:
+            # Confirmed by activity: past the margin after the monitor's own last use of the new
+            # secret (verify), the administrator pastes it and a user signs in through SmartTrace;
+            # the next step of the protocol reads Entra's records and confirms, nobody types confirm.
+            world.clock.advance(minutes=15)
+            facility.client_secret, facility.key_id = pasted.value, rotated.result.key_id
+            user = f"nurse@{app.facility}.example"
+            code = record_user_sign_in(world, app.facility, user=user)
+            print(
+                f"  15 minutes later (simulated): the administrator pastes the new secret into SmartTrace and {user} signs in"
+                f" ({'it works' if code == 0 else f'refused, AADSTS{code}'}). The next step reads Entra's records:"
+            )
+            world.clock.advance(minutes=1)
+            records(world).budget.clear()  # Entra's reporting limit runs on the real clock: the demo's runs come seconds apart
+            confirmed = await service.rotate(app)
         for line in confirmed.result.actions:
             print(f"  {line}")
         events = rotated.events + confirmed.events

@@ -67,26 +67,65 @@ def test_demo_runs_the_real_check_on_the_sandbox(capsys):
     assert "ID_TOKENS_DISABLED" in codes["prairie"]
     assert "VAULT_SECRET_REJECTED" in codes["lakeside"]
     assert "NO_ASSIGNMENTS" in codes["orchard"]
+    # summit's SmartTrace holds a wrong value: only its users' refused sign-ins show it
+    assert codes["summit"] == ["LOGOUT_URL_MISMATCH", "SIGN_IN_FAILING"]
 
 
-def test_demo_table_for_people(capsys):
+def _demo_secrets(world) -> set[str]:
+    """Every secret value the demo's world holds: SmartTrace's, Key Vault's, Entra's, the monitor's own."""
+    found = {f.client_secret for f in world.facilities.values()}
+    found |= {v.value for vault in world.vaults.values() for secret in vault.secrets.values() for v in secret.versions}
+    found |= {c.secret_text for t in world.tenants.values() for a in t.applications.values() for c in a.password_credentials}
+    found |= {world.monitor_secret(t) for t in world.monitors}
+    return {s for s in found if s and len(s) >= 16}
+
+
+def test_demo_table_for_people(capsys, monkeypatch):
+    import sso_sandbox.demo as demo
+
+    made = []
+
+    class Kept(demo.Sandbox):  # the demo's sandbox, kept to know its secrets afterwards
+        @classmethod
+        def from_scenario(cls, *args, **kwargs):
+            made.append(super().from_scenario(*args, **kwargs))
+            return made[-1]
+
+    monkeypatch.setattr(demo, "Sandbox", Kept)
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
+    [sandbox] = made
+    secrets = _demo_secrets(sandbox.world)
+    assert sandbox.world.facility("summit").client_secret in secrets and len(secrets) > 8
+    assert not [s for s in secrets if s in out]  # no secret value, SmartTrace's wrong one included, in the output
     for facility in ("riverside", "harbor", "valley", "summit", "prairie", "lakeside", "meadow", "orchard"):
         assert facility in out
     assert "SECRET_EXPIRING" in out and "critical" in out
     # and the alerts, one Teams card per finding, into the sandbox's webhook
     alerts = out[out.index("Alerts: ") :]
-    assert alerts.startswith("Alerts: 8 Teams cards posted to the webhook 'sso-alerts'")
+    assert alerts.startswith("Alerts: 10 Teams cards posted to the webhook 'sso-alerts'")
+    # one facility caught from its sign-ins: summit's SmartTrace holds a wrong value, Key Vault and Entra agree
+    summit = out[out.index("\nsummit: ") : out.index("\n\n", out.index("\nsummit: ") + 1)]
+    assert summit.startswith("\nsummit: critical")
+    assert "SIGN_IN_FAILING 3 sign-in(s) through SmartTrace refused for the client secret (AADSTS7000215)" in summit
+    assert "VAULT_SECRET_REJECTED" not in summit
+    assert "[critical] summit: Entra's sign-in log shows SmartTrace's code redemptions for this app refused" in alerts
     # the facility whose app the monitor does not own: the exact command that fixes it
     assert "MONITOR_NOT_OWNER" in out and "az ad app owner add --id" in out
     assert "[critical] valley: client secret has expired: sign-in is broken" in alerts
     assert "[warning] summit: front-channel logout URL is not SmartTrace's callback for this facility" in alerts
     assert "riverside" not in alerts.split("Rotation:")[0]  # healthy: nothing to say
-    # and a rotation with a manual handoff, confirmed, with its alerts
+    # and a rotation whose handoff is confirmed by Entra's records, with its alerts
     rotation = out[out.index("Rotation: ") :]
     assert rotation.startswith("Rotation: harbor's client secret is due.")
-    assert "sso-monitor confirm harbor --key-id" in rotation and "the monitor leaves it alone" in rotation  # made by hand: not ours to remove
+    assert "the monitor leaves it alone" in rotation  # made by hand: not ours to remove
+    assert "is the monitor's own (verified" in rotation  # verify's own token requests never confirm
+    assert "the administrator pastes the new secret into SmartTrace and nurse@harbor.example signs in (it works)" in rotation
+    [confirmed] = [line for line in rotation.splitlines() if line.startswith("  confirm: ")]
+    assert confirmed.startswith("  confirm: Entra's records show SmartTrace using keyId ")
+    assert "credential-activity report shows keyId" in confirmed and "(+10 min)" in confirmed
+    assert "a successful sign-in through SmartTrace at" in confirmed
+    assert "the demo's administrator confirmed" not in rotation  # nobody typed confirm
     assert "Alerts: 3 more Teams cards: [info] harbor: rotation started;" in rotation
     assert "sign-in with the new secret works: yes." in rotation
 
