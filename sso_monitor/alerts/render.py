@@ -44,7 +44,7 @@ def handoff_steps(facts: Any) -> list[str]:
         f"(or: az keyvault secret show --id {vault.rstrip('/')}/secrets/{facts.secret_name}/{facts.version} --query value -o tsv).",
         f"In SmartTrace ({facts.facility_url}): Integrations, Azure Active Directory, pencil (edit), Client secret: paste the value, Save.",
         f"Sign in once with Microsoft at {facts.facility_url} to check it works.",
-        f"Confirm: sso-monitor confirm {facts.facility} --key-id {facts.key_id} (or POST /api/apps/{facts.facility}/confirm).",
+        _confirm_step(facts),
     ]
     if facts.old_key_id and facts.old_end is not None:
         if facts.old_managed:
@@ -53,6 +53,19 @@ def handoff_steps(facts: Any) -> list[str]:
             after = "It was made by hand, so the monitor leaves it alone: remove it under Certificates & secrets once sign-in works with the new one, or let it expire."
         steps.append(f"Before {stamp(facts.old_end)}: the old secret {facts.old_key_id} stops working then. {after}")
     return steps
+
+
+def _confirm_step(facts: Any) -> str:
+    command = f"sso-monitor confirm {facts.facility} --key-id {facts.key_id} (or POST /api/apps/{facts.facility}/confirm)"
+    mode = getattr(facts, "confirmation", "manual")
+    if mode == "activity":
+        return (
+            "Nothing to confirm: the monitor confirms from Entra's records once SmartTrace has used the new secret. "
+            f"If it says those records cannot be read, confirm yourself: {command}."
+        )
+    if mode == "activity-or-manual":
+        return f"Confirm: {command}; or leave it to the monitor, which confirms from Entra's records once SmartTrace has used the new secret."
+    return f"Confirm: {command}."
 
 
 ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"

@@ -116,6 +116,7 @@ class HandoffFacts:
     old_end: datetime | None = None
     old_managed: bool = False  # the old secret was created or adopted by the monitor: it removes it
     grace_days: int = 0
+    confirmation: str = "manual"  # handoff.confirmation: manual | activity | activity-or-manual
 
 
 @dataclass
@@ -760,6 +761,7 @@ class Rotator:
             # hands off what is not ours: a secret made by hand is never removed by the monitor
             old_managed=current is not None and is_managed(current),
             grace_days=app.rotation.grace_days,
+            confirmation=app.handoff.confirmation,
         )
 
     async def _remind(self, flight: VaultVersion) -> None:

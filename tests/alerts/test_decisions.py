@@ -352,3 +352,22 @@ def test_a_big_digest_is_split_into_parts():
     notices = compose_digest(items)
     assert [len(n.alerts) for n in notices] == [20, 20, 5]
     assert [a.title for n in notices for a in n.alerts] == [f"t{i}" for i in range(45)]  # all, once, in order
+
+
+@pytest.mark.parametrize(
+    "mode, starts, asks_for_confirm",
+    [
+        ("manual", "Confirm: sso-monitor confirm acme --key-id k1", True),
+        ("activity-or-manual", "Confirm: sso-monitor confirm acme --key-id k1", True),
+        ("activity", "Nothing to confirm: the monitor confirms from Entra's records", False),
+    ],
+)
+def test_the_confirm_step_says_who_confirms(mode: str, starts: str, asks_for_confirm: bool) -> None:
+    # In activity mode the person is not asked to confirm (only if Entra's records cannot be
+    # read); in activity-or-manual either will do.
+    facts = HandoffFacts("acme", "https://acme.smarttrace.ai", "https://kv.vault.azure.net", "smarttrace-acme", "v2", "k1", confirmation=mode)
+    step = handoff_steps(facts)[3]
+    assert step.startswith(starts)
+    assert "sso-monitor confirm acme --key-id k1" in step  # the command is there for the fallback too
+    assert ("Entra's records" in step) is (mode != "manual")
+    assert step.startswith("Confirm:") is asks_for_confirm
