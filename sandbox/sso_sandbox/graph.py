@@ -304,7 +304,7 @@ class GraphService(Service):
         throttling budget: charged before it runs, refused with 429 when a limit is full."""
         cost = request_cost(request.method, request.path, request.query)
         if cost is None:  # not the identity service (sendMail, unknown paths)
-            return self._route(request)
+            return Service.dispatch(self, request)
         tenant = self._tenant(request)
         decision = self.world.graph_budget.charge(
             tenant_id=tenant.tenant_id, app_id=request.caller or "", size=tenant.size, cost=cost, enforce=tenant.graph_throttling
@@ -313,28 +313,18 @@ class GraphService(Service):
             response = self.throttle_response(decision.retry_after)
         else:
             try:
-                response = self._route(request)
+                response = Service.dispatch(self, request)
             except HttpError as exc:
                 response = self._error(exc)
         response.headers.update(decision.headers())
         return response
 
-    def _route(self, request: Request) -> Response:
-        allowed: list[str] = []
-        for method, pattern, handler in self._routes:
-            match = pattern.match(request.path)
-            if not match:
-                continue
-            if method != request.method:
-                allowed.append(method)
-                continue
-            return handler(request, **match.groupdict())
-        if allowed:
-            raise HttpError(
-                405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed on this resource; allowed: {', '.join(sorted(set(allowed)))}."
-            )
+    def not_allowed(self, request: Request, allowed: list[str]) -> HttpError:
+        return HttpError(405, "Request_BadRequest", f"The HTTP method '{request.method}' is not allowed on this resource; allowed: {', '.join(allowed)}.")
+
+    def no_route(self, request: Request) -> HttpError:
         segment = request.path.rstrip("/").rsplit("/", 1)[-1] or request.path
-        raise HttpError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+        return HttpError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
     def _authenticate(self, request: Request) -> None:
         challenge = {

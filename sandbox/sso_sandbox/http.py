@@ -137,8 +137,16 @@ class Service:
                 continue
             return handler(request, **match.groupdict())
         if allowed:
-            raise HttpError(405, "MethodNotAllowed", f"The method {request.method} is not allowed on {request.path}.")
-        raise HttpError(404, "NotFound", f"No such route: {request.method} {request.path}")
+            raise self.not_allowed(request, sorted(set(allowed)))
+        raise self.no_route(request)
+
+    def not_allowed(self, request: Request, allowed: list[str]) -> HttpError:
+        """The error for a path served only with other methods (a service answers in its own words)."""
+        return HttpError(405, "MethodNotAllowed", f"The method {request.method} is not allowed on {request.path}.")
+
+    def no_route(self, request: Request) -> HttpError:
+        """The error for a path no route serves."""
+        return HttpError(404, "NotFound", f"No such route: {request.method} {request.path}")
 
     # ---- the service's own wire shapes; subclasses override
 

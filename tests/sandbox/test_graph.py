@@ -924,3 +924,9 @@ def test_app_role_assigned_to_pages_with_top(sandbox: Sandbox, ids: StandardIds)
     rest = requests.get(page["@odata.nextLink"], headers={"Authorization": f"Bearer {reader}"}, verify=str(sandbox.endpoints.ca_path), timeout=30).json()
     seen = [a["appId"] for a in page["value"] + rest["value"]]
     assert len(seen) == len(set(seen)) == len(tenant.applications)
+
+
+def test_an_unknown_segment_answers_in_graphs_words(sandbox: Sandbox, ids: StandardIds) -> None:
+    unknown = call(sandbox, "GET", "/v1.0/nowhere", monitor_token(sandbox, ids))
+    assert unknown.status_code == 400
+    assert (error_of(unknown)["code"], error_of(unknown)["message"]) == ("BadRequest", "Resource not found for the segment 'nowhere'.")
