@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sso_monitor.alerts.ports import APPEARED, CHANNEL_DOWN, MONITOR_FAILURE, REMINDER, RESOLVED, WORSENED, Alert, Notice
+from sso_monitor.alerts.ports import APPEARED, CHANNEL_DOWN, MONITOR_FAILURE, REMINDER, RESOLVED, SEVERITIES, WORSENED, Alert, Notice
 from sso_monitor.alerts.render import handoff_steps
 from sso_monitor.checks.findings import CODES, Finding, Severity, rank_of
 from sso_monitor.config import AlertsConfig, AppConfig, MonitorConfig
@@ -204,6 +204,10 @@ ROTATION_SEVERITY: dict[str, tuple[str, bool]] = {
     "started": ("info", False),
     "awaiting-confirmation": ("warning", False),
     "reminder": ("critical", False),
+    # OLD_SECRET_STILL_IN_USE while a previous secret is kept: the event carries the finding's
+    # severity (warning, error at 14 days to the old secret's expiry, critical at 7); this is
+    # the default only for an event without one.
+    "still-in-use": ("warning", False),
     "completed": ("resolved", False),
     "failed": ("critical", True),
     "stuck": ("critical", True),
@@ -212,19 +216,26 @@ ROTATION_SEVERITY: dict[str, tuple[str, bool]] = {
 }
 
 
+# Titles that say more than "rotation <kind>".
+_EVENT_TITLES = {"still-in-use": "SmartTrace still signs in with the old client secret"}
+
+
 def rotation_alert(event: Any, now: datetime, policy: AlertsConfig) -> Alert:
-    """An Alert from a rotation.RotationEvent (or anything with its fields)."""
+    """An Alert from a rotation.RotationEvent (or anything with its fields). Its severity is
+    the event's own when it carries one (a finding's), else its kind's."""
     severity, operations = ROTATION_SEVERITY.get(event.kind, ("info", False))
-    what = event.kind.replace("-", " ")
+    own = _event_severity(event)
+    what = _EVENT_TITLES.get(event.kind, f"rotation {event.kind.replace('-', ' ')}")
     return Alert(
         kind=f"rotation:{event.kind}",
-        severity=severity,
-        title=f"{event.facility}: rotation {what}" + (f" (keyId {event.key_id})" if event.key_id else ""),
+        severity=own or severity,
+        title=f"{event.facility}: {what}" + (f" (keyId {event.key_id})" if event.key_id else ""),
         message=event.message,
         at=now,
         facility=event.facility,
         tenant_id=event.tenant_id,
         app_id=event.app_id,
+        code=getattr(event, "code", None),
         steps=tuple(handoff_steps(event.handoff)) if event.handoff is not None else (),
         status_url=policy.status_page_url,
         operations=operations,
@@ -236,8 +247,19 @@ def event_key(event: Any) -> str:
     run (the protocol notifies before it records, so a crash between the two repeats
     it) is recognised."""
     steps = handoff_steps(event.handoff) if event.handoff is not None else []
-    text = "\x1f".join((event.kind, event.key_id or "", event.message, "\x1e".join(steps)))
+    parts = [event.kind, event.key_id or "", event.message, "\x1e".join(steps)]
+    own = _event_severity(event)
+    if own is not None:  # only then: the keys of events without one stay what they were
+        parts.append(own)
+    text = "\x1f".join(parts)
     return f"{event.facility}.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+def _event_severity(event: Any) -> str | None:
+    """The severity an event carries itself (a finding's), as channels show it; None without one."""
+    value = getattr(event, "severity", None)
+    value = getattr(value, "value", value)  # a Severity, or its text
+    return value if isinstance(value, str) and value in SEVERITIES else None
 
 
 def failure_alert(message: str, now: datetime, policy: AlertsConfig, *, kind: str = MONITOR_FAILURE, facility: str | None = None, count: int = 1) -> Alert:
@@ -308,12 +330,17 @@ def routed(alert: Alert, config: MonitorConfig) -> list[tuple[Alert, str, tuple[
     return result
 
 
+WAITS_ON_A_PERSON = ("rotation:awaiting-confirmation", "rotation:still-in-use")
+
+
 def immediate(alert: Alert, policy: AlertsConfig) -> bool:
     """In digest mode, what still goes at once: critical findings, the monitor's failures,
-    and what waits on a person (a manual handoff)."""
+    and what waits on a person (a manual handoff; SmartTrace still signing in with the old
+    secret, which someone must paste the new one over, at any severity: said once per
+    severity, so never noise)."""
     if not policy.digest:
         return True
-    return alert.severity in ("critical", "error") or alert.operations or alert.kind == "rotation:awaiting-confirmation"
+    return alert.severity in ("critical", "error") or alert.operations or alert.kind in WAITS_ON_A_PERSON
 
 
 def compose(routed: Sequence[tuple[Alert, str, tuple[str, ...]]]) -> list[Notice]:

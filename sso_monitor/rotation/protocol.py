@@ -121,13 +121,17 @@ class HandoffFacts:
 
 @dataclass
 class RotationEvent:
-    kind: str  # due | started | awaiting-confirmation | reminder | completed | failed | retired | orphan-removed
+    kind: str  # due | started | awaiting-confirmation | reminder | still-in-use | completed | failed | retired | orphan-removed
     facility: str
     tenant_id: str
     app_id: str
     message: str
     key_id: str | None = None
     handoff: HandoffFacts | None = None  # manual handoff: the facts its steps are written from
+    # The event's own severity, when a finding decides it (still-in-use: OLD_SECRET_STILL_IN_USE's,
+    # rising with the old secret's expiry); None: the kind's (alerts.decisions.ROTATION_SEVERITY).
+    severity: str | None = None
+    code: str | None = None  # the finding code the event carries, when it carries one
 
 
 class Notifier(Protocol):
@@ -592,10 +596,11 @@ class Rotator:
                 else f"the current version of Key Vault secret {self.app.vault_secret_name}"
             )
             await self._notify(
-                "reminder",
+                "still-in-use",
                 f"OLD_SECRET_STILL_IN_USE ({found.severity.value}): {found.message} Paste the new one: {where}, into SmartTrace at "
                 f"{self.app.facility_url}: Integrations, Azure Active Directory, pencil (edit), Client secret, Save; then sign in once.",
                 key_id=version.key_id,
+                found=found,
             )
             await self._retag(version, activity=mark)
         return in_use
@@ -977,8 +982,10 @@ class Rotator:
         self.versions = [updated if v.version == version.version else v for v in self.versions]
         return updated
 
-    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, handoff: HandoffFacts | None = None) -> None:
+    async def _notify(self, kind: str, message: str, *, key_id: str | None = None, handoff: HandoffFacts | None = None, found: Finding | None = None) -> None:
         event = RotationEvent(kind, self.app.facility, self.app.tenant_id, self.app.app_id, message, key_id, handoff)
+        if found is not None:  # the alert's severity is the finding's, not the kind's
+            event.severity, event.code = found.severity.value, found.code
         await self.deps.notifier.notify(event)
 
 

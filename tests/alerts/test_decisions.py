@@ -3,6 +3,8 @@ was last alerted, snoozes and ``now``, driven by tables (a comment per row)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -21,11 +23,11 @@ from sso_monitor.alerts.decisions import (
     rotation_alert,
     route,
 )
-from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert
-from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.alerts.ports import APPEARED, REMINDER, RESOLVED, WORSENED, Alert, Notice
+from sso_monitor.alerts.render import email_bodies, handoff_steps, teams_message
 from sso_monitor.checks.findings import Severity, finding
 from sso_monitor.config import AlertsConfig, parse_config
-from sso_monitor.rotation.protocol import HandoffFacts
+from sso_monitor.rotation.protocol import HandoffFacts, RotationEvent
 
 NOW = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 TENANT = "72f988bf-0000-4000-8000-000000000001"
@@ -326,6 +328,55 @@ def test_rotation_alert_and_its_key():
     assert event_key(event) == event_key(again)  # a re-emitted event is recognised
     assert event_key(event) != event_key(SimpleNamespace(**{**vars(event), "key_id": "k2"}))
     assert event_key(event).startswith("acme.")
+
+
+def still_in_use(severity: str | None) -> RotationEvent:
+    return RotationEvent(
+        "still-in-use",
+        "acme",
+        TENANT,
+        APP_ID,
+        f"OLD_SECRET_STILL_IN_USE ({severity}): SmartTrace still signs in with the old secret: paste the new one.",
+        "k0",
+        severity=severity,
+        code="OLD_SECRET_STILL_IN_USE",
+    )
+
+
+@pytest.mark.parametrize(
+    "severity, expected",
+    [
+        ("warning", "warning"),  # more than 14 days to the old secret's expiry: not the reminder's critical
+        ("error", "error"),  # 14 days or fewer
+        ("critical", "critical"),  # 7 days or fewer
+        (None, "warning"),  # an event without its own severity: the kind's default from the table
+    ],
+)
+def test_a_still_in_use_event_is_alerted_at_its_findings_severity(severity, expected):
+    made = rotation_alert(still_in_use(severity), NOW, POLICY)
+    assert (made.kind, made.severity, made.code, made.operations) == ("rotation:still-in-use", expected, "OLD_SECRET_STILL_IN_USE", False)
+    assert made.title == "acme: SmartTrace still signs in with the old client secret (keyId k0)"
+    # In digest mode it goes at once, whatever its severity: a person must paste the new secret.
+    assert immediate(made, AlertsConfig(digest=True))
+    # Channels show it as it is: its severity, its finding code, its words.
+    card = json.dumps(teams_message(Notice("acme-teams", (made,))))
+    subject, text, _ = email_bodies(Notice("it", (made,)))
+    assert f"{expected.upper()} " in card and f"[{expected}] acme:" in text
+    for shown in (card, text):
+        assert "Finding: " in shown and "OLD_SECRET_STILL_IN_USE" in shown and "paste the new one" in shown
+    assert "still signs in with the old client secret" in subject
+
+
+def test_an_events_own_severity_is_part_of_its_key_and_other_keys_are_unchanged():
+    # A rise in severity is a new event (said again); the same severity re-emitted is recognised.
+    assert event_key(still_in_use("warning")) != event_key(still_in_use("error"))
+    assert event_key(still_in_use("error")) == event_key(still_in_use("error"))
+    # Events without a severity keep the key they had (what the store remembers stays valid).
+    plain = RotationEvent("completed", "acme", TENANT, APP_ID, "done", "k1")
+    text = "\x1f".join(("completed", "k1", "done", ""))
+    assert event_key(plain) == f"acme.{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+    # The reminder's table severity is unchanged.
+    assert rotation_alert(RotationEvent("reminder", "acme", TENANT, APP_ID, "still waiting", "k1"), NOW, POLICY).severity == "critical"
 
 
 @pytest.mark.parametrize(

@@ -263,7 +263,8 @@ def test_a_mistaken_manual_confirmation_is_caught_before_retirement(
     assert found.severity.value == "warning" and found.details["key_id"] == old  # two months before the old secret expires
     [alert] = [e for e in notifier.events if e.message.startswith("OLD_SECRET_STILL_IN_USE")]
     assert "SmartTrace still signs in with the old secret: paste the new one" in alert.message and h.version_for(new).version in alert.message
-    assert alert.kind == "reminder" and h.version_for(new).value not in alert.message
+    assert (alert.kind, alert.severity, alert.code) == ("still-in-use", "warning", "OLD_SECRET_STILL_IN_USE")
+    assert h.version_for(new).value not in alert.message
     quiet = MemoryNotifier()
     assert still_in_use(run(h, notifier=quiet)) and not quiet.events  # said once per severity
     # Past the grace period and still used: kept, sign-in works.
@@ -291,6 +292,53 @@ def test_a_mistaken_manual_confirmation_is_caught_before_retirement(
     assert "SIGN_IN_FAILING" in retired.message and "sso-monitor rotate acme --force" in retired.message  # the way back, said with the removal
     assert old not in {c.key_id for c in h.credentials()} and RETIRED in stages(h, old)
     assert world.sign_in_works("acme")
+
+
+def test_the_old_secret_still_in_use_is_alerted_at_the_findings_severity_once_per_severity(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    """OLD_SECRET_STILL_IN_USE after a mistaken confirmation is an event of its own kind whose
+    alert has the finding's severity (warning; error at 14 days to the old secret's expiry;
+    critical at 7), not the reminder's critical: delivered through the alerting service in
+    digest mode, each at once (someone must paste), one per severity, never repeated."""
+    from dataclasses import replace
+
+    from sso_monitor.adapters.storage.alert_store import MemoryAlertStore
+    from sso_monitor.alerts.service import DIGEST, Alerting
+    from tests.alerts.test_alerting import FakeChannel
+
+    h = harness_for(sandbox, ids, tmp_path, "manual", sign_ins=True)
+    world = h.world
+    adopt_old(h)
+    old = world.facility("acme").key_id
+    old_end = next(c.end for c in h.credentials() if c.key_id == old)
+    new = run(h, force=True).key_id
+    assert confirm(h, new).stage == CURRENT  # nobody pasted it
+    config = replace(h.config, alerts=replace(h.config.alerts, channels=("teams",), digest=True, digest_hour_utc=23))
+    channel = FakeChannel("teams")
+    alerting = Alerting(config, MemoryAlertStore(), {"teams": channel})
+    severities: list[tuple[int, str]] = []  # (days left, severity) of each finding seen
+    while (old_end - world.now()).days > 2:
+        world.clock.advance(days=2)
+        assert record_user_sign_in(world, "acme") == 0  # SmartTrace still sends the old secret
+        world.clock.advance(minutes=11)
+        notifier = MemoryNotifier()
+        result = run(h, notifier=notifier)
+        [found] = still_in_use(result)
+        severities.append(((old_end - world.now()).days, found.severity.value))
+        for event in notifier.events:
+            assert event.kind != "reminder"
+            if event.code == "OLD_SECRET_STILL_IN_USE":
+                assert (event.kind, event.severity) == ("still-in-use", found.severity.value)
+        assert asyncio.run(alerting.rotation_events(notifier.events, world.now())).ok
+    said = [(a.kind, a.severity, a.code) for n in channel.delivered if not n.digest for a in n.alerts]
+    assert said == [("rotation:still-in-use", s, "OLD_SECRET_STILL_IN_USE") for s in ("warning", "error", "critical")]
+    assert all(n.alerts[0].title == f"acme: SmartTrace still signs in with the old client secret (keyId {old})" for n in channel.delivered)
+    assert asyncio.run(alerting.store.list(DIGEST)) == []  # none waited for the digest
+    # The finding's own thresholds: warning above 14 days, error at 14 and below, critical at 7 and below.
+    assert all(s == ("warning" if d > 14 else "error" if d > 7 else "critical") for d, s in severities)
+    # The end state: kept while used, SSO never broke, nothing handed over.
+    assert old in {c.key_id for c in h.credentials()} and PREVIOUS in stages(h, old)
+    assert world.facility("acme").key_id == old and world.sign_in_works("acme")
+    assert h.version_for(old).tags["activity"] == "still-used:critical"
 
 
 def test_a_facility_that_never_switches_is_never_confirmed_and_warned_before_the_old_secret_expires(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
