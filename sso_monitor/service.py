@@ -488,7 +488,18 @@ def event_json(event: RotationEvent) -> dict[str, Any]:
 
 
 def result_json(result: RotationResult) -> dict[str, Any]:
-    return to_json({"facility": result.facility, "stage": result.stage, "keyId": result.key_id, "actions": list(result.actions), "error": result.error})
+    """A rotation run's result, with what Entra's records said during it (``findings``:
+    OLD_SECRET_STILL_IN_USE, ACTIVITY_REPORT_UNAVAILABLE), shaped as a check's findings."""
+    return to_json(
+        {
+            "facility": result.facility,
+            "stage": result.stage,
+            "keyId": result.key_id,
+            "actions": list(result.actions),
+            "error": result.error,
+            "findings": [finding_json(f) for f in result.findings],
+        }
+    )
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:

@@ -36,3 +36,34 @@ def test_status_document_for_the_demo_world(scenario_sandbox, tmp_path):
     assert status["summary"] == {"ok": 1, "warning": 2, "critical": 5}
     text = json.dumps(status)
     assert not [s for s in scenario_sandbox.world.issued_secrets if s in text]
+
+
+def test_a_rotation_results_findings_are_in_its_json_in_the_one_style():
+    """RotationResult.findings (from Entra's records) are in every serialized rotate answer
+    (the CLI's --json, the admin API's rotate and confirm): code, severity, message, fix and
+    details, keys camelCase, as a check's findings."""
+    from sso_monitor.checks.findings import Severity, finding
+    from sso_monitor.rotation.protocol import RotationResult
+    from sso_monitor.service import Outcome, outcome_json, result_json
+
+    still = finding(
+        "OLD_SECRET_STILL_IN_USE",
+        "SmartTrace still signs in with the old secret: paste the new one.",
+        severity=Severity.ERROR,
+        key_id="k0",
+        last_used="2026-12-06T08:00:00Z",
+        since="2026-12-01T08:00:00Z",
+    )
+    result = RotationResult("acme", stage="current", key_id="k1", findings=[still])
+    answer = outcome_json(Outcome(result, []))
+    assert answer["findings"] == [
+        {
+            "code": "OLD_SECRET_STILL_IN_USE",
+            "severity": "error",
+            "message": "SmartTrace still signs in with the old secret: paste the new one.",
+            "fix": still.fix,
+            "details": {"keyId": "k0", "lastUsed": "2026-12-06T08:00:00Z", "since": "2026-12-01T08:00:00Z"},
+        }
+    ]
+    assert result_json(RotationResult("acme", stage="idle"))["findings"] == []
+    assert json.loads(json.dumps(answer)) == answer

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sso_monitor.alerts.render import handoff_steps
+from sso_monitor.checks.findings import Finding
 from sso_monitor.cli.alerts import deliver
 from sso_monitor.cli.exits import EXIT_CRITICAL, EXIT_MONITOR_FAILED, EXIT_OK, worst_exit
 from sso_monitor.cli.output import write_json
@@ -49,6 +50,12 @@ def event_lines(events: list[Any]) -> list[str]:
     return lines
 
 
+def finding_lines(findings: list[Finding]) -> list[str]:
+    """What Entra's records said during the run, as a check prints its findings: the code
+    and severity, the message, then the fix."""
+    return [line for found in findings for line in (f"finding {found.code} ({found.severity.value}): {found.message}", f"    fix: {found.fix}")]
+
+
 def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
     result = outcome.result
     if as_json:
@@ -57,6 +64,8 @@ def _print_result(outcome: Outcome, out: IO[str], as_json: bool) -> None:
     for line in result.actions:
         out.write(f"  {line}\n")
     for line in event_lines(outcome.events):
+        out.write(f"{line}\n")
+    for line in finding_lines(result.findings):
         out.write(f"{line}\n")
     out.write(f"{result.facility}: {result.stage}" + (f" (keyId {result.key_id})" if result.key_id else "") + "\n")
     if result.error:

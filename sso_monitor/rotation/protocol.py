@@ -224,7 +224,14 @@ class RotationResult:
         return self.message or str(self.failure)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"facility": self.facility, "stage": self.stage, "actions": list(self.actions), "key_id": self.key_id, "error": self.error}
+        return {
+            "facility": self.facility,
+            "stage": self.stage,
+            "actions": list(self.actions),
+            "key_id": self.key_id,
+            "error": self.error,
+            "findings": [f.as_dict() for f in self.findings],
+        }
 
 
 def lease_key(app: AppConfig) -> str:

@@ -15,7 +15,11 @@ pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 @pytest.fixture
 def cli(sandbox, tmp_path, monkeypatch, capsys):
-    document, environ = monitor_document(sandbox, facilities=["acme"])
+    return cli_for(sandbox, tmp_path, monkeypatch, capsys)
+
+
+def cli_for(sandbox, tmp_path, monkeypatch, capsys, **overrides):
+    document, environ = monitor_document(sandbox, facilities=["acme"], app_overrides={"acme": overrides})
     document["verify"] = {"successes": 2, "intervalSeconds": 0.05, "deadlineSeconds": 10}
     path = tmp_path / "apps.json"
     path.write_text(json.dumps(document))
@@ -85,3 +89,32 @@ def test_adopt_a_wrong_value_is_refused(cli, sandbox, monkeypatch):
 def test_unknown_facility(cli):
     code, _, err = cli("rotate", "nowhere")
     assert code == 3 and "no app for facility 'nowhere'" in err
+
+
+def test_rotate_reports_what_entras_records_said_as_findings(sandbox, tmp_path, monkeypatch, capsys):
+    """The run's findings (here ACTIVITY_REPORT_UNAVAILABLE: confirmation by activity, and the
+    monitor lacks AuditLog.Read.All) are in rotate --json as a check's findings are, and
+    printed as lines; the run itself goes on as without them (a person confirms)."""
+    cli = cli_for(sandbox, tmp_path, monkeypatch, capsys, handoff={"confirmation": "activity"})
+    code, out, _ = cli("rotate", "acme", "--force", "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["stage"] == "awaiting-confirmation" and result["error"] is None
+    [found] = result["findings"]
+    assert found["code"] == "ACTIVITY_REPORT_UNAVAILABLE" and found["severity"] == "warning"
+    assert "AuditLog.Read.All" in found["message"] and f"keyId {result['keyId']}" in found["message"] and found["fix"]
+    assert "AuditLog.Read.All" in found["details"]["reason"]  # details in the one JSON style (camelCase keys)
+    code, out, _ = cli("rotate", "acme")  # the next run finds the same, said as lines
+    assert code == 0
+    lines = out.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("finding ACTIVITY_REPORT_UNAVAILABLE (warning): Entra's records cannot confirm")))
+    assert lines[at + 1].startswith("    fix: ") and lines[-1].startswith("acme: awaiting-confirmation")
+    secret = sandbox.world.vault("kv-sso").secrets["smarttrace-acme"].latest.value
+    assert secret not in out
+
+
+def test_a_run_without_findings_says_none(cli):
+    code, out, _ = cli("rotate", "acme", "--force", "--json")
+    assert code == 0 and json.loads(out)["findings"] == []
+    code, out, _ = cli("rotate", "acme")
+    assert code == 0 and "finding " not in out
