@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test install sandbox clean format .venv313 checkov lock lock-upgrade deploy-size
+.PHONY: demo test install sandbox clean format .venv313 checkov lock lock-upgrade deploy-size vendor
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,15 @@ deploy-size: install
 node_modules/.bin/azurite: package.json $(wildcard package-lock.json)
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
 	touch $@
+
+# The status page's MSAL.js, bundled from the npm package package.json pins (no CDN):
+# copied into the Function App's files, where it is committed, so a deployment needs no
+# build step. After changing the pin: `make vendor`, then commit (tests/functions/
+# test_status_view.py checks the copy is the package's file, byte for byte).
+VENDOR := sso_monitor/functions/static/vendor
+vendor: node_modules/.bin/azurite
+	cp node_modules/@azure/msal-browser/lib/msal-browser.min.js $(VENDOR)/msal-browser.min.js
+	cp node_modules/@azure/msal-browser/LICENSE $(VENDOR)/msal-browser.LICENSE.txt
 
 # Python 3.13 venv with azure-functions-runtime (the worker the Functions host uses) and
 # requirements.txt, for tests/functions/test_indexing.py; rebuilt only when they change.

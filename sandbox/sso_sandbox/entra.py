@@ -2,7 +2,12 @@
 
 - GET  /{tenant}/v2.0/.well-known/openid-configuration
 - GET  /{tenant}/discovery/v2.0/keys  (and /common/discovery/v2.0/keys)
-- POST /{tenant}/oauth2/v2.0/token    client_credentials with client_secret
+- POST /{tenant}/oauth2/v2.0/token    client_credentials with client_secret; a person's
+  authorization_code (PKCE) and refresh_token grants from a browser (user_signin.py)
+- GET/POST /{tenant}/oauth2/v2.0/authorize, GET /{tenant}/oauth2/v2.0/logout  (user_signin.py)
+
+A browser calls discovery, keys and token cross-origin: their answers allow any origin
+(Access-Control-Allow-Origin: *), and OPTIONS preflights are answered.
 
 The token endpoint checks the secret against the world (start and end dates,
 the tenant's propagation delay, the service principal, Conditional Access for
@@ -23,6 +28,7 @@ from sso_sandbox.faults import FaultPlan
 from sso_sandbox.http import Request, Response, Service
 from sso_sandbox.signin_records import record_client_credentials
 from sso_sandbox.tokens import TokenIssuer
+from sso_sandbox.user_signin import UserSignIn
 from sso_sandbox.world import GRAPH_APP_ID, GRAPH_RESOURCE, VAULT_RESOURCE, Tenant, World
 
 TOKEN_LIFETIME_SECONDS = 3599
@@ -116,6 +122,28 @@ class EntraService(Service):
         self.route("GET", t + r"/discovery/v2\.0/keys", self.keys)
         self.route("GET", t + r"/discovery/keys", self.keys)
         self.route("POST", t + r"/oauth2/v2\.0/token", self.token)
+        self.users = UserSignIn(world, issuer)
+        self.route("GET", t + r"/oauth2/v2\.0/authorize", self.users.authorize_page)
+        self.route("POST", t + r"/oauth2/v2\.0/authorize", self.users.authorize_submit)
+        self.route("GET", t + r"/oauth2/v2\.0/logout", self.users.logout)
+        for path in (r"/v2\.0/\.well-known/openid-configuration", r"/discovery/v2\.0/keys", r"/oauth2/v2\.0/token"):
+            self.route("OPTIONS", t + path, self.preflight)
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if request.header("origin"):
+            response.headers.setdefault("Access-Control-Allow-Origin", "*")
+        return response
+
+    def preflight(self, request: Request, tenant: str) -> Response:
+        return Response.empty(
+            204,
+            {
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": request.header("access-control-request-headers") or "content-type",
+                "Access-Control-Max-Age": "86400",
+            },
+        )
 
     # OAuth errors are not OData errors
     def error_response(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -162,6 +190,8 @@ class EntraService(Service):
         grant = form.get("grant_type", "")
         if not grant:
             return self._aadsts(900144, tenant=tenant, parameter="grant_type")
+        if grant in ("authorization_code", "refresh_token"):
+            return self.users.token(request, known, form)
         if grant != "client_credentials":
             return self._aadsts(70003, tenant=tenant, grant=grant)
         client_id = form.get("client_id", "")

@@ -306,7 +306,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if not head_only and response.body:
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
 class SandboxServer(ThreadingHTTPServer):

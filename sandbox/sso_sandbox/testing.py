@@ -8,9 +8,9 @@ SmartTrace app it owns, one it does not, a vault, a facility and a webhook.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sso_sandbox.world import GRAPH_RESOURCE, World
+from sso_sandbox.world import GRAPH_RESOURCE, Application, World
 
 
 @dataclass
@@ -29,6 +29,11 @@ class StandardIds:
     webhook_id: str
     mailbox: str
     admin_api_uri: str
+    admin_api_client_id: str = ""
+    # people who sign in to the status page (user_signin.py): one holds SsoMonitor.Read, one no role
+    reader_upn: str = "reader@contoso.example"
+    visitor_upn: str = "visitor@contoso.example"
+    user_password: str = ""
 
 
 def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
@@ -102,8 +107,7 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
             created=now - timedelta(days=300),
         )
     )
-    admin_api = world.add_application(tenant.tenant_id, "SSO Monitor admin API", identifier_uris=["api://sso-monitor-admin"])
-    world.add_service_principal(admin_api)
+    admin_api, password = _admin_api(world, tenant.tenant_id, now)
     return world, StandardIds(
         tenant_id=tenant.tenant_id,
         monitor_app_id=monitor.app_id,
@@ -119,7 +123,45 @@ def standard_world(propagation_seconds: float = 0) -> tuple[World, StandardIds]:
         webhook_id=hook.id,
         mailbox=mailbox,
         admin_api_uri="api://sso-monitor-admin",
+        admin_api_client_id=admin_api.app_id,
+        user_password=password,
     )
+
+
+READ_ROLE_ID = "6f1d7c2a-0000-4000-8000-00000000c001"
+ADMIN_ROLE_ID = "6f1d7c2a-0000-4000-8000-00000000c002"
+
+
+def _admin_api(world: World, tenant_id: str, now: datetime) -> tuple[Application, str]:
+    """The admin API's registration as infra/app/admin-api.bicep makes it: app roles
+    SsoMonitor.Read and .Admin, the user_impersonation scope, assignment required; the
+    status page signs in with it (a test adds the page's URL to its spa redirect URIs).
+    Two test users: reader (assigned SsoMonitor.Read) and visitor (no assignment)."""
+    from sso_sandbox.world import AppRoleAssignment, new_guid
+
+    roles = [
+        {"id": READ_ROLE_ID, "value": "SsoMonitor.Read", "displayName": "SsoMonitor.Read", "allowedMemberTypes": ["User", "Application"], "isEnabled": True},
+        {"id": ADMIN_ROLE_ID, "value": "SsoMonitor.Admin", "displayName": "SsoMonitor.Admin", "allowedMemberTypes": ["User", "Application"], "isEnabled": True},
+    ]
+    admin_api = world.add_application(tenant_id, "SSO Monitor admin API", identifier_uris=["api://sso-monitor-admin"], app_roles=roles)
+    admin_api.delegated_scopes = ["user_impersonation"]
+    sp = world.add_service_principal(admin_api, app_role_assignment_required=True)
+    password = "Sandbox-" + new_guid()[:13]
+    reader = world.add_user(tenant_id, "reader@contoso.example", "Riley Reader", mail="reader@contoso.example", password=password)
+    world.add_user(tenant_id, "visitor@contoso.example", "Vic Visitor", mail="visitor@contoso.example", password=password)
+    sp.assigned_to.append(
+        AppRoleAssignment(
+            id=new_guid(),
+            principal_id=reader.id,
+            principal_type="User",
+            principal_display_name=reader.display_name,
+            resource_id=sp.object_id,
+            resource_display_name=sp.display_name,
+            app_role_id=READ_ROLE_ID,
+            created=now - timedelta(days=30),
+        )
+    )
+    return admin_api, password
 
 
 def _add_user(world: World, tenant_id: str, upn: str, name: str) -> None:

@@ -152,6 +152,10 @@ class Application:
     sign_in_audience: str = "AzureADMyOrg"
     identifier_uris: list[str] = field(default_factory=list)
     app_roles: list[dict[str, Any]] = field(default_factory=list)
+    # the single-page-app platform's redirect URIs (spa.redirectUris), for user sign-in (user_signin.py)
+    spa_redirect_uris: list[str] = field(default_factory=list)
+    # the delegated scopes the app exposes (api.oauth2PermissionScopes' values)
+    delegated_scopes: list[str] = field(default_factory=list)
     notes: str | None = None
     # appManagementPolicy assigned to this app (overrides the tenant default): its
     # passwordLifetime restriction, and its id and displayName (see assigned_policy)
@@ -226,6 +230,7 @@ class User:
     user_principal_name: str
     display_name: str
     mail: str | None = None
+    password: str | None = None  # a test user's password, for the sign-in form (user_signin.py); None: cannot sign in
 
 
 @dataclass
@@ -477,6 +482,7 @@ class World:
         self.webhooks: dict[str, TeamsWebhook] = {}
         self.mail: list[SentMail] = []
         self.smtp_users: dict[str, str] = {}  # login -> password
+        self.user_sign_ins: list[tuple[str, str, bool]] = []  # (userPrincipalName, client id, succeeded), user_signin.py
         self.issued_secrets: list[str] = []
         self.requests: deque[RequestRecord] = deque(maxlen=200_000)
         # tenant id -> appId of the application that stands for the monitor's own
@@ -619,9 +625,20 @@ class World:
         app.key_credentials.append(credential)
         return credential
 
-    def add_user(self, tenant_id: str, user_principal_name: str, display_name: str = "", *, user_id: str | None = None, mail: str | None = None) -> User:
+    def add_user(
+        self,
+        tenant_id: str,
+        user_principal_name: str,
+        display_name: str = "",
+        *,
+        user_id: str | None = None,
+        mail: str | None = None,
+        password: str | None = None,
+    ) -> User:
         tenant = self._require_tenant(tenant_id)
-        user = User(id=user_id or new_guid(), user_principal_name=user_principal_name, display_name=display_name or user_principal_name, mail=mail)
+        user = User(
+            id=user_id or new_guid(), user_principal_name=user_principal_name, display_name=display_name or user_principal_name, mail=mail, password=password
+        )
         tenant.users[user.id] = user
         return user
 

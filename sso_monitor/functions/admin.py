@@ -213,8 +213,10 @@ async def status(req: func.HttpRequest) -> func.HttpResponse:
     return await _handle(req, READ_ROLE, READ, act)
 
 
+# The status page's data: no function key (a browser page cannot hold one; the page at
+# status/view calls it with the signed-in person's token), the bearer token as everywhere.
 @bp.function_name("admin_status_page")
-@bp.route(route="status/page", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@bp.route(route="status/page", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     from sso_monitor.functions.status_page import render_status_page
 
@@ -223,6 +225,42 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(page, status_code=200, mimetype="text/html", headers={"Cache-Control": "no-store"})
 
     return await _handle(req, READ_ROLE, READ, act)
+
+
+@bp.function_name("admin_status_view")
+@bp.route(route="status/view", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def status_view(req: func.HttpRequest) -> func.HttpResponse:
+    """The status page people open from an alert: it signs them in (status_view.py)."""
+    from sso_monitor.functions.status_view import SECURITY_HEADERS, content_security_policy, not_configured_view, render_view
+
+    try:
+        state = _get_state()
+    except ConfigError as exc:
+        log.error("status page: the admin API is not configured: %s", exc)
+        return func.HttpResponse(not_configured_view(), status_code=503, mimetype="text/html", headers=SECURITY_HEADERS)
+    api = state.config.admin_api
+    assert api is not None  # _State refuses a configuration without it
+    if not api.client_id:
+        log.error("status page: adminApi.clientId is not configured")
+        return func.HttpResponse(not_configured_view(), status_code=503, mimetype="text/html", headers=SECURITY_HEADERS)
+    authority = state.config.cloud.authority
+    page = render_view(client_id=api.client_id, tenant_id=api.tenant_id, audience=api.audience, authority=authority)
+    headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(authority)}
+    return func.HttpResponse(page, status_code=200, mimetype="text/html", headers=headers)
+
+
+@bp.function_name("admin_status_view_file")
+@bp.route(route="status/view/{name}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def status_view_file(req: func.HttpRequest) -> func.HttpResponse:
+    """The status page's scripts and styles, by name from a fixed list; 404 for any other."""
+    from sso_monitor.functions.status_view import SECURITY_HEADERS, asset
+
+    found = asset(req.route_params.get("name", ""))
+    if found is None:
+        return json_error(404, "not_found", "no such file of the status page")
+    body, media_type = found
+    headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=300"}
+    return func.HttpResponse(body, status_code=200, mimetype=media_type, charset="utf-8", headers=headers)
 
 
 async def _stored_status(state: _State) -> dict[str, Any]:

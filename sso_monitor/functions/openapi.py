@@ -212,11 +212,24 @@ def openapi_document() -> dict[str, Any]:
             },
             "/status/page": {
                 "get": {
-                    "summary": "The stored status as an HTML page with an expiry timeline",
+                    "summary": "The stored status as an HTML page with an expiry timeline (what /status/view shows once signed in)",
+                    "description": "No function key: the status page (/status/view) calls it from the browser with the person's token.",
+                    "security": [{"entra": []}],
                     "responses": {
                         "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
                         **_errors("401", "403", "502", "503"),
                         **_RATE_LIMITED,
+                    },
+                }
+            },
+            "/status/view": {
+                "get": {
+                    "summary": "The status page people open from an alert: it signs them in with Microsoft (MSAL.js) and shows /status/page",
+                    "description": "Holds no data; needs adminApi.clientId and the page's URL as a single-page-app redirect URI of the admin API's registration.",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "HTML (scripts from /status/view/{name} only)", "content": {"text/html": {"schema": {"type": "string"}}}},
+                        "503": {"description": "adminApi.clientId is not configured", "content": {"text/html": {"schema": {"type": "string"}}}},
                     },
                 }
             },

@@ -51,7 +51,10 @@ RUNTIME_SPEC = "azure-functions-runtime==1.3.0"
 HTTP_FUNCTIONS: dict[str, tuple[str, list[str], str]] = {
     "health": ("health", ["GET"], "ANONYMOUS"),
     "admin_status": ("status", ["GET"], "FUNCTION"),
-    "admin_status_page": ("status/page", ["GET"], "FUNCTION"),
+    # the status page: a browser holds no function key; the report still needs a bearer token
+    "admin_status_page": ("status/page", ["GET"], "ANONYMOUS"),
+    "admin_status_view": ("status/view", ["GET"], "ANONYMOUS"),
+    "admin_status_view_file": ("status/view/{name}", ["GET"], "ANONYMOUS"),
     "admin_check": ("apps/{facility}/check", ["POST"], "FUNCTION"),
     "admin_rotation_status": ("apps/{facility}/rotation", ["GET"], "FUNCTION"),
     "admin_rotate": ("apps/{facility}/rotate", ["POST"], "FUNCTION"),
