@@ -154,6 +154,8 @@ def headline(finding: Finding) -> str:
         return f"certificate expires in {days} day{'' if days == 1 else 's'}"
     if finding.code == "CERTIFICATE_EXPIRED":
         return "certificate has expired"
+    if finding.code == "SIGN_IN_FAILING" and finding.details.get("cause") == "removed-by-monitor":
+        return f"sign-in is broken: SmartTrace still holds client secret {finding.details.get('retired_key_id')}, which the monitor removed"
     meaning = CODES[finding.code].meaning if finding.code in CODES else finding.message
     sentence = meaning.split(". ")[0].rstrip(".")
     # "acme: front-channel logout URL is ..." reads better after the facility than

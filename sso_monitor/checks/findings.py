@@ -181,7 +181,7 @@ CODES: dict[str, CodeInfo] = {
     ),
     "SIGN_IN_FAILING": CodeInfo(
         Severity.CRITICAL,
-        "Entra's sign-in log shows SmartTrace's code redemptions for this app refused for its client secret: AADSTS7000215 (wrong value: often the Secret ID pasted instead of the Value), 7000222 (expired) or 7000218 (no secret). Users cannot sign in. The log does not say which secret SmartTrace sent.",
+        "Entra's sign-in log shows SmartTrace's code redemptions for this app refused for its client secret: AADSTS7000215 (wrong value: often the Secret ID pasted instead of the Value), 7000222 (expired) or 7000218 (no secret). Users cannot sign in. The log does not say which secret SmartTrace sent; but when the monitor removed a client secret of the app (Key Vault's retired version) shortly before the refusals began, the message names that keyId and when, and the fix names the Key Vault version to paste: SmartTrace probably still holds the removed one.",
         "Create a new client secret (sso-monitor rotate FACILITY --force, or Certificates & secrets > New client secret) and paste its Value (not the Secret ID) into SmartTrace: Integrations > Azure Active Directory > pencil > Client secret, Save.",
     ),
     "NO_RECENT_SIGN_INS": CodeInfo(

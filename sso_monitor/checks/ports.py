@@ -83,6 +83,16 @@ class VaultRead:
     value: SecretValue
 
 
+@dataclass(frozen=True)
+class Retirement:
+    """A credential the monitor removed, as Key Vault's version of it records: the version
+    tagged ``stage=retired`` with its ``keyId`` and ``retiredAt`` (rotation.protocol's retire)."""
+
+    key_id: str  # lower-case
+    retired_at: datetime
+    version: str
+
+
 class VaultReader(Protocol):
     async def read(self, name: str) -> VaultRead | ReadFailure:
         """The current version's metadata and value (one or two requests; versions listed only when the newest is not current)."""
@@ -90,6 +100,11 @@ class VaultReader(Protocol):
 
     async def key_ids(self, name: str) -> frozenset[str] | ReadFailure:
         """Every version's keyId tag (orphan detection), all or a failure: never part of them."""
+        ...
+
+    async def retirements(self, name: str) -> tuple[Retirement, ...] | ReadFailure:
+        """The versions the monitor retired (their credential removed from Entra), from the
+        versions' tags: all of them or a failure (one listing, read only when needed)."""
         ...
 
     async def aclose(self) -> None: ...

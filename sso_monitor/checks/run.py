@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sso_monitor.checks.decisions import evaluate, in_use_credential
 from sso_monitor.checks.findings import Finding, Severity, finding
 from sso_monitor.checks.ports import Adapters, DirectorySnapshot, OwnReads, SignInLog
-from sso_monitor.checks.signins import sign_in_findings
+from sso_monitor.checks.signins import after_retirement, sign_in_findings
 from sso_monitor.config import AppConfig, MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError
 from sso_monitor.models import AppObservation, Problem, ReadFailure, is_ours
@@ -97,7 +97,7 @@ async def run_checks(
             observation = await observe(app, await snapshots[app.tenant_id], own, adapters, gate)
             findings = evaluate(app, observation, now)
             if app.tenant_id in sign_ins and app.sign_ins.enabled:
-                findings += sign_in_findings(app.app_id, await sign_ins[app.tenant_id], now, app.sign_ins.quiet_days)
+                findings += await _sign_in_findings(app, await sign_ins[app.tenant_id], observation, adapters, gate, config.vault_url, now)
             if observation.app is not None:
                 in_use = in_use_credential(observation.app, observation.vault_secret.key_id if observation.vault_secret else None, now)
                 expires = in_use.end if in_use else None
@@ -115,6 +115,20 @@ async def run_checks(
         for task in (*snapshots.values(), *sign_ins.values()):
             task.cancel()
     return report
+
+
+async def _sign_in_findings(
+    app: AppConfig, log: SignInLog | ReadFailure, observation: AppObservation, adapters: Adapters, gate: asyncio.Semaphore, vault_url: str, now: datetime
+) -> list[Finding]:
+    """The app's findings from Entra's sign-in log; a SIGN_IN_FAILING is escalated when the
+    monitor removed a credential of the app just before (Key Vault's retired versions, read
+    only then: one listing for a failing app, none for the others)."""
+    found = sign_in_findings(app.app_id, log, now, app.sign_ins.quiet_days)
+    if isinstance(log, ReadFailure) or not any(f.code == "SIGN_IN_FAILING" for f in found):
+        return found
+    async with gate:
+        retired = await adapters.vault.retirements(app.vault_secret_name)
+    return [after_retirement(f, retired, log.since, app, vault_url, observation.vault_secret) for f in found]
 
 
 async def _sign_ins(adapters: Adapters, tenant_id: str, apps: list[AppConfig], now: datetime) -> SignInLog | ReadFailure:

@@ -10,23 +10,33 @@
 - ``still_used_after``: whether a keyId was active after a moment plus the margin.
 - ``report_unusable``: why the report cannot be relied on (403, or no row for a keyId
   the monitor itself used more than ``REPORT_LATENCY`` ago).
+- ``after_retirement``: SIGN_IN_FAILING once the monitor removed a credential of the app
+  shortly before the refusals began (Key Vault's ``retired`` version says which and when):
+  the outage the product exists to prevent, said as such with the exact fix.
 
 Why the numbers: docs/evidence.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
-from sso_monitor.checks.findings import Finding, finding
-from sso_monitor.checks.ports import CredentialActivity, SignInLog
-from sso_monitor.models import ReadFailure
+from sso_monitor.checks.findings import Finding, Severity, finding
+from sso_monitor.checks.ports import CredentialActivity, Retirement, SignInLog
+from sso_monitor.config import AppConfig
+from sso_monitor.models import ReadFailure, VaultSecretInfo, stamp
 
 SECRET_ERRORS = frozenset({7000215, 7000222, 7000218})  # wrong, expired, missing client secret
 ACTIVITY_MARGIN = timedelta(minutes=10)
 SAME_EVENT = timedelta(minutes=1)
 REPORT_LATENCY = timedelta(hours=24)
+# How long a removed secret may still be accepted (Entra's replicas: assumption, as a new
+# secret takes time to be accepted everywhere): a success this soon after a removal does
+# not prove SmartTrace held another secret.
+REMOVAL_LAG = timedelta(hours=1)
 DEFAULT_QUIET_DAYS = 7
 
 
@@ -53,6 +63,7 @@ def sign_in_findings(app_id: str, log: SignInLog | ReadFailure | None, now: date
                 codes=[str(c) for c in codes],
                 first=first.isoformat(),
                 last=last.isoformat(),
+                last_success=last_success.isoformat() if last_success else None,
             )
         )
     if not records and now - log.since >= timedelta(days=quiet_days):
@@ -105,3 +116,79 @@ def report_unusable(report: CredentialActivity | ReadFailure, used_by_monitor: d
         if at <= now - REPORT_LATENCY and key_id.lower() not in report.last_used:
             return f"the report has no row for keyId {key_id.lower()}, which the monitor itself used at {at:%Y-%m-%d %H:%M}Z (the report is empty)"
     return None
+
+
+def after_retirement(
+    found: Finding,
+    retired: Sequence[Retirement] | ReadFailure,
+    since: datetime,
+    app: AppConfig,
+    vault_url: str,
+    current: VaultSecretInfo | None,
+) -> Finding:
+    """SIGN_IN_FAILING escalated when the monitor removed a credential of this app within
+    the sign-in log's window (from ``since``), no later than the first refusal and not
+    followed by a success (``REMOVAL_LAG`` aside): SmartTrace probably still holds the
+    removed secret. Critical, saying which keyId was removed when, and the fix: paste the
+    current Key Vault version (``current``, as the check read it) into SmartTrace. When the
+    record of removals cannot be read, nothing is escalated on a guess, and the message
+    says so. Any other finding is answered unchanged. Never a secret value: ids and dates."""
+    if found.code != "SIGN_IN_FAILING":
+        return found
+    if isinstance(retired, ReadFailure):
+        return replace(
+            found,
+            message=f"{found.message} Whether the monitor removed a client secret of this app before the refusals began could not be read "
+            f"(Key Vault secret {app.vault_secret_name}'s versions: {retired.detail}); it is not assumed.",
+            details={**found.details, "retirements": "unreadable"},
+        )
+    first = datetime.fromisoformat(found.details["first"])
+    success = found.details.get("last_success")
+    last_success = datetime.fromisoformat(success) if isinstance(success, str) else None
+    causes = [r for r in retired if since <= r.retired_at <= first and (last_success is None or last_success <= r.retired_at + REMOVAL_LAG)]
+    if not causes:
+        return found
+    removed = causes[-1]  # the latest removal before the refusals began
+    vault = vault_url.rstrip("/")
+    label = _vault_label(vault)
+    if current is not None and current.key_id:
+        source = f"Key Vault {label}, secret {app.vault_secret_name}, version {current.version} (keyId {current.key_id.lower()})"
+        command = f"az keyvault secret show --id {vault}/secrets/{app.vault_secret_name}/{current.version} --query value -o tsv"
+    else:
+        source = f"Key Vault {label}, secret {app.vault_secret_name}, the version tagged stage=current (the check could not read it now)"
+        command = f"az keyvault secret show --id {vault}/secrets/{app.vault_secret_name} --query value -o tsv"
+    message = (
+        f"Sign-in through SmartTrace is refused since the monitor removed client secret keyId {removed.key_id} at {stamp(removed.retired_at)} "
+        f"(Key Vault {label}, secret {app.vault_secret_name}, version {removed.version}, stage retired): "
+        f"SmartTrace probably still holds the removed secret. {found.message}"
+    )
+    fix = (
+        f"Paste the current secret into SmartTrace now: copy the value of {source} (Show secret value, or: {command}), then in SmartTrace at "
+        f"{app.facility_url}: Integrations, Azure Active Directory, pencil (edit), Client secret: paste it, Save; then sign in once. "
+        f"If that version is refused too (VAULT_SECRET_REJECTED) or missing, create a new secret (sso-monitor rotate {app.facility} --force) and paste that one."
+    )
+    return replace(
+        found,
+        severity=Severity.CRITICAL,
+        message=message,
+        fix=fix,
+        details={
+            **found.details,
+            "cause": "removed-by-monitor",
+            "retired_key_id": removed.key_id,
+            "retired_at": stamp(removed.retired_at),
+            "retired_version": removed.version,
+            "current_version": current.version if current is not None else None,
+            "current_key_id": current.key_id.lower() if current is not None and current.key_id else None,
+        },
+    )
+
+
+def _vault_label(vault_url: str) -> str:
+    """``kv-sso (https://kv-sso.vault.azure.net)``: the vault's name as the portal lists it,
+    and its URL; a vault without a name in its host (an address, the sandbox) by its URL."""
+    host = urlsplit(vault_url).hostname or ""
+    name = host.split(".")[0]
+    if not name or name == "localhost" or name.isdigit() or ":" in host:
+        return vault_url or "the monitor's Key Vault"
+    return f"{name} ({vault_url})"

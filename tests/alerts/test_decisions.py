@@ -16,6 +16,7 @@ from sso_monitor.alerts.decisions import (
     compose_digest,
     digest_due,
     event_key,
+    finding_alert,
     finding_alerts,
     immediate,
     level_of,
@@ -328,6 +329,16 @@ def test_rotation_alert_and_its_key():
     assert event_key(event) == event_key(again)  # a re-emitted event is recognised
     assert event_key(event) != event_key(SimpleNamespace(**{**vars(event), "key_id": "k2"}))
     assert event_key(event).startswith("acme.")
+
+
+def test_sign_in_failing_after_a_removal_says_so_in_its_title():
+    plain = finding("SIGN_IN_FAILING", "2 sign-in(s) refused", count=2)
+    removed = finding("SIGN_IN_FAILING", "refused since the monitor removed ...", cause="removed-by-monitor", retired_key_id="k0")
+    assert (
+        finding_alert(ACME, removed, APPEARED, NOW, POLICY).title
+        == "acme: sign-in is broken: SmartTrace still holds client secret k0, which the monitor removed"
+    )
+    assert "removed" not in finding_alert(ACME, plain, APPEARED, NOW, POLICY).title
 
 
 def still_in_use(severity: str | None) -> RotationEvent:

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sso_monitor.checks.ports import CredentialActivity, SignInLog, SignInRecord
+from sso_monitor.checks.findings import Finding, finding
+from sso_monitor.checks.ports import CredentialActivity, Retirement, SignInLog, SignInRecord
 from sso_monitor.checks.run import CheckReport, run_checks
-from sso_monitor.checks.signins import activity_confirms, report_unusable, sign_in_findings, still_used_after
+from sso_monitor.checks.signins import activity_confirms, after_retirement, report_unusable, sign_in_findings, still_used_after
 from sso_monitor.config import parse_config
-from sso_monitor.models import Problem, ReadFailure
+from sso_monitor.models import Problem, ReadFailure, VaultSecretInfo
 from sso_monitor.wiring import build_adapters
 from sso_sandbox import Sandbox
 from sso_sandbox.settings import monitor_document
@@ -67,6 +68,68 @@ def test_the_failing_finding_counts_and_dates_without_a_secret() -> None:
 def test_no_recent_sign_ins_is_information() -> None:
     [found] = sign_in_findings(APP, log(), NOW)
     assert found.severity.value == "info"
+
+
+# ---------------------------------------------------------------- SIGN_IN_FAILING after the monitor removed a secret
+
+VAULT = "https://kv-sso.vault.azure.net"
+ACME = parse_config({"vaultUrl": VAULT, "apps": [{"facility": "acme", "tenantId": "72f988bf-0000-4000-8000-000000000001", "appId": APP}]}, {}).apps[0]
+OLD, NEW = "0ld00000-0000-0000-0000-000000000000", "5eed0000-0000-0000-0000-000000000000"
+CURRENT = VaultSecretInfo("smarttrace-acme", "v2", True, None, {"stage": "current", "keyId": NEW.upper()})
+
+
+def retired(minutes: int) -> tuple[Retirement, ...]:
+    return (Retirement(OLD, at(minutes), "v1"),)
+
+
+def failing(*rows: tuple[int, int]) -> Finding:
+    [found] = [f for f in sign_in_findings(APP, log(*rows), NOW) if f.code == "SIGN_IN_FAILING"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "rows, removals, escalated",
+    [
+        (((90, 0), (20, 7000215)), retired(30), True),  # removed, then refused: SmartTrace held the removed secret
+        (((20, 7000215),), retired(30), True),  # no success in the log at all
+        (((90, 0), (60, 0), (20, 7000215)), retired(61), True),  # a success just after the removal: Entra accepted it a while longer (REMOVAL_LAG)
+        (((200, 0), (20, 7000215)), retired(190) + (Retirement("other", at(30), "v0"),), True),  # the latest removal before the refusals is named
+        (((90, 0), (40, 7000215), (20, 7000215)), retired(30), False),  # removed after the refusals began: not their cause
+        (((180, 0), (20, 7000215)), retired(250), False),  # a success long after the removal: SmartTrace held another secret then
+        (((90, 0), (20, 7000215)), (Retirement(OLD, NOW - timedelta(days=8), "v1"),), False),  # before the sign-in log's window
+        (((90, 0), (20, 7000215)), (), False),  # the monitor removed nothing
+    ],
+)
+def test_after_retirement(rows, removals, escalated) -> None:
+    found = failing(*rows)
+    made = after_retirement(found, removals, NOW - timedelta(days=7), ACME, VAULT, CURRENT)
+    if not escalated:
+        assert made == found
+        return
+    latest = max((r for r in removals if r.retired_at <= datetime.fromisoformat(found.details["first"])), key=lambda r: r.retired_at)
+    assert made.severity.value == "critical" and made.details["retired_key_id"] == latest.key_id
+    assert f"the monitor removed client secret keyId {latest.key_id} at {latest.retired_at:%Y-%m-%dT%H:%M:%SZ}" in made.message
+    assert "SmartTrace probably still holds the removed secret" in made.message and found.message in made.message
+    assert made.fix.startswith(
+        f"Paste the current secret into SmartTrace now: copy the value of Key Vault kv-sso ({VAULT}), secret smarttrace-acme, version v2 (keyId {NEW})"
+    )
+    assert f"az keyvault secret show --id {VAULT}/secrets/smarttrace-acme/v2 --query value -o tsv" in made.fix
+    assert "in SmartTrace at https://acme.smarttrace.ai: Integrations, Azure Active Directory, pencil (edit), Client secret" in made.fix
+    assert "sso-monitor rotate acme --force" in made.fix
+
+
+def test_after_retirement_never_escalates_on_a_guess() -> None:
+    found = failing((90, 0), (20, 7000215))
+    # Key Vault's versions unreadable: as found, with the reason said.
+    unread = after_retirement(found, ReadFailure(Problem.ACCESS_DENIED, "403 Forbidden"), NOW - timedelta(days=7), ACME, VAULT, CURRENT)
+    assert unread.severity == found.severity and unread.fix == found.fix and "removed client secret" not in unread.message
+    assert unread.message.startswith(found.message) and "could not be read" in unread.message and "403 Forbidden" in unread.message
+    # The current version unread: the fix names the version by its tag instead.
+    blind = after_retirement(found, retired(30), NOW - timedelta(days=7), ACME, VAULT, None)
+    assert "the version tagged stage=current" in blind.fix and blind.details["current_version"] is None
+    # Any other finding passes through.
+    quiet = finding("NO_RECENT_SIGN_INS", "quiet")
+    assert after_retirement(quiet, retired(30), NOW - timedelta(days=7), ACME, VAULT, CURRENT) is quiet
 
 
 # ---------------------------------------------------------------- evidence for the rotation (parts 2 and 3)

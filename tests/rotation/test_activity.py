@@ -476,3 +476,71 @@ def test_a_fault_at_any_call_of_the_confirming_run_never_confirms_wrongly_and_co
         assert h.version_for(new).tags["stage"] == CURRENT and PREVIOUS in stages(h, old)
         secret = h.version_for(new).value
         assert all(secret not in str(r.as_dict()) and secret not in str([f.as_dict() for f in r.findings]) for r in results)
+
+
+# ---------------------------------------------------------------- SIGN_IN_FAILING after the monitor removed a secret
+
+
+def check(h: Harness) -> Any:
+    """A check run as the service runs it (its fixes naming the facility), on the harness's world."""
+    from sso_monitor.service import MonitorService
+
+    records(h.world).budget.clear()
+    report = asyncio.run(MonitorService(h.config).check(now=h.world.now()))
+    [result] = report.results
+    return result
+
+
+def test_sign_in_failing_after_the_monitor_removed_the_old_secret_is_critical_with_the_exact_fix(sandbox: Sandbox, ids: StandardIds, tmp_path: Any) -> None:
+    """The outage this product exists to prevent: a confirmation by mistake (nobody pasted),
+    no activity report to catch it, retirement after the grace period removes the secret
+    SmartTrace still holds. The next check's SIGN_IN_FAILING says so: which keyId was removed
+    when (Key Vault's retired version), and the exact paste that mends it."""
+    h = harness_for(sandbox, ids, tmp_path, "manual", sign_ins=True)
+    world = h.world
+    world.tenant(ids.tenant_id).activity_report = "unavailable"  # the rotation cannot see the old secret still used
+    adopt_old(h)
+    old = world.facility("acme").key_id
+    old_value = world.facility("acme").client_secret
+    new = run(h, force=True).key_id
+    assert confirm(h, new).stage == CURRENT  # nobody pasted it
+    world.clock.advance(days=8)
+    assert record_user_sign_in(world, "acme") == 0  # the old secret still works ...
+    world.clock.advance(minutes=5)
+    retired = run(h)
+    assert old not in {c.key_id for c in h.credentials()} and RETIRED in stages(h, old)  # ... until retire removes it
+    retired_at = h.version_for(old).tags["retiredAt"]
+    world.clock.advance(minutes=20)
+    assert record_user_sign_in(world, "acme") != 0 and record_user_sign_in(world, "acme") != 0
+    world.clock.advance(minutes=5)
+    result = check(h)
+    [failing] = [f for f in result.findings if f.code == "SIGN_IN_FAILING"]
+    assert failing.severity.value == "critical" and result.status == "critical"
+    current = h.version_for(new)
+    assert f"the monitor removed client secret keyId {old} at {retired_at}" in failing.message
+    assert "SmartTrace probably still holds the removed secret" in failing.message
+    assert (failing.details["cause"], failing.details["retired_key_id"], failing.details["retired_at"]) == ("removed-by-monitor", old, retired_at)
+    vault = h.config.vault_url.rstrip("/")
+    for named in (
+        f"Key Vault {vault}, secret smarttrace-acme",
+        f"{vault}/secrets/smarttrace-acme/{current.version}",
+        f"version {current.version}",
+        f"keyId {new}",
+        h.app.facility_url,
+        "Integrations",
+    ):
+        assert named in failing.fix, named
+    assert all(value not in str(failing.as_dict()) for value in (old_value, current.value))  # ids and dates, never a value
+    assert not [e for e in retired.findings if e.code == "OLD_SECRET_STILL_IN_USE"]
+    # Key Vault's record of removals unreadable: SIGN_IN_FAILING as before, not escalated on a guess, and it says so.
+    sandbox.faults.add("status", service="vault", method="GET", path="*/versions*", status=403, times=200)
+    blind = check(h)
+    sandbox.faults.clear()
+    [plain] = [f for f in blind.findings if f.code == "SIGN_IN_FAILING"]
+    assert "cause" not in plain.details and "removed client secret" not in plain.message
+    assert "could not be read" in plain.message and plain.details["retirements"] == "unreadable"
+    # The fix as written mends it: the administrator pastes the version it names; sign-in works, the finding goes.
+    h.admin_pastes(new)
+    assert record_user_sign_in(world, "acme") == 0
+    world.clock.advance(minutes=5)
+    assert "SIGN_IN_FAILING" not in [f.code for f in check(h).findings]

@@ -30,10 +30,10 @@ from azure.keyvault.secrets import SecretClient, SecretProperties
 from sso_monitor.adapters.entra.identity import credential_for
 from sso_monitor.adapters.errors import describe, inner_code
 from sso_monitor.adapters.threads import BlockingPool
-from sso_monitor.checks.ports import VaultRead
+from sso_monitor.checks.ports import Retirement, VaultRead
 from sso_monitor.config import MonitorConfig
 from sso_monitor.errors import AccessDenied, ExternalError, NotFound
-from sso_monitor.models import Problem, ReadFailure, SecretValue, VaultSecretInfo
+from sso_monitor.models import Problem, ReadFailure, SecretValue, VaultSecretInfo, unstamp
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,9 @@ class KeyVaultReader:
     async def key_ids(self, name: str) -> frozenset[str] | ReadFailure:
         return await self._pool.run(self._key_ids, name)
 
+    async def retirements(self, name: str) -> tuple[Retirement, ...] | ReadFailure:
+        return await self._pool.run(self._retirements, name)
+
     async def aclose(self) -> None:
         await self._pool.run(self._close)
         self._pool.close()
@@ -143,6 +146,24 @@ class KeyVaultReader:
         found = frozenset(p.tags["keyId"].lower() for p in versions if p.tags and p.tags.get("keyId"))
         log.debug("vault versions of %s: %d keyId(s) across %d version(s)", name, len(found), len(versions))
         return found
+
+    def _retirements(self, name: str) -> tuple[Retirement, ...] | ReadFailure:
+        # The tags the rotation's retire step wrote (stage, keyId, retiredAt): the durable
+        # record that the monitor removed a credential, and when. A version of another
+        # shape (no retiredAt, not a stamp) is not evidence and is left out.
+        try:
+            versions = list(self._client.list_properties_of_secret_versions(name))
+        except AzureError as exc:
+            failure = failure_from(name, exc)
+            log.warning("vault versions of %s: %s (%s)", name, failure.problem.value, failure.detail)
+            return failure
+        found = []
+        for p in versions:
+            tags = p.tags or {}
+            at = unstamp(tags.get("retiredAt"))
+            if tags.get("stage") == "retired" and tags.get("keyId") and at is not None:
+                found.append(Retirement(key_id=tags["keyId"].lower(), retired_at=at, version=p.version or ""))
+        return tuple(sorted(found, key=lambda r: r.retired_at))
 
     def _close(self) -> None:
         self._client.close()
