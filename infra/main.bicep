@@ -79,6 +79,9 @@ param instanceMemoryMB int = 2048
 @maxValue(90)
 param keyVaultSoftDeleteRetentionDays int = 90
 
+@description('The App Service domain of this cloud: azurewebsites.net (public), azurewebsites.us (US Government), chinacloudsites.cn (China). The status page\'s URL is built from it.')
+param appServiceDomainSuffix string = 'azurewebsites.net'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -87,6 +90,10 @@ var tags = {
 var functionAppName = 'func-sso-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 var adminApiUniqueName = 'sso-monitor-admin-${resourceToken}'
+// The status page every alert links to (sso_monitor/functions/status_view.py): the Function
+// App's default host name is <name>.<suffix> (this template does not ask for the
+// randomized "unique default hostname").
+var statusPageUrl = 'https://${functionAppName}.${appServiceDomainSuffix}/api/status/view'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
@@ -165,6 +172,7 @@ module adminApi 'app/admin-api.bicep' = {
     uniqueName: adminApiUniqueName
     displayName: 'SmartTrace SSO Monitor admin API (${environmentName})'
     operatorPrincipalId: operatorPrincipalId
+    statusPageUrl: statusPageUrl
   }
 }
 
@@ -188,7 +196,13 @@ var deploymentFacts = {
     clientId: adminApi.outputs.clientId
   }
 }
-var monitorDocument = union(cloudFromEnvironment, monitorConfig, deploymentFacts)
+// Alerts link to the status page unless the document names another (union merges nested objects).
+var statusPageDefault = {
+  alerts: {
+    statusPageUrl: statusPageUrl
+  }
+}
+var monitorDocument = union(cloudFromEnvironment, statusPageDefault, monitorConfig, deploymentFacts)
 
 module api 'app/function.bicep' = {
   name: 'api'
@@ -266,4 +280,5 @@ output SSO_MONITOR_SETTINGS_VAULT_URL string = settingsVault.outputs.uri
 output SSO_MONITOR_LOG_ANALYTICS_WORKSPACE string = monitoring.outputs.logAnalyticsCustomerId
 output SSO_MONITOR_ADMIN_API_CLIENT_ID string = adminApi.outputs.clientId
 output SSO_MONITOR_ADMIN_API_AUDIENCE string = adminApi.outputs.audience
+output SSO_MONITOR_STATUS_PAGE_URL string = statusPageUrl
 output SSO_MONITOR_API_URL string = api.outputs.uri

@@ -8,6 +8,9 @@ extension microsoftGraphV1
 param uniqueName string
 param displayName string
 
+@description('The status page\'s URL (https://<function app>/api/status/view): it signs people in with this registration (MSAL.js, authorization code + PKCE), so it is the registration\'s single-page-application redirect URI.')
+param statusPageUrl string
+
 @description('Object id of the operator: owner of this registration and holder of SsoMonitor.Admin. Empty: neither.')
 param operatorPrincipalId string = ''
 
@@ -26,6 +29,11 @@ resource adminApi 'Microsoft.Graph/applications@v1.0' = {
   identifierUris: [
     audience
   ]
+  spa: {
+    redirectUris: [
+      statusPageUrl
+    ]
+  }
   api: {
     requestedAccessTokenVersion: 2
     oauth2PermissionScopes: [

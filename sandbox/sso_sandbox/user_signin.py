@@ -9,8 +9,10 @@ as MSAL.js (msal-browser) drives it from the monitor's status page.
 - GET  /{tenant}/oauth2/v2.0/logout      back to post_logout_redirect_uri
 
 What Entra does and the sandbox copies (docs/sandbox/fidelity.md, "User sign-in"):
-the redirect URI must be one of the app's ``spa`` redirect URIs, exactly, or Entra shows
-AADSTS50011 on its own page and never redirects; a user that is not assigned to an
+the redirect URI must be one of the app's redirect URIs, exactly, or Entra shows
+AADSTS50011 on its own page and never redirects; a code for a ``spa`` redirect URI is
+redeemed only cross-origin (AADSTS9002327), one for a ``web`` URI only not
+(AADSTS9002326: the page registered under the wrong platform); a user that is not assigned to an
 app whose service principal requires assignment sees AADSTS50105 on Entra's page
 (interactive) or is sent back with ``error=interaction_required`` (``prompt=none``); a
 code is redeemed once (AADSTS54005), within 10 minutes (AADSTS70008), from a
@@ -76,6 +78,7 @@ USER_AADSTS = {
     9002313: ("invalid_grant", "Invalid request. Request is malformed or invalid."),
     9002325: ("invalid_request", "Proof Key for Code Exchange is required for cross-origin authorization code redemption."),
     9002327: ("invalid_request", "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests."),
+    9002326: ("invalid_request", "Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type."),
     501481: ("invalid_grant", "The Code_Verifier does not match the code_challenge supplied in the authorization request."),
 }
 
@@ -172,7 +175,11 @@ class UserSignIn:
                 return self._token_error(70008)
             if form.get("client_id", "").lower() != grant.client_id.lower() or form.get("redirect_uri", "") != grant.redirect_uri:
                 return self._token_error(9002313)
-            if not request.header("origin"):
+            app = tenant.app_by_app_id(grant.client_id)
+            spa = app is not None and grant.redirect_uri in app.spa_redirect_uris
+            if request.header("origin") and not spa:
+                return self._token_error(9002326)  # the redirect URI is registered as Web, not as a single-page app
+            if spa and not request.header("origin"):
                 return self._token_error(9002327)
             if not grant.challenge:
                 return self._token_error(9002325)
@@ -209,7 +216,7 @@ class UserSignIn:
         app = known.app_by_app_id(client) if client else None
         if app is None:
             return known, None, self._error_page(700016, client=client, tenant=known.display_name or known.tenant_id)
-        if params.get("redirect_uri", "") not in app.spa_redirect_uris:
+        if params.get("redirect_uri", "") not in app.spa_redirect_uris + list(app.web.get("redirectUris") or []):
             return known, app, self._error_page(50011, redirect=params.get("redirect_uri", ""), client=app.app_id)
         if params.get("response_type") != "code":
             return known, app, self._redirect_error(params, 9002313)

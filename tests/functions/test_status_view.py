@@ -260,3 +260,23 @@ def test_a_refresh_reads_the_report_again_with_the_cached_token(visit, site, ids
     visit.page.wait_for_timeout(200)
     after = [c for c in site.calls if c[1] == "/api/status/page"]
     assert len(after) == len(before) + 1 and after[-1][2] == 200
+
+
+def test_the_page_registered_as_web_instead_of_spa_says_how_to_fix_it(visit, site, sandbox, ids):
+    """A common mistake: the URL added under the Web platform. Entra lets the person sign
+    in, then refuses the browser's code redemption (AADSTS9002326); the page says so."""
+    app = _admin_app(sandbox, ids)
+    app.spa_redirect_uris.remove(site.url("status/view"))
+    app.web = {**app.web, "redirectUris": [site.url("status/view")]}
+    visit.open_and_sign_in(ids.reader_upn, ids.user_password)
+    visit.wait_for_report_or_problem()
+    problem = visit.page.inner_text("#state")
+    assert "AADSTS9002326" in problem and "Single-page application redirect URI" in problem, problem
+    assert visit.page.locator("section.card").count() == 0
+
+
+def test_a_page_url_not_registered_at_all_stops_at_entra(visit, site, sandbox, ids):
+    _admin_app(sandbox, ids).spa_redirect_uris.clear()
+    visit.page.goto(site.url("status/view"))
+    visit.page.wait_for_selector("#error", timeout=30_000)
+    assert "AADSTS50011" in visit.page.inner_text("#error") and site.url("status/view") in visit.page.inner_text("#error")

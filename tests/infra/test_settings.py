@@ -217,6 +217,7 @@ _DEPLOYMENT_VALUES = {
     "clientId": "3b2a1c0d-9e8f-4a7b-8c6d-5e4f3a2b1c0d",
     "graphEndpoint": "https://graph.microsoft.com/v1.0",  # '${environment().graph}v1.0'
     "authority": "https://login.microsoftonline.com/",  # environment().authentication.loginEndpoint
+    "statusPageUrl": "https://func-sso-abc123.azurewebsites.net/api/status/view",  # var statusPageUrl
 }
 
 
@@ -233,11 +234,11 @@ def _filled(raw_object: str) -> dict:
 
 
 def deployed_document(monitor_config: dict) -> dict:
-    """What main.bicep computes: union(cloudFromEnvironment, monitorConfig, deploymentFacts)."""
+    """What main.bicep computes: union(cloudFromEnvironment, statusPageDefault, monitorConfig, deploymentFacts)."""
     main = Template.load("main.bicep")
-    assert re.sub(r"\s", "", main.var("monitorDocument")) == "union(cloudFromEnvironment,monitorConfig,deploymentFacts)"
+    assert re.sub(r"\s", "", main.var("monitorDocument")) == "union(cloudFromEnvironment,statusPageDefault,monitorConfig,deploymentFacts)"
     document = _filled(main.var("cloudFromEnvironment"))
-    for layer in (monitor_config, _filled(main.var("deploymentFacts"))):
+    for layer in (_filled(main.var("statusPageDefault")), monitor_config, _filled(main.var("deploymentFacts"))):
         for key, value in layer.items():  # Bicep's union merges nested objects
             document[key] = {**document[key], **value} if isinstance(value, dict) and isinstance(document.get(key), dict) else value
     return document
@@ -254,6 +255,20 @@ def test_the_deployed_document_is_a_valid_configuration(parameters_file: str) ->
     assert config.admin_api is not None and config.admin_api.client_id == _DEPLOYMENT_VALUES["clientId"]
     assert config.cloud.graph_endpoint == "https://graph.microsoft.com/v1.0"
     assert config.cloud.authority == "https://login.microsoftonline.com"
+    # every alert links to the status page people can open (it signs them in)
+    assert config.alerts.status_page_url == _DEPLOYMENT_VALUES["statusPageUrl"]
+
+
+def test_the_status_page_is_the_admin_registrations_spa_redirect_uri() -> None:
+    main = Template.load("main.bicep")
+    assert re.sub(r"\s", "", main.var("statusPageUrl")) == "'https://${functionAppName}.${appServiceDomainSuffix}/api/status/view'"
+    registration = (ROOT / "infra" / "app" / "admin-api.bicep").read_text(encoding="utf-8")
+    assert re.search(r"spa:\s*\{\s*redirectUris:\s*\[\s*statusPageUrl\s*\]", registration)
+
+
+def test_a_document_names_its_own_status_page() -> None:
+    document = deployed_document({"alerts": {"statusPageUrl": "https://status.contoso.example/"}, "apps": []})
+    assert document["alerts"]["statusPageUrl"] == "https://status.contoso.example/"
 
 
 def test_the_document_keeps_its_own_cloud_endpoints() -> None:

@@ -111,7 +111,12 @@
   }
 
   function failed(error) {
-    say("The status page could not sign you in: " + describe(error), true);
+    const text = describe(error);
+    const hint = text.includes("AADSTS9002326")
+      ? " The page's address is registered under the Web platform of the admin API's app registration: register " +
+        here + " as a Single-page application redirect URI instead (Authentication, Add a platform), and remove it from Web."
+      : "";
+    say("The status page could not sign you in: " + text + hint, true);
     signIn.hidden = false;
   }
 
