@@ -29,7 +29,8 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default=argparse.SUPPRESS,
-        help="the configuration to start from, a file or the JSON itself: its identities, cloud and network reach the tenant (default: the --write file)",
+        help="the configuration to start from, a file or the JSON itself: its identities, cloud and network reach the tenant "
+        "(default: the --write file when it exists, else the SSO_MONITOR_CONFIG setting)",
     )
     parser.add_argument("--tenant", metavar="ID", help="the tenant to read (default: homeTenantId, or the one tenant of the configured apps)")
     parser.add_argument(
@@ -107,11 +108,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _start_document(source: str | None, written: Path | None) -> dict[str, Any]:
     """The document whose identities, cloud and network reach the tenant: --config (a
-    file, or the JSON itself), else the --write file when it exists."""
+    file, or the JSON itself), else the --write file when it exists, else the
+    SSO_MONITOR_CONFIG setting (a path or the JSON, as every other command reads it)."""
     import json
+    import os
 
     from sso_monitor.errors import ConfigError
 
+    if not source and (written is None or not written.exists()):
+        source = os.environ.get("SSO_MONITOR_CONFIG") or None
     if source:
         if source.lstrip().startswith("{"):
             try:
@@ -127,7 +132,7 @@ def _start_document(source: str | None, written: Path | None) -> dict[str, Any]:
     raise ConfigError(
         [
             "discover needs a configuration to start from (vaultUrl, homeTenantId, identities, cloud, network): "
-            "--config FILE, or a --write FILE that exists; its apps may be empty"
+            "--config FILE, a --write FILE that exists, or the SSO_MONITOR_CONFIG setting; its apps may be empty"
         ]
     )
 

@@ -209,6 +209,18 @@ def test_a_tenant_it_cannot_read_is_a_monitor_failure(sandbox, ids, setup):
     assert json.loads(setup.path.read_text()) == setup.document | {"apps": json.loads(setup.path.read_text())["apps"]}
 
 
+def test_the_configuration_may_come_from_sso_monitor_config(sandbox, ids, setup, monkeypatch, tmp_path):
+    """As every other command: SSO_MONITOR_CONFIG, a path or the JSON itself."""
+    target = tmp_path / "from-env.json"
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", str(setup.path))
+    result = setup("discover", "--write", str(target))
+    assert result.code == 0, result.err
+    assert [a["facility"] for a in json.loads(target.read_text())["apps"]] == ["acme", "riverside", "summit"]
+    monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(setup.document))
+    report = json.loads(setup("discover", "--json").out)
+    assert report["tenantId"] == ids.tenant_id and report["apps"]
+
+
 def test_without_a_configuration_it_says_what_it_needs(setup, tmp_path):
     result = setup("discover", "--write", str(tmp_path / "missing.json"))
     assert result.code == 3 and "needs a configuration to start from" in result.err

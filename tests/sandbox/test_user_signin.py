@@ -32,7 +32,16 @@ def _verifier() -> tuple[str, str]:
     return verifier, challenge
 
 
-def _authorize(sandbox, ids, *, upn: str, password: str, challenge: str | None, scope: str = "api://sso-monitor-admin/user_impersonation openid profile offline_access", **extra: str):
+def _authorize(
+    sandbox,
+    ids,
+    *,
+    upn: str,
+    password: str,
+    challenge: str | None,
+    scope: str = "api://sso-monitor-admin/user_impersonation openid profile offline_access",
+    **extra: str,
+):
     base = f"{sandbox.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
     params = {"client_id": ids.admin_api_client_id, "redirect_uri": PAGE, "response_type": "code", "scope": scope, "state": "s1", "nonce": "n1", **extra}
     if challenge:
@@ -87,7 +96,12 @@ def test_a_reader_gets_a_v2_token_with_the_role_and_an_id_token_with_the_nonce(l
     # the refresh token gives a new access token, without the person
     refreshed = requests.post(
         f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/token",
-        data={"grant_type": "refresh_token", "client_id": ids.admin_api_client_id, "refresh_token": body["refresh_token"], "scope": "api://sso-monitor-admin/user_impersonation"},
+        data={
+            "grant_type": "refresh_token",
+            "client_id": ids.admin_api_client_id,
+            "refresh_token": body["refresh_token"],
+            "scope": "api://sso-monitor-admin/user_impersonation",
+        },
         headers=ORIGIN,
         verify=str(login.endpoints.ca_path),
         timeout=10,
@@ -134,7 +148,13 @@ def test_an_unassigned_person_is_refused_on_entras_page(login, ids):
 
 def test_an_unknown_scope_goes_back_as_an_error(login, ids):
     base = f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
-    params = {"client_id": ids.admin_api_client_id, "redirect_uri": PAGE, "response_type": "code", "scope": "api://sso-monitor-admin/nope openid", "state": "s2"}
+    params = {
+        "client_id": ids.admin_api_client_id,
+        "redirect_uri": PAGE,
+        "response_type": "code",
+        "scope": "api://sso-monitor-admin/nope openid",
+        "state": "s2",
+    }
     answer = requests.get(base, params=params, verify=str(login.endpoints.ca_path), timeout=10, allow_redirects=False)
     fields = parse_qs(urlsplit(answer.headers["Location"]).fragment)
     assert answer.status_code == 302 and fields["error"] == ["invalid_scope"] and fields["state"] == ["s2"]
@@ -142,7 +162,14 @@ def test_an_unknown_scope_goes_back_as_an_error(login, ids):
 
 def test_silent_sign_in_without_a_session_is_login_required(login, ids):
     base = f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
-    params = {"client_id": ids.admin_api_client_id, "redirect_uri": PAGE, "response_type": "code", "scope": "openid", "prompt": "none", "response_mode": "query"}
+    params = {
+        "client_id": ids.admin_api_client_id,
+        "redirect_uri": PAGE,
+        "response_type": "code",
+        "scope": "openid",
+        "prompt": "none",
+        "response_mode": "query",
+    }
     answer = requests.get(base, params=params, verify=str(login.endpoints.ca_path), timeout=10, allow_redirects=False)
     assert answer.status_code == 302 and parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == ["login_required"]
 
@@ -151,5 +178,7 @@ def test_discovery_and_token_answer_a_browsers_preflight(login, ids):
     url = f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/token"
     answer = requests.options(url, headers={**ORIGIN, "Access-Control-Request-Method": "POST"}, verify=str(login.endpoints.ca_path), timeout=10)
     assert answer.status_code == 204 and answer.headers["Access-Control-Allow-Origin"] == "*" and "POST" in answer.headers["Access-Control-Allow-Methods"]
-    discovery = requests.get(f"{login.endpoints.authority}/{ids.tenant_id}/v2.0/.well-known/openid-configuration", headers=ORIGIN, verify=str(login.endpoints.ca_path), timeout=10)
+    discovery = requests.get(
+        f"{login.endpoints.authority}/{ids.tenant_id}/v2.0/.well-known/openid-configuration", headers=ORIGIN, verify=str(login.endpoints.ca_path), timeout=10
+    )
     assert discovery.headers["Access-Control-Allow-Origin"] == "*" and discovery.json()["authorization_endpoint"].endswith("/oauth2/v2.0/authorize")
