@@ -48,8 +48,11 @@ param readAppManagementPolicy bool = false
 @description('Grant AuditLog.Read.All (read-only), so the monitor reads Entra\'s sign-in log and per-credential activity (signIns.enabled, handoff.confirmation activity). Optional; the tenant also needs Entra ID P1/P2 (docs/deploy.md, docs/evidence.md).')
 param readSignInLogs bool = false
 
-@description('Save the telemetry query SsoMonitorAttention (the apps whose secret ends within 14 days or with a critical finding) in the Log Analytics workspace, for an alert rule or a workbook (docs/deploy.md, "Telemetry").')
+@description('Save the telemetry query SsoMonitorAttention (the apps whose secret ends within 14 days or with a critical finding) in the Log Analytics workspace, and an alert rule on it (one alert per facility), for Azure Monitor (docs/deploy.md, "Telemetry").')
 param telemetryQueries bool = false
+
+@description('With telemetryQueries: the action group (resource id) the alert rule sso-monitor-attention notifies. Empty: the alerts show in Azure Monitor only.')
+param telemetryActionGroupId string = ''
 
 @description('Object id of the person who operates the monitor (azd fills in the signed-in user). Gets Key Vault Secrets Officer on both vaults (to store facility and channel secrets) and the SsoMonitor.Admin role of the admin API. Empty: no one.')
 param operatorPrincipalId string = ''
@@ -110,6 +113,7 @@ module monitoring 'app/monitoring.bicep' = {
     logAnalyticsName: 'log-${resourceToken}'
     applicationInsightsName: 'appi-${resourceToken}'
     telemetryQueries: telemetryQueries
+    alertActionGroupId: telemetryActionGroupId
   }
 }
 

@@ -15,6 +15,9 @@ param telemetryQueries bool = false
 @description('Days left under which SsoMonitorAttention lists an app.')
 param telemetryDaysLeft int = 14
 
+@description('With telemetryQueries: the action group (resource id) the alert rule notifies. Empty: the alerts show in Azure Monitor only.')
+param alertActionGroupId string = ''
+
 // The metrics the monitor sends (sso_monitor/adapters/telemetry.py) land in AppMetrics,
 // their dimensions in Properties: the last day's lowest days left and critical findings
 // per app (the timer runs daily), the apps that need attention. An alert rule (log
@@ -65,6 +68,57 @@ resource attention 'Microsoft.OperationalInsights/workspaces/savedSearches@2023-
     functionAlias: 'SsoMonitorAttention'
     query: attentionQuery
     version: 2
+  }
+}
+
+// The alert rule on the same query: one alert per facility (split by the facility column)
+// while it lists the facility, resolved by itself when it no longer does. The query keeps
+// its own 25-hour filter; the rule reads two days so that filter decides.
+resource attentionAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = if (telemetryQueries) {
+  name: 'sso-monitor-attention'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'SSO Monitor: a SmartTrace sign-in needs attention'
+    description: 'A facility whose SmartTrace client secret ends within ${telemetryDaysLeft} days, or with a critical finding, in the monitor\'s metrics of the last 25 hours (docs/deploy.md, "Telemetry").'
+    enabled: true
+    severity: 1
+    scopes: [
+      logAnalytics.id
+    ]
+    evaluationFrequency: 'PT6H'
+    windowSize: 'P1D'
+    overrideQueryTimeRange: 'P2D'
+    autoMitigate: true
+    criteria: {
+      allOf: [
+        {
+          query: attentionQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'facility'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    actions: {
+      actionGroups: empty(alertActionGroupId) ? [] : [
+        alertActionGroupId
+      ]
+    }
   }
 }
 

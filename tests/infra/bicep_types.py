@@ -15,6 +15,10 @@ type and API version completed from the parent as Bicep does):
 - literal values fit: a closed set of string literals (a union with no plain string) is
   respected, a string is not given for a boolean, an integer is in range, and so on.
 
+A type the shared reference lacks may come from ``tests/infra/reference-extra/``: Microsoft's
+generated ``types.md`` for it (Azure/bicep-types-az, copied unmodified, its commit in
+reference-extra/README.md), read into the same structure (``markdown_types``).
+
 Expressions (parameters, variables, function calls, references) are not values: they are
 not checked, except that both branches of a conditional (``c ? {...} : {...}``) are, names
 and literals alike. Bicep's own keywords in a declaration (``parent``, ``scope``,
@@ -33,6 +37,7 @@ from typing import Any
 from tests.infra.bicep import Arr, Declaration, Expr, Lit, Obj, Template, Value, block_end, parse_value
 
 REFERENCE = Path("/work/shared/reference/bicep-types")
+EXTRA = Path(__file__).with_name("reference-extra")
 KEYWORDS = {"parent", "scope", "dependsOn"}
 REQUIRED, READ_ONLY, IDENTIFIER = 1, 2, 16
 # ResourceType scope bits (bicep-types README): where a template deploys.
@@ -63,7 +68,7 @@ def resource_type(name: str, reference: Path = REFERENCE) -> tuple[TypeFile, dic
     """The ResourceType entry for 'Type@apiVersion' (case-insensitive, as Bicep compares)."""
     ref = _index(reference).get(name.lower())
     if ref is None:
-        return None
+        return _extra().get(name.lower())
     path, index = ref.split("#/")
     file = _file(reference / path)
     return file, file.types[int(index)]
@@ -71,7 +76,100 @@ def resource_type(name: str, reference: Path = REFERENCE) -> tuple[TypeFile, dic
 
 def versions_of(type_name: str, reference: Path = REFERENCE) -> list[str]:
     prefix = type_name.lower() + "@"
-    return sorted(name.split("@", 1)[1] for name in _index(reference) if name.startswith(prefix))
+    names = [*_index(reference), *_extra()]
+    return sorted(name.split("@", 1)[1] for name in names if name.startswith(prefix))
+
+
+# ---------------------------------------------------------------- types.md, read as types.json
+
+_PROPERTY = re.compile(r"^\* \*\*(?P<name>[^*]+)\*\*: (?P<type>.+?)(?: \((?P<flags>[A-Za-z, ]+)\))?: ")
+_LINK = re.compile(r"^\[(?P<name>[^\]]+)\]\(#[^)]+\)(?P<array>\[\])?$")
+_FLAG_BITS = {"Required": REQUIRED, "ReadOnly": READ_ONLY, "WriteOnly": 4, "DeployTimeConstant": 8, "Identifier": IDENTIFIER}
+
+
+@cache
+def _extra() -> dict[str, tuple[TypeFile, dict[str, Any]]]:
+    found: dict[str, tuple[TypeFile, dict[str, Any]]] = {}
+    for path in sorted(EXTRA.rglob("types.md")):
+        file = markdown_types(path)
+        for entry in file.types:
+            if entry["$type"] == "ResourceType":
+                found[entry["name"].lower()] = (file, entry)
+    return found
+
+
+def markdown_types(path: Path) -> TypeFile:
+    """bicep-types-az's generated types.md (one API version of one provider) as the
+    types.json structure: ResourceType, ObjectType (properties with flags,
+    additionalProperties), ArrayType, UnionType of StringLiteralType and StringType,
+    StringType, IntegerType, BooleanType."""
+    types: list[dict[str, Any]] = []
+    named: dict[str, int] = {}
+    sections: list[tuple[str, list[str], str | None]] = []  # (title, property lines, additional type)
+    title, lines, additional = "", [], None
+    scopes: dict[str, int] = {}  # resource title -> scope bits ("Valid Scope(s)")
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("* **Valid Scope(s)**: "):
+            names = line.split(": ", 1)[1].split(",")
+            scopes[title] = sum(SCOPES[n.strip()[0].lower() + n.strip()[1:]] for n in names)
+            continue
+        if line.startswith("## "):
+            if title:
+                sections.append((title, lines, additional))
+            title, lines, additional = line[3:].strip(), [], None
+        elif line.startswith("* **Additional Properties Type**: "):
+            additional = line.split(": ", 1)[1].strip()
+        elif line.startswith("* **") and not line.startswith("* **Valid Scope"):
+            lines.append(line)
+    if title:
+        sections.append((title, lines, additional))
+
+    def add(entry: dict[str, Any]) -> dict[str, str]:
+        types.append(entry)
+        return {"$ref": f"#/{len(types) - 1}"}
+
+    for title, _, _ in sections:  # objects first, so links resolve
+        name = title.removeprefix("Resource ").split("@", 1)[0] if title.startswith("Resource ") else title
+        named[title] = len(types)
+        types.append({"$type": "ObjectType", "name": name, "properties": {}})
+
+    def type_of(text: str) -> dict[str, str]:
+        text = text.strip()
+        link = _LINK.match(text)
+        if link:
+            ref = {"$ref": f"#/{named[link.group('name')]}"}
+            return add({"$type": "ArrayType", "itemType": ref}) if link.group("array") else ref
+        if text.endswith("[]"):
+            return add({"$type": "ArrayType", "itemType": type_of(text[:-2])})
+        if "|" in text or text.startswith("'"):
+            elements = []
+            for part in (p.strip() for p in text.split("|")):
+                elements.append(add({"$type": "StringLiteralType", "value": part.strip("'")}) if part.startswith("'") else type_of(part))
+            return elements[0] if len(elements) == 1 else add({"$type": "UnionType", "elements": elements})
+        return add({"$type": {"string": "StringType", "int": "IntegerType", "bool": "BooleanType"}.get(text, "AnyType")})
+
+    for title, lines, additional in sections:
+        properties = {}
+        for line in lines:
+            match = _PROPERTY.match(line)
+            assert match, f"{path}: cannot read {line!r}"
+            flags = sum(_FLAG_BITS.get(flag.strip(), 0) for flag in (match.group("flags") or "").split(","))
+            properties[match.group("name")] = {"type": type_of(match.group("type")), "flags": flags}
+        body = types[named[title]]
+        body["properties"] = properties
+        if additional:
+            body["additionalProperties"] = type_of(additional)
+        if title.startswith("Resource "):
+            add(
+                {
+                    "$type": "ResourceType",
+                    "name": title.removeprefix("Resource "),
+                    "body": {"$ref": f"#/{named[title]}"},
+                    "readableScopes": scopes[title],
+                    "writableScopes": scopes[title],
+                }
+            )
+    return TypeFile(path, types)
 
 
 @dataclass

@@ -166,3 +166,66 @@ def test_the_controls_are_otherwise_right(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert _report(Template.load(path)).problems == []
+
+
+# ---------------------------------------------------------------- types the shared reference lacks
+
+ALERT_RULE = """
+resource rule 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'r'
+  location: 'westeurope'
+  kind: 'LogAlert'
+  properties: {
+    severity: 1
+    %s
+    criteria: {
+      allOf: [
+        {
+          query: 'AppMetrics'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'facility'
+              %s
+              values: [
+                '*'
+              ]
+            }
+          ]
+        }
+      ]
+    }
+  }
+}
+"""
+
+
+def test_the_alert_rule_is_checked_against_microsofts_type_description() -> None:
+    """scheduledQueryRules comes from tests/infra/reference-extra (bicep-types-az's types.md)."""
+    report = _report(*templates())
+    assert any("Microsoft.Insights/scheduledQueryRules@2023-12-01" in where for where in report.declarations)
+
+
+@pytest.mark.parametrize(
+    "properties, dimension, expected",
+    [
+        ("evaluationFrequency: 'PT6H'", "operator: 'Include'", []),
+        ("evaluationFreqency: 'PT6H'", "operator: 'Include'", ["evaluationFreqency"]),
+        ("createdWithApiVersion: 'x'", "operator: 'Include'", ["createdWithApiVersion", "read-only"]),
+        ("evaluationFrequency: 'PT6H'", "", ["operator"]),  # required in a Dimension
+        ("severity: 'high'", "operator: 'Include'", ["severity"]),
+    ],
+)
+def test_the_alert_rules_type_can_fail(tmp_path: Path, properties: str, dimension: str, expected: list[str]) -> None:
+    path = tmp_path / "rule.bicep"
+    text = ALERT_RULE % (properties, dimension)
+    if properties.startswith("severity"):
+        text = text.replace("    severity: 1\n", "")
+    path.write_text(text, encoding="utf-8")
+    problems = _report(Template.load(path)).problems
+    if not expected:
+        assert not problems, problems
+    else:
+        assert any(all(word in problem for word in expected) for problem in problems), problems
