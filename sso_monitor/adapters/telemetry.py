@@ -49,8 +49,10 @@ METER = "sso_monitor"
 DAYS_LEFT = "sso_monitor.secret.days_left"
 FINDINGS = "sso_monitor.findings"
 ROTATION_STAGE = "sso_monitor.rotation.stage"
-# The loggers whose records Azure Monitor exports (with their dimensions): the package's.
-LOGGER = "sso_monitor"
+# The logger whose records carry dimensions (this module's). Once the export is set up they
+# go to Application Insights through it alone: not also through the Functions host, which
+# forwards every other record of the worker (without dimensions), so none arrives twice.
+LOGGER = __name__
 
 _lock = threading.Lock()
 _instruments: dict[str, Any] | None = None
@@ -132,8 +134,8 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
     APPLICATIONINSIGHTS_CONNECTION_STRING is set; answers whether it is set up.
 
     The SDK's meter provider (Azure Monitor's metric exporter, every 60 s and at exit)
-    becomes the global one, and a handler on the ``sso_monitor`` loggers sends their
-    records, each with its dimensions, through Azure Monitor's log exporter. No tracing:
+    becomes the global one, and the records with dimensions (this module's logger) go
+    through Azure Monitor's log exporter, and only there (``route_dimension_records``). No tracing:
     the Functions host already records the invocations and their calls."""
     global _configured
     env = os.environ if environ is None else environ
@@ -160,10 +162,19 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
         with warnings.catch_warnings():  # deprecated for opentelemetry-instrumentation-logging's, one more dependency (docs/decisions.md)
             warnings.simplefilter("ignore", DeprecationWarning)
             handler = LoggingHandler(logger_provider=logs)
-        logging.getLogger(LOGGER).addHandler(handler)
+        route_dimension_records(handler)
         _configured = True
     use_meter_provider(None)  # instruments made before come from the configured provider
     return True
+
+
+def route_dimension_records(handler: logging.Handler) -> None:
+    """The records with dimensions go to ``handler`` (the exporter) and no further: the
+    host's handler on the root logger would send them again, without their dimensions.
+    Every other record goes on through the host, once."""
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(handler)
+    logger.propagate = False
 
 
 def _credential(authentication: str) -> Any:

@@ -143,3 +143,34 @@ def test_the_authentication_string_selects_the_managed_identity() -> None:
     assert telemetry._credential("InstrumentationKey=x") is None
     credential = telemetry._credential("ClientId=00000000-0000-0000-0000-000000000001;Authorization=AAD")
     assert type(credential).__name__ == "ManagedIdentityCredential"
+
+
+def test_records_with_dimensions_reach_application_insights_once() -> None:
+    """Once exported, the dimension records go through the exporter only, not also up to the
+    root logger, where the Functions host forwards them again without their dimensions;
+    every other record of the package still goes up, once."""
+
+    class Collect(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.seen.append(record.name)
+
+    exporter, host = Collect(), Collect()
+    logger, root = logging.getLogger(telemetry.LOGGER), logging.getLogger()
+    before = (logger.propagate, logger.level, root.level)
+    root.addHandler(host)
+    root.setLevel(logging.INFO)
+    try:
+        telemetry.route_dimension_records(exporter)
+        logger.info("acme: warning finding SECRET_EXPIRING", extra={"facility": "acme"})
+        logging.getLogger("sso_monitor.checks.run").info("an ordinary line")
+        assert exporter.seen == [telemetry.LOGGER]
+        assert host.seen == ["sso_monitor.checks.run"]
+    finally:
+        logger.removeHandler(exporter)
+        root.removeHandler(host)
+        logger.propagate, _, _ = before
+        root.setLevel(before[2])
