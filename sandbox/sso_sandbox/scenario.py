@@ -202,6 +202,7 @@ class _Loader:
                 "size",
                 "graphThrottling",
                 "replication",
+                "premium",
             },
             where,
         )
@@ -218,6 +219,7 @@ class _Loader:
             size=size,
             graph_throttling=self.flag(data.get("graphThrottling"), f"{where}.graphThrottling", True),
         )
+        tenant.premium = self.flag(data.get("premium"), f"{where}.premium", True)
         if data.get("replication") is not None:
             try:
                 tenant.replication = Replication.from_dict(self.obj(data["replication"], f"{where}.replication"))
@@ -236,9 +238,15 @@ class _Loader:
         for index, user in enumerate(self.arr(data.get("users"), f"{where}.users")):
             uwhere = f"{where}.users[{index}]"
             user = self.obj(user, uwhere)
-            self.check_keys(user, {"id", "upn", "displayName", "mail"}, uwhere)
+            self.check_keys(user, {"id", "upn", "displayName", "mail", "password"}, uwhere)
             upn = self.text(user.get("upn"), f"{uwhere}.upn") or ""
-            record = User(id=user.get("id") or new_guid(), user_principal_name=upn, display_name=user.get("displayName") or upn, mail=user.get("mail") or upn)
+            record = User(
+                id=user.get("id") or new_guid(),
+                user_principal_name=upn,
+                display_name=user.get("displayName") or upn,
+                mail=user.get("mail") or upn,
+                password=self.text(user.get("password"), f"{uwhere}.password") if user.get("password") is not None else None,
+            )
             tenant.users[record.id] = record
         for index, group in enumerate(self.arr(data.get("groups"), f"{where}.groups")):
             gwhere = f"{where}.groups[{index}]"

@@ -143,3 +143,18 @@ def test_errors_name_the_field(path, value, message):
     with pytest.raises(ScenarioError) as caught:
         load_scenario(broken(path, value))
     assert message in str(caught.value)
+
+
+def test_a_tenant_without_a_premium_licence_and_users_who_can_sign_in():
+    data = copy.deepcopy(EXAMPLE)
+    tenant = data["tenants"][0]
+    tenant["premium"] = False
+    tenant.setdefault("users", []).append({"upn": "reader@example.test", "displayName": "Reader", "password": "pw-1"})
+    world, _ = load_scenario(data)
+    loaded = world.tenant(tenant["id"])
+    assert loaded.premium is False and loaded.user("reader@example.test").password == "pw-1"
+    assert load_scenario(EXAMPLE)[0].tenant(tenant["id"]).premium is True  # the default
+    bad = copy.deepcopy(EXAMPLE)
+    bad["tenants"][0]["premium"] = "no"
+    with pytest.raises(ScenarioError, match=r"tenants\[0\]\.premium: expected true or false"):
+        load_scenario(bad)
