@@ -22,10 +22,14 @@ HANDOFF_TOKEN_SECRET = "smarttrace-acme-handoff-token"
 FAST = RotationSettings(verify_successes=3, verify_interval=5.0, verify_deadline=120.0)
 
 
-def config_for(sandbox: Sandbox, *, handoff: str = "manual", **rotation: Any) -> MonitorConfig:
+def config_for(sandbox: Sandbox, *, handoff: str = "manual", confirmation: str = "manual", **rotation: Any) -> MonitorConfig:
+    """acme's configuration; ``confirmation``: a manual handoff's handoff.confirmation
+    (manual, activity, activity-or-manual)."""
     overrides: dict[str, Any] = {}
     if rotation:
         overrides["rotation"] = rotation
+    if handoff == "manual" and confirmation != "manual":
+        overrides["handoff"] = {"confirmation": confirmation}
     if handoff == "http":
         facility = sandbox.world.facility("acme")
         overrides["handoff"] = {

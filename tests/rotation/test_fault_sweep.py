@@ -32,7 +32,14 @@ Phases (``PHASES``):
   ours: the sweep removes the orphan, retire removes the previous credential
   (ours) and leaves the hand-made one (superseded);
 - ``remind``: a run while a manual handoff waits and the old secret crossed the
-  next alert threshold: the reminder.
+  next alert threshold: the reminder;
+- ``activity`` and ``activity-or-manual``: a rotation, manual handoff confirmed by
+  Entra's records (``handoff.confirmation``; the monitor holds AuditLog.Read.All): the
+  run, the administrator pastes, a user signs in through SmartTrace 11 minutes later
+  (past the margin after the monitor's own last use), then the confirming run; only if
+  the rotation still waits after it (a fault made the records unreadable) does a person
+  confirm, which ``activity`` refuses while the records can be read. Both runs are
+  fault points, the reads of Entra's records (Graph beta) among them.
 
 ``later`` and ``remind`` start from a state the protocol itself produced (run
 once at collection, then copied into each fresh world); their fault points
@@ -103,7 +110,9 @@ from sso_monitor.rotation.state import AWAITING, CURRENT, IN_FLIGHT, PREVIOUS
 from sso_sandbox import Sandbox
 from sso_sandbox.http import SandboxServer
 from sso_sandbox.replication import Replication
+from sso_sandbox.signin_records import record_user_sign_in, records
 from sso_sandbox.testing import standard_world
+from sso_sandbox.world import GRAPH_RESOURCE
 from tests.rotation.harness import Harness, config_for
 
 MODES = ("http", "manual")
@@ -126,6 +135,7 @@ CLIENT_TIMEOUT = 0.35
 TIMEOUT_HOLD = 0.5
 ERROR_SPAN = 6  # an error fault fails this many consecutive matching calls
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+SIGN_IN_AFTER_PASTE_MINUTES = 11  # past ACTIVITY_MARGIN (10 min) after the verify step, the monitor's own last use
 
 
 # ---------------------------------------------------------------- faults
@@ -197,8 +207,8 @@ def calls_of(records: list[Any]) -> list[Call]:
 # ---------------------------------------------------------------- a world under test
 
 
-def fast_config(sandbox: Sandbox, mode: str):
-    config = config_for(sandbox, handoff=mode)
+def fast_config(sandbox: Sandbox, mode: str, confirmation: str = "manual"):
+    config = config_for(sandbox, handoff=mode, confirmation=confirmation)
     return replace(config, network=replace(config.network, timeout_seconds=CLIENT_TIMEOUT))
 
 
@@ -217,31 +227,64 @@ class Scenario:
     """One world under test: runs passes of the protocol, checks the invariants after
     each step, and keeps every text the monitor produced (for the leak check)."""
 
-    def __init__(self, sandbox: Sandbox, mode: str, lock_dir: Path, *, hand_made: str | None = None) -> None:
+    def __init__(self, sandbox: Sandbox, mode: str, lock_dir: Path, *, hand_made: str | None = None, confirmation: str = "manual") -> None:
         self.sandbox = sandbox
         self.mode = mode
-        self.harness = FastHarness(sandbox, fast_config(sandbox, mode), lock_dir)
+        self.confirmation = confirmation  # a manual handoff's handoff.confirmation
+        self.harness = FastHarness(sandbox, fast_config(sandbox, mode, confirmation), lock_dir)
         self.world = sandbox.world
         self.hand_made = (hand_made or self.world.facility("acme").key_id).lower()
         self.unmarked = self._unmarked()
         self.texts: list[str] = []
         self.steps: list[str] = []  # what happened, for failure messages
+        self.run_starts: list[int] = []  # the world's request count as each run began
 
     # ---- acting
 
     def pass_(self, *, force: bool = False, confirm: bool = True) -> RotationResult:
         """One timer run; in manual mode (and ``confirm``), when a version awaits
-        confirmation, the administrator pastes it into SmartTrace and confirms."""
-        notifier = MemoryNotifier()
-        result = self.harness.rotate(force=force, notifier=notifier)
-        self.keep(result, notifier)
-        self.steps.append(f"run{' (forced)' if force else ''}: {result.stage} {result.error or ''}".rstrip())
-        self.check("after a run")
+        confirmation, the administrator pastes it into SmartTrace and confirms (in the
+        activity modes: a user signs in, and the next run confirms)."""
+        result = self.run(force=force)
         if confirm and self.awaiting() is not None:
             if self.sandbox.faults.crashed is not None:
-                self.sandbox.restart_caller()  # the admin's confirm is another process
-            self.paste_and_confirm()
+                self.sandbox.restart_caller()  # the admin's confirm (the next run) is another process
+            if self.confirmation == "manual":
+                self.paste_and_confirm()
+            else:
+                self.paste_and_let_the_records_confirm()
         return result
+
+    def run(self, *, force: bool = False, what: str = "run") -> RotationResult:
+        if self.confirmation != "manual":
+            records(self.world).budget.clear()  # the reporting limit runs on the real clock: these runs come faster than a timer's
+        notifier = MemoryNotifier()
+        self.run_starts.append(len(self.world.requests))
+        result = self.harness.rotate(force=force, notifier=notifier)
+        self.keep(result, notifier)
+        self.steps.append(f"{what}{' (forced)' if force else ''}: {result.stage} {result.error or ''}".rstrip())
+        self.check(f"after a {what}")
+        return result
+
+    def paste_and_let_the_records_confirm(self) -> None:
+        """The activity modes: the administrator pastes, a user signs in through SmartTrace
+        (Entra records the new keyId's use and a successful sign-in), the next run confirms
+        from those records; if the rotation still waits (a fault made them unreadable), the
+        person confirms (refused in ``activity`` mode while the records can be read)."""
+        awaiting = self.awaiting()
+        assert awaiting is not None
+        self.harness.admin_pastes(awaiting)
+        self.steps.append("admin pasted")
+        self.check("after the administrator pasted the new secret")
+        self.world.clock.advance(minutes=SIGN_IN_AFTER_PASTE_MINUTES)
+        assert record_user_sign_in(self.world, "acme") == 0, f"a user's sign-in was refused: {self.describe()}"
+        self.steps.append("a user signed in")
+        self.run(what="confirming run")
+        if self.awaiting() is not None:
+            if self.sandbox.faults.crashed is not None:
+                self.sandbox.restart_caller()
+            self.confirm(awaiting)
+            self.check("after the confirmation")
 
     def paste_and_confirm(self) -> None:
         awaiting = self.awaiting()
@@ -410,6 +453,15 @@ def later_runs(scenario: Scenario) -> None:
     scenario.unmarked = scenario._unmarked()  # the person's secret is theirs: it must stay
 
 
+def due_with_records(scenario: Scenario) -> None:
+    """Due, and the monitor may read Entra's records (AuditLog.Read.All; the standard
+    tenant has P1/P2)."""
+    tenant = scenario.harness.app.tenant_id
+    monitor = scenario.world.tenant(tenant).sp_by_app_id(scenario.world.monitors[tenant.lower()])
+    monitor.granted_roles[GRAPH_RESOURCE].append("AuditLog.Read.All")
+    due(scenario)
+
+
 def waiting_for_the_admin(scenario: Scenario) -> None:
     """A manual handoff waits; the old secret has since crossed the next threshold (14 days)."""
     due(scenario)
@@ -425,6 +477,10 @@ class Phase:
     force: bool = True  # the recorded pass is forced (as the issue asks; moot when due)
     confirm: bool = True  # the recorded pass includes the administrator's paste and confirm
     after_state_read: bool = False  # fault points start once the run has read its state
+    confirmation: str = "manual"  # a manual handoff's handoff.confirmation
+    # Fault points only in the pass's second run (the confirming run): the first run's are
+    # the same calls through the same code as another phase's, proved there.
+    confirming_run_only: bool = False
 
 
 PHASES = {
@@ -432,6 +488,10 @@ PHASES = {
     "manual": Phase("manual", due),
     "later": Phase("http", later_runs, force=False, after_state_read=True),
     "remind": Phase("manual", waiting_for_the_admin, force=False, confirm=False, after_state_read=True),
+    "activity": Phase("manual", due_with_records, confirmation="activity"),
+    # Differs from activity only once the confirming run is over (a person's confirm is taken
+    # while the records show nothing yet): the first run is activity's, call for call.
+    "activity-or-manual": Phase("manual", due_with_records, confirmation="activity-or-manual", confirming_run_only=True),
 }
 _STATE = ("tenants", "vaults", "facilities", "webhooks", "monitors", "issued_secrets")
 
@@ -449,12 +509,12 @@ class Start:
         world = scenario.world
         return cls(copy.deepcopy({name: getattr(world, name) for name in _STATE}), world.now(), scenario.hand_made)
 
-    def enter(self, sandbox: Sandbox, mode: str, lock_dir: Path) -> Scenario:
+    def enter(self, sandbox: Sandbox, phase: Phase, lock_dir: Path) -> Scenario:
         world = sandbox.world
         for name, value in copy.deepcopy(self.state).items():
             setattr(world, name, value)
         world.clock.advance(max(timedelta(0), self.now - world.now()))
-        return Scenario(sandbox, mode, lock_dir, hand_made=self.hand_made)
+        return Scenario(sandbox, phase.handoff, lock_dir, hand_made=self.hand_made, confirmation=phase.confirmation)
 
 
 @dataclass(frozen=True)
@@ -470,8 +530,8 @@ def begin(name: str, sandbox: Sandbox, lock_dir: Path) -> Scenario:
     """A fresh world at the start of phase ``name``."""
     phase, base = PHASES[name], baseline(name)
     if base.start is not None:
-        return base.start.enter(sandbox, phase.handoff, lock_dir)
-    scenario = Scenario(sandbox, phase.handoff, lock_dir)
+        return base.start.enter(sandbox, phase, lock_dir)
+    scenario = Scenario(sandbox, phase.handoff, lock_dir, confirmation=phase.confirmation)
     phase.prepare(scenario)
     return scenario
 
@@ -491,13 +551,14 @@ def baseline(name: str) -> Baseline:
     world, _ = standard_world()
     realistic(world)
     with speedups(), Sandbox(world) as sandbox, tempfile.TemporaryDirectory() as tmp:
-        scenario = Scenario(sandbox, phase.handoff, Path(tmp) / "locks")
+        scenario = Scenario(sandbox, phase.handoff, Path(tmp) / "locks", confirmation=phase.confirmation)
         phase.prepare(scenario)
         start = Start.of(scenario) if phase.after_state_read else None
         _clear_vault_challenges()  # as in each test's fresh world
         first = len(world.requests)
         scenario.pass_(force=phase.force, confirm=phase.confirm)
         calls = tuple(calls_of(list(world.requests)[first:]))
+        second_run = len(calls_of(list(world.requests)[first : scenario.run_starts[1]])) if len(scenario.run_starts) > 1 else None
         scenario.converge()
         converged = scenario.end_shape()
         scenario.after_grace()
@@ -507,6 +568,9 @@ def baseline(name: str) -> Baseline:
     if phase.after_state_read:  # after the run's last read of Key Vault's versions before it acts
         acts = next(i for i, c in enumerate(calls) if c.writes)
         first = 1 + max(i for i, c in enumerate(calls[:acts]) if (c.service, c.method, c.label) == ("vault", "GET", "versions"))
+    if phase.confirming_run_only:
+        assert second_run is not None, "the pass has no confirming run"
+        first = second_run
     return Baseline(start, calls, calls[first:], converged, after_grace)
 
 
@@ -616,8 +680,8 @@ pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
 def test_the_uninterrupted_runs_are_the_reference(capsys: pytest.CaptureFixture[str]):
     """What the sweep is measured against, and how many points it covers."""
-    http, manual, later, remind = (baseline(name) for name in PHASES)
-    for base in (http, manual):
+    http, manual, later, remind, activity, either = (baseline(name) for name in PHASES)
+    for base in (http, manual, activity, either):
         assert base.converged["stages"] == ["current", "previous"]
         assert base.converged["credentials"] == ["current", "hand-made"]
         assert base.after_grace["stages"] == ["current", "superseded"]
@@ -626,6 +690,13 @@ def test_the_uninterrupted_runs_are_the_reference(capsys: pytest.CaptureFixture[
     assert [c.label for c in later.points if c.writes] == ["removePassword", "version", "removePassword", "version"]
     assert later.converged["stages"] == ["current", "retired", "superseded"]
     assert [c.label for c in remind.points if c.writes] == ["version"]
+    for base in (activity, either):  # the first run, then the confirming run: Entra's records read in both, no person's confirm
+        assert {c.service for c in base.calls} == {"login", "graph", "vault"}
+        assert sum(1 for c in base.calls if "appCredentialSignInActivities" in c.shape) == 2
+        assert sum(1 for c in base.calls if "auditLogs/signIns" in c.shape) == 1
+    assert [c.key for c in either.calls] == [c.key for c in activity.calls]  # the same calls: activity's first-run points stand for both
+    assert len(either.points) < len(activity.points) and either.points == either.calls[-len(either.points) :]
+    assert any("auditLogs/signIns" in c.shape for c in either.points)  # the confirming run's reads are among them
     lines = [f"{name}: {len(baseline(name).points)} fault points x {len(KINDS)} kinds = {len(baseline(name).points) * len(KINDS)} scenarios" for name in PHASES]
     lines.append(f"total: {len(sweep_points())} scenarios")
     with capsys.disabled():
