@@ -201,16 +201,21 @@ class MonitorService:
 
     async def rotate(self, app: AppConfig, *, dry_run: bool = False, force: bool = False, settings: RotationSettings | None = None) -> Outcome:
         async with self.rotation_session() as deps:
-            result = await Rotator(app, deps, settings or self.settings, dry_run=dry_run, force=force).run()
+            result = self._named(app, await Rotator(app, deps, settings or self.settings, dry_run=dry_run, force=force).run())
             if not dry_run:
                 _record_rotation(app, result)
             return Outcome(result, _events(deps))
 
     async def confirm(self, app: AppConfig, key_id: str, who: str) -> Outcome:
         async with self.rotation_session() as deps:
-            result = await Rotator(app, deps, self.settings).confirm(key_id, who)
+            result = self._named(app, await Rotator(app, deps, self.settings).confirm(key_id, who))
             _record_rotation(app, result)
             return Outcome(result, _events(deps))
+
+    def _named(self, app: AppConfig, result: RotationResult) -> RotationResult:
+        """The run's findings with fixes naming this app (its facility, ids), as a check's are."""
+        result.findings = [with_real_names(f, app, self.config.vault_url) for f in result.findings]
+        return result
 
     async def push(self, app: AppConfig, who: str, *, dry_run: bool = False) -> Outcome:
         async with self.rotation_session() as deps:

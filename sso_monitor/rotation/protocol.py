@@ -872,6 +872,7 @@ class Rotator:
                 "ACTIVITY_REPORT_UNAVAILABLE",
                 f"Entra's records cannot confirm the handoff of keyId {flight.key_id}: {why}; a person confirms it instead",
                 reason=why,
+                key_id=flight.key_id,
             )
         )
         self.say("hand off", f"Entra's records cannot confirm keyId {flight.key_id} ({why}); waiting for a person's confirmation")

@@ -103,7 +103,8 @@ def test_rotate_reports_what_entras_records_said_as_findings(sandbox, tmp_path, 
     [found] = result["findings"]
     assert found["code"] == "ACTIVITY_REPORT_UNAVAILABLE" and found["severity"] == "warning"
     assert "AuditLog.Read.All" in found["message"] and f"keyId {result['keyId']}" in found["message"] and found["fix"]
-    assert "AuditLog.Read.All" in found["details"]["reason"]  # details in the one JSON style (camelCase keys)
+    assert "AuditLog.Read.All" in found["details"]["reason"] and found["details"]["keyId"] == result["keyId"]  # camelCase keys
+    assert f"sso-monitor confirm acme --key-id {result['keyId']}" in found["fix"] and "FACILITY" not in found["fix"]  # the fix names this app
     code, out, _ = cli("rotate", "acme")  # the next run finds the same, said as lines
     assert code == 0
     lines = out.splitlines()
