@@ -24,7 +24,7 @@ def configure_admin_api(
     """App settings for the admin API against the sandbox, as the Function App would have them.
     ``storage``: the AzureWebJobsStorage connection string (Azurite), else none."""
     document, environ = monitor_document(sandbox, facilities=[facility], app_overrides={facility: app_overrides or {}})
-    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}
+    document["adminApi"] = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri, "clientId": ids.admin_api_client_id}
     document["verify"] = verify
     document.update(extra or {})
     monkeypatch.setenv("SSO_MONITOR_CONFIG", json.dumps(document))

@@ -109,7 +109,8 @@ def test_no_other_file_is_served(site, name):
 
 
 def test_without_the_client_id_the_page_says_what_to_configure(sandbox, ids, monkeypatch, tmp_path):
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0})
+    without = {"adminApi": {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri}}
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, extra=without)
     with FunctionsHttpHost() as host:
         status, _, body = _get(host.url("status/view"))
     admin.reset()
