@@ -30,17 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def site(sandbox, ids, monkeypatch, tmp_path, azurite) -> Iterator[FunctionsHttpHost]:
     """The Function App after one scheduled run, served over HTTP; the admin API's
     registration lists the page as a single-page-app redirect URI, as infra does."""
-    admin_api = {"tenantId": ids.tenant_id, "audience": ids.admin_api_uri, "clientId": ids.admin_api_client_id}
-    configure_admin_api(
-        sandbox,
-        ids,
-        monkeypatch,
-        tmp_path,
-        facility="acme",
-        verify={"successes": 1, "intervalSeconds": 0},
-        storage=azurite.connection_string,
-        extra={"adminApi": admin_api},
-    )
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
     monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
     forget_status_report(azurite.connection_string)
     with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop

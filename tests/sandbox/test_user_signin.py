@@ -146,31 +146,21 @@ def test_an_unassigned_person_is_refused_on_entras_page(login, ids):
     assert login.world.user_sign_ins[-1] == (ids.visitor_upn, ids.admin_api_client_id, False)
 
 
+def _authorize_only(sandbox, ids, **params: str) -> requests.Response:
+    """GET authorize, not following the redirect: Entra's first answer."""
+    base = f"{sandbox.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
+    query = {"client_id": ids.admin_api_client_id, "redirect_uri": PAGE, "response_type": "code", **params}
+    return requests.get(base, params=query, verify=str(sandbox.endpoints.ca_path), timeout=10, allow_redirects=False)
+
+
 def test_an_unknown_scope_goes_back_as_an_error(login, ids):
-    base = f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
-    params = {
-        "client_id": ids.admin_api_client_id,
-        "redirect_uri": PAGE,
-        "response_type": "code",
-        "scope": "api://sso-monitor-admin/nope openid",
-        "state": "s2",
-    }
-    answer = requests.get(base, params=params, verify=str(login.endpoints.ca_path), timeout=10, allow_redirects=False)
+    answer = _authorize_only(login, ids, scope="api://sso-monitor-admin/nope openid", state="s2")
     fields = parse_qs(urlsplit(answer.headers["Location"]).fragment)
     assert answer.status_code == 302 and fields["error"] == ["invalid_scope"] and fields["state"] == ["s2"]
 
 
 def test_silent_sign_in_without_a_session_is_login_required(login, ids):
-    base = f"{login.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
-    params = {
-        "client_id": ids.admin_api_client_id,
-        "redirect_uri": PAGE,
-        "response_type": "code",
-        "scope": "openid",
-        "prompt": "none",
-        "response_mode": "query",
-    }
-    answer = requests.get(base, params=params, verify=str(login.endpoints.ca_path), timeout=10, allow_redirects=False)
+    answer = _authorize_only(login, ids, scope="openid", prompt="none", response_mode="query")
     assert answer.status_code == 302 and parse_qs(urlsplit(answer.headers["Location"]).query)["error"] == ["login_required"]
 
 
