@@ -239,10 +239,13 @@ def test_a_wrong_value_pasted_into_smarttrace_is_caught_in_the_next_run(world_id
             world.clock.advance(timedelta(minutes=3))
             record_user_sign_in(world, "acme")
         before = world.count_requests("graph", path_contains="/beta/auditLogs/signIns")
+        listings = world.count_requests("vault", path_contains="/versions")
         report = run(sandbox)
         assert world.count_requests("graph", path_contains="/beta/auditLogs/signIns") == before + 1  # one query for the tenant
         [failing] = [f for r in report.results for f in r.findings if f.code == "SIGN_IN_FAILING"]
         assert failing.details["count"] == 2 and failing.details["codes"] == ["7000215"]
+        # The monitor removed nothing: Key Vault's versions listed once (for acme, the failing app), nothing escalated.
+        assert world.count_requests("vault", path_contains="/versions") == listings + 1 and "cause" not in failing.details
         assert world.facility("acme").client_secret not in str(failing.as_dict())
 
 
@@ -253,6 +256,7 @@ def test_quiet_is_information_and_leaves_the_app_ok(world_ids) -> None:
         report = run(sandbox)
         assert codes(report) == ["NO_RECENT_SIGN_INS"]
         assert report.results[0].status == "ok"
+        assert world.count_requests("vault", path_contains="/versions") == 0  # no failing sign-ins: Key Vault's retirements are not read
 
 
 def test_without_the_permission_or_the_licence_the_finding_says_what_is_missing(world_ids) -> None:
