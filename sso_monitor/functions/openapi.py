@@ -175,6 +175,8 @@ def openapi_document() -> dict[str, Any]:
                         "message": {"type": "string"},
                         "keyId": {"type": ["string", "null"]},
                         "steps": {"type": "array", "items": {"type": "string"}, "description": "a manual handoff's steps, in words"},
+                        "severity": {"type": ["string", "null"], "description": "still-in-use: the finding's severity, over the kind's default"},
+                        "code": {"type": ["string", "null"], "description": "the finding code the event carries (still-in-use: OLD_SECRET_STILL_IN_USE)"},
                     },
                 },
                 "RotationResult": {
@@ -187,6 +189,11 @@ def openapi_document() -> dict[str, Any]:
                         "actions": {"type": "array", "items": {"type": "string"}},
                         "error": {"type": ["string", "null"]},
                         "events": {"type": "array", "items": {"$ref": "#/components/schemas/RotationEvent"}},
+                        "findings": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/Finding"},
+                            "description": "what Entra's records said during the run: OLD_SECRET_STILL_IN_USE, ACTIVITY_REPORT_UNAVAILABLE",
+                        },
                         "alerts": {"type": "object"},
                         "statusUrl": {"type": "string", "description": "202 only: GET /apps/{facility}/rotation"},
                         "resume": {"enum": ["queued", "next-scheduled-run", "running"], "description": "202 only: what carries the rotation on"},
