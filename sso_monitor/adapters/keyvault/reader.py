@@ -134,12 +134,9 @@ class KeyVaultReader:
         # sweep take stored credentials for orphans. No versions at all is a failure
         # too (the secret went away, or the listing answered empty: either way
         # nothing here proves a credential unstored).
-        try:
-            versions = list(self._client.list_properties_of_secret_versions(name))
-        except AzureError as exc:
-            failure = failure_from(name, exc)
-            log.warning("vault versions of %s: %s (%s)", name, failure.problem.value, failure.detail)
-            return failure
+        versions = self._versions(name)
+        if isinstance(versions, ReadFailure):
+            return versions
         if not versions:
             log.warning("vault versions of %s: none listed", name)
             return ReadFailure(Problem.NOT_FOUND, f"no versions of {name} listed in the vault")
@@ -151,12 +148,9 @@ class KeyVaultReader:
         # The tags the rotation's retire step wrote (stage, keyId, retiredAt): the durable
         # record that the monitor removed a credential, and when. A version of another
         # shape (no retiredAt, not a stamp) is not evidence and is left out.
-        try:
-            versions = list(self._client.list_properties_of_secret_versions(name))
-        except AzureError as exc:
-            failure = failure_from(name, exc)
-            log.warning("vault versions of %s: %s (%s)", name, failure.problem.value, failure.detail)
-            return failure
+        versions = self._versions(name)
+        if isinstance(versions, ReadFailure):
+            return versions
         found = []
         for p in versions:
             tags = p.tags or {}
@@ -164,6 +158,15 @@ class KeyVaultReader:
             if tags.get("stage") == "retired" and tags.get("keyId") and at is not None:
                 found.append(Retirement(key_id=tags["keyId"].lower(), retired_at=at, version=p.version or ""))
         return tuple(sorted(found, key=lambda r: r.retired_at))
+
+    def _versions(self, name: str) -> list[SecretProperties] | ReadFailure:
+        """Every version's properties (tags, no values), or why they could not be listed."""
+        try:
+            return list(self._client.list_properties_of_secret_versions(name))
+        except AzureError as exc:
+            failure = failure_from(name, exc)
+            log.warning("vault versions of %s: %s (%s)", name, failure.problem.value, failure.detail)
+            return failure
 
     def _close(self) -> None:
         self._client.close()
