@@ -94,6 +94,17 @@ resource adminApiServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
   appRoleAssignmentRequired: true
 }
 
+// The status page signs people in with this same registration and asks for its own
+// user_impersonation scope. Admin consent for the whole tenant, so nobody meets a consent
+// prompt (or, where user consent is off, "needs admin approval"); what anyone may do is
+// still decided by their app role, and assignment is required to get a token at all.
+resource statusPageConsent 'Microsoft.Graph/oauth2PermissionGrants@v1.0' = {
+  clientId: adminApiServicePrincipal.id
+  resourceId: adminApiServicePrincipal.id
+  consentType: 'AllPrincipals'
+  scope: 'user_impersonation'
+}
+
 resource operatorAdmin 'Microsoft.Graph/appRoleAssignedTo@v1.0' = if (!empty(operatorPrincipalId)) {
   appRoleId: adminRoleId
   principalId: operatorPrincipalId

@@ -17,7 +17,9 @@ app whose service principal requires assignment sees AADSTS50105 on Entra's page
 (interactive) or is sent back with ``error=interaction_required`` (``prompt=none``); a
 code is redeemed once (AADSTS54005), within 10 minutes (AADSTS70008), from a
 cross-origin request (AADSTS9002327), with the verifier whose S256 hash was the
-challenge (AADSTS501481; none at all: AADSTS9002325). Access tokens for an API whose
+challenge (AADSTS501481; none at all: AADSTS9002325). An app asking for a token for
+itself names itself by its client id ("{client id}/scope"), not its api:// URI
+(AADSTS90009). Access tokens for an API whose
 registration asks for v2 tokens carry its client id as ``aud``, the scope as ``scp``
 and the user's app roles as ``roles``. Simplified: no session cookie (``prompt=none``
 always answers ``login_required``), no MFA, no consent prompt (the scope must exist).
@@ -70,6 +72,10 @@ USER_AADSTS = {
         "by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
     ),
     70011: ("invalid_scope", "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' does not exist."),
+    90009: (
+        "invalid_request",
+        "Application '{client}'({resource}) is requesting a token for itself. This scenario is supported only if resource is specified using the GUID based App Identifier.",
+    ),
     54005: ("invalid_grant", "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token."),
     70008: (
         "invalid_grant",
@@ -222,8 +228,12 @@ class UserSignIn:
             return known, app, self._redirect_error(params, 9002313)
         resources = [s for s in params.get("scope", "").split() if s not in OIDC_SCOPES]
         for scope in resources:
-            if self._scope_target(known, scope) is None:
+            target = self._scope_target(known, scope)
+            if target is None:
                 return known, app, self._redirect_error(params, 70011, scope=scope)
+            resource = scope.rpartition("/")[0]
+            if target[0].app_id == app.app_id and resource.lower() != app.app_id.lower():
+                return known, app, self._redirect_error(params, 90009, client=app.app_id, resource=resource)
         return known, app, None
 
     def _scope_target(self, tenant: Tenant, scope: str) -> tuple[Application, str] | None:

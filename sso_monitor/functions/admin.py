@@ -244,7 +244,7 @@ def status_view(req: func.HttpRequest) -> func.HttpResponse:
         log.error("status page: adminApi.clientId is not configured")
         return func.HttpResponse(not_configured_view(), status_code=503, mimetype="text/html", headers=SECURITY_HEADERS)
     authority = state.config.cloud.authority
-    page = render_view(client_id=api.client_id, tenant_id=api.tenant_id, audience=api.audience, authority=authority)
+    page = render_view(client_id=api.client_id, tenant_id=api.tenant_id, authority=authority)
     headers = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy(authority)}
     return func.HttpResponse(page, status_code=200, mimetype="text/html", headers=headers)
 

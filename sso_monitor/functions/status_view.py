@@ -53,12 +53,16 @@ def content_security_policy(authority: str) -> str:
     )
 
 
-def render_view(*, client_id: str, tenant_id: str, audience: str, authority: str) -> str:
+def render_view(*, client_id: str, tenant_id: str, authority: str) -> str:
     """The frame: the sign-in settings as data attributes, the scripts, no data."""
     attributes = {
         "data-client-id": client_id,
         "data-authority": authority_url(authority, tenant_id),
-        "data-scope": f"{audience.rstrip('/')}/{SCOPE}",
+        # The page and the API are one registration: a token for itself is asked for by the
+        # GUID form of its identifier, "{client id}/scope"; the api:// form is AADSTS90009
+        # ("requesting a token for itself ... only if resource is specified using the GUID
+        # based App Identifier"; docs/sandbox/fidelity.md).
+        "data-scope": f"{client_id}/{SCOPE}",
         "data-report": "page",  # GET /api/status/page, beside this page
     }
     data = " ".join(f'{name}="{escape(value, quote=True)}"' for name, value in attributes.items())

@@ -65,7 +65,7 @@ def test_the_frame_holds_sign_in_settings_and_no_data(site, sandbox, ids):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert f'data-client-id="{ids.admin_api_client_id}"' in page
     assert f'data-authority="{sandbox.endpoints.authority}/{ids.tenant_id}"' in page
-    assert 'data-scope="api://sso-monitor-admin/user_impersonation"' in page
+    assert f'data-scope="{ids.admin_api_client_id}/user_impersonation"' in page  # its own scope, by the GUID form (AADSTS90009)
     assert "acme" not in page and "daysLeft" not in page  # the report comes from the API, with a token
     policy = headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src 'self'" in policy and "frame-ancestors 'none'" in policy

@@ -297,7 +297,9 @@ def test_graph_permissions_are_granted_in_entra_bicep_only() -> None:
     """checkov has no check for Microsoft.Graph resources (test_checkov.py shows it parses
     them and reports none), so the Graph permissions are held here and in the test above:
     application roles on Microsoft Graph only in entra.bicep, exactly the three named there;
-    no delegated grants, no requested permissions on any app registration."""
+    one delegated grant, the admin API's consent to its own user_impersonation scope (the
+    status page signs in with the registration itself) and no other; no requested
+    permissions on any app registration."""
     seen = 0
     for template in templates():
         for assignment in template.of_type("Microsoft.Graph/appRoleAssignedTo"):
@@ -307,7 +309,11 @@ def test_graph_permissions_are_granted_in_entra_bicep_only() -> None:
                 continue
             # Elsewhere only the admin API's own roles, on its own service principal.
             assert (template.name, assignment.body["resourceId"]) == ("app/admin-api.bicep", "adminApiServicePrincipal.id"), assignment.symbol
-        assert not template.of_type("Microsoft.Graph/oauth2PermissionGrants"), f"{template.name}: a delegated permission grant"
+        for grant in template.of_type("Microsoft.Graph/oauth2PermissionGrants"):
+            # Only the admin API to itself: nothing on Microsoft Graph, nothing wider.
+            assert template.name == "app/admin-api.bicep", f"{template.name}: a delegated permission grant"
+            assert grant.body["clientId"] == grant.body["resourceId"] == "adminApiServicePrincipal.id", grant.symbol
+            assert grant.body["scope"] == "'user_impersonation'" and grant.body["consentType"] == "'AllPrincipals'", grant.body
         for app in template.of_type("Microsoft.Graph/applications"):
             assert "requiredResourceAccess" not in app.body, f"{template.name} {app.symbol}: requests API permissions"
     assert seen == 5, "the reader found a different number of app role assignments than infra/ has"

@@ -32,6 +32,11 @@ def _verifier() -> tuple[str, str]:
     return verifier, challenge
 
 
+def _scope(ids) -> str:
+    """The page's scopes: the admin API's own, by its client id (a token for itself)."""
+    return f"{ids.admin_api_client_id}/user_impersonation openid profile offline_access"
+
+
 def _authorize(
     sandbox,
     ids,
@@ -39,11 +44,19 @@ def _authorize(
     upn: str,
     password: str,
     challenge: str | None,
-    scope: str = "api://sso-monitor-admin/user_impersonation openid profile offline_access",
+    scope: str | None = None,
     **extra: str,
 ):
     base = f"{sandbox.endpoints.authority}/{ids.tenant_id}/oauth2/v2.0/authorize"
-    params = {"client_id": ids.admin_api_client_id, "redirect_uri": PAGE, "response_type": "code", "scope": scope, "state": "s1", "nonce": "n1", **extra}
+    params = {
+        "client_id": ids.admin_api_client_id,
+        "redirect_uri": PAGE,
+        "response_type": "code",
+        "scope": scope or _scope(ids),
+        "state": "s1",
+        "nonce": "n1",
+        **extra,
+    }
     if challenge:
         params.update(code_challenge=challenge, code_challenge_method="S256")
     ca = str(sandbox.endpoints.ca_path)
@@ -68,7 +81,7 @@ def _redeem(sandbox, ids, code: str, verifier: str, headers: dict | None = ORIGI
         "code": code,
         "code_verifier": verifier,
         "redirect_uri": PAGE,
-        "scope": "api://sso-monitor-admin/user_impersonation openid profile offline_access",
+        "scope": _scope(ids),
         **extra,
     }
     return requests.post(
@@ -100,7 +113,7 @@ def test_a_reader_gets_a_v2_token_with_the_role_and_an_id_token_with_the_nonce(l
             "grant_type": "refresh_token",
             "client_id": ids.admin_api_client_id,
             "refresh_token": body["refresh_token"],
-            "scope": "api://sso-monitor-admin/user_impersonation",
+            "scope": f"{ids.admin_api_client_id}/user_impersonation",
         },
         headers=ORIGIN,
         verify=str(login.endpoints.ca_path),
@@ -157,6 +170,13 @@ def test_an_unknown_scope_goes_back_as_an_error(login, ids):
     answer = _authorize_only(login, ids, scope="api://sso-monitor-admin/nope openid", state="s2")
     fields = parse_qs(urlsplit(answer.headers["Location"]).fragment)
     assert answer.status_code == 302 and fields["error"] == ["invalid_scope"] and fields["state"] == ["s2"]
+
+
+def test_an_app_asking_for_itself_by_its_uri_is_aadsts90009(login, ids):
+    """The page and the API are one registration: the api:// form of its own scope is refused."""
+    answer = _authorize_only(login, ids, scope="api://sso-monitor-admin/user_impersonation openid", state="s3")
+    fields = parse_qs(urlsplit(answer.headers["Location"]).fragment)
+    assert answer.status_code == 302 and fields["error"] == ["invalid_request"] and "AADSTS90009" in fields["error_description"][0]
 
 
 def test_silent_sign_in_without_a_session_is_login_required(login, ids):
