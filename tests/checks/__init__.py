@@ -23,9 +23,10 @@ DEMO_FINDINGS = {
 }
 
 
-def check_sandbox(sandbox: Sandbox) -> CheckReport:
-    """The real check run, through the real adapters, over the sandbox's HTTPS endpoints."""
-    document, environ = monitor_document(sandbox)
+def check_sandbox(sandbox: Sandbox, app_overrides: dict | None = None) -> CheckReport:
+    """The real check run, through the real adapters, over the sandbox's HTTPS endpoints
+    (``app_overrides``: fields of some apps' configuration, by facility)."""
+    document, environ = monitor_document(sandbox, app_overrides=app_overrides or {})
     config = parse_config(document, environ)
 
     async def go() -> CheckReport:

@@ -3,7 +3,6 @@ table, and end to end through the real Graph adapter against the sandbox."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,16 +11,15 @@ from hypothesis import strategies as st
 
 from sso_monitor.checks.findings import Finding, finding
 from sso_monitor.checks.ports import CredentialActivity, Retirement, SignInLog, SignInRecord
-from sso_monitor.checks.run import CheckReport, run_checks
+from sso_monitor.checks.run import CheckReport
 from sso_monitor.checks.signins import activity_confirms, after_retirement, report_unusable, sign_in_findings, still_used_after
 from sso_monitor.config import parse_config
 from sso_monitor.models import Problem, ReadFailure, VaultSecretInfo
-from sso_monitor.wiring import build_adapters
 from sso_sandbox import Sandbox
-from sso_sandbox.settings import monitor_document
 from sso_sandbox.signin_records import record_user_sign_in
 from sso_sandbox.testing import StandardIds, standard_world
 from sso_sandbox.world import GRAPH_RESOURCE
+from tests.checks import check_sandbox
 
 # The codes these tests produce end to end (test_end_to_end.py counts them as covered); the
 # last two come from the rotation, end to end in tests/rotation/test_activity.py.
@@ -200,18 +198,7 @@ def test_report_unusable() -> None:
 
 
 def run(sandbox: Sandbox, *, enabled: bool = True) -> CheckReport:
-    overrides = {"acme": {"signIns": {"enabled": enabled}}}
-    document, environ = monitor_document(sandbox, app_overrides=overrides)
-    config = parse_config(document, environ)
-
-    async def go() -> CheckReport:
-        adapters = build_adapters(config)
-        try:
-            return await run_checks(config, adapters, sandbox.world.now())
-        finally:
-            await adapters.aclose()
-
-    return asyncio.run(go())
+    return check_sandbox(sandbox, {"acme": {"signIns": {"enabled": enabled}}})
 
 
 def grant_audit_log(sandbox: Sandbox, ids: StandardIds) -> None:
