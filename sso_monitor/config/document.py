@@ -422,6 +422,7 @@ class Network(_Section):
     )
     concurrency: _whole(1, 64) = Field(16, description="apps checked at the same time (each app's four requests run one after another)")
     timeout_seconds: _number(1, 300) = Field(30.0, description="the timeout of each HTTP request")
+    connect_timeout_seconds: _number(1, 300) | None = Field(None, description="the time to open a connection; default: timeoutSeconds")
     tenant_size: TenantSize = Field("small", description="the tenants' size for Graph's throttling budget (users: small under 50, medium to 500, large above)")
     tenant_sizes: dict[_key(_GUID, "must be a tenant id (GUID)"), TenantSize] = Field(
         default_factory=dict, description="tenantSize of particular tenants, by tenant id"

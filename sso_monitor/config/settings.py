@@ -130,6 +130,7 @@ class NetworkConfig:
     host_map: Mapping[str, str] = field(default_factory=dict)  # "*.smarttrace.ai" -> "127.0.0.1:PORT"
     concurrency: int = 16
     timeout_seconds: float = 30.0
+    connect_timeout_seconds: float | None = None  # opening a connection; None: timeout_seconds
     # Whether HTTP(S)_PROXY / NO_PROXY from the environment apply. Read once here:
     # requests otherwise rescans the whole environment on every request.
     use_env_proxies: bool = False
@@ -140,6 +141,11 @@ class NetworkConfig:
 
     def size_of(self, tenant_id: str) -> str:
         return self.tenant_sizes.get(tenant_id.lower(), self.tenant_size)
+
+    @property
+    def connect_timeout(self) -> float:
+        """The time to open a connection (connectTimeoutSeconds, else timeoutSeconds)."""
+        return self.connect_timeout_seconds if self.connect_timeout_seconds is not None else self.timeout_seconds
 
 
 @dataclass(frozen=True)

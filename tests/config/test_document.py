@@ -363,7 +363,7 @@ FIELDS = [
     *(f"apps[0].handoff.{key}" for key in ("mode", "url", "method", "tokenSecretName", "allowedHosts")),
     *(f"identities.*.{key}" for key in ("kind", "clientId", "clientSecretSetting", "certificatePath")),
     *(f"cloud.{key}" for key in ("graphEndpoint", "graphScope", "authority")),
-    *(f"network.{key}" for key in ("caBundle", "hostMap", "concurrency", "timeoutSeconds", "tenantSize", "tenantSizes")),
+    *(f"network.{key}" for key in ("caBundle", "hostMap", "concurrency", "timeoutSeconds", "connectTimeoutSeconds", "tenantSize", "tenantSizes")),
     *(
         f"channels.{name}.{key}"
         for name, keys in (("t", ("type", "webhookSecretName")), ("m", ("mailbox", "to")), ("s", ("from", "host", "port", "username", "passwordSecretName")))
@@ -476,3 +476,14 @@ def test_the_settings_load_without_pydantic():
     """Modules that only need the settings' types do not pay for pydantic: it loads on the first parse."""
     check = f"import sys, sso_monitor.config; assert 'pydantic' not in sys.modules; sso_monitor.config.parse_config({{'vaultUrl': 'https://kv.vault.azure.net', 'apps': [{{'facility': 'a', 'tenantId': '{T1}', 'appId': '{A1}'}}]}}, {{}}); assert 'pydantic' in sys.modules"
     subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT)
+
+
+def test_the_connect_timeout_defaults_to_the_request_timeout():
+    assert parse_config(copy.deepcopy(BASE), environ={}).network.connect_timeout == 30.0
+    document = copy.deepcopy(BASE)
+    document["network"] = {"timeoutSeconds": 20, "connectTimeoutSeconds": 4}
+    network = parse_config(document, environ={}).network
+    assert (network.timeout_seconds, network.connect_timeout) == (20, 4)
+    document["network"] = {"connectTimeoutSeconds": 0}
+    with pytest.raises(ConfigError, match="network.connectTimeoutSeconds"):
+        parse_config(document, environ={})

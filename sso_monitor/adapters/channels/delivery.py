@@ -132,14 +132,16 @@ class HttpAnswer:
     content_type: str
 
 
-def http_post(channel: str, session: requests.Session, url: str, *, body: bytes, headers: dict[str, str], timeout: float) -> HttpAnswer:
+def http_post(
+    channel: str, session: requests.Session, url: str, *, body: bytes, headers: dict[str, str], timeout: float, connect_timeout: float | None = None
+) -> HttpAnswer:
     """One POST (blocking; run it in a thread). Redirects are not followed.
 
     Raises Retryable for a timeout or a lost connection, ChannelError(transient=False)
     for a certificate that does not verify; neither names the URL."""
     failure: BaseException | None = None
     try:
-        response = session.post(url, data=body, headers=headers, timeout=(timeout, timeout), allow_redirects=False)
+        response = session.post(url, data=body, headers=headers, timeout=(connect_timeout or timeout, timeout), allow_redirects=False)
     except requests.RequestException as exc:
         failure = exc
     if failure is not None:

@@ -106,6 +106,7 @@ class GraphMailChannel:
         self._policy = RetryPolicy(attempts=attempts)
         network = config.network
         self._timeout = network.timeout_seconds
+        self._connect_timeout = network.connect_timeout
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies)
         self._url = f"{config.cloud.graph_endpoint.rstrip('/')}/users/{quote(channel.mailbox, safe='@')}/sendMail"
         self._owners = owners  # the apps' owners' addresses (notifyOwners)
@@ -141,7 +142,7 @@ class GraphMailChannel:
 
     def _post(self, body: bytes) -> None:
         headers = {"Authorization": f"Bearer {self._token()}", "Content-Type": "text/plain", "Accept": "application/json"}
-        answer = http_post(self.name, self._session, self._url, body=body, headers=headers, timeout=self._timeout)
+        answer = http_post(self.name, self._session, self._url, body=body, headers=headers, timeout=self._timeout, connect_timeout=self._connect_timeout)
         if answer.status == 202:
             return
         refuse(self.name, answer.status, f"Graph answered HTTP {answer.status}{_graph_error(answer.text)}", answer.retry_after)

@@ -74,6 +74,7 @@ class TeamsChannel:
         self._limiter = RateLimiter(POSTS_PER_SECOND, 1.0, sleep=sleep, monotonic=monotonic, shared=("teams", self.secret_name))
         network = config.network
         self._timeout = network.timeout_seconds
+        self._connect_timeout = network.connect_timeout
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies)
         self._url: SecretValue | None = None
         redact_signatures()
@@ -103,7 +104,9 @@ class TeamsChannel:
     async def _deliver(self, url: SecretValue, body: bytes) -> int:
         async def attempt() -> None:
             async with self._limiter.slot():
-                answer = await asyncio.to_thread(http_post, self.name, self._session, url.reveal(), body=body, headers=_HEADERS, timeout=self._timeout)
+                answer = await asyncio.to_thread(
+                    http_post, self.name, self._session, url.reveal(), body=body, headers=_HEADERS, timeout=self._timeout, connect_timeout=self._connect_timeout
+                )
             self._check(answer)
 
         return await deliver(self.name, attempt, policy=self._policy, sleep=self._sleep)

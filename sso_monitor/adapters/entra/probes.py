@@ -132,6 +132,7 @@ class EntraTokenProbe:
         self.authority = options["authority"].rstrip("/")
         self.instance_discovery = not options.get("disable_instance_discovery", False)
         self.timeout = config.network.timeout_seconds
+        self.connect_timeout = config.network.connect_timeout
         self.retry_total = retry_total
         self.retry_backoff_factor = retry_backoff_factor
         self._pool = BlockingPool(config.network.concurrency, "token-probe")
@@ -171,7 +172,7 @@ class EntraTokenProbe:
                 token_cache=msal.TokenCache(),
                 http_cache=self._http_cache,
                 instance_discovery=self.instance_discovery,
-                timeout=self.timeout,
+                timeout=(self.connect_timeout, self.timeout),
             )
             answer = application.acquire_token_for_client(scopes=[self.scope])
         except requests.RequestException as exc:
@@ -198,6 +199,7 @@ class UrlProbe:
 
     def __init__(self, config: MonitorConfig) -> None:
         self.timeout = config.network.timeout_seconds
+        self.connect_timeout = config.network.connect_timeout
         workers = 2 * config.network.concurrency  # two pages per app
         # One kept connection per worker, whatever the host: most pages are on the one API host.
         self._session = session_with_host_map(
@@ -218,7 +220,7 @@ class UrlProbe:
         current = url
         try:
             for _hop in range(MAX_REDIRECTS + 1):
-                with self._session.get(current, allow_redirects=False, stream=True, timeout=(self.timeout, self.timeout)) as response:
+                with self._session.get(current, allow_redirects=False, stream=True, timeout=(self.connect_timeout, self.timeout)) as response:
                     status = response.status_code
                     location = response.headers.get("Location") if response.is_redirect else None
                     _drain(response)

@@ -78,7 +78,7 @@ class GraphPipeline:
         self._credential = credential_for(self.config, self.tenant_id, aio=True)
         host = urlsplit(cloud.graph_endpoint).hostname or "graph.microsoft.com"
         auth = AzureIdentityAuthenticationProvider(self._credential, scopes=[cloud.graph_scope], allowed_hosts=[host])
-        http = with_graph_middleware(httpx.AsyncClient(verify=verify, timeout=network.timeout_seconds))
+        http = with_graph_middleware(httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(network.timeout_seconds, connect=network.connect_timeout)))
         adapter = BaseGraphRequestAdapter(auth, http_client=http)
         adapter.base_url = cloud.graph_endpoint.rstrip("/")
         self._adapter, self._http, self._loop = adapter, http, loop

@@ -61,7 +61,7 @@ def secret_client_options(
         "retry_backoff_factor": retry_backoff_factor,
         # The whole call, retries and Retry-After waits included, ends by then.
         "timeout": int(timeout * (retry_total + 2)),
-        "connection_timeout": timeout,
+        "connection_timeout": config.network.connect_timeout,
         "read_timeout": timeout,
         "use_env_settings": config.network.use_env_proxies,
     }

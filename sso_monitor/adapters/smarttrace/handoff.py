@@ -58,6 +58,7 @@ class HttpSecretPusher:
     def __init__(self, config: MonitorConfig) -> None:
         network = config.network
         self.timeout = network.timeout_seconds
+        self.connect_timeout = network.connect_timeout
         self._session = session_with_host_map(dict(network.host_map), network.ca_bundle, trust_env=network.use_env_proxies, follow_redirects=False)
         self._pool = BlockingPool(network.concurrency, "handoff")
 
@@ -94,7 +95,7 @@ class HttpSecretPusher:
             raise ExternalError(SERVICE, f"{what}: the handoff URL must be https")
         failure: ExternalError | None = None
         try:
-            response = self._session.get(url, headers=_headers(token), timeout=(self.timeout, self.timeout), allow_redirects=False)
+            response = self._session.get(url, headers=_headers(token), timeout=(self.connect_timeout, self.timeout), allow_redirects=False)
         except requests.RequestException as exc:
             failure = TransientError(SERVICE, _scrub(f"{what}: no answer ({type(exc).__name__})", token))
         if failure is not None:
@@ -119,7 +120,7 @@ class HttpSecretPusher:
                 url,
                 json=_body(secret, key_id, app_id, tenant_id, expires),
                 headers=_headers(token),
-                timeout=(self.timeout, self.timeout),
+                timeout=(self.connect_timeout, self.timeout),
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
