@@ -24,6 +24,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 
+from sso_sandbox.aadsts import DESCRIPTION_SEPARATOR, aadsts_body, describe
 from sso_sandbox.faults import FaultPlan
 from sso_sandbox.http import Request, Response, Service
 from sso_sandbox.signin_records import record_client_credentials
@@ -92,9 +93,6 @@ _REASON_CODES = {
     "AADSTS53003": 53003,
 }
 
-# How Entra separates the Trace ID, Correlation ID and Timestamp lines of an
-# error_description: one space since 2024 ("\r\n" in captures up to 2023).
-DESCRIPTION_SEPARATOR = " "
 
 # A tenant path segment Entra can resolve: a GUID, a domain name, or an alias.
 _TENANT_SHAPE = re.compile(r"^(?:[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|common|organizations|consumers)$")
@@ -267,23 +265,12 @@ class EntraService(Service):
 
     def _aadsts(self, number: int, *, error: str | None = None, extra: dict[str, object] | None = None, **values: str) -> Response:
         default_error, status, template = AADSTS[number]
-        trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        sep = self.description_separator
-        description = f"AADSTS{number}: {template.format_map(_Blank(values))}{sep}Trace ID: {trace}{sep}Correlation ID: {correlation}{sep}Timestamp: {stamp}"
-        body: dict[str, object] = {
-            "error": error or default_error,
-            "error_description": description,
-            "error_codes": [number],
-            "timestamp": stamp,
-            "trace_id": trace,
-            "correlation_id": correlation,
-            "error_uri": f"{self.base_url}/error?code={number}",
-        }
+        body = aadsts_body(
+            number,
+            error or default_error,
+            describe(number, template, values),
+            separator=self.description_separator,
+            error_uri=f"{self.base_url}/error?code={number}",
+        )
         body.update(extra or {})
         return Response.json(status, body)
-
-
-class _Blank(dict):  # format_map helper: a missing value prints as empty
-    def __missing__(self, key: str) -> str:
-        return ""

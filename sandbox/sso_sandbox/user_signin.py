@@ -8,21 +8,20 @@ as MSAL.js (msal-browser) drives it from the monitor's status page.
   verifier, from a browser: an Origin header) and refresh_token
 - GET  /{tenant}/oauth2/v2.0/logout      back to post_logout_redirect_uri
 
-What Entra does and the sandbox copies (docs/sandbox/fidelity.md, "User sign-in"):
+What Entra does and the sandbox copies (docs/sandbox/fidelity.md, "A person's sign-in"):
 the redirect URI must be one of the app's redirect URIs, exactly, or Entra shows
 AADSTS50011 on its own page and never redirects; a code for a ``spa`` redirect URI is
 redeemed only cross-origin (AADSTS9002327), one for a ``web`` URI only not
-(AADSTS9002326: the page registered under the wrong platform); a user that is not assigned to an
-app whose service principal requires assignment sees AADSTS50105 on Entra's page
-(interactive) or is sent back with ``error=interaction_required`` (``prompt=none``); a
-code is redeemed once (AADSTS54005), within 10 minutes (AADSTS70008), from a
-cross-origin request (AADSTS9002327), with the verifier whose S256 hash was the
-challenge (AADSTS501481; none at all: AADSTS9002325). An app asking for a token for
-itself names itself by its client id ("{client id}/scope"), not its api:// URI
-(AADSTS90009). Access tokens for an API whose
+(AADSTS9002326: the page registered under the wrong platform); a user who is not
+assigned to an app whose service principal requires assignment sees AADSTS50105 on
+Entra's page; a code is redeemed once (AADSTS54005), within 10 minutes (AADSTS70008),
+with the verifier whose S256 hash was the challenge (AADSTS501481; none at all:
+AADSTS9002325). An app asking for a token for itself names itself by its client id
+("{client id}/scope"), not its api:// URI (AADSTS90009). Access tokens for an API whose
 registration asks for v2 tokens carry its client id as ``aud``, the scope as ``scp``
 and the user's app roles as ``roles``. Simplified: no session cookie (``prompt=none``
-always answers ``login_required``), no MFA, no consent prompt (the scope must exist).
+always answers ``login_required``, so Entra's silent ``interaction_required`` for an
+unassigned user is never reached), no MFA, no consent prompt (the scope must exist).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
+from sso_sandbox.aadsts import aadsts_body, describe
 from sso_sandbox.http import Request, Response
 from sso_sandbox.tokens import TokenIssuer
 from sso_sandbox.world import Application, Tenant, User, World
@@ -232,17 +232,17 @@ class UserSignIn:
             if target is None:
                 return known, app, self._redirect_error(params, 70011, scope=scope)
             resource = scope.rpartition("/")[0]
-            if target[0].app_id == app.app_id and resource.lower() != app.app_id.lower():
+            if target.app_id == app.app_id and resource.lower() != app.app_id.lower():
                 return known, app, self._redirect_error(params, 90009, client=app.app_id, resource=resource)
         return known, app, None
 
-    def _scope_target(self, tenant: Tenant, scope: str) -> tuple[Application, str] | None:
-        """The API and the scope name a ``<app id URI or client id>/<scope>`` names."""
+    def _scope_target(self, tenant: Tenant, scope: str) -> Application | None:
+        """The API a ``<app id URI or client id>/<scope>`` names, if it exposes that scope."""
         resource, _, name = scope.rpartition("/")
         for app in tenant.applications.values():
             if resource in app.identifier_uris or resource.lower() in (app.app_id.lower(), f"api://{app.app_id.lower()}"):
                 if name == ".default" or name in app.delegated_scopes:
-                    return app, name
+                    return app
         return None
 
     def _assigned(self, tenant: Tenant, user: User, app: Application) -> bool:
@@ -267,10 +267,9 @@ class UserSignIn:
         }
         identity = {"oid": user.id, "preferred_username": user.user_principal_name, "name": user.display_name}
         if resources:
-            target = self._scope_target(tenant, resources[0])
-            if target is None:
+            api = self._scope_target(tenant, resources[0])
+            if api is None:
                 return self._token_error(70011, scope=resources[0])
-            api, scope_name = target
             named = [s.rpartition("/")[2] for s in resources if s.rpartition("/")[2] != ".default"]
             body["access_token"] = self.issuer.mint(
                 tenant_id=tenant.tenant_id,
@@ -299,28 +298,18 @@ class UserSignIn:
         return Response.json(200, body, {"Cache-Control": "no-store"})
 
     def _token_error(self, number: int, **values: str) -> Response:
-        error, template = USER_AADSTS[number]
-        answer = self.aadsts_body(number, error, template.format_map(_Blank(values)))
-        return Response.json(400, answer, {"Cache-Control": "no-store"})
-
-    def aadsts_body(self, number: int, error: str, text: str) -> dict[str, object]:
-        trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        return {
-            "error": error,
-            "error_description": f"AADSTS{number}: {text} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {stamp}",
-            "error_codes": [number],
-            "timestamp": stamp,
-            "trace_id": trace,
-            "correlation_id": correlation,
-        }
+        error = USER_AADSTS[number][0]
+        return Response.json(400, aadsts_body(number, error, self._describe(number, **values)), {"Cache-Control": "no-store"})
 
     def _describe(self, number: int, **values: str) -> str:
-        return f"AADSTS{number}: {USER_AADSTS[number][1].format_map(_Blank(values))}"
+        return describe(number, USER_AADSTS[number][1], values)
 
     def _redirect_error(self, params: dict[str, str], number: int, **values: str) -> Response:
-        error = "interaction_required" if number == 50105 else USER_AADSTS[number][0]
-        answer = {"error": error, "error_description": self._describe(number, **values), "error_uri": f"https://login.microsoftonline.com/error?code={number}"}
+        answer = {
+            "error": USER_AADSTS[number][0],
+            "error_description": self._describe(number, **values),
+            "error_uri": f"https://login.microsoftonline.com/error?code={number}",
+        }
         if params.get("state"):
             answer["state"] = params["state"]
         return self._redirect(params, answer)
@@ -371,8 +360,3 @@ def _client_info(user: User, tenant: Tenant) -> str:
 def _pairwise(user_id: str, client_id: str) -> str:
     """``sub``: a per-app identifier for the user (Entra's is pairwise, not the object id)."""
     return base64.urlsafe_b64encode(hashlib.sha256(f"{user_id}:{client_id.lower()}".encode()).digest()[:24]).rstrip(b"=").decode()
-
-
-class _Blank(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
