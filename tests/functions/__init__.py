@@ -68,3 +68,13 @@ def run_timer() -> None:
     result = functions_by_name()["scheduled_run"].get_user_function()(TimerRequest(past_due=False))
     if asyncio.iscoroutine(result):
         asyncio.run(result)
+
+
+def after_a_scheduled_run(sandbox: Any, ids: Any, monkeypatch: Any, tmp_path: Any, connection_string: str, *, run: Any = None) -> None:
+    """The admin API for acme with the Function App's storage (Azurite), after one scheduled
+    run stored its status report (what the status routes answer). ``run`` runs the timer
+    (default: ``run_timer`` here)."""
+    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=connection_string)
+    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
+    forget_status_report(connection_string)
+    (run or run_timer)()

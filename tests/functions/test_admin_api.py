@@ -13,7 +13,7 @@ import pytest
 
 from sso_monitor.functions import admin
 from tests.app_functions import functions_by_name
-from tests.functions import configure_admin_api, forget_status_report, run_timer
+from tests.functions import after_a_scheduled_run, configure_admin_api
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -53,10 +53,7 @@ def error_code(response: func.HttpResponse) -> str:
 def after_a_run(sandbox, ids, monkeypatch, tmp_path, azurite):
     """The admin API with the Function App's storage, after one scheduled run stored its
     report (what the status routes answer; tests/functions/test_status_api.py has the rest)."""
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
-    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
-    forget_status_report(azurite.connection_string)
-    run_timer()
+    after_a_scheduled_run(sandbox, ids, monkeypatch, tmp_path, azurite.connection_string)
     yield sandbox
     admin.reset()
 

@@ -15,7 +15,7 @@ from tests.functions.json_style import assert_style, style_problems
 from tests.functions.test_admin_api import HANDOFF_TOKEN, call, token
 from tests.functions.test_rotate_api import slow_propagation  # noqa: F401 (a fixture)
 
-from . import configure_admin_api, forget_status_report, run_timer
+from . import after_a_scheduled_run, configure_admin_api
 
 pytestmark = pytest.mark.usefixtures("no_secret_in_logs")
 
@@ -43,10 +43,7 @@ def api_with_storage(sandbox, ids, monkeypatch, tmp_path, azurite):
     secret is 10 days from its end, so findings carry details (daysLeft, keyId)."""
     world = sandbox.world
     world.find_app(ids.smarttrace_app_id).credential(ids.smarttrace_key_id).end = world.now() + timedelta(days=10)
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
-    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
-    forget_status_report(azurite.connection_string)
-    run_timer()
+    after_a_scheduled_run(sandbox, ids, monkeypatch, tmp_path, azurite.connection_string)
     yield sandbox
     admin.reset()
 

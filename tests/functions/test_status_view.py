@@ -20,7 +20,7 @@ import pytest
 
 from sso_monitor.functions import admin
 from sso_monitor.functions.status_view import ASSETS, STATIC
-from tests.functions import configure_admin_api, forget_status_report, run_timer
+from tests.functions import after_a_scheduled_run, configure_admin_api, run_timer
 from tests.functions_http import FunctionsHttpHost
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +30,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def site(sandbox, ids, monkeypatch, tmp_path, azurite) -> Iterator[FunctionsHttpHost]:
     """The Function App after one scheduled run, served over HTTP; the admin API's
     registration lists the page as a single-page-app redirect URI, as infra does."""
-    configure_admin_api(sandbox, ids, monkeypatch, tmp_path, facility="acme", verify={"successes": 1, "intervalSeconds": 0}, storage=azurite.connection_string)
-    monkeypatch.setenv("SSO_MONITOR_SCHEDULE", "0 0 6 * * *")
-    forget_status_report(azurite.connection_string)
-    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
-        thread.submit(run_timer).result()
+
+    def timer_off_this_thread() -> None:  # Playwright's sync API holds this thread's event loop
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(run_timer).result()
+
+    after_a_scheduled_run(sandbox, ids, monkeypatch, tmp_path, azurite.connection_string, run=timer_off_this_thread)
     with FunctionsHttpHost() as host:
         app = _admin_app(sandbox, ids)
         app.spa_redirect_uris.append(host.url("status/view"))
